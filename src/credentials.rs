@@ -1,0 +1,423 @@
+//! Database credentials as stored in a secret, and the [`Password`] newtype that keeps them out of logs.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::Strategy;
+use crate::error::Error;
+use crate::rotators::Engine;
+use crate::secrets::Stage;
+
+/// A database password. `Debug` is redacted, there is no `Display`, and the one accessor says what it
+/// does. It serialises as a plain string because it goes back into the secret JSON.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(value: impl Into<String>) -> Self {
+        Password(value.into())
+    }
+
+    /// The password itself, for a login or a verifier. Never log or format the result.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// The secret's `ssl` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslSetting {
+    /// `true` / `"true"` (any case): TLS required and verified.
+    Require,
+    /// `false` / `"false"` (any case): plaintext only.
+    Disable,
+    /// Absent (or `null`): `TLS_MODE` decides.
+    Unset,
+    /// Present with another value: `TLS_MODE` decides, and a warning is logged.
+    Unrecognised,
+}
+
+impl SslSetting {
+    fn parse(value: Option<&Value>) -> Self {
+        match value {
+            None | Some(Value::Null) => SslSetting::Unset,
+            Some(Value::Bool(true)) => SslSetting::Require,
+            Some(Value::Bool(false)) => SslSetting::Disable,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => SslSetting::Require,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => SslSetting::Disable,
+            Some(_) => SslSetting::Unrecognised,
+        }
+    }
+}
+
+/// A database secret: the validated fields a rotation reads, plus the whole JSON object so that
+/// unknown keys, their types and their order survive a rotation verbatim.
+///
+/// `Debug` shows where and who, never the password or the other keys' values.
+#[derive(Clone)]
+pub struct DbSecret {
+    fields: Map<String, Value>,
+    engine: Engine,
+    host: String,
+    port: u16,
+    username: String,
+    password: Password,
+    dbname: Option<String>,
+    ssl: SslSetting,
+    tls_server_name: Option<String>,
+    rotation_strategy: Option<Strategy>,
+    masterarn: Option<String>,
+}
+
+impl fmt::Debug for DbSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbSecret")
+            .field("engine", &self.engine)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("dbname", &self.dbname)
+            .field("ssl", &self.ssl)
+            .field("tls_server_name", &self.tls_server_name)
+            .field("rotation_strategy", &self.rotation_strategy)
+            .field("masterarn", &self.masterarn)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Describes a JSON syntax error by category and position only: `serde_json`'s message quotes the
+/// offending input, which here is a secret.
+fn describe_json_error(e: &serde_json::Error) -> String {
+    let category = match e.classify() {
+        serde_json::error::Category::Io => "I/O",
+        serde_json::error::Category::Syntax => "syntax",
+        serde_json::error::Category::Data => "data",
+        serde_json::error::Category::Eof => "unexpected end of input",
+    };
+    format!(
+        "value is not valid JSON ({category} error at line {} column {})",
+        e.line(),
+        e.column()
+    )
+}
+
+impl DbSecret {
+    /// Parses and validates the `SecretString` of `secret_id` at `stage`. Errors name the secret, the
+    /// stage and the field, never a value.
+    pub fn parse(secret_id: &str, stage: Stage, text: &str) -> Result<Self, Error> {
+        let invalid = |problem: String| Error::invalid_secret(secret_id, stage, problem);
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| invalid(describe_json_error(&e)))?;
+        let Value::Object(fields) = value else {
+            return Err(invalid("value must be a JSON object".into()));
+        };
+
+        let required_string = |key: &str| -> Result<String, Error> {
+            match fields.get(key) {
+                None | Some(Value::Null) => {
+                    Err(invalid(format!("{key} key is missing from secret JSON")))
+                }
+                Some(Value::String(s)) if s.is_empty() => {
+                    Err(invalid(format!("field `{key}` must not be empty")))
+                }
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(_) => Err(invalid(format!("field `{key}` must be a string"))),
+            }
+        };
+        let optional_string = |key: &str| -> Result<Option<String>, Error> {
+            match fields.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if s.is_empty() => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(invalid(format!("field `{key}` must be a string or null"))),
+            }
+        };
+
+        let engine_name = required_string("engine")?;
+        let engine = Engine::parse(&engine_name).ok_or_else(|| {
+            invalid(format!(
+                "field `engine` is not supported; accepted values (exact case): {}",
+                Engine::ACCEPTED
+            ))
+        })?;
+        let host = required_string("host")?;
+        let username = required_string("username")?;
+        let password = match fields.get("password") {
+            Some(Value::String(s)) => Password::new(s.clone()),
+            None | Some(Value::Null) => {
+                return Err(invalid("password key is missing from secret JSON".into()));
+            }
+            Some(_) => return Err(invalid("field `password` must be a string".into())),
+        };
+        let port = match fields.get("port") {
+            None | Some(Value::Null) => engine.default_port(),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p != 0)
+                .ok_or_else(|| invalid("field `port` must be an integer from 1 to 65535".into()))?,
+            Some(Value::String(s)) => {
+                s.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+                    invalid(
+                        "field `port` must be a number from 1 to 65535 (or such a string)".into(),
+                    )
+                })?
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "field `port` must be a number from 1 to 65535 (or such a string)".into(),
+                ));
+            }
+        };
+        let dbname = optional_string("dbname")?;
+        let tls_server_name = optional_string("tls_server_name")?;
+        let masterarn = optional_string("masterarn")?;
+        let rotation_strategy = match optional_string("rotation_strategy")? {
+            None => None,
+            Some(s) => Some(Strategy::parse(&s).ok_or_else(|| {
+                invalid(format!(
+                    "field `rotation_strategy` is not supported; accepted values: {}",
+                    Strategy::ACCEPTED
+                ))
+            })?),
+        };
+        let ssl = SslSetting::parse(fields.get("ssl"));
+
+        Ok(DbSecret {
+            fields,
+            engine,
+            host,
+            port,
+            username,
+            password,
+            dbname,
+            ssl,
+            tls_server_name,
+            rotation_strategy,
+            masterarn,
+        })
+    }
+
+    /// The secret's JSON, every key in its original order and type.
+    pub fn to_json(&self) -> String {
+        Value::Object(self.fields.clone()).to_string()
+    }
+
+    /// A copy with `password` replaced, in place, and nothing else changed.
+    pub fn with_password(&self, password: Password) -> Self {
+        let mut next = self.clone();
+        next.fields.insert(
+            "password".to_owned(),
+            Value::String(password.expose().to_owned()),
+        );
+        next.password = password;
+        next
+    }
+
+    /// A copy with `username` replaced, in place, and nothing else changed.
+    pub fn with_username(&self, username: String) -> Self {
+        let mut next = self.clone();
+        next.fields
+            .insert("username".to_owned(), Value::String(username.clone()));
+        next.username = username;
+        next
+    }
+
+    /// A copy whose TLS settings (`ssl`, `tls_server_name`) are taken from `other`; used when logging
+    /// in with `AWSPREVIOUS`, which must follow the current secret's TLS choice.
+    pub fn with_tls_of(&self, other: &DbSecret) -> Self {
+        let mut next = self.clone();
+        next.ssl = other.ssl;
+        next.tls_server_name = other.tls_server_name.clone();
+        next
+    }
+
+    /// A copy that connects to `dbname` (alternating users connect the master to the rotated
+    /// secret's database).
+    pub fn with_dbname(&self, dbname: Option<String>) -> Self {
+        let mut next = self.clone();
+        next.dbname = dbname;
+        next
+    }
+
+    /// `engine`.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+    /// `host`, compared as an exact string.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    /// `port`, or the engine's default.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    /// `username`.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+    /// `password`.
+    pub fn password(&self) -> &Password {
+        &self.password
+    }
+    /// `dbname` as given (`null` and `""` count as absent).
+    pub fn dbname(&self) -> Option<&str> {
+        self.dbname.as_deref()
+    }
+    /// `ssl`.
+    pub fn ssl(&self) -> SslSetting {
+        self.ssl
+    }
+    /// `tls_server_name`: the name for SNI and certificate verification when `host` is a CNAME.
+    pub fn tls_server_name(&self) -> Option<&str> {
+        self.tls_server_name.as_deref()
+    }
+    /// `rotation_strategy`, the per-secret override of `ROTATION_STRATEGY`.
+    pub fn rotation_strategy(&self) -> Option<Strategy> {
+        self.rotation_strategy
+    }
+    /// `masterarn`: the superuser secret used by the alternating-users strategy.
+    pub fn masterarn(&self) -> Option<&str> {
+        self.masterarn.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SENTINEL: &str = "S3ntinel-'\\\"-pw";
+
+    fn secret(json: &str) -> Result<DbSecret, Error> {
+        DbSecret::parse("arn:test", Stage::Current, json)
+    }
+
+    #[test]
+    fn unknown_keys_types_and_order_survive_a_password_change() {
+        let text = r#"{"zeta":1,"engine":"postgres","host":"db","port":"5433","username":"app","password":"old","dbname":null,"ssl":"TRUE","custom":{"nested":[1,"x"]},"alpha":true}"#;
+        let s = secret(text).unwrap();
+        assert_eq!(s.port(), 5433);
+        assert_eq!(s.ssl(), SslSetting::Require);
+        assert_eq!(s.dbname(), None);
+        let next = s.with_password(Password::new("new"));
+        assert_eq!(
+            next.to_json(),
+            text.replace(r#""password":"old""#, r#""password":"new""#)
+        );
+    }
+
+    #[test]
+    fn defaults_and_settings() {
+        let s = secret(r#"{"engine":"mariadb","host":"h","username":"u","password":"p"}"#).unwrap();
+        assert_eq!((s.port(), s.ssl()), (3306, SslSetting::Unset));
+        let s = secret(r#"{"engine":"aurora-postgresql","host":"h","username":"u","password":"p","port":6543,"ssl":false,"rotation_strategy":"alternating-users"}"#).unwrap();
+        assert_eq!((s.port(), s.ssl()), (6543, SslSetting::Disable));
+        assert_eq!(s.rotation_strategy(), Some(Strategy::AlternatingUsers));
+        let s = secret(
+            r#"{"engine":"postgres","host":"h","username":"u","password":"p","ssl":"yes please"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.ssl(), SslSetting::Unrecognised);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_never_the_value() {
+        let cases = [
+            (
+                format!(
+                    r#"{{"engine":"Postgres","host":"h","username":"u","password":"{SENTINEL}"}}"#
+                ),
+                "engine",
+            ),
+            (
+                format!(r#"{{"engine":"postgres","username":"u","password":"{SENTINEL}"}}"#),
+                "host",
+            ),
+            (
+                format!(r#"{{"engine":"postgres","host":"h","password":"{SENTINEL}"}}"#),
+                "username",
+            ),
+            (
+                r#"{"engine":"postgres","host":"h","username":"u"}"#.to_owned(),
+                "password",
+            ),
+            (
+                format!(
+                    r#"{{"engine":"postgres","host":"h","username":"u","password":"{SENTINEL}","port":70000}}"#
+                ),
+                "port",
+            ),
+            (
+                format!(
+                    r#"{{"engine":"postgres","host":"h","username":"u","password":"{SENTINEL}","port":"54x"}}"#
+                ),
+                "port",
+            ),
+            (
+                format!(
+                    r#"{{"engine":"postgres","host":"h","username":"u","password":"{SENTINEL}","port":true}}"#
+                ),
+                "port",
+            ),
+            (
+                format!(
+                    r#"{{"engine":"postgres","host":"h","username":"u","password":"{SENTINEL}","dbname":5}}"#
+                ),
+                "dbname",
+            ),
+            (
+                format!(
+                    r#"{{"engine":"postgres","host":"h","username":"u","password":"{SENTINEL}","rotation_strategy":"multi-user"}}"#
+                ),
+                "rotation_strategy",
+            ),
+            (
+                format!(
+                    r#"{{"engine":"postgres","host":"h","username":"u","password":"{SENTINEL}""#
+                ),
+                "JSON",
+            ),
+            (format!(r#"["{SENTINEL}"]"#), "object"),
+            (
+                format!(r#"{{"engine":"postgres","password":{SENTINEL:?},}}"#),
+                "JSON",
+            ),
+        ];
+        for (text, needle) in cases {
+            let err = secret(&text).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert_eq!(err.error_type(), "InvalidSecret");
+            assert!(shown.contains(needle), "{shown}");
+            assert!(
+                shown.contains("arn:test") && shown.contains("AWSCURRENT"),
+                "{shown}"
+            );
+            assert!(!shown.contains("S3ntinel"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let s = secret(&format!(
+            r#"{{"engine":"postgres","host":"h","username":"u","password":"{}","api_key":"K3Y"}}"#,
+            "S3ntinel"
+        ))
+        .unwrap();
+        let shown = format!("{s:?} {:?}", s.password());
+        assert!(
+            !shown.contains("S3ntinel") && !shown.contains("K3Y"),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! The crate's one error type and its mapping to Lambda `errorType` names.
+//!
+//! Variants carry identifiers (secret id, token, step, field, user and host names), never values: no
+//! password, no secret JSON, no SQL containing a password, no `RotationToken`. `Debug` is derived
+//! because every field is safe to print; the Lambda runtime logs handler errors with `{:?}`.
+
+use std::fmt;
+
+use lambda_runtime::Diagnostic;
+
+use crate::event::Step;
+use crate::rotators::Engine;
+use crate::secrets::Stage;
+
+/// Details of [`Error::IdentityMismatch`], boxed to keep `Result<_, Error>` small.
+#[derive(Debug)]
+pub struct Mismatch {
+    /// Secret ARN or name.
+    pub secret_id: String,
+    /// The step that refused.
+    pub step: Step,
+    /// `user` or `host`.
+    pub what: &'static str,
+    /// The value that would be acted on.
+    pub found: String,
+    /// Whose value it should have equalled (`current user`, `previous host`, …).
+    pub expected_role: &'static str,
+    /// The expected value.
+    pub expected: String,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "secret {} ({}): attempting to modify {} {} other than {} {}",
+            self.secret_id, self.step, self.what, self.found, self.expected_role, self.expected
+        )
+    }
+}
+
+/// Every way a rotation step can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The invocation payload is missing a field or has an unusable one.
+    #[error("invalid event: field `{field}` {problem}")]
+    InvalidEvent {
+        /// Event field, as spelled in the payload (`Step`, `SecretId`, …).
+        field: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+
+    /// The secret's `RotationEnabled` is `false`.
+    #[error("secret {secret_id} is not enabled for rotation")]
+    RotationDisabled {
+        /// Secret ARN or name.
+        secret_id: String,
+    },
+
+    /// The token is not a version of the secret.
+    #[error("secret {secret_id}: version {token} has no stage for rotation")]
+    UnknownVersion {
+        /// Secret ARN or name.
+        secret_id: String,
+        /// The `ClientRequestToken`.
+        token: String,
+    },
+
+    /// No version of the secret carries `AWSCURRENT`.
+    #[error("secret {secret_id}: no version is staged AWSCURRENT; refusing to move labels")]
+    NoCurrentVersion {
+        /// Secret ARN or name.
+        secret_id: String,
+    },
+
+    /// The token's version is not staged `AWSPENDING`.
+    #[error("secret {secret_id}: version {token} is not staged AWSPENDING")]
+    NotPending {
+        /// Secret ARN or name.
+        secret_id: String,
+        /// The `ClientRequestToken`.
+        token: String,
+    },
+
+    /// The `Step` is not one of the four protocol names.
+    #[error(
+        "secret {secret_id}: invalid step `{step}` (expected createSecret, setSecret, testSecret or finishSecret)"
+    )]
+    InvalidStep {
+        /// Secret ARN or name.
+        secret_id: String,
+        /// The step name as received (validated printable ASCII).
+        step: String,
+    },
+
+    /// A secret version's value is unusable.
+    #[error("secret {secret_id} ({stage}): {problem}")]
+    InvalidSecret {
+        /// Secret ARN or name.
+        secret_id: String,
+        /// Which version was read.
+        stage: Stage,
+        /// What is wrong, naming the field; never its value.
+        problem: String,
+    },
+
+    /// Two versions (or a secret and its master) disagree on who or where the database user is.
+    #[error("{0}")]
+    IdentityMismatch(Box<Mismatch>),
+
+    /// No credential that the step may use logs in.
+    #[error("secret {secret_id} ({step}): unable to log into the database with the {tried} secret")]
+    LoginFailed {
+        /// Secret ARN or name (or the master secret's ARN when that one failed).
+        secret_id: String,
+        /// The step that gave up.
+        step: Step,
+        /// Which versions were tried, e.g. `previous, current, or pending`.
+        tried: &'static str,
+    },
+
+    /// The database rejected or failed a statement; only its code is kept.
+    #[error("{engine}: {action} failed ({code})")]
+    Database {
+        /// Engine of the secret.
+        engine: Engine,
+        /// What was being done (`setting the password`, `checking the login`, …).
+        action: &'static str,
+        /// SQLSTATE or server error number, or a short transport description.
+        code: String,
+    },
+
+    /// A Secrets Manager call failed.
+    #[error("secret {secret_id}: Secrets Manager {operation} failed: {detail}")]
+    SecretsManager {
+        /// Secret ARN or name.
+        secret_id: String,
+        /// API operation name.
+        operation: &'static str,
+        /// The service's error code, if any.
+        code: Option<String>,
+        /// The SDK's error chain. SDK errors describe the response, never the request body.
+        detail: String,
+    },
+
+    /// The function's configuration (environment variables) is invalid.
+    #[error("configuration: {variable} {problem}")]
+    Config {
+        /// Environment variable name.
+        variable: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// Too little of the invocation's time is left to attempt the next connection or query.
+    #[error("{step}: deadline exceeded before {attempt}; too little invocation time left")]
+    DeadlineExceeded {
+        /// The step that stopped.
+        step: Step,
+        /// The attempt that was skipped, e.g. `login with current secret`.
+        attempt: String,
+    },
+}
+
+impl Error {
+    /// The stable Lambda `errorType` for this failure (PROTOCOL.md 5.10).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Error::InvalidEvent { .. } => "InvalidEvent",
+            Error::RotationDisabled { .. } => "RotationDisabled",
+            Error::UnknownVersion { .. } | Error::NoCurrentVersion { .. } => "UnknownVersion",
+            Error::NotPending { .. } => "NotPending",
+            Error::InvalidStep { .. } => "InvalidStep",
+            Error::InvalidSecret { .. } => "InvalidSecret",
+            Error::IdentityMismatch { .. } => "IdentityMismatch",
+            Error::LoginFailed { .. } => "LoginFailed",
+            Error::Database { .. } => "DatabaseError",
+            Error::SecretsManager { .. } => "SecretsManagerError",
+            Error::Config { .. } => "ConfigError",
+            Error::DeadlineExceeded { .. } => "DeadlineExceeded",
+        }
+    }
+
+    /// An [`Error::InvalidSecret`] for `field` of the version at `stage`.
+    pub fn invalid_secret(secret_id: &str, stage: Stage, problem: impl fmt::Display) -> Self {
+        Error::InvalidSecret {
+            secret_id: secret_id.to_owned(),
+            stage,
+            problem: problem.to_string(),
+        }
+    }
+}
+
+impl From<Error> for Diagnostic {
+    fn from(e: Error) -> Self {
+        Diagnostic {
+            error_type: e.error_type().to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Error>();
+};

@@ -1,0 +1,355 @@
+//! The rotation handler: the guard of PROTOCOL.md section 2, then one function per step.
+//!
+//! Generic over [`SecretStore`] and [`Rotator`], so unit tests run the protocol against in-memory
+//! fakes and integration tests against the emulator and real servers.
+
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::config::{Config, Strategy};
+use crate::credentials::{DbSecret, Password, SslSetting};
+use crate::error::{Error, Mismatch};
+use crate::event::{RotationEvent, Step};
+use crate::rotators::{Deadline, Family, Rotator, StepContext};
+use crate::secrets::{SecretDescription, SecretStore, Stage};
+
+/// Source of new passwords: the configured policy over the OS-seeded CSPRNG in production, anything
+/// deterministic in tests.
+pub type PasswordSource<'a> = &'a dyn Fn(Family) -> Password;
+
+/// The Lambda entry point: validates the event, runs the guard and dispatches the step.
+pub async fn handle<S: SecretStore, R: Rotator>(
+    event: LambdaEvent<Value>,
+    store: &S,
+    rotator: &R,
+    config: &Config,
+) -> Result<(), Error> {
+    let deadline = Deadline::from_epoch_millis(event.context.deadline, config.connect_timeout);
+    let passwords = |family: Family| config.password_policy.generate(family, &mut rand::rng());
+    run(&event.payload, deadline, store, rotator, config, &passwords).await
+}
+
+/// [`handle`] with the deadline and the password source given explicitly.
+pub async fn run<S: SecretStore, R: Rotator>(
+    payload: &Value,
+    deadline: Deadline,
+    store: &S,
+    rotator: &R,
+    config: &Config,
+    passwords: PasswordSource<'_>,
+) -> Result<(), Error> {
+    let event = RotationEvent::from_value(payload)?;
+    let span = info_span!(
+        "rotation",
+        secret_id = %event.secret_id,
+        step = %event.step,
+        token = %event.token,
+    );
+    let rotation = Rotation {
+        event: &event,
+        store,
+        rotator,
+        config,
+        ctx: StepContext {
+            secret_id: &event.secret_id,
+            step: &event.step,
+            deadline,
+        },
+        passwords,
+    };
+    let result = rotation.guard_and_dispatch().instrument(span.clone()).await;
+    if let Err(e) = &result {
+        span.in_scope(|| warn!(error_type = e.error_type(), error = %e, "step failed"));
+    }
+    result
+}
+
+/// One invocation's view of the rotation.
+struct Rotation<'a, S, R> {
+    event: &'a RotationEvent,
+    store: &'a S,
+    rotator: &'a R,
+    config: &'a Config,
+    ctx: StepContext<'a>,
+    passwords: PasswordSource<'a>,
+}
+
+impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
+    fn secret_id(&self) -> &str {
+        &self.event.secret_id
+    }
+
+    fn token(&self) -> &str {
+        &self.event.token
+    }
+
+    async fn guard_and_dispatch(&self) -> Result<(), Error> {
+        let description = self.store.describe(self.secret_id()).await?;
+        if description.rotation_enabled == Some(false) {
+            return Err(Error::RotationDisabled {
+                secret_id: self.secret_id().to_owned(),
+            });
+        }
+        if description.stages(self.token()).is_none() {
+            return Err(Error::UnknownVersion {
+                secret_id: self.secret_id().to_owned(),
+                token: self.token().to_owned(),
+            });
+        }
+        if description.has_stage(self.token(), Stage::Current) {
+            info!("version already staged AWSCURRENT; nothing to do");
+            return Ok(());
+        }
+        if !description.has_stage(self.token(), Stage::Pending) {
+            return Err(Error::NotPending {
+                secret_id: self.secret_id().to_owned(),
+                token: self.token().to_owned(),
+            });
+        }
+        match &self.event.step {
+            Step::CreateSecret => self.create_secret().await,
+            Step::SetSecret => self.set_secret().await,
+            Step::TestSecret => self.test_secret().await,
+            Step::FinishSecret => self.finish_secret(&description).await,
+            Step::Other(step) => Err(Error::InvalidStep {
+                secret_id: self.secret_id().to_owned(),
+                step: step.clone(),
+            }),
+        }
+    }
+
+    /// Reads and validates the version at `stage` (the token's version for `AWSPENDING`).
+    /// `Ok(None)` when it has no value.
+    async fn read(&self, stage: Stage) -> Result<Option<DbSecret>, Error> {
+        let version = (stage == Stage::Pending).then(|| self.token());
+        match self.store.get(self.secret_id(), stage, version).await? {
+            Some(text) => DbSecret::parse(self.secret_id(), stage, &text).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`Self::read`], for a version the step cannot do without.
+    async fn read_required(&self, stage: Stage) -> Result<DbSecret, Error> {
+        self.read(stage).await?.ok_or_else(|| {
+            Error::invalid_secret(
+                self.secret_id(),
+                stage,
+                match stage {
+                    Stage::Pending => {
+                        "the token's AWSPENDING version has no value; createSecret must run first"
+                    }
+                    _ => "version has no value",
+                },
+            )
+        })
+    }
+
+    fn strategy(&self, current: &DbSecret) -> Strategy {
+        current.rotation_strategy().unwrap_or(self.config.strategy)
+    }
+
+    fn warn_on_unrecognised_ssl(&self, secret: &DbSecret, stage: Stage) {
+        if secret.ssl() == SslSetting::Unrecognised {
+            warn!(%stage, field = "ssl", "unrecognised `ssl` value; TLS_MODE decides");
+        }
+    }
+
+    /// Logs in, or `Ok(None)` when the login fails for any reason but the deadline.
+    async fn try_login(
+        &self,
+        creds: &DbSecret,
+        attempt: &str,
+    ) -> Result<Option<R::Session>, Error> {
+        match self.rotator.connect(creds, attempt, &self.ctx).await {
+            Ok(session) => Ok(Some(session)),
+            Err(e @ Error::DeadlineExceeded { .. }) => Err(e),
+            Err(e) => {
+                info!(attempt, user = creds.username(), host = creds.host(), error = %e, "login failed");
+                Ok(None)
+            }
+        }
+    }
+
+    fn mismatch(
+        &self,
+        what: &'static str,
+        found: &str,
+        expected_role: &'static str,
+        expected: &str,
+    ) -> Error {
+        Error::IdentityMismatch(Box::new(Mismatch {
+            secret_id: self.secret_id().to_owned(),
+            step: self.event.step.clone(),
+            what,
+            found: found.to_owned(),
+            expected_role,
+            expected: expected.to_owned(),
+        }))
+    }
+
+    /// createSecret: stores a copy of the current secret with a new password as `AWSPENDING` under the
+    /// token, unless that version already has a value.
+    async fn create_secret(&self) -> Result<(), Error> {
+        let current = self.read_required(Stage::Current).await?;
+        if self.read(Stage::Pending).await?.is_some() {
+            info!("AWSPENDING version already has a value; nothing to do");
+            return Ok(());
+        }
+        let strategy = self.strategy(&current);
+        if strategy == Strategy::AlternatingUsers {
+            return Err(self.alternating_unsupported());
+        }
+        let pending = current.with_password((self.passwords)(current.engine().family()));
+        self.store
+            .put_pending(
+                self.secret_id(),
+                self.token(),
+                &pending.to_json(),
+                self.event.rotation_token.as_deref(),
+            )
+            .await?;
+        info!(stage = %Stage::Pending, strategy = strategy.as_str(), "new version created");
+        Ok(())
+    }
+
+    fn alternating_unsupported(&self) -> Error {
+        Error::Config {
+            variable: "ROTATION_STRATEGY",
+            problem: format!(
+                "alternating-users is not available in this build (secret {})",
+                self.secret_id()
+            ),
+        }
+    }
+
+    /// setSecret: makes the database accept the pending credential.
+    async fn set_secret(&self) -> Result<(), Error> {
+        let current = self.read_required(Stage::Current).await?;
+        let pending = self.read_required(Stage::Pending).await?;
+        self.warn_on_unrecognised_ssl(&pending, Stage::Pending);
+
+        if let Some(session) = self
+            .try_login(&pending, "login with pending secret")
+            .await?
+        {
+            self.rotator.close(session).await;
+            info!("pending secret already logs in; nothing to do");
+            return Ok(());
+        }
+        match self.strategy(&current) {
+            Strategy::SingleUser => self.set_secret_single_user(&current, &pending).await,
+            Strategy::AlternatingUsers => Err(self.alternating_unsupported()),
+        }
+    }
+
+    async fn set_secret_single_user(
+        &self,
+        current: &DbSecret,
+        pending: &DbSecret,
+    ) -> Result<(), Error> {
+        if pending.username() != current.username() {
+            return Err(self.mismatch(
+                "user",
+                pending.username(),
+                "current user",
+                current.username(),
+            ));
+        }
+        if pending.host() != current.host() {
+            return Err(self.mismatch("host", pending.host(), "current host", current.host()));
+        }
+        let session = match self.try_login(current, "login with current secret").await? {
+            Some(session) => Some(session),
+            None => self.login_with_previous(current, pending).await?,
+        };
+        let Some(mut session) = session else {
+            return Err(Error::LoginFailed {
+                secret_id: self.secret_id().to_owned(),
+                step: self.event.step.clone(),
+                tried: "previous, current, or pending",
+            });
+        };
+        let result = self
+            .rotator
+            .set_own_password(&mut session, pending, pending.password(), &self.ctx)
+            .await;
+        self.rotator.close(session).await;
+        result?;
+        info!(user = pending.username(), "password set");
+        Ok(())
+    }
+
+    /// Falls back to `AWSPREVIOUS`, with current's TLS settings, when current no longer logs in (a
+    /// rotation whose finishSecret never ran, or a password changed by hand).
+    async fn login_with_previous(
+        &self,
+        current: &DbSecret,
+        pending: &DbSecret,
+    ) -> Result<Option<R::Session>, Error> {
+        let previous = match self.read(Stage::Previous).await {
+            Ok(Some(previous)) => previous.with_tls_of(current),
+            Ok(None) => return Ok(None),
+            Err(e @ Error::InvalidSecret { .. }) => {
+                warn!(error = %e, "ignoring unusable AWSPREVIOUS version");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        if previous.username() != pending.username() {
+            return Err(self.mismatch(
+                "user",
+                pending.username(),
+                "previous valid user",
+                previous.username(),
+            ));
+        }
+        if previous.host() != pending.host() {
+            return Err(self.mismatch("host", pending.host(), "previous host", previous.host()));
+        }
+        self.try_login(&previous, "login with previous secret")
+            .await
+    }
+
+    /// testSecret: logs in with the pending credential and runs a trivial query. Never writes.
+    async fn test_secret(&self) -> Result<(), Error> {
+        let pending = self.read_required(Stage::Pending).await?;
+        self.warn_on_unrecognised_ssl(&pending, Stage::Pending);
+        let Some(mut session) = self
+            .try_login(&pending, "login with pending secret")
+            .await?
+        else {
+            return Err(Error::LoginFailed {
+                secret_id: self.secret_id().to_owned(),
+                step: self.event.step.clone(),
+                tried: "pending",
+            });
+        };
+        let result = self.rotator.check(&mut session, &self.ctx).await;
+        self.rotator.close(session).await;
+        result?;
+        info!("pending secret logs in");
+        Ok(())
+    }
+
+    /// finishSecret: moves `AWSCURRENT` to the token in one call, using the guard's description.
+    async fn finish_secret(&self, description: &SecretDescription) -> Result<(), Error> {
+        let Some(current) = description.version_with(Stage::Current) else {
+            return Err(Error::NoCurrentVersion {
+                secret_id: self.secret_id().to_owned(),
+            });
+        };
+        if current == self.token() {
+            info!("version already staged AWSCURRENT; nothing to do");
+            return Ok(());
+        }
+        self.store
+            .promote(self.secret_id(), self.token(), current)
+            .await?;
+        info!(stage = %Stage::Current, previous_version = current, "version promoted");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,765 @@
+//! The protocol against a stateful in-memory secret store and database.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::*;
+
+const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf";
+const TOKEN: &str = "6f1c2a9e-3b7d-4c58-9e21-0d4a8b7c5e13";
+const OLD_TOKEN: &str = "00000000-0000-4000-8000-000000000001";
+const OLD_PASSWORD: &str = "SENTINEL-old-pw-'\\";
+const NEW_PASSWORD: &str = "SENTINEL-new-pw-'\\";
+const HOST: &str = "db.internal";
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Calls {
+    describe: usize,
+    get: usize,
+    put: usize,
+    promote: usize,
+}
+
+impl Calls {
+    fn total(self) -> usize {
+        self.describe + self.get + self.put + self.promote
+    }
+    fn writes(self) -> usize {
+        self.put + self.promote
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Version {
+    value: Option<String>,
+    stages: Vec<String>,
+}
+
+/// Models the service: labels, "not found" for valueless versions, `VersionId`/`VersionStage`
+/// agreement, `ResourceExistsException` for a token reused with other content, and `AWSPREVIOUS`
+/// attached when `AWSCURRENT` moves.
+#[derive(Debug)]
+struct FakeStore {
+    rotation_enabled: Cell<Option<bool>>,
+    versions: RefCell<BTreeMap<String, Version>>,
+    calls: Cell<Calls>,
+    rotation_tokens: RefCell<Vec<Option<String>>>,
+}
+
+fn sm_error(operation: &'static str, code: &str) -> Error {
+    Error::SecretsManager {
+        secret_id: SECRET.into(),
+        operation,
+        code: Some(code.into()),
+        detail: code.into(),
+    }
+}
+
+/// Captures every log line of every test in this module, at every level, as JSON. Installed as the
+/// global subscriber once: per-thread subscribers race with tracing's callsite interest cache.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+
+fn capture_logs() -> &'static Capture {
+    CAPTURE.get_or_init(|| {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        capture
+    })
+}
+
+fn captured_logs() -> String {
+    String::from_utf8(capture_logs().0.lock().unwrap().clone()).unwrap()
+}
+
+impl FakeStore {
+    /// A secret with one current version, rotation enabled, and the service's empty AWSPENDING
+    /// version under `TOKEN`.
+    fn new(current: &Value) -> Self {
+        capture_logs();
+        let store = FakeStore {
+            rotation_enabled: Cell::new(Some(true)),
+            versions: RefCell::new(BTreeMap::new()),
+            calls: Cell::new(Calls::default()),
+            rotation_tokens: RefCell::new(Vec::new()),
+        };
+        store.insert(OLD_TOKEN, Some(current.to_string()), &["AWSCURRENT"]);
+        store.insert(TOKEN, None, &["AWSPENDING"]);
+        store
+    }
+
+    fn insert(&self, id: &str, value: Option<String>, stages: &[&str]) {
+        self.versions.borrow_mut().insert(
+            id.into(),
+            Version {
+                value,
+                stages: stages.iter().map(|s| (*s).to_owned()).collect(),
+            },
+        );
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Calls)) {
+        let mut calls = self.calls.get();
+        f(&mut calls);
+        self.calls.set(calls);
+    }
+
+    fn value(&self, id: &str) -> Option<Value> {
+        self.versions.borrow()[id]
+            .value
+            .as_deref()
+            .map(|v| serde_json::from_str(v).unwrap())
+    }
+
+    fn stages(&self, id: &str) -> Vec<String> {
+        self.versions.borrow()[id].stages.clone()
+    }
+
+    fn snapshot(&self) -> BTreeMap<String, Version> {
+        self.versions.borrow().clone()
+    }
+}
+
+impl SecretStore for FakeStore {
+    async fn describe(&self, _: &str) -> Result<SecretDescription, Error> {
+        self.count(|c| c.describe += 1);
+        Ok(SecretDescription {
+            rotation_enabled: self.rotation_enabled.get(),
+            versions: self
+                .versions
+                .borrow()
+                .iter()
+                .filter(|(_, v)| !v.stages.is_empty())
+                .map(|(k, v)| (k.clone(), v.stages.clone()))
+                .collect(),
+        })
+    }
+
+    async fn get(
+        &self,
+        _: &str,
+        stage: Stage,
+        version: Option<&str>,
+    ) -> Result<Option<String>, Error> {
+        self.count(|c| c.get += 1);
+        let versions = self.versions.borrow();
+        let Some((id, found)) = versions
+            .iter()
+            .find(|(_, v)| v.stages.iter().any(|s| s == stage.as_str()))
+        else {
+            return Ok(None);
+        };
+        if version.is_some_and(|v| v != id) {
+            return Err(sm_error("GetSecretValue", "InvalidRequestException"));
+        }
+        Ok(found.value.clone())
+    }
+
+    async fn put_pending(
+        &self,
+        _: &str,
+        token: &str,
+        value: &str,
+        rotation_token: Option<&str>,
+    ) -> Result<(), Error> {
+        self.count(|c| c.put += 1);
+        self.rotation_tokens
+            .borrow_mut()
+            .push(rotation_token.map(str::to_owned));
+        let mut versions = self.versions.borrow_mut();
+        if let Some(Version {
+            value: Some(existing),
+            ..
+        }) = versions.get(token)
+        {
+            if existing != value {
+                return Err(sm_error("PutSecretValue", "ResourceExistsException"));
+            }
+        }
+        for v in versions.values_mut() {
+            v.stages.retain(|s| s != "AWSPENDING");
+        }
+        let entry = versions.entry(token.into()).or_insert(Version {
+            value: None,
+            stages: vec![],
+        });
+        entry.value = Some(value.into());
+        entry.stages.push("AWSPENDING".into());
+        Ok(())
+    }
+
+    async fn promote(&self, _: &str, token: &str, from: &str) -> Result<(), Error> {
+        self.count(|c| c.promote += 1);
+        let mut versions = self.versions.borrow_mut();
+        if !versions
+            .get(from)
+            .is_some_and(|v| v.stages.iter().any(|s| s == "AWSCURRENT"))
+            || !versions.contains_key(token)
+        {
+            return Err(sm_error(
+                "UpdateSecretVersionStage",
+                "InvalidParameterException",
+            ));
+        }
+        for v in versions.values_mut() {
+            v.stages.retain(|s| s != "AWSCURRENT" && s != "AWSPREVIOUS");
+        }
+        versions
+            .get_mut(from)
+            .unwrap()
+            .stages
+            .push("AWSPREVIOUS".into());
+        versions
+            .get_mut(token)
+            .unwrap()
+            .stages
+            .push("AWSCURRENT".into());
+        Ok(())
+    }
+}
+
+/// A database with users and passwords on one host, recording logins and password changes.
+#[derive(Debug, Default)]
+struct FakeDb {
+    users: RefCell<HashMap<String, String>>,
+    logins: RefCell<Vec<(String, bool)>>,
+    changes: RefCell<Vec<String>>,
+    fail_set: Cell<bool>,
+}
+
+#[derive(Debug)]
+struct FakeSession {
+    user: String,
+}
+
+impl FakeDb {
+    fn with_user(user: &str, password: &str) -> Self {
+        let db = FakeDb::default();
+        db.users.borrow_mut().insert(user.into(), password.into());
+        db
+    }
+
+    fn password_of(&self, user: &str) -> Option<String> {
+        self.users.borrow().get(user).cloned()
+    }
+}
+
+impl Rotator for FakeDb {
+    type Session = FakeSession;
+
+    async fn connect(
+        &self,
+        creds: &DbSecret,
+        _: &str,
+        ctx: &StepContext<'_>,
+    ) -> Result<FakeSession, Error> {
+        ctx.deadline.connect_timeout(ctx.step, "login")?;
+        let ok = creds.host() == HOST
+            && self
+                .users
+                .borrow()
+                .get(creds.username())
+                .map(String::as_str)
+                == Some(creds.password().expose());
+        self.logins.borrow_mut().push((creds.username().into(), ok));
+        if ok {
+            Ok(FakeSession {
+                user: creds.username().into(),
+            })
+        } else {
+            Err(Error::Database {
+                engine: creds.engine(),
+                action: "logging in",
+                code: "SQLSTATE 28P01".into(),
+            })
+        }
+    }
+
+    async fn check(&self, _: &mut FakeSession, _: &StepContext<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+
+    async fn set_own_password(
+        &self,
+        session: &mut FakeSession,
+        user: &DbSecret,
+        new: &Password,
+        _: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        assert_eq!(
+            session.user,
+            user.username(),
+            "a user may change only its own password"
+        );
+        if self.fail_set.get() {
+            return Err(Error::Database {
+                engine: user.engine(),
+                action: "setting the password",
+                code: "SQLSTATE 42501".into(),
+            });
+        }
+        self.users
+            .borrow_mut()
+            .insert(user.username().into(), new.expose().into());
+        self.changes.borrow_mut().push(user.username().into());
+        Ok(())
+    }
+
+    async fn close(&self, _: FakeSession) {}
+}
+
+fn current_secret() -> Value {
+    json!({
+        "engine": "postgres",
+        "host": HOST,
+        "port": "5432",
+        "username": "app",
+        "password": OLD_PASSWORD,
+        "dbname": "orders",
+        "custom": {"keep": [1, 2]},
+    })
+}
+
+fn event(step: &str) -> Value {
+    json!({"Step": step, "SecretId": SECRET, "ClientRequestToken": TOKEN, "RotationToken": "rot-token"})
+}
+
+fn new_password(_: Family) -> Password {
+    Password::new(NEW_PASSWORD)
+}
+
+async fn step(store: &FakeStore, db: &FakeDb, name: &str) -> Result<(), Error> {
+    let deadline = Deadline::new(None, Duration::from_secs(5));
+    run(
+        &event(name),
+        deadline,
+        store,
+        db,
+        &Config::default(),
+        &new_password,
+    )
+    .await
+}
+
+async fn rotate(store: &FakeStore, db: &FakeDb) -> Result<(), Error> {
+    for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        step(store, db, name).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn full_rotation_moves_labels_and_password_within_the_call_budget() {
+    let store = FakeStore::new(&current_secret());
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    rotate(&store, &db).await.unwrap();
+
+    assert_eq!(db.password_of("app").as_deref(), Some(NEW_PASSWORD));
+    // AWSPENDING lingers on the new current version until the service clears it.
+    assert_eq!(store.stages(TOKEN), ["AWSPENDING", "AWSCURRENT"]);
+    assert_eq!(store.stages(OLD_TOKEN), ["AWSPREVIOUS"]);
+    let mut expected = current_secret();
+    expected["password"] = json!(NEW_PASSWORD);
+    assert_eq!(store.value(TOKEN).unwrap(), expected);
+    assert_eq!(
+        store.versions.borrow()[TOKEN].value.as_deref().unwrap(),
+        expected.to_string(),
+        "key order and types are preserved"
+    );
+    let calls = store.calls.get();
+    assert_eq!(
+        calls,
+        Calls {
+            describe: 4,
+            get: 5,
+            put: 1,
+            promote: 1
+        },
+        "the single-user rotation budget is 11 calls"
+    );
+    assert!(calls.total() <= 11);
+    assert_eq!(
+        *store.rotation_tokens.borrow(),
+        [Some("rot-token".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn every_step_replayed_changes_nothing() {
+    let store = FakeStore::new(&current_secret());
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    for name in ["createSecret", "setSecret", "testSecret"] {
+        step(&store, &db, name).await.unwrap();
+        let (versions, password) = (store.snapshot(), db.password_of("app"));
+        let writes = store.calls.get().writes();
+        step(&store, &db, name).await.unwrap();
+        assert_eq!(store.snapshot(), versions, "{name} replay");
+        assert_eq!(db.password_of("app"), password, "{name} replay");
+        assert_eq!(store.calls.get().writes(), writes, "{name} replay");
+    }
+    assert_eq!(db.changes.borrow().len(), 1);
+    step(&store, &db, "finishSecret").await.unwrap();
+    let writes = store.calls.get().writes();
+    let before = store.calls.get().total();
+    for name in [
+        "createSecret",
+        "setSecret",
+        "testSecret",
+        "finishSecret",
+        "bogusStep",
+    ] {
+        step(&store, &db, name).await.unwrap();
+    }
+    assert_eq!(store.calls.get().writes(), writes);
+    assert_eq!(
+        store.calls.get().total(),
+        before + 5,
+        "only DescribeSecret once the token is current"
+    );
+    assert_eq!(db.changes.borrow().len(), 1);
+}
+
+#[tokio::test]
+async fn create_secret_keeps_an_existing_pending_value() {
+    let store = FakeStore::new(&current_secret());
+    let mut pending = current_secret();
+    pending["password"] = json!("already-there");
+    store.insert(TOKEN, Some(pending.to_string()), &["AWSPENDING"]);
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    step(&store, &db, "createSecret").await.unwrap();
+    assert_eq!(store.calls.get().writes(), 0);
+    assert_eq!(store.value(TOKEN).unwrap(), pending);
+}
+
+#[tokio::test]
+async fn guard_branches_write_nothing() {
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    type Setup = Box<dyn Fn(&FakeStore)>;
+    let cases: Vec<(Setup, &str, &str)> = vec![
+        (
+            Box::new(|s: &FakeStore| s.rotation_enabled.set(Some(false))),
+            "createSecret",
+            "RotationDisabled",
+        ),
+        (
+            Box::new(|s: &FakeStore| {
+                s.versions.borrow_mut().remove(TOKEN);
+            }),
+            "createSecret",
+            "UnknownVersion",
+        ),
+        (
+            Box::new(|s: &FakeStore| s.insert(TOKEN, None, &[])),
+            "setSecret",
+            "UnknownVersion",
+        ),
+        (
+            Box::new(|s: &FakeStore| s.insert(TOKEN, None, &["AWSPREVIOUS"])),
+            "testSecret",
+            "NotPending",
+        ),
+        (Box::new(|_: &FakeStore| {}), "create_secret", "InvalidStep"),
+        (Box::new(|_: &FakeStore| {}), "CreateSecret", "InvalidStep"),
+    ];
+    for (setup, name, error_type) in cases {
+        let store = FakeStore::new(&current_secret());
+        setup(&store);
+        let before = store.snapshot();
+        let err = step(&store, &db, name).await.unwrap_err();
+        assert_eq!(err.error_type(), error_type, "{name}: {err}");
+        assert!(err.to_string().contains(SECRET), "{err}");
+        assert_eq!(store.snapshot(), before);
+        assert_eq!(
+            store.calls.get(),
+            Calls {
+                describe: 1,
+                ..Calls::default()
+            },
+            "{name}"
+        );
+    }
+    assert!(db.logins.borrow().is_empty());
+
+    // A missing RotationEnabled is tolerated.
+    let store = FakeStore::new(&current_secret());
+    store.rotation_enabled.set(None);
+    step(&store, &db, "createSecret").await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_events_make_no_call() {
+    let store = FakeStore::new(&current_secret());
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    for payload in [
+        json!({"SecretId": SECRET, "ClientRequestToken": TOKEN}),
+        json!({"Step": "createSecret", "ClientRequestToken": TOKEN}),
+        json!({"Step": "createSecret", "SecretId": SECRET, "ClientRequestToken": ""}),
+        json!({"Step": "createSecret", "SecretId": SECRET, "ClientRequestToken": "tok\u{e9}n"}),
+    ] {
+        let deadline = Deadline::new(None, Duration::from_secs(5));
+        let err = run(
+            &payload,
+            deadline,
+            &store,
+            &db,
+            &Config::default(),
+            &new_password,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), "InvalidEvent");
+    }
+    assert_eq!(store.calls.get(), Calls::default());
+}
+
+#[tokio::test]
+async fn set_secret_accepts_a_pending_password_that_already_works() {
+    let store = FakeStore::new(&current_secret());
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    step(&store, &db, "createSecret").await.unwrap();
+    // The ALTER went through but the response was lost.
+    db.users
+        .borrow_mut()
+        .insert("app".into(), NEW_PASSWORD.into());
+    step(&store, &db, "setSecret").await.unwrap();
+    assert!(db.changes.borrow().is_empty());
+    assert_eq!(*db.logins.borrow(), [("app".to_owned(), true)]);
+}
+
+#[tokio::test]
+async fn set_secret_falls_back_to_previous() {
+    let store = FakeStore::new(&current_secret());
+    let mut previous = current_secret();
+    previous["password"] = json!("previous-pw");
+    previous["ssl"] = json!(true);
+    store.insert("prev", Some(previous.to_string()), &["AWSPREVIOUS"]);
+    let db = FakeDb::with_user("app", "previous-pw");
+    step(&store, &db, "createSecret").await.unwrap();
+    step(&store, &db, "setSecret").await.unwrap();
+    assert_eq!(db.password_of("app").as_deref(), Some(NEW_PASSWORD));
+    let logins: Vec<bool> = db.logins.borrow().iter().map(|(_, ok)| *ok).collect();
+    assert_eq!(logins, [false, false, true], "pending, current, previous");
+}
+
+#[tokio::test]
+async fn set_secret_without_a_working_login_fails_and_changes_nothing() {
+    let store = FakeStore::new(&current_secret());
+    let db = FakeDb::with_user("app", "changed-by-hand");
+    step(&store, &db, "createSecret").await.unwrap();
+    let before = store.snapshot();
+    let err = step(&store, &db, "setSecret").await.unwrap_err();
+    assert_eq!(err.error_type(), "LoginFailed");
+    assert!(
+        err.to_string().contains("previous, current, or pending"),
+        "{err}"
+    );
+    assert_eq!(db.password_of("app").as_deref(), Some("changed-by-hand"));
+    assert_eq!(store.snapshot(), before);
+}
+
+#[tokio::test]
+async fn set_secret_refuses_a_pending_secret_for_another_user_or_host() {
+    for (key, value, what) in [
+        ("username", "admin", "user"),
+        ("host", "other.internal", "host"),
+    ] {
+        let store = FakeStore::new(&current_secret());
+        let mut pending = current_secret();
+        pending["password"] = json!(NEW_PASSWORD);
+        pending[key] = json!(value);
+        store.insert(TOKEN, Some(pending.to_string()), &["AWSPENDING"]);
+        let db = FakeDb::with_user("app", OLD_PASSWORD);
+        db.users
+            .borrow_mut()
+            .insert("admin".into(), "admin-pw".into());
+        let err = step(&store, &db, "setSecret").await.unwrap_err();
+        assert_eq!(err.error_type(), "IdentityMismatch");
+        let text = err.to_string();
+        assert!(text.contains(what) && text.contains(value), "{text}");
+        assert!(db.changes.borrow().is_empty());
+        assert_eq!(db.password_of("admin").as_deref(), Some("admin-pw"));
+        assert_eq!(
+            db.logins.borrow().len(),
+            1,
+            "only the pending login was tried"
+        );
+    }
+}
+
+#[tokio::test]
+async fn set_secret_refuses_a_previous_secret_for_another_user() {
+    let store = FakeStore::new(&current_secret());
+    let mut previous = current_secret();
+    previous["username"] = json!("admin");
+    previous["password"] = json!("admin-pw");
+    store.insert("prev", Some(previous.to_string()), &["AWSPREVIOUS"]);
+    let db = FakeDb::with_user("app", "changed-by-hand");
+    db.users
+        .borrow_mut()
+        .insert("admin".into(), "admin-pw".into());
+    step(&store, &db, "createSecret").await.unwrap();
+    let err = step(&store, &db, "setSecret").await.unwrap_err();
+    assert_eq!(err.error_type(), "IdentityMismatch");
+    assert!(
+        err.to_string().contains("previous valid user admin"),
+        "{err}"
+    );
+    assert!(db.changes.borrow().is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_password_statement_is_an_error_and_current_still_works() {
+    let store = FakeStore::new(&current_secret());
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    db.fail_set.set(true);
+    step(&store, &db, "createSecret").await.unwrap();
+    let err = step(&store, &db, "setSecret").await.unwrap_err();
+    assert_eq!(err.error_type(), "DatabaseError");
+    assert_eq!(db.password_of("app").as_deref(), Some(OLD_PASSWORD));
+    let err = step(&store, &db, "testSecret").await.unwrap_err();
+    assert_eq!(err.error_type(), "LoginFailed");
+    db.fail_set.set(false);
+    rotate(&store, &db).await.unwrap();
+    assert_eq!(db.password_of("app").as_deref(), Some(NEW_PASSWORD));
+}
+
+#[tokio::test]
+async fn test_secret_alone_never_writes() {
+    let store = FakeStore::new(&current_secret());
+    // RotateImmediately=false: the service stages a copy of the current value and runs testSecret.
+    store.insert(TOKEN, Some(current_secret().to_string()), &["AWSPENDING"]);
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    let before = store.snapshot();
+    step(&store, &db, "testSecret").await.unwrap();
+    assert_eq!(store.snapshot(), before);
+    assert_eq!(store.calls.get().writes(), 0);
+    assert!(db.changes.borrow().is_empty());
+
+    let store = FakeStore::new(&current_secret());
+    let err = step(&store, &db, "testSecret").await.unwrap_err();
+    assert_eq!(err.error_type(), "InvalidSecret");
+    assert!(err.to_string().contains("AWSPENDING"), "{err}");
+}
+
+#[tokio::test]
+async fn finish_secret_without_a_current_version_writes_nothing() {
+    let store = FakeStore::new(&current_secret());
+    store.insert(OLD_TOKEN, Some(current_secret().to_string()), &[]);
+    let db = FakeDb::default();
+    let err = step(&store, &db, "finishSecret").await.unwrap_err();
+    assert_eq!(err.error_type(), "UnknownVersion");
+    assert!(err.to_string().contains("AWSCURRENT"), "{err}");
+    assert_eq!(store.calls.get().writes(), 0);
+}
+
+#[tokio::test]
+async fn an_exhausted_deadline_stops_before_the_login() {
+    let store = FakeStore::new(&current_secret());
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    step(&store, &db, "createSecret").await.unwrap();
+    let deadline = Deadline::new(Some(std::time::Instant::now()), Duration::from_secs(5));
+    let err = run(
+        &event("setSecret"),
+        deadline,
+        &store,
+        &db,
+        &Config::default(),
+        &new_password,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_type(), "DeadlineExceeded");
+    assert!(err.to_string().contains("setSecret"), "{err}");
+    assert!(db.logins.borrow().is_empty());
+}
+
+#[tokio::test]
+async fn invalid_secrets_fail_naming_the_stage_and_field() {
+    let mut current = current_secret();
+    current["engine"] = json!("Postgres");
+    let store = FakeStore::new(&current);
+    let db = FakeDb::default();
+    let err = step(&store, &db, "createSecret").await.unwrap_err();
+    assert_eq!(err.error_type(), "InvalidSecret");
+    let text = err.to_string();
+    assert!(
+        text.contains("engine") && text.contains("AWSCURRENT") && text.contains(SECRET),
+        "{text}"
+    );
+    assert!(!text.contains("SENTINEL"));
+    assert_eq!(store.calls.get().writes(), 0);
+}
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_password_reaches_logs_errors_or_debug() {
+    let mut errors = Vec::new();
+    // Happy path.
+    let store = FakeStore::new(&current_secret());
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    rotate(&store, &db).await.unwrap();
+    // Failing paths: no login, identity mismatch, failing statement, bad JSON.
+    let store = FakeStore::new(&current_secret());
+    let db = FakeDb::with_user("app", "changed-by-hand");
+    step(&store, &db, "createSecret").await.unwrap();
+    errors.push(step(&store, &db, "setSecret").await.unwrap_err());
+    errors.push(step(&store, &db, "testSecret").await.unwrap_err());
+    let store = FakeStore::new(&current_secret());
+    let mut pending = current_secret();
+    pending["username"] = json!("admin");
+    pending["password"] = json!(NEW_PASSWORD);
+    store.insert(TOKEN, Some(pending.to_string()), &["AWSPENDING"]);
+    errors.push(
+        step(&store, &FakeDb::default(), "setSecret")
+            .await
+            .unwrap_err(),
+    );
+    let store = FakeStore::new(&current_secret());
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    db.fail_set.set(true);
+    step(&store, &db, "createSecret").await.unwrap();
+    errors.push(step(&store, &db, "setSecret").await.unwrap_err());
+    let store = FakeStore::new(&current_secret());
+    store.insert(
+        TOKEN,
+        Some(format!("{{\"password\": \"{NEW_PASSWORD}\",")),
+        &["AWSPENDING"],
+    );
+    errors.push(step(&store, &db, "testSecret").await.unwrap_err());
+
+    let logs = captured_logs();
+    assert!(logs.contains("password set"), "the capture works: {logs}");
+    assert!(
+        logs.contains(SECRET) && logs.contains(TOKEN),
+        "lines carry secret and token"
+    );
+    assert!(!logs.contains("rot-token"), "RotationToken is never logged");
+    for error in errors {
+        let mut shown = format!("{error} {error:?}");
+        let diagnostic: lambda_runtime::Diagnostic = error.into();
+        shown.push_str(&format!("{diagnostic:?}"));
+        assert!(!shown.contains("SENTINEL"), "{shown}");
+    }
+    assert!(!logs.contains("SENTINEL"), "a password reached the logs");
+}

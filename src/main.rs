@@ -1,0 +1,46 @@
+//! The Lambda binary: configuration, clients and trust roots are built once per container.
+
+use aws_config::BehaviorVersion;
+use db_secret_rotator::handler;
+use db_secret_rotator::rotators::Rotators;
+use db_secret_rotator::secrets::SdkSecretStore;
+use db_secret_rotator::{Config, Error};
+use lambda_runtime::{LambdaEvent, service_fn, tracing};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing::init_default_subscriber();
+    let setup = match Config::from_env() {
+        Ok((config, warnings)) => {
+            for warning in warnings {
+                tracing::warn!(%warning, "configuration");
+            }
+            Rotators::new(&config).map(|rotators| (config, rotators))
+        }
+        Err(e) => Err(e),
+    };
+    let (config, rotators) = match setup {
+        Ok(setup) => setup,
+        Err(e) => {
+            // Reported as every invocation's error, naming the variable, before any AWS call.
+            tracing::error!(error = %e, "invalid configuration");
+            let (variable, problem) = match e {
+                Error::Config { variable, problem } => (variable, problem),
+                other => ("environment", other.to_string()),
+            };
+            return lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
+                let problem = problem.clone();
+                async move { Err::<(), Error>(Error::Config { variable, problem }) }
+            }))
+            .await;
+        }
+    };
+    let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let secrets = SdkSecretStore::new(&sdk_config, config.secrets_manager_endpoint.as_deref());
+    let (secrets, rotators, config) = (&secrets, &rotators, &config);
+    lambda_runtime::run(service_fn(move |event| {
+        handler::handle(event, secrets, rotators, config)
+    }))
+    .await
+}

@@ -1,0 +1,261 @@
+//! PostgreSQL and Aurora PostgreSQL.
+//!
+//! Passwords are sent as client-computed SCRAM-SHA-256 verifiers, so the plaintext never reaches the
+//! server's logs or `pg_stat_activity`. `ALTER ROLE` is a utility statement and cannot take bound
+//! parameters: the role name and the verifier are escaped client-side.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+use tokio::task::JoinHandle;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{Client, NoTls, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
+use tracing::warn;
+
+use super::{Rotator, StepContext, TlsChoice};
+use crate::config::TlsMode;
+use crate::credentials::{DbSecret, Password};
+use crate::error::Error;
+use crate::rotators::Engine;
+
+/// Database used when the secret has no `dbname`.
+pub const DEFAULT_DBNAME: &str = "postgres";
+
+/// The PostgreSQL rotator: TLS configuration shared by every connection.
+#[derive(Clone)]
+pub struct PostgresRotator {
+    tls: Arc<rustls::ClientConfig>,
+    mode: TlsMode,
+}
+
+impl std::fmt::Debug for PostgresRotator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresRotator")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An authenticated PostgreSQL connection.
+#[derive(Debug)]
+pub struct PgSession {
+    client: Client,
+    connection: JoinHandle<()>,
+    engine: Engine,
+}
+
+/// Wraps the rustls connector to verify (and send as SNI) `tls_server_name` instead of `host`.
+struct NamedTls {
+    inner: MakeRustlsConnect,
+    name: Option<String>,
+}
+
+impl MakeTlsConnect<Socket> for NamedTls {
+    type Stream = <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream;
+    type TlsConnect = <MakeRustlsConnect as MakeTlsConnect<Socket>>::TlsConnect;
+    type Error = <MakeRustlsConnect as MakeTlsConnect<Socket>>::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<Self::TlsConnect, Self::Error> {
+        let name = self.name.as_deref().unwrap_or(domain);
+        MakeTlsConnect::<Socket>::make_tls_connect(&mut self.inner, name)
+    }
+}
+
+/// Why a connection attempt failed, and whether `TLS_MODE=prefer` may retry in plaintext.
+struct Failure {
+    error: Error,
+    /// The server never got to authentication (no TLS, untrusted certificate, transport): a
+    /// plaintext retry is allowed under `prefer`. Authentication failures and timeouts never retry.
+    before_auth: bool,
+}
+
+/// The code kept from a driver error: the SQLSTATE for a server error, else the driver's description
+/// of a transport or TLS failure, which carries no credential.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("SQLSTATE {}", db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// For a statement that contains a password: the SQLSTATE only, never the server's text.
+fn statement_code(e: &tokio_postgres::Error) -> String {
+    match e.code() {
+        Some(code) => format!("SQLSTATE {}", code.code()),
+        None if e.is_closed() => "connection closed".to_owned(),
+        None => "no SQLSTATE".to_owned(),
+    }
+}
+
+impl PostgresRotator {
+    /// A rotator verifying servers with `tls` and falling back per `mode`.
+    pub fn new(tls: Arc<rustls::ClientConfig>, mode: TlsMode) -> Self {
+        PostgresRotator { tls, mode }
+    }
+
+    async fn connect_once(
+        &self,
+        creds: &DbSecret,
+        use_tls: bool,
+        attempt: &str,
+        ctx: &StepContext<'_>,
+    ) -> Result<PgSession, Failure> {
+        let timeout = ctx
+            .deadline
+            .connect_timeout(ctx.step, attempt)
+            .map_err(|error| Failure {
+                error,
+                before_auth: false,
+            })?;
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(creds.host())
+            .port(creds.port())
+            .user(creds.username())
+            .password(creds.password().expose())
+            .dbname(creds.dbname().unwrap_or(DEFAULT_DBNAME))
+            .application_name("db-secret-rotator")
+            .connect_timeout(timeout);
+        let engine = creds.engine();
+        let failed = |code: String, before_auth: bool| Failure {
+            error: Error::Database {
+                engine,
+                action: "logging in",
+                code,
+            },
+            before_auth,
+        };
+        let connected = if use_tls {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let tls = NamedTls {
+                inner: MakeRustlsConnect::new((*self.tls).clone()),
+                name: creds.tls_server_name().map(str::to_owned),
+            };
+            match tokio::time::timeout(timeout, config.connect(tls)).await {
+                Ok(Ok((client, connection))) => Ok((
+                    client,
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    }),
+                )),
+                Ok(Err(e)) => Err(e),
+                Err(_) => return Err(failed(format!("timed out after {timeout:?}"), false)),
+            }
+        } else {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            match tokio::time::timeout(timeout, config.connect(NoTls)).await {
+                Ok(Ok((client, connection))) => Ok((
+                    client,
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    }),
+                )),
+                Ok(Err(e)) => Err(e),
+                Err(_) => return Err(failed(format!("timed out after {timeout:?}"), false)),
+            }
+        };
+        match connected {
+            Ok((client, connection)) => Ok(PgSession {
+                client,
+                connection,
+                engine,
+            }),
+            Err(e) => {
+                let before_auth = e.as_db_error().is_none() && !is_timeout(&e);
+                Err(failed(describe(&e), before_auth))
+            }
+        }
+    }
+}
+
+fn is_timeout(e: &tokio_postgres::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+}
+
+impl Rotator for PostgresRotator {
+    type Session = PgSession;
+
+    async fn connect(
+        &self,
+        creds: &DbSecret,
+        attempt: &str,
+        ctx: &StepContext<'_>,
+    ) -> Result<PgSession, Error> {
+        match TlsChoice::resolve(creds.ssl(), self.mode) {
+            TlsChoice::Require => self.connect_once(creds, true, attempt, ctx).await,
+            TlsChoice::Disable => self.connect_once(creds, false, attempt, ctx).await,
+            TlsChoice::Prefer => match self.connect_once(creds, true, attempt, ctx).await {
+                Err(Failure {
+                    error,
+                    before_auth: true,
+                }) => {
+                    warn!(
+                        secret_id = ctx.secret_id,
+                        host = creds.host(),
+                        error = %error,
+                        "TLS connection failed; retrying in plaintext because TLS_MODE=prefer"
+                    );
+                    self.connect_once(creds, false, attempt, ctx).await
+                }
+                other => other,
+            },
+        }
+        .map_err(|f| f.error)
+    }
+
+    async fn check(&self, session: &mut PgSession, ctx: &StepContext<'_>) -> Result<(), Error> {
+        let timeout = ctx.deadline.query_timeout(ctx.step, "test query")?;
+        let failed = |code: String| Error::Database {
+            engine: session.engine,
+            action: "running the test query",
+            code,
+        };
+        match tokio::time::timeout(timeout, session.client.simple_query("SELECT NOW()")).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(failed(describe(&e))),
+            Err(_) => Err(failed(format!("timed out after {timeout:?}"))),
+        }
+    }
+
+    async fn set_own_password(
+        &self,
+        session: &mut PgSession,
+        user: &DbSecret,
+        new: &Password,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        let timeout = ctx.deadline.query_timeout(ctx.step, "ALTER ROLE")?;
+        let verifier = postgres_protocol::password::scram_sha_256(new.expose().as_bytes());
+        // Contains the verifier, not the password; still never logged.
+        let statement = format!(
+            "ALTER ROLE {} PASSWORD {}",
+            escape_identifier(user.username()),
+            escape_literal(&verifier)
+        );
+        let failed = |code: String| Error::Database {
+            engine: session.engine,
+            action: "setting the password",
+            code,
+        };
+        match tokio::time::timeout(timeout, session.client.batch_execute(&statement)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(failed(statement_code(&e))),
+            Err(_) => Err(failed(format!(
+                "timed out after {timeout:?}; the change may or may not have been applied"
+            ))),
+        }
+    }
+
+    async fn close(&self, session: PgSession) {
+        let PgSession {
+            client, connection, ..
+        } = session;
+        drop(client);
+        // Dropping the client sends Terminate; wait briefly so the server sees a clean close.
+        let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
+    }
+}

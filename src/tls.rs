@@ -1,0 +1,563 @@
+//! Trust roots and the TLS client configuration (PROTOCOL.md 5.4).
+//!
+//! [`TlsRoots`] is built once per container, at start-up, from three sources:
+//!
+//! - the **system** store (`rustls-native-certs`): a store that fails to load is logged and
+//!   skipped, because the other two sources may still cover the database;
+//! - the **Amazon RDS** global CA bundle, embedded in the binary from `certs/rds-global-bundle.pem`
+//!   (see `certs/PROVENANCE.md` for where it comes from and how to refresh it);
+//! - an optional **extra** PEM bundle named by `TLS_EXTRA_CA_FILE`, which must be usable: a bad
+//!   file fails start-up rather than silently leaving the database untrusted.
+//!
+//! The resulting [`rustls::ClientConfig`] uses the aws-lc-rs provider explicitly, so it never
+//! depends on (or panics for lack of) a process-wide default provider. [`server_name`] picks the
+//! name used for SNI and certificate verification (`tls_server_name` wins over `host`).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, ServerName};
+
+use crate::error::Error;
+
+/// The environment variable naming the optional extra CA bundle.
+const EXTRA_CA_VARIABLE: &str = "TLS_EXTRA_CA_FILE";
+
+/// The Amazon RDS global CA bundle, vendored with its provenance in `certs/`.
+const RDS_BUNDLE_PEM: &str = include_str!("../certs/rds-global-bundle.pem");
+
+/// Trust roots and the TLS client configuration, built once per container.
+///
+/// Cloning is cheap: the configuration is shared behind an [`Arc`].
+#[derive(Clone)]
+pub struct TlsRoots {
+    config: Arc<ClientConfig>,
+    counts: RootCounts,
+}
+
+/// Number of trust roots loaded from each source, for a start-up log line.
+///
+/// Counts are of certificates accepted as trust anchors; a root present in two sources is counted
+/// in both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RootCounts {
+    /// Roots from the operating system's store.
+    pub system: usize,
+    /// Roots from the embedded Amazon RDS global bundle.
+    pub rds: usize,
+    /// Roots from `TLS_EXTRA_CA_FILE` (or the bundle given to [`TlsRoots::from_pem`]).
+    pub extra: usize,
+}
+
+impl TlsRoots {
+    /// System roots (a system store that fails to load is logged with `tracing::warn!` and skipped,
+    /// not fatal), plus the embedded RDS bundle, plus the PEM file at `extra_ca_file` if given.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming `TLS_EXTRA_CA_FILE` when the extra file cannot be read, is not
+    /// valid PEM, contains no certificate, or contains a certificate that cannot be a trust anchor.
+    /// The message names the path, never the file's contents.
+    pub fn load(extra_ca_file: Option<&Path>) -> Result<Self, Error> {
+        // Read the extra file first: a configuration mistake should fail before any other work.
+        let extra = match extra_ca_file {
+            Some(path) => Some((path, read_extra_bundle(path)?)),
+            None => None,
+        };
+
+        let mut roots = RootCertStore::empty();
+        let system = add_system_roots(&mut roots);
+        let rds = add_rds_roots(&mut roots);
+        let extra = match extra {
+            Some((path, certs)) => {
+                add_all(&mut roots, certs).map_err(|problem| extra_file_error(path, &problem))?
+            }
+            None => 0,
+        };
+        Self::build(roots, RootCounts { system, rds, extra })
+    }
+
+    /// Only the given PEM bundle(s) (no system, no RDS) — for tests that need an exact trust set.
+    ///
+    /// The certificates are counted as [`RootCounts::extra`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming `TLS_EXTRA_CA_FILE` (the bundle stands in for that file) when `pem`
+    /// is not valid PEM, contains no certificate, or contains one that cannot be a trust anchor.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, Error> {
+        let problem = |problem: BundleProblem| Error::Config {
+            variable: EXTRA_CA_VARIABLE,
+            problem: format!("(PEM bundle given to TlsRoots::from_pem) {problem}"),
+        };
+        let certs = parse_bundle(pem).map_err(problem)?;
+        let mut roots = RootCertStore::empty();
+        let extra = add_all(&mut roots, certs).map_err(problem)?;
+        Self::build(
+            roots,
+            RootCounts {
+                system: 0,
+                rds: 0,
+                extra,
+            },
+        )
+    }
+
+    /// The shared client configuration: the aws-lc-rs provider, rustls's safe default protocol
+    /// versions (TLS 1.3 and 1.2), these roots, and no client certificate.
+    pub fn client_config(&self) -> Arc<ClientConfig> {
+        Arc::clone(&self.config)
+    }
+
+    /// Number of roots loaded, by source, for a start-up log line.
+    pub fn counts(&self) -> RootCounts {
+        self.counts
+    }
+
+    fn build(roots: RootCertStore, counts: RootCounts) -> Result<Self, Error> {
+        // The provider is passed explicitly, so no process-default provider is needed (rustls would
+        // panic in `ClientConfig::builder()` if none, or more than one, could be chosen).
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            // Cannot fail with the stock aws-lc-rs provider; kept as an error rather than a panic.
+            .map_err(|e| Error::Config {
+                variable: "TLS_MODE",
+                problem: format!("cannot be honoured: the TLS provider is unusable ({e})"),
+            })?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self {
+            config: Arc::new(config),
+            counts,
+        })
+    }
+}
+
+impl fmt::Debug for TlsRoots {
+    // `ClientConfig`'s own `Debug` is long and says nothing useful in a log; the counts do.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsRoots")
+            .field("counts", &self.counts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The name used for SNI and certificate verification: `override_name` (the secret's
+/// `tls_server_name`) if given, else `host`. IP addresses become [`ServerName::IpAddress`].
+///
+/// # Errors
+///
+/// A message naming the offending field (`host` or `tls_server_name`), never its value, when the
+/// name is neither a valid DNS name nor an IP address. An empty override is an error, not a
+/// fallback to `host`.
+pub fn server_name(host: &str, override_name: Option<&str>) -> Result<ServerName<'static>, String> {
+    let (field, name) = match override_name {
+        Some(name) => ("tls_server_name", name),
+        None => ("host", host),
+    };
+    if name.is_empty() {
+        return Err(format!(
+            "field `{field}` is empty; expected a DNS name or IP address"
+        ));
+    }
+    // Parse addresses first: an IP literal must be verified against the certificate's IP SANs.
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        return Ok(ServerName::IpAddress(ip.into()));
+    }
+    ServerName::try_from(name)
+        .map(|name| name.to_owned())
+        .map_err(|_| {
+            format!("field `{field}` is not a valid DNS name or IP address for TLS verification")
+        })
+}
+
+/// What is wrong with a PEM bundle. Its `Display` never includes the bundle's contents.
+#[derive(Debug)]
+enum BundleProblem {
+    /// The PEM structure itself is broken.
+    Pem(&'static str),
+    /// No `CERTIFICATE` section.
+    NoCertificate,
+    /// Certificate `index` (1-based) is not usable as a trust anchor.
+    NotAnAnchor { index: usize, reason: rustls::Error },
+}
+
+impl fmt::Display for BundleProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Pem(what) => write!(f, "is not valid PEM: {what}"),
+            Self::NoCertificate => f.write_str(
+                "contains no certificate (expected `-----BEGIN CERTIFICATE-----` sections)",
+            ),
+            Self::NotAnAnchor { index, reason } => {
+                write!(
+                    f,
+                    "has certificate #{index} that cannot be a trust anchor: {reason}"
+                )
+            }
+        }
+    }
+}
+
+/// Describes a PEM error without its payload: `pem::Error`'s `Display` quotes the offending line or
+/// base64 text, which would put file contents into an error message.
+fn describe_pem_error(e: &pem::Error) -> &'static str {
+    match e {
+        pem::Error::MissingSectionEnd { .. } => "a section has no END line",
+        pem::Error::IllegalSectionStart { .. } => "a BEGIN line is malformed",
+        pem::Error::Base64Decode(_) => "a section's base64 body does not decode",
+        pem::Error::SectionTooLarge => "a section is larger than 256 MB",
+        _ => "the PEM structure is malformed",
+    }
+}
+
+/// All certificates in `pem`; other section types (keys, CRLs) are skipped.
+fn parse_bundle(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, BundleProblem> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| BundleProblem::Pem(describe_pem_error(&e)))?;
+    if certs.is_empty() {
+        return Err(BundleProblem::NoCertificate);
+    }
+    Ok(certs)
+}
+
+/// Adds every certificate, failing on the first that is not a usable trust anchor.
+fn add_all(
+    roots: &mut RootCertStore,
+    certs: Vec<CertificateDer<'static>>,
+) -> Result<usize, BundleProblem> {
+    let count = certs.len();
+    for (i, cert) in certs.into_iter().enumerate() {
+        roots
+            .add(cert)
+            .map_err(|reason| BundleProblem::NotAnAnchor {
+                index: i + 1,
+                reason,
+            })?;
+    }
+    Ok(count)
+}
+
+fn extra_file_error(path: &Path, problem: &dyn fmt::Display) -> Error {
+    Error::Config {
+        variable: EXTRA_CA_VARIABLE,
+        problem: format!("names `{}`, which {problem}", path.display()),
+    }
+}
+
+/// Reads and parses the extra bundle: it must exist, be readable and hold at least one certificate.
+fn read_extra_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    // Read then parse, rather than `pem_file_iter`, so an I/O failure and a parse failure get
+    // distinct messages.
+    let bytes = std::fs::read(path)
+        .map_err(|e| extra_file_error(path, &format_args!("cannot be read: {e}")))?;
+    parse_bundle(&bytes).map_err(|problem| extra_file_error(path, &problem))
+}
+
+/// Adds the operating system's roots; failures are logged and skipped.
+fn add_system_roots(roots: &mut RootCertStore) -> usize {
+    let native = rustls_native_certs::load_native_certs();
+    for error in &native.errors {
+        tracing::warn!(%error, "skipping part of the system trust store that failed to load");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    if ignored > 0 {
+        tracing::warn!(
+            ignored,
+            "skipping system root certificates that rustls cannot use"
+        );
+    }
+    if added == 0 {
+        tracing::warn!("no system root certificates loaded; relying on the RDS and extra bundles");
+    }
+    added
+}
+
+/// Adds the embedded RDS bundle. It is fixed at build time and checked by unit tests, so a problem
+/// here is logged rather than failing start-up.
+fn add_rds_roots(roots: &mut RootCertStore) -> usize {
+    match parse_bundle(RDS_BUNDLE_PEM.as_bytes()) {
+        Ok(certs) => {
+            let (added, ignored) = roots.add_parsable_certificates(certs);
+            if ignored > 0 {
+                tracing::warn!(
+                    ignored,
+                    "skipping embedded RDS root certificates that rustls cannot use"
+                );
+            }
+            added
+        }
+        Err(problem) => {
+            tracing::warn!(%problem, "embedded RDS bundle unusable; no RDS roots loaded");
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use rustls::{ClientConnection, ServerConfig, ServerConnection};
+    use rustls_pki_types::PrivateKeyDer;
+
+    use super::*;
+
+    /// Certificates in `certs/rds-global-bundle.pem` (see `certs/PROVENANCE.md`).
+    const RDS_BUNDLE_COUNT: usize = 115;
+
+    const TEST_CA: &[u8] = include_bytes!("../certs/testdata/test-ca.pem");
+    const LOCALHOST_CERT: &[u8] = include_bytes!("../certs/testdata/localhost.pem");
+    const LOCALHOST_KEY: &[u8] = include_bytes!("../certs/testdata/localhost.key");
+
+    fn testdata(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("certs/testdata")
+            .join(name)
+    }
+
+    fn config_problem(err: Error) -> String {
+        match err {
+            Error::Config { variable, problem } => {
+                assert_eq!(variable, EXTRA_CA_VARIABLE);
+                problem
+            }
+            #[allow(unreachable_patterns)] // the real `Error` has more variants
+            other => panic!("expected Error::Config, got {other:?}"),
+        }
+    }
+
+    /// Runs a full in-memory handshake against a server presenting `localhost.pem`.
+    fn handshake(
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> Result<(), rustls::Error> {
+        let server_config = ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(LOCALHOST_CERT).unwrap()],
+            PrivateKeyDer::from_pem_slice(LOCALHOST_KEY).unwrap(),
+        )
+        .unwrap();
+        let mut client = ClientConnection::new(config, name)?;
+        let mut server = ServerConnection::new(Arc::new(server_config)).unwrap();
+        let mut buf = Vec::new();
+        for _ in 0..10 {
+            if !client.is_handshaking() && !server.is_handshaking() {
+                return Ok(());
+            }
+            buf.clear();
+            while client.wants_write() {
+                client.write_tls(&mut buf).unwrap();
+            }
+            let mut rd = &buf[..];
+            while !rd.is_empty() {
+                server.read_tls(&mut rd).unwrap();
+            }
+            // The server's verdict on our alerts is irrelevant; the client's error is what we test.
+            let _ = server.process_new_packets();
+            buf.clear();
+            while server.wants_write() {
+                server.write_tls(&mut buf).unwrap();
+            }
+            let mut rd = &buf[..];
+            while !rd.is_empty() {
+                client.read_tls(&mut rd).unwrap();
+            }
+            client.process_new_packets()?;
+        }
+        panic!("handshake did not finish");
+    }
+
+    #[test]
+    fn embedded_rds_bundle_parses_completely() {
+        let certs = parse_bundle(RDS_BUNDLE_PEM.as_bytes()).unwrap();
+        assert_eq!(certs.len(), RDS_BUNDLE_COUNT);
+        let mut roots = RootCertStore::empty();
+        assert_eq!(add_all(&mut roots, certs).unwrap(), RDS_BUNDLE_COUNT);
+        assert_eq!(roots.len(), RDS_BUNDLE_COUNT);
+    }
+
+    #[test]
+    fn load_without_extra_file() {
+        let roots = TlsRoots::load(None).unwrap();
+        let counts = roots.counts();
+        assert_eq!(counts.rds, RDS_BUNDLE_COUNT);
+        assert_eq!(counts.extra, 0);
+        // The system store may be empty in a bare container; loading must still succeed.
+        let config = roots.client_config();
+        assert!(Arc::ptr_eq(&config, &roots.client_config()));
+        assert!(format!("{roots:?}").contains("rds: 115"));
+    }
+
+    #[test]
+    fn load_with_extra_file_counts_it_and_trusts_it() {
+        let path = testdata("test-ca.pem");
+        let roots = TlsRoots::load(Some(&path)).unwrap();
+        assert_eq!(roots.counts().extra, 1);
+        assert_eq!(roots.counts().rds, RDS_BUNDLE_COUNT);
+        handshake(
+            roots.client_config(),
+            server_name("localhost", None).unwrap(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn load_with_missing_file_names_variable_and_path() {
+        let path = testdata("does-not-exist.pem");
+        let err = TlsRoots::load(Some(&path)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(EXTRA_CA_VARIABLE), "{text}");
+        let problem = config_problem(err);
+        assert!(problem.contains("does-not-exist.pem"), "{problem}");
+        assert!(problem.contains("cannot be read"), "{problem}");
+    }
+
+    #[test]
+    fn load_with_file_without_certificates_fails() {
+        // A private key alone is a plausible mistake, and must not leak into the message.
+        let path = testdata("localhost.key");
+        let problem = config_problem(TlsRoots::load(Some(&path)).unwrap_err());
+        assert!(problem.contains("contains no certificate"), "{problem}");
+        assert!(problem.contains("localhost.key"), "{problem}");
+        let key = std::str::from_utf8(LOCALHOST_KEY).unwrap();
+        let body = key.lines().nth(1).unwrap();
+        assert!(!problem.contains(body), "{problem}");
+    }
+
+    #[test]
+    fn load_with_directory_fails() {
+        let path = testdata("");
+        let problem = config_problem(TlsRoots::load(Some(&path)).unwrap_err());
+        assert!(problem.contains("cannot be read"), "{problem}");
+    }
+
+    #[test]
+    fn malformed_pem_is_rejected_without_echoing_it() {
+        for pem in [
+            &b"-----BEGIN CERTIFICATE-----\nSENTINELxSENTINEL\n"[..],
+            &b"-----BEGIN CERTIFICATE-----\nSENTINEL!SENTINEL\n-----END CERTIFICATE-----\n"[..],
+            &b"-----BEGIN SENTINEL\n"[..],
+        ] {
+            let problem = config_problem(TlsRoots::from_pem(pem).unwrap_err());
+            assert!(problem.contains("is not valid PEM"), "{problem}");
+            assert!(!problem.contains("SENTINEL"), "{problem}");
+        }
+    }
+
+    #[test]
+    fn non_anchor_certificate_is_rejected() {
+        let pem = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let problem = config_problem(TlsRoots::from_pem(pem).unwrap_err());
+        assert!(problem.contains("certificate #1"), "{problem}");
+    }
+
+    #[test]
+    fn empty_and_certificate_free_pem_is_rejected() {
+        for pem in [&b""[..], b"just some text\n", LOCALHOST_KEY] {
+            let problem = config_problem(TlsRoots::from_pem(pem).unwrap_err());
+            assert!(problem.contains("contains no certificate"), "{problem}");
+        }
+    }
+
+    #[test]
+    fn from_pem_is_the_exact_trust_set() {
+        let roots = TlsRoots::from_pem(TEST_CA).unwrap();
+        assert_eq!(
+            roots.counts(),
+            RootCounts {
+                system: 0,
+                rds: 0,
+                extra: 1
+            }
+        );
+        let config = roots.client_config();
+        handshake(Arc::clone(&config), server_name("localhost", None).unwrap()).unwrap();
+        handshake(Arc::clone(&config), server_name("127.0.0.1", None).unwrap()).unwrap();
+        // Wrong name: chain is fine, hostname verification is not.
+        let err = handshake(config, server_name("db.example.com", None).unwrap()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)
+                    | rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::NotValidForNameContext { .. }
+                    )
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn untrusted_chain_is_rejected() {
+        let roots = TlsRoots::from_pem(RDS_BUNDLE_PEM.as_bytes()).unwrap();
+        assert_eq!(roots.counts().extra, RDS_BUNDLE_COUNT);
+        let err = handshake(
+            roots.client_config(),
+            server_name("localhost", None).unwrap(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn server_name_for_ip_addresses() {
+        let v4 = server_name("127.0.0.1", None).unwrap();
+        assert!(matches!(v4, ServerName::IpAddress(_)), "{v4:?}");
+        assert_eq!(v4.to_str(), "127.0.0.1");
+        let v6 = server_name("::1", None).unwrap();
+        assert!(matches!(v6, ServerName::IpAddress(_)), "{v6:?}");
+    }
+
+    #[test]
+    fn server_name_for_dns_names() {
+        let name = server_name("db.example.com", None).unwrap();
+        assert!(matches!(name, ServerName::DnsName(_)), "{name:?}");
+        assert_eq!(name.to_str(), "db.example.com");
+    }
+
+    #[test]
+    fn server_name_override_wins() {
+        let name = server_name("10.0.0.5", Some("db.example.com")).unwrap();
+        assert_eq!(name.to_str(), "db.example.com");
+        let name = server_name(
+            "db-cname.example.org",
+            Some("mydb.abc123.eu-west-1.rds.amazonaws.com"),
+        )
+        .unwrap();
+        assert_eq!(name.to_str(), "mydb.abc123.eu-west-1.rds.amazonaws.com");
+        let name = server_name("db.example.com", Some("192.0.2.7")).unwrap();
+        assert!(matches!(name, ServerName::IpAddress(_)), "{name:?}");
+    }
+
+    #[test]
+    fn server_name_errors_name_the_field_not_the_value() {
+        let err = server_name("bad host!SENTINEL", None).unwrap_err();
+        assert!(err.contains("`host`"), "{err}");
+        assert!(!err.contains("SENTINEL"), "{err}");
+        let err = server_name("db.example.com", Some("no_good SENTINEL")).unwrap_err();
+        assert!(err.contains("`tls_server_name`"), "{err}");
+        assert!(!err.contains("SENTINEL"), "{err}");
+        let err = server_name("", None).unwrap_err();
+        assert!(err.contains("`host` is empty"), "{err}");
+        let err = server_name("db.example.com", Some("")).unwrap_err();
+        assert!(err.contains("`tls_server_name` is empty"), "{err}");
+    }
+}
