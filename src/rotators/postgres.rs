@@ -72,12 +72,23 @@ struct Failure {
 }
 
 /// The code kept from a driver error: the SQLSTATE for a server error, else the driver's description
-/// of a transport or TLS failure, which carries no credential.
+/// of a transport or TLS failure with its causes (`error performing TLS handshake: invalid peer
+/// certificate: UnknownIssuer`), which carry no credential.
 fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("SQLSTATE {}", db.code().code()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("SQLSTATE {}", db.code().code());
     }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// For a statement that contains a password: the SQLSTATE only, never the server's text.

@@ -1,1 +1,11 @@
-//! Integration tests.
+//! Integration tests against the local stack: the moto Secrets Manager emulator and real database
+//! servers started by `scripts/stack.sh`. One binary, a module per area; every test creates its own
+//! uniquely named users and secrets, so tests run in parallel.
+
+// Fixtures fail the test by panicking, helpers included.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod guard;
+mod postgres;
+mod support;
+mod tls;
