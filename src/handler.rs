@@ -11,7 +11,7 @@ use crate::config::{Config, Strategy};
 use crate::credentials::{DbSecret, Password, SslSetting};
 use crate::error::{Error, Mismatch};
 use crate::event::{RotationEvent, Step};
-use crate::rotators::{Deadline, Family, Rotator, StepContext};
+use crate::rotators::{Deadline, Family, Rotator, StepContext, clone_name, username_limit};
 use crate::secrets::{SecretDescription, SecretStore, Stage};
 
 /// Source of new passwords: the configured policy over the OS-seeded CSPRNG in production, anything
@@ -197,10 +197,11 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
             return Ok(());
         }
         let strategy = self.strategy(&current);
+        let mut pending = current.with_password((self.passwords)(current.engine().family()));
         if strategy == Strategy::AlternatingUsers {
-            return Err(self.alternating_unsupported());
+            self.masterarn(&current)?;
+            pending = pending.with_username(self.clone_name(&current)?);
         }
-        let pending = current.with_password((self.passwords)(current.engine().family()));
         self.store
             .put_pending(
                 self.secret_id(),
@@ -213,14 +214,29 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         Ok(())
     }
 
-    fn alternating_unsupported(&self) -> Error {
-        Error::Config {
-            variable: "ROTATION_STRATEGY",
-            problem: format!(
-                "alternating-users is not available in this build (secret {})",
-                self.secret_id()
-            ),
-        }
+    /// The current secret's `masterarn`, required by the alternating-users strategy.
+    fn masterarn<'s>(&self, current: &'s DbSecret) -> Result<&'s str, Error> {
+        current.masterarn().ok_or_else(|| {
+            Error::invalid_secret(
+                self.secret_id(),
+                Stage::Current,
+                "masterarn key is missing from secret JSON (required by the alternating-users strategy)",
+            )
+        })
+    }
+
+    /// The alternate user of `current`, within the engine's user-name limit.
+    fn clone_name(&self, current: &DbSecret) -> Result<String, Error> {
+        let limit = username_limit(current.engine(), self.config.mysql_username_limit);
+        clone_name(current.username(), limit).map_err(|limit| {
+            Error::invalid_secret(
+                self.secret_id(),
+                Stage::Current,
+                format!(
+                    "unable to clone user, username length with _clone appended would exceed {limit} characters"
+                ),
+            )
+        })
     }
 
     /// setSecret: makes the database accept the pending credential.
@@ -239,8 +255,82 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         }
         match self.strategy(&current) {
             Strategy::SingleUser => self.set_secret_single_user(&current, &pending).await,
-            Strategy::AlternatingUsers => Err(self.alternating_unsupported()),
+            Strategy::AlternatingUsers => self.set_secret_alternating(&current, &pending).await,
         }
+    }
+
+    /// setSecret for alternating users: the master (superuser) secret sets the password of the
+    /// current user's alternate, after proving the current credential is genuine.
+    async fn set_secret_alternating(
+        &self,
+        current: &DbSecret,
+        pending: &DbSecret,
+    ) -> Result<(), Error> {
+        let masterarn = self.masterarn(current)?;
+        let expected_user = self.clone_name(current)?;
+        if pending.username() != expected_user {
+            return Err(self.mismatch(
+                "user",
+                pending.username(),
+                "current user or clone",
+                current.username(),
+            ));
+        }
+        if pending.host() != current.host() {
+            return Err(self.mismatch("host", pending.host(), "current host", current.host()));
+        }
+        // The current credential must work before anything changes: a forged secret cannot aim the
+        // superuser at an account it does not own.
+        let Some(session) = self.try_login(current, "login with current secret").await? else {
+            return Err(Error::LoginFailed {
+                secret_id: self.secret_id().to_owned(),
+                step: self.event.step.clone(),
+                tried: "current",
+            });
+        };
+        let account = self.rotator.account(&session);
+        self.rotator.close(session).await;
+
+        let master = match self.store.get(masterarn, Stage::Current, None).await? {
+            Some(text) => DbSecret::parse(masterarn, Stage::Current, &text)?,
+            None => {
+                return Err(Error::invalid_secret(
+                    masterarn,
+                    Stage::Current,
+                    "master secret has no value",
+                ));
+            }
+        };
+        if master.engine().family() != current.engine().family() {
+            return Err(Error::invalid_secret(
+                masterarn,
+                Stage::Current,
+                format!(
+                    "master secret engine {} is not of the same family as {}",
+                    master.engine(),
+                    current.engine()
+                ),
+            ));
+        }
+        if master.host() != current.host() {
+            return Err(self.mismatch("host", current.host(), "master host", master.host()));
+        }
+        let master = master.with_dbname(current.dbname().map(str::to_owned));
+        let Some(mut session) = self.try_login(&master, "login with master secret").await? else {
+            return Err(Error::LoginFailed {
+                secret_id: masterarn.to_owned(),
+                step: self.event.step.clone(),
+                tried: "master",
+            });
+        };
+        let result = self
+            .rotator
+            .set_password_as_master(&mut session, &account, pending, &self.ctx)
+            .await;
+        self.rotator.close(session).await;
+        result?;
+        info!(user = pending.username(), "password set by the master user");
+        Ok(())
     }
 
     async fn set_secret_single_user(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::rotators::Account;
 
 const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf";
 const TOKEN: &str = "6f1c2a9e-3b7d-4c58-9e21-0d4a8b7c5e13";
@@ -48,6 +49,8 @@ struct FakeStore {
     versions: RefCell<BTreeMap<String, Version>>,
     calls: Cell<Calls>,
     rotation_tokens: RefCell<Vec<Option<String>>>,
+    /// AWSCURRENT values of other secrets (the master secret), by id.
+    others: RefCell<HashMap<String, String>>,
 }
 
 fn sm_error(operation: &'static str, code: &str) -> Error {
@@ -94,6 +97,7 @@ impl FakeStore {
             versions: RefCell::new(BTreeMap::new()),
             calls: Cell::new(Calls::default()),
             rotation_tokens: RefCell::new(Vec::new()),
+            others: RefCell::new(HashMap::new()),
         };
         store.insert(OLD_TOKEN, Some(current.to_string()), &["AWSCURRENT"]);
         store.insert(TOKEN, None, &["AWSPENDING"]);
@@ -149,11 +153,15 @@ impl SecretStore for FakeStore {
 
     async fn get(
         &self,
-        _: &str,
+        secret_id: &str,
         stage: Stage,
         version: Option<&str>,
     ) -> Result<Option<String>, Error> {
         self.count(|c| c.get += 1);
+        if secret_id != SECRET {
+            assert_eq!((stage, version), (Stage::Current, None));
+            return Ok(self.others.borrow().get(secret_id).cloned());
+        }
         let versions = self.versions.borrow();
         let Some((id, found)) = versions
             .iter()
@@ -314,6 +322,33 @@ impl Rotator for FakeDb {
             .borrow_mut()
             .insert(user.username().into(), new.expose().into());
         self.changes.borrow_mut().push(user.username().into());
+        Ok(())
+    }
+
+    fn account(&self, session: &FakeSession) -> Account {
+        Account {
+            user: session.user.clone(),
+            host: Some("%".into()),
+        }
+    }
+
+    async fn set_password_as_master(
+        &self,
+        master: &mut FakeSession,
+        current: &Account,
+        pending: &DbSecret,
+        _: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        assert_eq!(
+            master.user, "master",
+            "only the master changes another user"
+        );
+        assert_eq!(current.host.as_deref(), Some("%"));
+        self.users.borrow_mut().insert(
+            pending.username().into(),
+            pending.password().expose().into(),
+        );
+        self.changes.borrow_mut().push(pending.username().into());
         Ok(())
     }
 
@@ -762,4 +797,213 @@ async fn no_password_reaches_logs_errors_or_debug() {
         assert!(!shown.contains("SENTINEL"), "{shown}");
     }
     assert!(!logs.contains("SENTINEL"), "a password reached the logs");
+}
+
+const MASTER: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:master-XyZ";
+
+fn alternating_secret(user: &str) -> Value {
+    let mut secret = current_secret();
+    secret["username"] = json!(user);
+    secret["masterarn"] = json!(MASTER);
+    secret["rotation_strategy"] = json!("alternating-users");
+    secret
+}
+
+fn master_secret(password: &str, host: &str) -> String {
+    json!({"engine": "postgres", "host": host, "username": "master", "password": password})
+        .to_string()
+}
+
+fn alternating_db(user: &str) -> FakeDb {
+    let db = FakeDb::with_user(user, OLD_PASSWORD);
+    db.users
+        .borrow_mut()
+        .insert("master".into(), "master-pw".into());
+    db
+}
+
+#[tokio::test]
+async fn alternating_users_rotate_the_clone_then_the_original() {
+    let store = FakeStore::new(&alternating_secret("app"));
+    store
+        .others
+        .borrow_mut()
+        .insert(MASTER.into(), master_secret("master-pw", HOST));
+    let db = alternating_db("app");
+    rotate(&store, &db).await.unwrap();
+    let current = store.value(TOKEN).unwrap();
+    assert_eq!(current["username"], "app_clone");
+    assert_eq!(current["password"], NEW_PASSWORD);
+    assert_eq!(db.password_of("app_clone").as_deref(), Some(NEW_PASSWORD));
+    assert_eq!(
+        db.password_of("app").as_deref(),
+        Some(OLD_PASSWORD),
+        "the previous user still works"
+    );
+    assert_eq!(*db.changes.borrow(), ["app_clone"]);
+
+    // Second rotation flips back to the original.
+    let store2 = FakeStore::new(&current);
+    store2
+        .others
+        .borrow_mut()
+        .insert(MASTER.into(), master_secret("master-pw", HOST));
+    rotate(&store2, &db).await.unwrap();
+    assert_eq!(store2.value(TOKEN).unwrap()["username"], "app");
+    assert_eq!(*db.changes.borrow(), ["app_clone", "app"]);
+}
+
+#[tokio::test]
+async fn strategy_comes_from_the_environment_unless_the_secret_overrides_it() {
+    let mut secret = alternating_secret("app");
+    secret.as_object_mut().unwrap().remove("rotation_strategy");
+    let store = FakeStore::new(&secret);
+    let db = alternating_db("app");
+    let config = Config {
+        strategy: Strategy::AlternatingUsers,
+        ..Config::default()
+    };
+    let deadline = Deadline::new(None, Duration::from_secs(5));
+    run(
+        &event("createSecret"),
+        deadline,
+        &store,
+        &db,
+        &config,
+        &new_password,
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.value(TOKEN).unwrap()["username"], "app_clone");
+
+    let mut secret = alternating_secret("app");
+    secret["rotation_strategy"] = json!("single-user");
+    let store = FakeStore::new(&secret);
+    run(
+        &event("createSecret"),
+        deadline,
+        &store,
+        &db,
+        &config,
+        &new_password,
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.value(TOKEN).unwrap()["username"], "app");
+}
+
+#[tokio::test]
+async fn alternating_users_refusals_change_nothing() {
+    struct Case {
+        name: &'static str,
+        secret: Value,
+        master: Option<String>,
+        step: &'static str,
+        error_type: &'static str,
+        needle: &'static str,
+    }
+    let mut no_master = alternating_secret("app");
+    no_master.as_object_mut().unwrap().remove("masterarn");
+    let long = "x".repeat(58);
+    let cases = [
+        Case {
+            name: "masterarn missing",
+            secret: no_master.clone(),
+            master: None,
+            step: "createSecret",
+            error_type: "InvalidSecret",
+            needle: "masterarn key is missing",
+        },
+        Case {
+            name: "clone too long",
+            secret: alternating_secret(&long),
+            master: None,
+            step: "createSecret",
+            error_type: "InvalidSecret",
+            needle: "exceed 63 characters",
+        },
+        Case {
+            name: "master password wrong",
+            secret: alternating_secret("app"),
+            master: Some(master_secret("wrong", HOST)),
+            step: "setSecret",
+            error_type: "LoginFailed",
+            needle: MASTER,
+        },
+        Case {
+            name: "master on another host",
+            secret: alternating_secret("app"),
+            master: Some(master_secret("master-pw", "other.internal")),
+            step: "setSecret",
+            error_type: "IdentityMismatch",
+            needle: "master host other.internal",
+        },
+        Case {
+            name: "master secret missing",
+            secret: alternating_secret("app"),
+            master: None,
+            step: "setSecret",
+            error_type: "InvalidSecret",
+            needle: MASTER,
+        },
+    ];
+    for case in cases {
+        let store = FakeStore::new(&case.secret);
+        if let Some(master) = &case.master {
+            store
+                .others
+                .borrow_mut()
+                .insert(MASTER.into(), master.clone());
+        }
+        let db = alternating_db(case.secret["username"].as_str().unwrap());
+        if case.step == "setSecret" {
+            step(&store, &db, "createSecret").await.unwrap();
+        }
+        let before = store.snapshot();
+        let err = step(&store, &db, case.step).await.unwrap_err();
+        assert_eq!(err.error_type(), case.error_type, "{}: {err}", case.name);
+        assert!(
+            err.to_string().contains(case.needle),
+            "{}: {err}",
+            case.name
+        );
+        assert_eq!(store.snapshot(), before, "{}", case.name);
+        assert!(db.changes.borrow().is_empty(), "{}", case.name);
+    }
+}
+
+#[tokio::test]
+async fn alternating_users_require_a_working_current_credential_and_the_clone_name() {
+    // Current credential invalid: the master is never used.
+    let store = FakeStore::new(&alternating_secret("app"));
+    store
+        .others
+        .borrow_mut()
+        .insert(MASTER.into(), master_secret("master-pw", HOST));
+    let db = alternating_db("app");
+    step(&store, &db, "createSecret").await.unwrap();
+    db.users.borrow_mut().insert("app".into(), "changed".into());
+    let err = step(&store, &db, "setSecret").await.unwrap_err();
+    assert_eq!(err.error_type(), "LoginFailed");
+    assert!(err.to_string().contains("current"), "{err}");
+    assert!(db.logins.borrow().iter().all(|(user, _)| user != "master"));
+    assert!(db.changes.borrow().is_empty());
+
+    // A pending user that is not current's clone is refused before any login but pending's.
+    let store = FakeStore::new(&alternating_secret("app"));
+    store
+        .others
+        .borrow_mut()
+        .insert(MASTER.into(), master_secret("master-pw", HOST));
+    let mut pending = alternating_secret("admin");
+    pending["password"] = json!(NEW_PASSWORD);
+    store.insert(TOKEN, Some(pending.to_string()), &["AWSPENDING"]);
+    let db = alternating_db("app");
+    let err = step(&store, &db, "setSecret").await.unwrap_err();
+    assert_eq!(err.error_type(), "IdentityMismatch");
+    assert!(
+        err.to_string().contains("current user or clone app"),
+        "{err}"
+    );
+    assert!(db.changes.borrow().is_empty());
 }

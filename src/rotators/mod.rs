@@ -220,8 +220,66 @@ pub trait Rotator {
         ctx: &StepContext<'_>,
     ) -> impl Future<Output = Result<(), Error>>;
 
+    /// The account the session is logged in as, as the server names it (MySQL `user@host`; a
+    /// PostgreSQL role has no host).
+    fn account(&self, session: &Self::Session) -> Account;
+
+    /// As the master (superuser) session, makes the database accept `pending`'s password for
+    /// `pending`'s user, which is `current`'s user or its `_clone` (alternating-users strategy):
+    /// creates the clone when missing and, every rotation, repairs it so that it holds the current
+    /// account's privileges.
+    fn set_password_as_master(
+        &self,
+        master: &mut Self::Session,
+        current: &Account,
+        pending: &DbSecret,
+        ctx: &StepContext<'_>,
+    ) -> impl Future<Output = Result<(), Error>>;
+
     /// Closes the session.
     fn close(&self, session: Self::Session) -> impl Future<Output = ()>;
+}
+
+/// A database account as the server identifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// User (role) name.
+    pub user: String,
+    /// MySQL account host (`%`, `10.0.%`, `127.0.0.1`, …); `None` for PostgreSQL.
+    pub host: Option<String>,
+}
+
+/// The longest user name each engine accepts for a clone.
+pub fn username_limit(engine: Engine, mysql_limit: usize) -> usize {
+    match engine {
+        Engine::Postgres | Engine::AuroraPostgres => 63,
+        Engine::Mysql | Engine::AuroraMysql => mysql_limit,
+        Engine::Mariadb => 80,
+    }
+}
+
+/// The alternating-users partner of `username`: `_clone` appended, or stripped when present. Only
+/// the lengthened name is checked against `limit`; `Err` carries the limit.
+pub fn clone_name(username: &str, limit: usize) -> Result<String, usize> {
+    match username.strip_suffix(CLONE_SUFFIX) {
+        Some(original) if !original.is_empty() => Ok(original.to_owned()),
+        _ => {
+            let clone = format!("{username}{CLONE_SUFFIX}");
+            if clone.chars().count() > limit {
+                Err(limit)
+            } else {
+                Ok(clone)
+            }
+        }
+    }
+}
+
+/// Suffix of the alternate user's name.
+pub const CLONE_SUFFIX: &str = "_clone";
+
+/// Of a user and its clone, the original (the name without `_clone`).
+pub fn original_name<'a>(a: &'a str, b: &'a str) -> &'a str {
+    if a.len() <= b.len() { a } else { b }
 }
 
 /// An open session on any engine.
@@ -300,6 +358,28 @@ impl Rotator for Rotators {
         }
     }
 
+    fn account(&self, session: &Session) -> Account {
+        match session {
+            Session::Postgres(s) => self.postgres.account(s),
+        }
+    }
+
+    async fn set_password_as_master(
+        &self,
+        master: &mut Session,
+        current: &Account,
+        pending: &DbSecret,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        match master {
+            Session::Postgres(s) => {
+                self.postgres
+                    .set_password_as_master(s, current, pending, ctx)
+                    .await
+            }
+        }
+    }
+
     async fn close(&self, session: Session) {
         match session {
             Session::Postgres(s) => self.postgres.close(s).await,
@@ -345,6 +425,24 @@ mod tests {
                 .connect_timeout(&step, "x")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn clone_names() {
+        assert_eq!(clone_name("app", 63), Ok("app_clone".to_owned()));
+        assert_eq!(clone_name("app_clone", 63), Ok("app".to_owned()));
+        assert_eq!(clone_name("_clone", 63), Ok("_clone_clone".to_owned()));
+        assert_eq!(
+            clone_name("abcdefghij", 16),
+            Ok("abcdefghij_clone".to_owned())
+        );
+        assert_eq!(clone_name("abcdefghijk", 16), Err(16));
+        assert_eq!(clone_name(&"x".repeat(57), 63).map(|n| n.len()), Ok(63));
+        assert_eq!(clone_name(&"x".repeat(58), 63), Err(63));
+        assert_eq!(clone_name(&"x".repeat(80), 16), Err(16));
+        assert_eq!(username_limit(Engine::Mariadb, 16), 80);
+        assert_eq!(username_limit(Engine::AuroraMysql, 32), 32);
+        assert_eq!(original_name("app_clone", "app"), "app");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio_postgres::{Client, NoTls, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::warn;
 
-use super::{Rotator, StepContext, TlsChoice};
+use super::{Account, Rotator, StepContext, TlsChoice, original_name};
 use crate::config::TlsMode;
 use crate::credentials::{DbSecret, Password};
 use crate::error::Error;
@@ -44,6 +44,7 @@ pub struct PgSession {
     client: Client,
     connection: JoinHandle<()>,
     engine: Engine,
+    user: String,
 }
 
 /// Wraps the rustls connector to verify (and send as SNI) `tls_server_name` instead of `host`.
@@ -172,6 +173,7 @@ impl PostgresRotator {
                 client,
                 connection,
                 engine,
+                user: creds.username().to_owned(),
             }),
             Err(e) => {
                 let before_auth = e.as_db_error().is_none() && !is_timeout(&e);
@@ -258,6 +260,100 @@ impl Rotator for PostgresRotator {
             Err(_) => Err(failed(format!(
                 "timed out after {timeout:?}; the change may or may not have been applied"
             ))),
+        }
+    }
+
+    fn account(&self, session: &PgSession) -> Account {
+        Account {
+            user: session.user.clone(),
+            host: None,
+        }
+    }
+
+    /// Creates the pending user (the clone, on the first rotation) or sets its password, then
+    /// repairs the clone: `LOGIN`, membership in the original role, and `SET role` to the original so
+    /// that objects it creates belong to the original. One transaction.
+    async fn set_password_as_master(
+        &self,
+        master: &mut PgSession,
+        current: &Account,
+        pending: &DbSecret,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        let engine = master.engine;
+        let target = pending.username();
+        let original = original_name(&current.user, target);
+        let clone = if original == target {
+            current.user.as_str()
+        } else {
+            target
+        };
+        let timeout = ctx
+            .deadline
+            .query_timeout(ctx.step, "creating or updating the alternate user")?;
+        let failed = |action: &'static str, e: &tokio_postgres::Error| Error::Database {
+            engine,
+            action,
+            code: statement_code(e),
+        };
+        let work = async {
+            let transaction = master
+                .client
+                .transaction()
+                .await
+                .map_err(|e| failed("starting a transaction", &e))?;
+            let exists = transaction
+                .query_opt(
+                    "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1",
+                    &[&target],
+                )
+                .await
+                .map_err(|e| failed("looking up the user", &e))?
+                .is_some();
+            let verifier =
+                postgres_protocol::password::scram_sha_256(pending.password().expose().as_bytes());
+            // Contains the verifier, not the password; still never logged.
+            let statement = format!(
+                "{} ROLE {} WITH LOGIN PASSWORD {}",
+                if exists { "ALTER" } else { "CREATE" },
+                escape_identifier(target),
+                escape_literal(&verifier)
+            );
+            transaction
+                .batch_execute(&statement)
+                .await
+                .map_err(|e| failed("setting the password", &e))?;
+            let repair = format!(
+                "GRANT {original_id} TO {clone_id}; \
+                 ALTER ROLE {clone_id} WITH LOGIN; \
+                 ALTER ROLE {clone_id} SET role = {original_literal}",
+                original_id = escape_identifier(original),
+                clone_id = escape_identifier(clone),
+                original_literal = escape_literal(original),
+            );
+            transaction
+                .batch_execute(&repair)
+                .await
+                .map_err(|e| failed("repairing the alternate user", &e))?;
+            transaction
+                .commit()
+                .await
+                .map_err(|e| failed("committing", &e))?;
+            Ok::<bool, Error>(exists)
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(Ok(existed)) => {
+                tracing::info!(user = target, created = !existed, "alternate user updated");
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Database {
+                engine,
+                action: "creating or updating the alternate user",
+                code: format!(
+                    "timed out after {timeout:?}; the transaction may or may not have been committed"
+                ),
+            }),
         }
     }
 
