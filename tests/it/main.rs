@@ -5,6 +5,7 @@
 // Fixtures fail the test by panicking, helpers included.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod alternating;
 mod guard;
 mod postgres;
 mod support;

@@ -476,6 +476,21 @@ fn pg_code(e: tokio_postgres::Error) -> String {
     }
 }
 
+/// A session on cluster A (verified TLS) as `user`.
+pub async fn pg_client(stack: &Stack, user: &str, password: &str) -> tokio_postgres::Client {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&stack.pg_host)
+        .port(stack.pg_port)
+        .user(user)
+        .password(password)
+        .dbname("postgres")
+        .ssl_mode(tokio_postgres::config::SslMode::Require);
+    let (client, conn) = config.connect(test_tls(stack)).await.expect("login");
+    tokio::spawn(conn);
+    client
+}
+
 /// The admin session on the cluster at `port`.
 pub async fn pg_admin(stack: &Stack, port: u16) -> tokio_postgres::Client {
     let mut config = tokio_postgres::Config::new();

@@ -1,0 +1,296 @@
+//! Alternating users on PostgreSQL: a master secret creates and maintains `<user>_clone`.
+
+use postgres_protocol::escape::escape_identifier;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// A user owning nothing but granted SELECT on a table only it may read, its master secret, and its
+/// alternating-users secret.
+struct Setup {
+    user: PgUser,
+    password: String,
+    table: String,
+    schema: String,
+    master_arn: String,
+    client: aws_sdk_secretsmanager::Client,
+}
+
+async fn setup(stack: &Stack) -> Setup {
+    let password = fixture_password();
+    let name = unique("alt");
+    let user = PgUser::create(stack, stack.pg_port, &name, &password).await;
+    let table = format!("{name}_secret_table");
+    let schema = format!("{name}_schema");
+    pg_admin(stack, stack.pg_port)
+        .await
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (v int); INSERT INTO {t} VALUES (42); GRANT SELECT ON {t} TO {u}; \
+             CREATE SCHEMA {s} AUTHORIZATION {u};",
+            t = escape_identifier(&table),
+            u = escape_identifier(&name),
+            s = escape_identifier(&schema),
+        ))
+        .await
+        .unwrap();
+    let client = sm_client().await;
+    let master = json!({
+        "engine": "postgres",
+        "host": stack.pg_host,
+        "port": stack.pg_port,
+        "username": stack.pg_admin_user,
+        "password": stack.pg_admin_password,
+    });
+    let master_arn = create_secret(&client, &master).await;
+    Setup {
+        user,
+        password,
+        table,
+        schema,
+        master_arn,
+        client,
+    }
+}
+
+impl Setup {
+    fn secret(&self, stack: &Stack) -> Value {
+        let mut secret = pg_secret(stack, stack.pg_port, &self.user.name, &self.password);
+        secret["masterarn"] = json!(self.master_arn);
+        secret["rotation_strategy"] = json!("alternating-users");
+        secret
+    }
+
+    fn clone_name(&self) -> String {
+        format!("{}_clone", self.user.name)
+    }
+
+    async fn reads_table(&self, stack: &Stack, user: &str, password: &str) -> i32 {
+        let client = pg_client(stack, user, password).await;
+        client
+            .query_one(
+                &format!("SELECT v FROM {}", escape_identifier(&self.table)),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    async fn role_exists(&self, stack: &Stack, name: &str) -> bool {
+        pg_admin(stack, stack.pg_port)
+            .await
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+            .await
+            .unwrap()
+            .is_some()
+    }
+
+    async fn teardown(self, stack: &Stack) {
+        let admin = pg_admin(stack, stack.pg_port).await;
+        let _ = admin
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE; DROP TABLE IF EXISTS {};",
+                escape_identifier(&self.schema),
+                escape_identifier(&self.table)
+            ))
+            .await;
+        for role in [self.clone_name(), self.user.name.clone()] {
+            let _ = admin
+                .batch_execute(&format!(
+                    "DROP OWNED BY {r}; DROP ROLE {r}",
+                    r = escape_identifier(&role)
+                ))
+                .await;
+        }
+    }
+}
+
+async fn current_credentials(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+    stage: &str,
+) -> (String, String) {
+    let v = value(client, arn, stage).await;
+    (
+        v["username"].as_str().unwrap().to_owned(),
+        v["password"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn clone_is_created_then_alternated_and_repaired() {
+    let stack = require_stack!();
+    let setup = setup(stack).await;
+    let arn = create_secret(&setup.client, &setup.secret(stack)).await;
+    let function = Function::new(stack).await;
+
+    // First rotation: the clone appears with the original's privileges.
+    let token1 = token();
+    start_rotation(&setup.client, &arn, &token1).await;
+    function.rotate(&arn, &token1).await.unwrap();
+    let (user, password) = current_credentials(&setup.client, &arn, "AWSCURRENT").await;
+    assert_eq!(user, setup.clone_name());
+    assert_eq!(setup.reads_table(stack, &user, &password).await, 42);
+    let (prev_user, prev_password) = current_credentials(&setup.client, &arn, "AWSPREVIOUS").await;
+    assert_eq!(
+        (prev_user.as_str(), prev_password.as_str()),
+        (setup.user.name.as_str(), setup.password.as_str())
+    );
+    pg_login(stack, stack.pg_port, &prev_user, &prev_password)
+        .await
+        .expect("previous still logs in");
+    let secret_now = value(&setup.client, &arn, "AWSCURRENT").await;
+    let mut expected = setup.secret(stack);
+    expected["username"] = json!(user);
+    expected["password"] = json!(password);
+    assert_eq!(secret_now, expected, "only username and password changed");
+
+    // Objects created through the clone belong to the original.
+    let clone_client = pg_client(stack, &user, &password).await;
+    clone_client
+        .batch_execute(&format!(
+            "CREATE TABLE {}.made_by_clone (x int)",
+            escape_identifier(&setup.schema)
+        ))
+        .await
+        .unwrap();
+    let owner: String = pg_admin(stack, stack.pg_port)
+        .await
+        .query_one(
+            "SELECT tableowner::text FROM pg_tables WHERE schemaname = $1 AND tablename = 'made_by_clone'",
+            &[&setup.schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, setup.user.name);
+
+    // Drift between rotations: the clone loses its membership and default role (it must keep LOGIN:
+    // it is the current credential); the next rotation repairs both.
+    pg_admin(stack, stack.pg_port)
+        .await
+        .batch_execute(&format!(
+            "REVOKE {o} FROM {c}; ALTER ROLE {c} RESET role",
+            o = escape_identifier(&setup.user.name),
+            c = escape_identifier(&setup.clone_name())
+        ))
+        .await
+        .unwrap();
+
+    // Second rotation: back to the original, without creating anything.
+    let token2 = token();
+    start_rotation(&setup.client, &arn, &token2).await;
+    assert!(setup.role_exists(stack, &setup.clone_name()).await);
+    function.rotate(&arn, &token2).await.unwrap();
+    let (user2, password2) = current_credentials(&setup.client, &arn, "AWSCURRENT").await;
+    assert_eq!(user2, setup.user.name);
+    assert_eq!(setup.reads_table(stack, &user2, &password2).await, 42);
+    pg_login(stack, stack.pg_port, &setup.user.name, &setup.password)
+        .await
+        .expect_err("the original's old password is gone");
+    // The previous credential (the clone) still works and was repaired.
+    assert_eq!(setup.reads_table(stack, &user, &password).await, 42);
+
+    // Third rotation: the clone again, password changed by ALTER, privileges intact.
+    let token3 = token();
+    start_rotation(&setup.client, &arn, &token3).await;
+    function.rotate(&arn, &token3).await.unwrap();
+    let (user3, password3) = current_credentials(&setup.client, &arn, "AWSCURRENT").await;
+    assert_eq!(user3, setup.clone_name());
+    assert_ne!(password3, password);
+    assert_eq!(setup.reads_table(stack, &user3, &password3).await, 42);
+    pg_login(stack, stack.pg_port, &user2, &password2)
+        .await
+        .expect("previous still logs in");
+    setup.teardown(stack).await;
+}
+
+#[tokio::test]
+async fn refusals_change_nothing() {
+    let stack = require_stack!();
+    let setup = setup(stack).await;
+    let function = Function::new(stack).await;
+    let long_name = "l".repeat(58);
+
+    let mut no_master = setup.secret(stack);
+    no_master.as_object_mut().unwrap().remove("masterarn");
+    let mut too_long = setup.secret(stack);
+    too_long["username"] = json!(long_name);
+    let client = &setup.client;
+    let wrong_master = create_secret(
+        client,
+        &json!({"engine": "postgres", "host": stack.pg_host, "port": stack.pg_port,
+                "username": stack.pg_admin_user, "password": "wrong"}),
+    )
+    .await;
+    let other_host_master = create_secret(
+        client,
+        &json!({"engine": "postgres", "host": "localhost", "port": stack.pg_port,
+                "username": stack.pg_admin_user, "password": stack.pg_admin_password}),
+    )
+    .await;
+    let mut bad_master = setup.secret(stack);
+    bad_master["masterarn"] = json!(wrong_master);
+    let mut far_master = setup.secret(stack);
+    far_master["masterarn"] = json!(other_host_master);
+    let mut bad_current = setup.secret(stack);
+    bad_current["password"] = json!("not-the-password");
+
+    let cases = [
+        (
+            "masterarn missing",
+            no_master,
+            "createSecret",
+            "InvalidSecret",
+            "masterarn key is missing",
+        ),
+        (
+            "clone name too long",
+            too_long,
+            "createSecret",
+            "InvalidSecret",
+            "exceed 63 characters",
+        ),
+        (
+            "master password wrong",
+            bad_master,
+            "setSecret",
+            "LoginFailed",
+            wrong_master.as_str(),
+        ),
+        (
+            "master on another host",
+            far_master,
+            "setSecret",
+            "IdentityMismatch",
+            "master host localhost",
+        ),
+        (
+            "current credential invalid",
+            bad_current,
+            "setSecret",
+            "LoginFailed",
+            "current",
+        ),
+    ];
+    let verifier = setup.user.verifier(stack).await;
+    for (name, secret, step, error_type, needle) in cases {
+        let arn = create_secret(client, &secret).await;
+        let token = token();
+        start_rotation(client, &arn, &token).await;
+        if step == "setSecret" {
+            function.invoke("createSecret", &arn, &token).await.unwrap();
+        }
+        let before = snapshot(client, &arn).await;
+        let err = function.invoke(step, &arn, &token).await.unwrap_err();
+        assert_eq!(err.error_type(), error_type, "{name}: {err}");
+        assert!(err.to_string().contains(needle), "{name}: {err}");
+        assert_eq!(snapshot(client, &arn).await, before, "{name}");
+        assert!(
+            !setup.role_exists(stack, &setup.clone_name()).await,
+            "{name}: clone created"
+        );
+        assert_eq!(setup.user.verifier(stack).await, verifier, "{name}");
+    }
+    setup.teardown(stack).await;
+}
