@@ -16,6 +16,7 @@
 //! - [`rotators`]: engines, the [`rotators::Rotator`] trait, the deadline, and one module per
 //!   database family.
 //! - [`tls`]: trust roots (system, Amazon RDS, `TLS_EXTRA_CA_FILE`).
+//! - [`logging`]: log set-up honouring Lambda's logging controls, raw events never logged.
 //! - [`config`]: environment variables turned into a validated [`config::Config`].
 //! - [`error`]: the error type and its stable Lambda `errorType` names.
 //!
@@ -30,6 +31,7 @@ pub mod credentials;
 pub mod error;
 pub mod event;
 pub mod handler;
+pub mod logging;
 pub mod password;
 pub mod rotators;
 pub mod secrets;

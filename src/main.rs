@@ -1,16 +1,16 @@
 //! The Lambda binary: configuration, clients and trust roots are built once per container.
 
 use aws_config::BehaviorVersion;
-use db_secret_rotator::handler;
 use db_secret_rotator::rotators::Rotators;
 use db_secret_rotator::secrets::SdkSecretStore;
 use db_secret_rotator::{Config, Error};
+use db_secret_rotator::{handler, logging};
 use lambda_runtime::{LambdaEvent, service_fn, tracing};
 use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing::init_default_subscriber();
+    logging::init();
     let setup = match Config::from_env() {
         Ok((config, warnings)) => {
             for warning in warnings {
