@@ -32,11 +32,35 @@ const RDS_BUNDLE_PEM: &str = include_str!("../certs/rds-global-bundle.pem");
 
 /// Trust roots and the TLS client configuration, built once per container.
 ///
-/// Cloning is cheap: the configuration is shared behind an [`Arc`].
+/// Cloning is cheap: the configuration and the certificates are shared behind [`Arc`]s.
 #[derive(Clone)]
 pub struct TlsRoots {
     config: Arc<ClientConfig>,
+    certs: Arc<[CertificateDer<'static>]>,
     counts: RootCounts,
+}
+
+/// A root store being filled, and the certificates it accepted: drivers that build their own
+/// rustls configuration (mysql_async) take certificates, not a [`RootCertStore`].
+struct Anchors {
+    store: RootCertStore,
+    certs: Vec<CertificateDer<'static>>,
+}
+
+impl Anchors {
+    fn new() -> Self {
+        Anchors {
+            store: RootCertStore::empty(),
+            certs: Vec::new(),
+        }
+    }
+
+    /// Adds `cert` as a trust anchor, keeping it only if rustls accepts it.
+    fn add(&mut self, cert: CertificateDer<'static>) -> Result<(), rustls::Error> {
+        self.store.add(cert.clone())?;
+        self.certs.push(cert);
+        Ok(())
+    }
 }
 
 /// Number of trust roots loaded from each source, for a start-up log line.
@@ -69,7 +93,7 @@ impl TlsRoots {
             None => None,
         };
 
-        let mut roots = RootCertStore::empty();
+        let mut roots = Anchors::new();
         let system = add_system_roots(&mut roots);
         let rds = add_rds_roots(&mut roots);
         let extra = match extra {
@@ -95,7 +119,7 @@ impl TlsRoots {
             problem: format!("(PEM bundle given to TlsRoots::from_pem) {problem}"),
         };
         let certs = parse_bundle(pem).map_err(problem)?;
-        let mut roots = RootCertStore::empty();
+        let mut roots = Anchors::new();
         let extra = add_all(&mut roots, certs).map_err(problem)?;
         Self::build(
             roots,
@@ -118,7 +142,17 @@ impl TlsRoots {
         self.counts
     }
 
-    fn build(roots: RootCertStore, counts: RootCounts) -> Result<Self, Error> {
+    /// The same roots as DER certificates (every one rustls accepted as a trust anchor), for
+    /// drivers that build their own TLS configuration from certificates (mysql_async's `SslOpts`).
+    pub fn certificates(&self) -> &[CertificateDer<'static>] {
+        &self.certs
+    }
+
+    fn build(roots: Anchors, counts: RootCounts) -> Result<Self, Error> {
+        let Anchors {
+            store: roots,
+            certs,
+        } = roots;
         // The provider is passed explicitly, so no process-default provider is needed (rustls would
         // panic in `ClientConfig::builder()` if none, or more than one, could be chosen).
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -133,6 +167,7 @@ impl TlsRoots {
             .with_no_client_auth();
         Ok(Self {
             config: Arc::new(config),
+            certs: certs.into(),
             counts,
         })
     }
@@ -229,7 +264,7 @@ fn parse_bundle(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, BundleProble
 
 /// Adds every certificate, failing on the first that is not a usable trust anchor.
 fn add_all(
-    roots: &mut RootCertStore,
+    roots: &mut Anchors,
     certs: Vec<CertificateDer<'static>>,
 ) -> Result<usize, BundleProblem> {
     let count = certs.len();
@@ -260,13 +295,24 @@ fn read_extra_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error>
     parse_bundle(&bytes).map_err(|problem| extra_file_error(path, &problem))
 }
 
+/// Adds every certificate rustls accepts as a trust anchor; returns (added, ignored), like
+/// [`RootCertStore::add_parsable_certificates`].
+fn add_parsable(roots: &mut Anchors, certs: Vec<CertificateDer<'static>>) -> (usize, usize) {
+    let total = certs.len();
+    let added = certs
+        .into_iter()
+        .filter(|cert| roots.add(cert.clone()).is_ok())
+        .count();
+    (added, total - added)
+}
+
 /// Adds the operating system's roots; failures are logged and skipped.
-fn add_system_roots(roots: &mut RootCertStore) -> usize {
+fn add_system_roots(roots: &mut Anchors) -> usize {
     let native = rustls_native_certs::load_native_certs();
     for error in &native.errors {
         tracing::warn!(%error, "skipping part of the system trust store that failed to load");
     }
-    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    let (added, ignored) = add_parsable(roots, native.certs);
     if ignored > 0 {
         tracing::warn!(
             ignored,
@@ -281,10 +327,10 @@ fn add_system_roots(roots: &mut RootCertStore) -> usize {
 
 /// Adds the embedded RDS bundle. It is fixed at build time and checked by unit tests, so a problem
 /// here is logged rather than failing start-up.
-fn add_rds_roots(roots: &mut RootCertStore) -> usize {
+fn add_rds_roots(roots: &mut Anchors) -> usize {
     match parse_bundle(RDS_BUNDLE_PEM.as_bytes()) {
         Ok(certs) => {
-            let (added, ignored) = roots.add_parsable_certificates(certs);
+            let (added, ignored) = add_parsable(roots, certs);
             if ignored > 0 {
                 tracing::warn!(
                     ignored,
@@ -383,9 +429,10 @@ mod tests {
     fn embedded_rds_bundle_parses_completely() {
         let certs = parse_bundle(RDS_BUNDLE_PEM.as_bytes()).unwrap();
         assert_eq!(certs.len(), RDS_BUNDLE_COUNT);
-        let mut roots = RootCertStore::empty();
+        let mut roots = Anchors::new();
         assert_eq!(add_all(&mut roots, certs).unwrap(), RDS_BUNDLE_COUNT);
-        assert_eq!(roots.len(), RDS_BUNDLE_COUNT);
+        assert_eq!(roots.store.len(), RDS_BUNDLE_COUNT);
+        assert_eq!(roots.certs.len(), RDS_BUNDLE_COUNT);
     }
 
     #[test]
@@ -394,6 +441,10 @@ mod tests {
         let counts = roots.counts();
         assert_eq!(counts.rds, RDS_BUNDLE_COUNT);
         assert_eq!(counts.extra, 0);
+        assert_eq!(
+            roots.certificates().len(),
+            counts.system + counts.rds + counts.extra
+        );
         // The system store may be empty in a bare container; loading must still succeed.
         let config = roots.client_config();
         assert!(Arc::ptr_eq(&config, &roots.client_config()));
@@ -482,6 +533,7 @@ mod tests {
                 extra: 1
             }
         );
+        assert_eq!(roots.certificates().len(), 1);
         let config = roots.client_config();
         handshake(Arc::clone(&config), server_name("localhost", None).unwrap()).unwrap();
         handshake(Arc::clone(&config), server_name("127.0.0.1", None).unwrap()).unwrap();

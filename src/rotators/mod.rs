@@ -76,6 +76,7 @@ impl fmt::Display for Engine {
     }
 }
 
+pub mod mysql;
 pub mod postgres;
 
 use std::future::Future;
@@ -287,12 +288,15 @@ pub fn original_name<'a>(a: &'a str, b: &'a str) -> &'a str {
 pub enum Session {
     /// PostgreSQL or Aurora PostgreSQL.
     Postgres(postgres::PgSession),
+    /// MySQL, Aurora MySQL or MariaDB.
+    Mysql(mysql::MySession),
 }
 
 /// The rotators of every engine, built once per container, chosen by the secret's `engine`.
 #[derive(Debug, Clone)]
 pub struct Rotators {
     postgres: postgres::PostgresRotator,
+    mysql: mysql::MysqlRotator,
 }
 
 impl Rotators {
@@ -306,18 +310,8 @@ impl Rotators {
     pub fn with_roots(roots: &TlsRoots, config: &Config) -> Self {
         Rotators {
             postgres: postgres::PostgresRotator::new(roots.client_config(), config.tls_mode),
+            mysql: mysql::MysqlRotator::new(roots, config.tls_mode),
         }
-    }
-}
-
-fn unsupported(creds: &DbSecret, ctx: &StepContext<'_>) -> Error {
-    Error::Database {
-        engine: creds.engine(),
-        action: "connecting",
-        code: format!(
-            "engine not supported by this build (secret {})",
-            ctx.secret_id
-        ),
     }
 }
 
@@ -336,13 +330,18 @@ impl Rotator for Rotators {
                 .connect(creds, attempt, ctx)
                 .await
                 .map(Session::Postgres),
-            Family::Mysql => Err(unsupported(creds, ctx)),
+            Family::Mysql => self
+                .mysql
+                .connect(creds, attempt, ctx)
+                .await
+                .map(Session::Mysql),
         }
     }
 
     async fn check(&self, session: &mut Session, ctx: &StepContext<'_>) -> Result<(), Error> {
         match session {
             Session::Postgres(s) => self.postgres.check(s, ctx).await,
+            Session::Mysql(s) => self.mysql.check(s, ctx).await,
         }
     }
 
@@ -355,12 +354,14 @@ impl Rotator for Rotators {
     ) -> Result<(), Error> {
         match session {
             Session::Postgres(s) => self.postgres.set_own_password(s, user, new, ctx).await,
+            Session::Mysql(s) => self.mysql.set_own_password(s, user, new, ctx).await,
         }
     }
 
     fn account(&self, session: &Session) -> Account {
         match session {
             Session::Postgres(s) => self.postgres.account(s),
+            Session::Mysql(s) => self.mysql.account(s),
         }
     }
 
@@ -377,12 +378,18 @@ impl Rotator for Rotators {
                     .set_password_as_master(s, current, pending, ctx)
                     .await
             }
+            Session::Mysql(s) => {
+                self.mysql
+                    .set_password_as_master(s, current, pending, ctx)
+                    .await
+            }
         }
     }
 
     async fn close(&self, session: Session) {
         match session {
             Session::Postgres(s) => self.postgres.close(s).await,
+            Session::Mysql(s) => self.mysql.close(s).await,
         }
     }
 }

@@ -7,6 +7,9 @@
 
 mod alternating;
 mod guard;
-mod postgres;
+mod mariadb;
+mod mysql_support;
+mod server;
+mod single_user;
 mod support;
 mod tls;

@@ -1,24 +1,38 @@
-//! Single-user PostgreSQL rotations against the emulator and a real server.
+//! Single-user rotations through the handler against the emulator and each real server.
 
 use db_secret_rotator::credentials::Password;
 use serde_json::{Value, json};
 
+use crate::server::{Server, Stacks, TestUser, on_every_server, require_server};
 use crate::support::*;
+
+on_every_server!(
+    full_rotation,
+    every_step_and_the_whole_rotation_replayed,
+    set_secret_when_pending_already_works,
+    set_secret_falls_back_to_previous,
+    no_working_login_fails_and_changes_nothing,
+    pending_for_another_user_or_host_is_refused,
+    usernames_that_need_quoting_and_passwords_with_quotes_and_backslashes,
+    test_secret_alone_writes_nothing,
+    a_server_that_never_answers_fails_before_the_deadline,
+    no_password_reaches_logs_or_errors,
+);
 
 /// A user, its secret in the emulator, and a staged rotation token.
 struct Case {
-    user: PgUser,
+    user: TestUser,
     password: String,
     arn: String,
     token: String,
     client: aws_sdk_secretsmanager::Client,
 }
 
-async fn case(stack: &Stack, name: &str) -> Case {
+async fn case(stacks: &Stacks, server: Server, name: &str) -> Case {
     let password = fixture_password();
-    let user = PgUser::create(stack, stack.pg_port, name, &password).await;
+    let user = stacks.create_user(server, name, &password).await;
     let client = sm_client().await;
-    let arn = create_secret(&client, &pg_secret(stack, stack.pg_port, name, &password)).await;
+    let arn = create_secret(&client, &stacks.secret(server, name, &password)).await;
     let token = token();
     start_rotation(&client, &arn, &token).await;
     Case {
@@ -30,9 +44,9 @@ async fn case(stack: &Stack, name: &str) -> Case {
     }
 }
 
-/// The new password logs in, the old one is rejected with 28P01, the labels moved, and every other
-/// key is unchanged in value, type and order.
-async fn assert_rotated(stack: &Stack, case: &Case, old_version: &str) {
+/// Labels moved, the new password logs in, the old one is rejected, and every other key is
+/// unchanged in value, type and order.
+async fn assert_rotated(stacks: &Stacks, server: Server, case: &Case, old_version: &str) {
     let labels = labels(&case.client, &case.arn).await;
     assert!(
         labels[&case.token].contains(&"AWSCURRENT".to_owned()),
@@ -42,12 +56,13 @@ async fn assert_rotated(stack: &Stack, case: &Case, old_version: &str) {
     let new = value(&case.client, &case.arn, "AWSCURRENT").await;
     let new_password = new["password"].as_str().unwrap().to_owned();
     assert_ne!(new_password, case.password);
-    pg_login(stack, stack.pg_port, &case.user.name, &new_password)
+    stacks
+        .login(server, case.user.name(), &new_password)
         .await
         .expect("the new password logs in");
     assert_eq!(
-        pg_login(stack, stack.pg_port, &case.user.name, &case.password).await,
-        Err("28P01".to_owned()),
+        stacks.login(server, case.user.name(), &case.password).await,
+        Err(server.rejected().to_owned()),
         "the old password is rejected"
     );
     let old: Value = value(&case.client, &case.arn, "AWSPREVIOUS").await;
@@ -59,16 +74,15 @@ async fn assert_rotated(stack: &Stack, case: &Case, old_version: &str) {
     assert!(new["port"].is_string(), "a string port stays a string");
 }
 
-#[tokio::test]
-async fn full_rotation() {
-    let stack = require_stack!();
-    let case = case(stack, &unique("app")).await;
+async fn full_rotation(server: Server) {
+    let stacks = require_server!(server);
+    let case = case(&stacks, server, &unique("app")).await;
     let old_version = version_with(&case.client, &case.arn, "AWSCURRENT")
         .await
         .unwrap();
-    let function = Function::new(stack).await;
+    let function = Function::new(stacks.common).await;
     function.rotate(&case.arn, &case.token).await.unwrap();
-    assert_rotated(stack, &case, &old_version).await;
+    assert_rotated(&stacks, server, &case, &old_version).await;
     let new = value(&case.client, &case.arn, "AWSCURRENT").await;
     assert_eq!(
         new["password"].as_str().unwrap().chars().count(),
@@ -80,52 +94,57 @@ async fn full_rotation() {
     assert_eq!(calls["DescribeSecret"], 4, "{calls:?}");
     assert_eq!(calls["PutSecretValue"], 1, "{calls:?}");
     assert_eq!(calls["UpdateSecretVersionStage"], 1, "{calls:?}");
-    case.user.drop(stack).await;
+    case.user.drop(&stacks).await;
 }
 
-#[tokio::test]
-async fn every_step_and_the_whole_rotation_replayed() {
-    let stack = require_stack!();
-    let case = case(stack, &unique("replay")).await;
+async fn state(
+    stacks: &Stacks,
+    case: &Case,
+) -> (
+    std::collections::BTreeMap<String, (Vec<String>, Option<String>)>,
+    String,
+) {
+    (
+        snapshot(&case.client, &case.arn).await,
+        case.user.verifier(stacks).await,
+    )
+}
+
+async fn every_step_and_the_whole_rotation_replayed(server: Server) {
+    let stacks = require_server!(server);
+    let case = case(&stacks, server, &unique("replay")).await;
     let old_version = version_with(&case.client, &case.arn, "AWSCURRENT")
         .await
         .unwrap();
-    let function = Function::new(stack).await;
+    let function = Function::new(stacks.common).await;
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
         function.invoke(step, &case.arn, &case.token).await.unwrap();
-        let before = (
-            snapshot(&case.client, &case.arn).await,
-            case.user.verifier(stack).await,
-        );
+        let before = state(&stacks, &case).await;
         function.invoke(step, &case.arn, &case.token).await.unwrap();
-        let after = (
-            snapshot(&case.client, &case.arn).await,
-            case.user.verifier(stack).await,
+        assert_eq!(
+            before,
+            state(&stacks, &case).await,
+            "{step} replayed changed something"
         );
-        assert_eq!(before, after, "{step} replayed changed something");
     }
-    let before = (
-        snapshot(&case.client, &case.arn).await,
-        case.user.verifier(stack).await,
-    );
+    let before = state(&stacks, &case).await;
     let writes = function.store.writes();
     function.rotate(&case.arn, &case.token).await.unwrap();
-    let after = (
-        snapshot(&case.client, &case.arn).await,
-        case.user.verifier(stack).await,
+    assert_eq!(
+        before,
+        state(&stacks, &case).await,
+        "the replayed rotation changed something"
     );
-    assert_eq!(before, after, "the replayed rotation changed something");
     assert_eq!(function.store.writes(), writes);
     assert_eq!(before.0.len(), 2, "exactly one new version");
-    assert_rotated(stack, &case, &old_version).await;
-    case.user.drop(stack).await;
+    assert_rotated(&stacks, server, &case, &old_version).await;
+    case.user.drop(&stacks).await;
 }
 
-#[tokio::test]
-async fn set_secret_when_pending_already_works() {
-    let stack = require_stack!();
-    let case = case(stack, &unique("crash")).await;
-    let function = Function::new(stack).await;
+async fn set_secret_when_pending_already_works(server: Server) {
+    let stacks = require_server!(server);
+    let case = case(&stacks, server, &unique("crash")).await;
+    let function = Function::new(stacks.common).await;
     function
         .invoke("createSecret", &case.arn, &case.token)
         .await
@@ -133,17 +152,17 @@ async fn set_secret_when_pending_already_works() {
     // The password statement ran but the function died before reporting success.
     let pending = value(&case.client, &case.arn, "AWSPENDING").await;
     case.user
-        .set_password(stack, pending["password"].as_str().unwrap())
+        .set_password(&stacks, pending["password"].as_str().unwrap())
         .await;
-    let verifier = case.user.verifier(stack).await;
+    let verifier = case.user.verifier(&stacks).await;
     function
         .invoke("setSecret", &case.arn, &case.token)
         .await
         .unwrap();
     assert_eq!(
-        case.user.verifier(stack).await,
+        case.user.verifier(&stacks).await,
         verifier,
-        "no second ALTER ROLE"
+        "no second password statement"
     );
     function
         .invoke("testSecret", &case.arn, &case.token)
@@ -153,78 +172,71 @@ async fn set_secret_when_pending_already_works() {
         .invoke("finishSecret", &case.arn, &case.token)
         .await
         .unwrap();
-    case.user.drop(stack).await;
+    case.user.drop(&stacks).await;
 }
 
-#[tokio::test]
-async fn set_secret_falls_back_to_previous() {
-    let stack = require_stack!();
-    let case = case(stack, &unique("prev")).await;
-    let function = Function::new(stack).await;
+async fn set_secret_falls_back_to_previous(server: Server) {
+    let stacks = require_server!(server);
+    let case = case(&stacks, server, &unique("prev")).await;
+    let function = Function::new(stacks.common).await;
     function.rotate(&case.arn, &case.token).await.unwrap();
     // The database went back to the previous password (a restore, a manual change).
-    case.user.set_password(stack, &case.password).await;
+    case.user.set_password(&stacks, &case.password).await;
     let token2 = token();
     start_rotation(&case.client, &case.arn, &token2).await;
     function.rotate(&case.arn, &token2).await.unwrap();
     let current = value(&case.client, &case.arn, "AWSCURRENT").await;
-    pg_login(
-        stack,
-        stack.pg_port,
-        &case.user.name,
-        current["password"].as_str().unwrap(),
-    )
-    .await
-    .expect("the rotation recovered through AWSPREVIOUS");
+    stacks
+        .login(
+            server,
+            case.user.name(),
+            current["password"].as_str().unwrap(),
+        )
+        .await
+        .expect("the rotation recovered through AWSPREVIOUS");
     assert_eq!(
-        pg_login(stack, stack.pg_port, &case.user.name, &case.password).await,
-        Err("28P01".to_owned())
+        stacks.login(server, case.user.name(), &case.password).await,
+        Err(server.rejected().to_owned())
     );
-    case.user.drop(stack).await;
+    case.user.drop(&stacks).await;
 }
 
-#[tokio::test]
-async fn no_working_login_fails_and_changes_nothing() {
-    let stack = require_stack!();
-    let case = case(stack, &unique("nologin")).await;
-    let function = Function::new(stack).await;
+async fn no_working_login_fails_and_changes_nothing(server: Server) {
+    let stacks = require_server!(server);
+    let case = case(&stacks, server, &unique("nologin")).await;
+    let function = Function::new(stacks.common).await;
     function
         .invoke("createSecret", &case.arn, &case.token)
         .await
         .unwrap();
-    case.user.set_password(stack, "changed-by-hand").await;
-    let before = (
-        snapshot(&case.client, &case.arn).await,
-        case.user.verifier(stack).await,
-    );
+    case.user.set_password(&stacks, "changed-by-hand").await;
+    let before = state(&stacks, &case).await;
     let err = function
         .invoke("setSecret", &case.arn, &case.token)
         .await
         .unwrap_err();
     assert_eq!(err.error_type(), "LoginFailed", "{err}");
     assert!(err.to_string().contains(&case.arn), "{err}");
-    let after = (
-        snapshot(&case.client, &case.arn).await,
-        case.user.verifier(stack).await,
-    );
-    assert_eq!(before, after);
-    pg_login(stack, stack.pg_port, &case.user.name, "changed-by-hand")
+    assert_eq!(before, state(&stacks, &case).await);
+    stacks
+        .login(server, case.user.name(), "changed-by-hand")
         .await
         .unwrap();
-    case.user.drop(stack).await;
+    case.user.drop(&stacks).await;
 }
 
-#[tokio::test]
-async fn pending_for_another_user_or_host_is_refused() {
-    let stack = require_stack!();
+async fn pending_for_another_user_or_host_is_refused(server: Server) {
+    let stacks = require_server!(server);
     let victim_password = fixture_password();
-    let victim = PgUser::create(stack, stack.pg_port, &unique("victim"), &victim_password).await;
+    let victim = stacks
+        .create_user(server, &unique("victim"), &victim_password)
+        .await;
     for (key, value, what) in [
-        ("username", json!(victim.name), "user"),
+        ("username", json!(victim.name()), "user"),
         ("host", json!("localhost"), "host"),
     ] {
-        let case = case(stack, &unique("deputy")).await;
-        let mut pending = pg_secret(stack, stack.pg_port, &case.user.name, "attacker-chosen");
+        let case = case(&stacks, server, &unique("deputy")).await;
+        let mut pending = stacks.secret(server, case.user.name(), "attacker-chosen");
         pending[key] = value.clone();
         case.client
             .put_secret_value()
@@ -235,12 +247,8 @@ async fn pending_for_another_user_or_host_is_refused() {
             .send()
             .await
             .unwrap();
-        let before = (
-            snapshot(&case.client, &case.arn).await,
-            victim.verifier(stack).await,
-            case.user.verifier(stack).await,
-        );
-        let function = Function::new(stack).await;
+        let before = (state(&stacks, &case).await, victim.verifier(&stacks).await);
+        let function = Function::new(stacks.common).await;
         let err = function
             .invoke("setSecret", &case.arn, &case.token)
             .await
@@ -251,25 +259,23 @@ async fn pending_for_another_user_or_host_is_refused() {
             text.contains(what) && text.contains(value.as_str().unwrap()),
             "{text}"
         );
-        let after = (
-            snapshot(&case.client, &case.arn).await,
-            victim.verifier(stack).await,
-            case.user.verifier(stack).await,
+        assert_eq!(
+            before,
+            (state(&stacks, &case).await, victim.verifier(&stacks).await)
         );
-        assert_eq!(before, after);
-        case.user.drop(stack).await;
+        case.user.drop(&stacks).await;
     }
-    pg_login(stack, stack.pg_port, &victim.name, &victim_password)
+    stacks
+        .login(server, victim.name(), &victim_password)
         .await
         .unwrap();
-    victim.drop(stack).await;
+    victim.drop(&stacks).await;
 }
 
-#[tokio::test]
-async fn usernames_that_need_quoting_and_passwords_with_quotes_and_backslashes() {
-    let stack = require_stack!();
+async fn usernames_that_need_quoting_and_passwords_with_quotes_and_backslashes(server: Server) {
+    let stacks = require_server!(server);
     let config = db_secret_rotator::Config {
-        tls_extra_ca_file: Some(stack.test_ca.clone()),
+        tls_extra_ca_file: Some(stacks.common.test_ca.clone()),
         password_policy: db_secret_rotator::password::PasswordPolicy::default()
             .with_exclude_characters(Some(""))
             .unwrap(),
@@ -277,46 +283,36 @@ async fn usernames_that_need_quoting_and_passwords_with_quotes_and_backslashes()
     };
     for name in [
         unique("MixedCase"),
-        format!("we\"ird user {}", unique("x")),
+        format!("we\"ird `user' {}", unique("x")),
         "select".to_owned(),
     ] {
-        // Only one test uses the reserved word; it is dropped first in case an earlier run died.
-        let _ = pg_admin(stack, stack.pg_port)
-            .await
-            .batch_execute("DROP ROLE IF EXISTS \"select\"")
-            .await;
-        let case = case(stack, &name).await;
+        let case = case(&stacks, server, &name).await;
         let old_version = version_with(&case.client, &case.arn, "AWSCURRENT")
             .await
             .unwrap();
-        let mut function = Function::with_config(stack, config.clone()).await;
+        let mut function = Function::with_config(stacks.common, config.clone()).await;
         function.password = Some(Box::new(|_| {
-            Password::new(format!("q'uo\\te\"d-{:08x}", rand::random::<u32>()))
+            Password::new(format!("q'uo\\te\"d\\'-{:08x}", rand::random::<u32>()))
         }));
         function.rotate(&case.arn, &case.token).await.unwrap();
-        assert_rotated(stack, &case, &old_version).await;
+        assert_rotated(&stacks, server, &case, &old_version).await;
         // The policy itself can produce both characters.
         let token2 = token();
         start_rotation(&case.client, &case.arn, &token2).await;
-        let function = Function::with_config(stack, config.clone()).await;
+        let function = Function::with_config(stacks.common, config.clone()).await;
         function.rotate(&case.arn, &token2).await.unwrap();
         let current = value(&case.client, &case.arn, "AWSCURRENT").await;
-        pg_login(
-            stack,
-            stack.pg_port,
-            &name,
-            current["password"].as_str().unwrap(),
-        )
-        .await
-        .unwrap();
-        case.user.drop(stack).await;
+        stacks
+            .login(server, &name, current["password"].as_str().unwrap())
+            .await
+            .unwrap();
+        case.user.drop(&stacks).await;
     }
 }
 
-#[tokio::test]
-async fn test_secret_alone_writes_nothing() {
-    let stack = require_stack!();
-    let case = case(stack, &unique("testonly")).await;
+async fn test_secret_alone_writes_nothing(server: Server) {
+    let stacks = require_server!(server);
+    let case = case(&stacks, server, &unique("testonly")).await;
     // RotateImmediately=false: the service stages a version and invokes testSecret alone.
     let current = raw_value(&case.client, &case.arn, "AWSCURRENT").await;
     case.client
@@ -328,27 +324,19 @@ async fn test_secret_alone_writes_nothing() {
         .send()
         .await
         .unwrap();
-    let before = (
-        snapshot(&case.client, &case.arn).await,
-        case.user.verifier(stack).await,
-    );
-    let function = Function::new(stack).await;
+    let before = state(&stacks, &case).await;
+    let function = Function::new(stacks.common).await;
     function
         .invoke("testSecret", &case.arn, &case.token)
         .await
         .unwrap();
-    let after = (
-        snapshot(&case.client, &case.arn).await,
-        case.user.verifier(stack).await,
-    );
-    assert_eq!(before, after);
+    assert_eq!(before, state(&stacks, &case).await);
     assert_eq!(function.store.writes(), 0);
-    case.user.drop(stack).await;
+    case.user.drop(&stacks).await;
 }
 
-#[tokio::test]
-async fn a_server_that_never_answers_fails_before_the_deadline() {
-    let stack = require_stack!();
+async fn a_server_that_never_answers_fails_before_the_deadline(server: Server) {
+    let stacks = require_server!(server);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let _hold = tokio::spawn(async move {
@@ -358,12 +346,13 @@ async fn a_server_that_never_answers_fails_before_the_deadline() {
         }
     });
     let client = sm_client().await;
-    let mut secret = pg_secret(stack, port, &unique("silent"), "pw");
+    let mut secret = stacks.secret(server, &unique("silent"), "pw");
     secret["host"] = json!("127.0.0.1");
+    secret["port"] = json!(port);
     let arn = create_secret(&client, &secret).await;
     let token = token();
     start_rotation(&client, &arn, &token).await;
-    let mut function = Function::new(stack).await;
+    let mut function = Function::new(stacks.common).await;
     function.invoke("createSecret", &arn, &token).await.unwrap();
 
     function.deadline = Some(std::time::Duration::from_secs(4));
@@ -395,33 +384,27 @@ async fn a_server_that_never_answers_fails_before_the_deadline() {
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
 }
 
-#[tokio::test]
-async fn no_password_reaches_logs_or_errors() {
-    let stack = require_stack!();
+async fn no_password_reaches_logs_or_errors(server: Server) {
+    let stacks = require_server!(server);
     let sentinel = format!("S3ntinel-{:08x}", rand::random::<u32>());
-    let user = PgUser::create(stack, stack.pg_port, &unique("leak"), &sentinel).await;
+    let user = stacks.create_user(server, &unique("leak"), &sentinel).await;
     let client = sm_client().await;
-    let arn = create_secret(
-        &client,
-        &pg_secret(stack, stack.pg_port, &user.name, &sentinel),
-    )
-    .await;
+    let arn = create_secret(&client, &stacks.secret(server, user.name(), &sentinel)).await;
     let mut errors = Vec::new();
     let token1 = token();
     start_rotation(&client, &arn, &token1).await;
-    let mut function = Function::new(stack).await;
-    let new_sentinel = format!("{sentinel}-new");
-    let next = new_sentinel.clone();
+    let mut function = Function::new(stacks.common).await;
+    let next = format!("{sentinel}-new'\\");
     function.password = Some(Box::new(move |_| Password::new(next.clone())));
     function.rotate(&arn, &token1).await.unwrap();
-    // Failing paths: a second rotation against a changed password, then a bad TLS setting.
+    // Failing paths: a second rotation against a changed password, then an untrusted server.
     let token2 = token();
     start_rotation(&client, &arn, &token2).await;
     function
         .invoke("createSecret", &arn, &token2)
         .await
         .unwrap();
-    user.set_password(stack, "changed-by-hand").await;
+    user.set_password(&stacks, "changed-by-hand").await;
     errors.push(
         function
             .invoke("setSecret", &arn, &token2)
@@ -434,7 +417,7 @@ async fn no_password_reaches_logs_or_errors() {
             .await
             .unwrap_err(),
     );
-    let function = Function::trusting_only(&stack.other_ca, Default::default()).await;
+    let function = Function::trusting_only(&stacks.common.other_ca, Default::default()).await;
     errors.push(
         function
             .invoke("testSecret", &arn, &token2)
@@ -455,5 +438,5 @@ async fn no_password_reaches_logs_or_errors() {
         !logs.contains("it-rotation-token"),
         "the RotationToken reached the logs"
     );
-    user.drop(stack).await;
+    user.drop(&stacks).await;
 }

@@ -1,0 +1,601 @@
+//! The MySQL-family rotator against the stack's MariaDB 10.11, driven directly through
+//! [`Rotators`]: logins and TLS choices, single-user password changes (exact account, escaping in
+//! both `sql_mode`s), and the alternating-users clone (host, grants, `REQUIRE`).
+
+use db_secret_rotator::config::TlsMode;
+use db_secret_rotator::credentials::{DbSecret, Password};
+use db_secret_rotator::event::Step;
+use db_secret_rotator::rotators::mysql::{account_sql, quote_literal};
+use db_secret_rotator::rotators::{Account, Deadline, Rotator, Rotators, Session, StepContext};
+use db_secret_rotator::secrets::Stage;
+use db_secret_rotator::tls::TlsRoots;
+use db_secret_rotator::{Config, Error};
+use mysql_async::prelude::Queryable;
+use serde_json::{Value, json};
+
+use crate::mysql_support::*;
+use crate::support::{capture_logs, logs, unique};
+
+static SET_SECRET: Step = Step::SetSecret;
+
+fn ctx(secret_id: &str) -> StepContext<'_> {
+    StepContext {
+        secret_id,
+        step: &SET_SECRET,
+        deadline: Deadline::new(None, std::time::Duration::from_secs(5)),
+    }
+}
+
+/// Rotators trusting exactly the stack's test CA.
+fn trusting_test_ca(stack: &MyStack, mode: TlsMode) -> Rotators {
+    capture_logs();
+    let roots = TlsRoots::from_pem(&std::fs::read(&stack.test_ca).unwrap()).unwrap();
+    Rotators::with_roots(
+        &roots,
+        &Config {
+            tls_mode: mode,
+            ..Config::default()
+        },
+    )
+}
+
+/// Rotators trusting the system and Amazon RDS roots only: the test CA is unknown to them.
+fn untrusting(mode: TlsMode) -> Rotators {
+    capture_logs();
+    Rotators::with_roots(
+        &TlsRoots::load(None).unwrap(),
+        &Config {
+            tls_mode: mode,
+            ..Config::default()
+        },
+    )
+}
+
+fn secret(value: &Value) -> DbSecret {
+    DbSecret::parse("arn:mariadb-test", Stage::Current, &value.to_string()).unwrap()
+}
+
+/// A password with every character the literal escaper must handle.
+fn nasty_password() -> String {
+    format!(
+        "Pw-{:08x}-'\\\"%_`;\n\r\u{1a}é''\\\\",
+        rand::random::<u32>()
+    )
+}
+
+async fn connect(rotators: &Rotators, value: &Value, secret_id: &str) -> Result<Session, Error> {
+    rotators
+        .connect(&secret(value), "login", &ctx(secret_id))
+        .await
+}
+
+/// Connects, runs the test query and closes.
+async fn login(rotators: &Rotators, value: &Value, secret_id: &str) -> Result<(), Error> {
+    let mut session = connect(rotators, value, secret_id).await?;
+    let result = rotators.check(&mut session, &ctx(secret_id)).await;
+    rotators.close(session).await;
+    result
+}
+
+fn code(result: Result<(), Error>) -> String {
+    match result.unwrap_err() {
+        Error::Database { code, .. } => code,
+        other => panic!("expected a database error, got {other}"),
+    }
+}
+
+/// Log lines (JSON) whose fields include `key` = `value`.
+fn log_lines_with(key: &str, value: &str) -> Vec<Value> {
+    logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"][key].as_str() == Some(value))
+        .collect()
+}
+
+#[tokio::test]
+async fn single_user_changes_exactly_the_authenticated_account() {
+    let stack = require_mariadb!();
+    let rotators = trusting_test_ca(stack, TlsMode::VerifyFull);
+    let name = unique("my_su");
+    let (pw_any, pw_local) = (nasty_password(), nasty_password());
+    let any = MyUser::create(stack, &name, "%", &pw_any, "").await;
+    let local = MyUser::create(stack, &name, "127.0.0.1", &pw_local, "").await;
+    let any_hash = any.auth_string(stack).await;
+
+    // From 127.0.0.1 the server picks the more specific account.
+    let current = secret(&mariadb_secret(stack, &name, &pw_local));
+    let mut session = rotators
+        .connect(&current, "login", &ctx("arn:su"))
+        .await
+        .unwrap();
+    assert_eq!(
+        rotators.account(&session),
+        Account {
+            user: name.clone(),
+            host: Some("127.0.0.1".to_owned())
+        }
+    );
+    let new = nasty_password();
+    rotators
+        .set_own_password(&mut session, &current, &Password::new(&new), &ctx("arn:su"))
+        .await
+        .unwrap();
+    rotators.close(session).await;
+    my_login(stack, &name, &new, true)
+        .await
+        .expect("the new password logs in");
+    assert_eq!(my_login(stack, &name, &pw_local, true).await, Err(1045));
+    assert_eq!(
+        any.auth_string(stack).await,
+        any_hash,
+        "the '%' account with the same user name kept its password"
+    );
+
+    // Without the specific account, the '%' one authenticates and is the one changed.
+    local.drop(stack).await;
+    let current = secret(&mariadb_secret(stack, &name, &pw_any));
+    let mut session = rotators
+        .connect(&current, "login", &ctx("arn:su"))
+        .await
+        .unwrap();
+    assert_eq!(rotators.account(&session).host.as_deref(), Some("%"));
+    let new = nasty_password();
+    rotators
+        .set_own_password(&mut session, &current, &Password::new(&new), &ctx("arn:su"))
+        .await
+        .unwrap();
+    rotators.close(session).await;
+    my_login(stack, &name, &new, true).await.unwrap();
+    assert_eq!(my_login(stack, &name, &pw_any, true).await, Err(1045));
+    assert_ne!(any.auth_string(stack).await, any_hash);
+    any.drop(stack).await;
+}
+
+/// The real code path under `NO_BACKSLASH_ESCAPES`: the session's mode is changed and re-read by
+/// the rotator (the hook a session uses at connect), then the password statement runs with
+/// literals escaped for that mode. A backslash-escaped literal would set a different password or
+/// fail to parse.
+#[tokio::test]
+async fn no_backslash_escapes_session() {
+    let stack = require_mariadb!();
+    let rotators = trusting_test_ca(stack, TlsMode::VerifyFull);
+    let name = unique("my_nbe");
+    let password = nasty_password();
+    let user = MyUser::create(stack, &name, "%", &password, "").await;
+    let current = secret(&mariadb_secret(stack, &name, &password));
+    let mut session = rotators
+        .connect(&current, "login", &ctx("arn:nbe"))
+        .await
+        .unwrap();
+    let Session::Mysql(my) = &mut session else {
+        panic!("a MariaDB secret opens a MySQL-family session")
+    };
+    assert!(my.is_mariadb());
+    assert!(!my.no_backslash_escapes(), "the stack's default sql_mode");
+    my.set_sql_mode("NO_BACKSLASH_ESCAPES,STRICT_TRANS_TABLES")
+        .await
+        .unwrap();
+    assert!(my.no_backslash_escapes());
+    let new = nasty_password();
+    rotators
+        .set_own_password(
+            &mut session,
+            &current,
+            &Password::new(&new),
+            &ctx("arn:nbe"),
+        )
+        .await
+        .unwrap();
+    rotators.close(session).await;
+    my_login(stack, &name, &new, true)
+        .await
+        .expect("the password set under NO_BACKSLASH_ESCAPES is exactly the new one");
+    user.drop(stack).await;
+}
+
+/// The escaper against the server's own parser, in both modes: every literal reads back as the
+/// original string, and the backslash form is wrong under `NO_BACKSLASH_ESCAPES`.
+#[tokio::test]
+async fn literals_round_trip_in_both_sql_modes() {
+    let stack = require_mariadb!();
+    let value = "a'b\\c\"d\0e\nf\rg\u{1a}h%_`é''\\\\'";
+    let mut admin = my_admin(stack).await;
+    for (mode, nbe) in [
+        ("STRICT_TRANS_TABLES", false),
+        ("NO_BACKSLASH_ESCAPES", true),
+    ] {
+        admin
+            .exec_drop("SET SESSION sql_mode = ?", (mode,))
+            .await
+            .unwrap();
+        let back: Option<String> = admin
+            .query_first(format!("SELECT {}", quote_literal(value, nbe)))
+            .await
+            .unwrap();
+        assert_eq!(back.as_deref(), Some(value), "sql_mode {mode}");
+    }
+    let wrong: Result<Option<String>, _> = admin
+        .query_first(format!("SELECT {}", quote_literal(value, false)))
+        .await;
+    assert!(
+        !matches!(wrong, Ok(Some(ref v)) if v == value),
+        "backslash escapes do not work under NO_BACKSLASH_ESCAPES"
+    );
+    admin.disconnect().await.unwrap();
+}
+
+/// Why passwords are escaped client-side: the server refuses `?` in the password statements.
+#[tokio::test]
+async fn password_statements_take_no_placeholders() {
+    let stack = require_mariadb!();
+    let mut admin = my_admin(stack).await;
+    for statement in [
+        "ALTER USER `dsr_nobody`@`%` IDENTIFIED BY ?",
+        "ALTER USER CURRENT_USER() IDENTIFIED BY ?",
+        "CREATE USER IF NOT EXISTS `dsr_nobody`@`%` IDENTIFIED BY ?",
+        "SET PASSWORD = PASSWORD(?)",
+    ] {
+        match admin.exec_drop(statement, ("p",)).await {
+            Err(mysql_async::Error::Server(e)) => assert_eq!(e.code, 1064, "{statement}"),
+            other => panic!("{statement}: {other:?}"),
+        }
+    }
+    admin.disconnect().await.unwrap();
+}
+
+#[tokio::test]
+async fn require_ssl_account() {
+    let stack = require_mariadb!();
+    let rotators = trusting_test_ca(stack, TlsMode::VerifyFull);
+    let name = unique("my_rssl");
+    let password = nasty_password();
+    let user = MyUser::create(stack, &name, "%", &password, "REQUIRE SSL").await;
+    my_login(stack, &name, &password, true).await.unwrap();
+    assert_eq!(my_login(stack, &name, &password, false).await, Err(1045));
+
+    let mut value = mariadb_secret(stack, &name, &password);
+    login(&rotators, &value, "arn:rssl").await.unwrap();
+    value["ssl"] = json!(false);
+    assert_eq!(
+        code(login(&rotators, &value, "arn:rssl").await),
+        "error 1045 (28000)"
+    );
+    value["ssl"] = json!("TRUE");
+    let current = secret(&value);
+    let mut session = rotators
+        .connect(&current, "login", &ctx("arn:rssl"))
+        .await
+        .unwrap();
+    let new = nasty_password();
+    rotators
+        .set_own_password(
+            &mut session,
+            &current,
+            &Password::new(&new),
+            &ctx("arn:rssl"),
+        )
+        .await
+        .unwrap();
+    rotators.close(session).await;
+    my_login(stack, &name, &new, true).await.unwrap();
+    user.drop(stack).await;
+}
+
+#[tokio::test]
+async fn tls_choices() {
+    let stack = require_mariadb!();
+    let plain_name = unique("my_tlsp");
+    let ssl_name = unique("my_tlsr");
+    let password = nasty_password();
+    let plain = MyUser::create(stack, &plain_name, "%", &password, "").await;
+    let only_tls = MyUser::create(stack, &ssl_name, "%", &password, "REQUIRE SSL").await;
+    let plain_secret = mariadb_secret(stack, &plain_name, &password);
+    let tls_secret = mariadb_secret(stack, &ssl_name, &password);
+
+    // Verified TLS with the test CA; a REQUIRE SSL account logging in proves the session is TLS.
+    let trusted = trusting_test_ca(stack, TlsMode::VerifyFull);
+    login(&trusted, &tls_secret, "arn:tls").await.unwrap();
+    login(&trusted, &plain_secret, "arn:tls").await.unwrap();
+    // ssl: false is plaintext, which the REQUIRE SSL account refuses.
+    let mut no_tls = tls_secret.clone();
+    no_tls["ssl"] = json!("false");
+    assert_eq!(
+        code(login(&trusted, &no_tls, "arn:tls").await),
+        "error 1045 (28000)"
+    );
+
+    // An untrusted CA fails under verify-full, although the server accepts plaintext.
+    let untrusted = untrusting(TlsMode::VerifyFull);
+    let failed = code(login(&untrusted, &plain_secret, "arn:tls").await);
+    assert!(
+        failed.contains("UnknownIssuer") || failed.contains("certificate"),
+        "{failed}"
+    );
+    // ... and falls back to plaintext under prefer, with a warning naming secret and host.
+    let prefer = untrusting(TlsMode::Prefer);
+    let secret_id = unique("arn:mariadb-prefer");
+    login(&prefer, &plain_secret, &secret_id).await.unwrap();
+    let warnings = log_lines_with("secret_id", &secret_id);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0]["level"], "WARN");
+    assert_eq!(warnings[0]["fields"]["host"], stack.host.as_str());
+    // The fallback is plaintext: the REQUIRE SSL account is refused.
+    assert_eq!(
+        code(login(&prefer, &tls_secret, "arn:tls").await),
+        "error 1045 (28000)"
+    );
+
+    // A wrong password is never retried in plaintext, even under prefer.
+    let prefer_trusted = trusting_test_ca(stack, TlsMode::Prefer);
+    let secret_id = unique("arn:mariadb-wrong");
+    let mut wrong = plain_secret.clone();
+    wrong["password"] = json!("wrong-password");
+    assert_eq!(
+        code(login(&prefer_trusted, &wrong, &secret_id).await),
+        "error 1045 (28000)"
+    );
+    assert!(log_lines_with("secret_id", &secret_id).is_empty());
+
+    // tls_server_name is the name verified (and sent as SNI); TCP still goes to host.
+    let mut named = tls_secret.clone();
+    named["tls_server_name"] = json!("localhost");
+    login(&trusted, &named, "arn:tls").await.unwrap();
+    named["tls_server_name"] = json!("db.example.com");
+    let failed = code(login(&trusted, &named, "arn:tls").await);
+    assert!(failed.contains("not valid for name"), "{failed}");
+    named["tls_server_name"] = json!("not a name!");
+    let failed = code(login(&trusted, &named, "arn:tls").await);
+    assert!(
+        failed.contains("tls_server_name") && !failed.contains("not a name"),
+        "{failed}"
+    );
+
+    plain.drop(stack).await;
+    only_tls.drop(stack).await;
+}
+
+/// A `REQUIRE` row of `mysql.user`: ssl_type, cipher, issuer, subject.
+async fn require_row(stack: &MyStack, user: &str, host: &str) -> (String, String, String, String) {
+    let mut admin = my_admin(stack).await;
+    let row: Option<(String, String, String, String)> = admin
+        .exec_first(
+            "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user \
+             WHERE User = ? AND Host = ?",
+            (user, host),
+        )
+        .await
+        .unwrap();
+    admin.disconnect().await.unwrap();
+    row.expect("the account exists")
+}
+
+#[tokio::test]
+async fn alternating_users_clone_follows_the_current_account() {
+    let stack = require_mariadb!();
+    let rotators = trusting_test_ca(stack, TlsMode::VerifyFull);
+    let db = unique("dsr_db%x");
+    let db_sql = format!("`{db}`");
+    my_admin_run(stack, &format!("CREATE DATABASE {db_sql}")).await;
+    my_admin_run(stack, &format!("CREATE TABLE {db_sql}.t (x INT)")).await;
+    my_admin_run(stack, &format!("INSERT INTO {db_sql}.t VALUES (1)")).await;
+
+    // The original lives at a specific host, with a name that needs quoting.
+    let name = unique("my'alt`");
+    let clone = format!("{name}_clone");
+    let host = "127.0.0.1";
+    let password = nasty_password();
+    let original = MyUser::create(stack, &name, host, &password, "REQUIRE SSL").await;
+    my_admin_run(
+        stack,
+        &format!("GRANT SELECT ON {db_sql}.* TO {}", original.sql()),
+    )
+    .await;
+    drop_user(stack, &clone, host).await;
+
+    let current_secret = mariadb_secret(stack, &name, &password);
+    let session = connect(&rotators, &current_secret, "arn:alt")
+        .await
+        .unwrap();
+    let current = rotators.account(&session);
+    rotators.close(session).await;
+    assert_eq!(current.host.as_deref(), Some(host));
+
+    let set = |pw: String| {
+        let rotators = &rotators;
+        let current = &current;
+        let pending = secret(&mariadb_secret(stack, &clone, &pw));
+        async move {
+            let mut master = connect(rotators, &mariadb_admin_secret(stack), "arn:alt")
+                .await
+                .unwrap();
+            let result = rotators
+                .set_password_as_master(&mut master, current, &pending, &ctx("arn:alt"))
+                .await;
+            rotators.close(master).await;
+            result
+        }
+    };
+
+    // First rotation: created at the current account's host, with its grants and REQUIRE SSL.
+    let pw1 = nasty_password();
+    set(pw1.clone()).await.unwrap();
+    assert!(auth_string(stack, &clone, host).await.is_some());
+    assert!(auth_string(stack, &clone, "%").await.is_none(), "never '%'");
+    my_login(stack, &clone, &pw1, true).await.unwrap();
+    assert_eq!(
+        my_login(stack, &clone, &pw1, false).await,
+        Err(1045),
+        "REQUIRE SSL copied"
+    );
+    assert_eq!(require_row(stack, &clone, host).await.0, "ANY");
+    my_run_as(stack, &clone, &pw1, &format!("SELECT x FROM {db_sql}.t"))
+        .await
+        .expect("the clone reads what only the original was granted");
+    assert_eq!(
+        my_run_as(
+            stack,
+            &clone,
+            &pw1,
+            &format!("INSERT INTO {db_sql}.t VALUES (2)")
+        )
+        .await,
+        Err(1142)
+    );
+    let created = log_lines_with("user", &clone);
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(created[0]["fields"]["created"], true);
+
+    // Second rotation: the password changes, nothing is created.
+    let pw2 = nasty_password();
+    set(pw2.clone()).await.unwrap();
+    my_login(stack, &clone, &pw2, true).await.unwrap();
+    assert_eq!(my_login(stack, &clone, &pw1, true).await, Err(1045));
+    let updated = log_lines_with("user", &clone);
+    assert_eq!(updated.len(), 2, "{updated:?}");
+    assert_eq!(updated[1]["fields"]["created"], false);
+
+    // A grant added to the original later reaches the clone at the next rotation.
+    my_admin_run(
+        stack,
+        &format!("GRANT INSERT ON {db_sql}.* TO {}", original.sql()),
+    )
+    .await;
+    let pw3 = nasty_password();
+    set(pw3.clone()).await.unwrap();
+    my_run_as(
+        stack,
+        &clone,
+        &pw3,
+        &format!("INSERT INTO {db_sql}.t VALUES (3)"),
+    )
+    .await
+    .unwrap();
+
+    // A privilege only the clone holds is reported (never revoked), without grant text.
+    my_admin_run(
+        stack,
+        &format!(
+            "GRANT DELETE ON {db_sql}.* TO {}",
+            account_sql(&clone, host)
+        ),
+    )
+    .await;
+    set(nasty_password()).await.unwrap();
+    let warned = log_lines_with("target", &clone);
+    assert!(
+        warned.iter().any(|l| l["level"] == "WARN"
+            && l["fields"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("privileges the current user lacks")),
+        "{warned:?}"
+    );
+
+    // A specified REQUIRE is copied value for value, quotes and backslashes included.
+    my_admin_run(
+        stack,
+        &format!(
+            "ALTER USER {} REQUIRE SUBJECT {} AND CIPHER 'AES256-SHA'",
+            original.sql(),
+            quote_literal("/CN=it's a \\ test", false)
+        ),
+    )
+    .await;
+    set(nasty_password()).await.unwrap();
+    assert_eq!(
+        require_row(stack, &clone, host).await,
+        require_row(stack, &name, host).await
+    );
+    assert_eq!(
+        require_row(stack, &clone, host).await.3,
+        "/CN=it's a \\ test"
+    );
+
+    let logged = logs();
+    assert!(!logged.contains(&db), "grant text is never logged");
+    for pw in [&pw1, &pw2, &pw3] {
+        assert!(!logged.contains(pw.as_str()));
+    }
+    drop_user(stack, &clone, host).await;
+    original.drop(stack).await;
+    my_admin_run(stack, &format!("DROP DATABASE {db_sql}")).await;
+}
+
+#[tokio::test]
+async fn password_statement_failures_keep_only_the_error_number() {
+    let stack = require_mariadb!();
+    let rotators = trusting_test_ca(stack, TlsMode::VerifyFull);
+    const SENTINEL: &str = "S3ntinel-'\\-pw";
+    let check = |err: Error| {
+        let shown = format!("{err} {err:?}");
+        assert_eq!(err.error_type(), "DatabaseError", "{shown}");
+        assert!(
+            !shown.contains(SENTINEL) && !shown.contains("S3ntinel"),
+            "{shown}"
+        );
+        let Error::Database { action, code, .. } = err else {
+            unreachable!()
+        };
+        (action, code)
+    };
+
+    // CREATE USER … IDENTIFIED BY fails: the name is too long for MariaDB (128 characters).
+    let current = Account {
+        user: "dsr_unused".to_owned(),
+        host: Some("%".to_owned()),
+    };
+    let too_long = "x".repeat(200);
+    let pending = secret(&mariadb_secret(stack, &too_long, SENTINEL));
+    let mut master = connect(&rotators, &mariadb_admin_secret(stack), "arn:fail")
+        .await
+        .unwrap();
+    let err = rotators
+        .set_password_as_master(&mut master, &current, &pending, &ctx("arn:fail"))
+        .await
+        .unwrap_err();
+    rotators.close(master).await;
+    assert_eq!(
+        check(err),
+        (
+            "creating the alternate user",
+            "error 1470 (HY000)".to_owned()
+        )
+    );
+    assert!(auth_string(stack, &too_long, "%").await.is_none());
+
+    // ALTER USER … IDENTIFIED BY fails: a "master" that may read mysql.user but not manage users.
+    let weak_name = unique("my_weak");
+    let weak_pw = nasty_password();
+    let weak = MyUser::create(stack, &weak_name, "%", &weak_pw, "").await;
+    my_admin_run(
+        stack,
+        &format!("GRANT SELECT ON `mysql`.* TO {}", weak.sql()),
+    )
+    .await;
+    let target_name = unique("my_target");
+    let target = MyUser::create(stack, &target_name, "%", &nasty_password(), "").await;
+    let before = target.auth_string(stack).await;
+    let pending = secret(&mariadb_secret(stack, &target_name, SENTINEL));
+    let mut master = connect(
+        &rotators,
+        &mariadb_secret(stack, &weak_name, &weak_pw),
+        "arn:fail",
+    )
+    .await
+    .unwrap();
+    let err = rotators
+        .set_password_as_master(&mut master, &current, &pending, &ctx("arn:fail"))
+        .await
+        .unwrap_err();
+    rotators.close(master).await;
+    assert_eq!(
+        check(err),
+        ("setting the password", "error 1227 (42000)".to_owned())
+    );
+    assert_eq!(target.auth_string(stack).await, before);
+
+    assert!(!logs().contains("S3ntinel"));
+    weak.drop(stack).await;
+    target.drop(stack).await;
+}
