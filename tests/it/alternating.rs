@@ -1,9 +1,174 @@
-//! Alternating users on PostgreSQL: a master secret creates and maintains `<user>_clone`.
+//! Alternating users: a master secret creates and maintains `<user>_clone`, on every engine, plus
+//! PostgreSQL's ownership and membership repair.
 
 use postgres_protocol::escape::escape_identifier;
 use serde_json::{Value, json};
 
+use crate::server::{Server, Stacks, on_every_server, require_server};
 use crate::support::*;
+
+on_every_server!(
+    rotations_alternate_between_user_and_clone,
+    refusals_change_nothing
+);
+
+fn alternating_secret(
+    stacks: &Stacks,
+    server: Server,
+    user: &str,
+    password: &str,
+    masterarn: &str,
+) -> Value {
+    let mut secret = stacks.secret(server, user, password);
+    secret["masterarn"] = json!(masterarn);
+    secret["rotation_strategy"] = json!("alternating-users");
+    secret
+}
+
+async fn rotations_alternate_between_user_and_clone(server: Server) {
+    let stacks = require_server!(server);
+    let client = sm_client().await;
+    let name = unique("alt");
+    let clone = format!("{name}_clone");
+    let password = fixture_password();
+    let user = stacks.create_user(server, &name, &password).await;
+    let table = stacks.grant_table(server, &name).await;
+    let master_arn = create_secret(&client, &stacks.master_secret(server)).await;
+    let original_secret = alternating_secret(&stacks, server, &name, &password, &master_arn);
+    let arn = create_secret(&client, &original_secret).await;
+    let function = Function::new(stacks.common).await;
+
+    let mut expected_users = [clone.as_str(), name.as_str()].into_iter().cycle();
+    for round in 1..=3 {
+        let token = token();
+        start_rotation(&client, &arn, &token).await;
+        function.rotate(&arn, &token).await.unwrap();
+        let current = value(&client, &arn, "AWSCURRENT").await;
+        let previous = value(&client, &arn, "AWSPREVIOUS").await;
+        let (user_now, pw_now) = (
+            current["username"].as_str().unwrap(),
+            current["password"].as_str().unwrap(),
+        );
+        let (user_before, pw_before) = (
+            previous["username"].as_str().unwrap(),
+            previous["password"].as_str().unwrap(),
+        );
+        assert_eq!(user_now, expected_users.next().unwrap(), "round {round}");
+        assert_ne!(user_now, user_before, "round {round}");
+        // Both the current and the previous credential log in, with the original's privileges.
+        stacks
+            .login(server, user_now, pw_now)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: current: {e}"));
+        stacks
+            .login(server, user_before, pw_before)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: previous: {e}"));
+        stacks
+            .reads(server, &table, user_now, pw_now)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        // Only the user name and the password changed.
+        let mut expected = original_secret.clone();
+        expected["username"] = json!(user_now);
+        expected["password"] = json!(pw_now);
+        assert_eq!(current, expected, "round {round}");
+    }
+    assert!(stacks.user_exists(server, &clone).await);
+    stacks.drop_table(server, table).await;
+    stacks.drop_user(server, &clone).await;
+    user.drop(&stacks).await;
+}
+
+async fn refusals_change_nothing(server: Server) {
+    let stacks = require_server!(server);
+    let client = sm_client().await;
+    let name = unique("altno");
+    let clone = format!("{name}_clone");
+    let password = fixture_password();
+    let user = stacks.create_user(server, &name, &password).await;
+    let master = stacks.master_secret(server);
+    let master_arn = create_secret(&client, &master).await;
+    let mut wrong = master.clone();
+    wrong["password"] = json!("wrong");
+    let wrong_master = create_secret(&client, &wrong).await;
+    let mut far = master.clone();
+    far["host"] = json!("localhost");
+    let far_master = create_secret(&client, &far).await;
+    let good = alternating_secret(&stacks, server, &name, &password, &master_arn);
+
+    let mut no_master = good.clone();
+    no_master.as_object_mut().unwrap().remove("masterarn");
+    let long_name = "l".repeat(stacks.clone_limit(server) - "_clone".len() + 1);
+    let limit = format!("exceed {} characters", stacks.clone_limit(server));
+    let mut too_long = good.clone();
+    too_long["username"] = json!(long_name);
+    let mut bad_master = good.clone();
+    bad_master["masterarn"] = json!(wrong_master);
+    let mut distant_master = good.clone();
+    distant_master["masterarn"] = json!(far_master);
+    let mut bad_current = good.clone();
+    bad_current["password"] = json!("not-the-password");
+
+    let cases = [
+        (
+            "masterarn missing",
+            no_master,
+            "createSecret",
+            "InvalidSecret",
+            "masterarn key is missing",
+        ),
+        (
+            "clone name too long",
+            too_long,
+            "createSecret",
+            "InvalidSecret",
+            limit.as_str(),
+        ),
+        (
+            "master password wrong",
+            bad_master,
+            "setSecret",
+            "LoginFailed",
+            wrong_master.as_str(),
+        ),
+        (
+            "master on another host",
+            distant_master,
+            "setSecret",
+            "IdentityMismatch",
+            "master host localhost",
+        ),
+        (
+            "current credential invalid",
+            bad_current,
+            "setSecret",
+            "LoginFailed",
+            "current",
+        ),
+    ];
+    let function = Function::new(stacks.common).await;
+    let verifier = user.verifier(&stacks).await;
+    for (case, secret, step, error_type, needle) in cases {
+        let arn = create_secret(&client, &secret).await;
+        let token = token();
+        start_rotation(&client, &arn, &token).await;
+        if step == "setSecret" {
+            function.invoke("createSecret", &arn, &token).await.unwrap();
+        }
+        let before = snapshot(&client, &arn).await;
+        let err = function.invoke(step, &arn, &token).await.unwrap_err();
+        assert_eq!(err.error_type(), error_type, "{case}: {err}");
+        assert!(err.to_string().contains(needle), "{case}: {err}");
+        assert_eq!(snapshot(&client, &arn).await, before, "{case}");
+        assert!(
+            !stacks.user_exists(server, &clone).await,
+            "{case}: clone created"
+        );
+        assert_eq!(user.verifier(&stacks).await, verifier, "{case}");
+    }
+    user.drop(&stacks).await;
+}
 
 /// A user owning nothing but granted SELECT on a table only it may read, its master secret, and its
 /// alternating-users secret.
@@ -118,7 +283,7 @@ async fn current_credentials(
 }
 
 #[tokio::test]
-async fn clone_is_created_then_alternated_and_repaired() {
+async fn postgres_clone_owns_nothing_and_is_repaired() {
     let stack = require_stack!();
     let setup = setup(stack).await;
     let arn = create_secret(&setup.client, &setup.secret(stack)).await;
@@ -202,95 +367,5 @@ async fn clone_is_created_then_alternated_and_repaired() {
     pg_login(stack, stack.pg_port, &user2, &password2)
         .await
         .expect("previous still logs in");
-    setup.teardown(stack).await;
-}
-
-#[tokio::test]
-async fn refusals_change_nothing() {
-    let stack = require_stack!();
-    let setup = setup(stack).await;
-    let function = Function::new(stack).await;
-    let long_name = "l".repeat(58);
-
-    let mut no_master = setup.secret(stack);
-    no_master.as_object_mut().unwrap().remove("masterarn");
-    let mut too_long = setup.secret(stack);
-    too_long["username"] = json!(long_name);
-    let client = &setup.client;
-    let wrong_master = create_secret(
-        client,
-        &json!({"engine": "postgres", "host": stack.pg_host, "port": stack.pg_port,
-                "username": stack.pg_admin_user, "password": "wrong"}),
-    )
-    .await;
-    let other_host_master = create_secret(
-        client,
-        &json!({"engine": "postgres", "host": "localhost", "port": stack.pg_port,
-                "username": stack.pg_admin_user, "password": stack.pg_admin_password}),
-    )
-    .await;
-    let mut bad_master = setup.secret(stack);
-    bad_master["masterarn"] = json!(wrong_master);
-    let mut far_master = setup.secret(stack);
-    far_master["masterarn"] = json!(other_host_master);
-    let mut bad_current = setup.secret(stack);
-    bad_current["password"] = json!("not-the-password");
-
-    let cases = [
-        (
-            "masterarn missing",
-            no_master,
-            "createSecret",
-            "InvalidSecret",
-            "masterarn key is missing",
-        ),
-        (
-            "clone name too long",
-            too_long,
-            "createSecret",
-            "InvalidSecret",
-            "exceed 63 characters",
-        ),
-        (
-            "master password wrong",
-            bad_master,
-            "setSecret",
-            "LoginFailed",
-            wrong_master.as_str(),
-        ),
-        (
-            "master on another host",
-            far_master,
-            "setSecret",
-            "IdentityMismatch",
-            "master host localhost",
-        ),
-        (
-            "current credential invalid",
-            bad_current,
-            "setSecret",
-            "LoginFailed",
-            "current",
-        ),
-    ];
-    let verifier = setup.user.verifier(stack).await;
-    for (name, secret, step, error_type, needle) in cases {
-        let arn = create_secret(client, &secret).await;
-        let token = token();
-        start_rotation(client, &arn, &token).await;
-        if step == "setSecret" {
-            function.invoke("createSecret", &arn, &token).await.unwrap();
-        }
-        let before = snapshot(client, &arn).await;
-        let err = function.invoke(step, &arn, &token).await.unwrap_err();
-        assert_eq!(err.error_type(), error_type, "{name}: {err}");
-        assert!(err.to_string().contains(needle), "{name}: {err}");
-        assert_eq!(snapshot(client, &arn).await, before, "{name}");
-        assert!(
-            !setup.role_exists(stack, &setup.clone_name()).await,
-            "{name}: clone created"
-        );
-        assert_eq!(setup.user.verifier(stack).await, verifier, "{name}");
-    }
     setup.teardown(stack).await;
 }

@@ -2,8 +2,12 @@
 
 use serde_json::{Value, json};
 
-use crate::mysql_support::{MyStack, MyUser, mariadb_secret, my_login, my_stack};
-use crate::support::{PgUser, Stack, pg_login, pg_secret, stack};
+use crate::mysql_support::{
+    MyStack, MyUser, auth_string, mariadb_admin_secret, mariadb_secret, my_admin_run, my_login,
+    my_run_as, my_stack,
+};
+use crate::support::{PgUser, Stack, pg_admin, pg_client, pg_login, pg_secret, stack, unique};
+use postgres_protocol::escape::escape_identifier;
 
 /// A database server of the local stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +98,137 @@ impl Stacks {
             Server::Mariadb => my_login(self.my(), name, password, true)
                 .await
                 .map_err(|code| code.to_string()),
+        }
+    }
+}
+
+/// A table only the users it was granted to may read.
+pub struct Table {
+    /// `schema.table` or `` `db`.`table` ``, ready for SQL.
+    pub sql: String,
+    /// What to drop afterwards.
+    drop: String,
+}
+
+impl Stacks {
+    /// The master (superuser) secret of the server.
+    pub fn master_secret(&self, server: Server) -> Value {
+        match server {
+            Server::Postgres => json!({
+                "engine": "postgres",
+                "host": self.common.pg_host,
+                "port": self.common.pg_port,
+                "username": self.common.pg_admin_user,
+                "password": self.common.pg_admin_password,
+            }),
+            Server::Mariadb => mariadb_admin_secret(self.my()),
+        }
+    }
+
+    /// The longest user name whose clone name the engine still accepts.
+    pub fn clone_limit(&self, server: Server) -> usize {
+        match server {
+            Server::Postgres => 63,
+            Server::Mariadb => 80,
+        }
+    }
+
+    async fn admin_run(&self, server: Server, sql: &str) {
+        match server {
+            Server::Postgres => pg_admin(self.common, self.common.pg_port)
+                .await
+                .batch_execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            Server::Mariadb => {
+                for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+                    my_admin_run(self.my(), statement).await;
+                }
+            }
+        }
+    }
+
+    /// Creates a table with one row and grants SELECT on it to `user` only.
+    pub async fn grant_table(&self, server: Server, user: &str) -> Table {
+        let name = unique("granted");
+        let (sql, drop, setup) = match server {
+            Server::Postgres => {
+                let t = escape_identifier(&name);
+                let u = escape_identifier(user);
+                (
+                    t.clone(),
+                    format!("DROP TABLE IF EXISTS {t}"),
+                    format!(
+                        "CREATE TABLE {t} (v int); INSERT INTO {t} VALUES (42); GRANT SELECT ON {t} TO {u}"
+                    ),
+                )
+            }
+            Server::Mariadb => {
+                let t = format!("`{name}`.`t`");
+                let account = db_secret_rotator::rotators::mysql::account_sql(user, "%");
+                (
+                    t.clone(),
+                    format!("DROP DATABASE IF EXISTS `{name}`"),
+                    format!(
+                        "CREATE DATABASE `{name}`; CREATE TABLE {t} (v int); INSERT INTO {t} VALUES (42); GRANT SELECT ON {t} TO {account}"
+                    ),
+                )
+            }
+        };
+        self.admin_run(server, &setup).await;
+        Table { sql, drop }
+    }
+
+    /// Whether `user` can read `table`; `Err` carries the server's code.
+    pub async fn reads(
+        &self,
+        server: Server,
+        table: &Table,
+        user: &str,
+        password: &str,
+    ) -> Result<(), String> {
+        let query = format!("SELECT v FROM {}", table.sql);
+        match server {
+            Server::Postgres => pg_client(self.common, user, password)
+                .await
+                .simple_query(&query)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code().map(|c| c.code().to_owned()).unwrap_or_default()),
+            Server::Mariadb => my_run_as(self.my(), user, password, &query)
+                .await
+                .map_err(|code| code.to_string()),
+        }
+    }
+
+    pub async fn drop_table(&self, server: Server, table: Table) {
+        self.admin_run(server, &table.drop).await;
+    }
+
+    /// Whether a user (`name@'%'` on MariaDB) exists.
+    pub async fn user_exists(&self, server: Server, name: &str) -> bool {
+        match server {
+            Server::Postgres => pg_admin(self.common, self.common.pg_port)
+                .await
+                .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+                .await
+                .unwrap()
+                .is_some(),
+            Server::Mariadb => auth_string(self.my(), name, "%").await.is_some(),
+        }
+    }
+
+    /// Drops a user the function created (the clone), with whatever it owns.
+    pub async fn drop_user(&self, server: Server, name: &str) {
+        match server {
+            Server::Postgres => {
+                let r = escape_identifier(name);
+                let _ = pg_admin(self.common, self.common.pg_port)
+                    .await
+                    .batch_execute(&format!("DROP OWNED BY {r}; DROP ROLE {r}"))
+                    .await;
+            }
+            Server::Mariadb => crate::mysql_support::drop_user(self.my(), name, "%").await,
         }
     }
 }
