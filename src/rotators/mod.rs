@@ -112,9 +112,14 @@ impl Deadline {
         }
     }
 
-    /// From the Lambda context's deadline, in milliseconds since the Unix epoch (0: none given).
+    /// Deadlines below this (September 2001) are not epoch times: 0 when none is given, and local
+    /// emulators such as `cargo lambda watch` send a fixed relative value (600000).
+    const EARLIEST_EPOCH_MILLIS: u64 = 1_000_000_000_000;
+
+    /// From the Lambda context's deadline, in milliseconds since the Unix epoch. A value that cannot
+    /// be an epoch time means no deadline: each attempt is then bounded by the connect timeout.
     pub fn from_epoch_millis(deadline_ms: u64, connect_timeout: Duration) -> Self {
-        if deadline_ms == 0 {
+        if deadline_ms < Self::EARLIEST_EPOCH_MILLIS {
             return Deadline::new(None, connect_timeout);
         }
         let now_ms = SystemTime::now()
@@ -427,11 +432,34 @@ mod tests {
             e.to_string().contains("setSecret")
                 && e.to_string().contains("login with current secret")
         );
+        let now_ms = u64::try_from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
         assert!(
-            Deadline::from_epoch_millis(1, Duration::from_secs(5))
+            Deadline::from_epoch_millis(now_ms + 500, Duration::from_secs(5))
                 .connect_timeout(&step, "x")
                 .is_err()
         );
+        let t = Deadline::from_epoch_millis(now_ms + 4000, Duration::from_secs(5))
+            .connect_timeout(&step, "x")
+            .unwrap();
+        assert!(
+            t <= Duration::from_secs(3) && t > Duration::from_millis(2500),
+            "{t:?}"
+        );
+        // Not epoch times: no deadline, the connect timeout alone.
+        for not_epoch in [0, 1, 600_000] {
+            assert_eq!(
+                Deadline::from_epoch_millis(not_epoch, Duration::from_secs(5))
+                    .connect_timeout(&step, "x")
+                    .unwrap(),
+                Duration::from_secs(5)
+            );
+        }
     }
 
     #[test]
