@@ -1,0 +1,106 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/*.sh. Source it; it defines functions and REPO_ROOT only.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export REPO_ROOT
+
+log() { printf '[%s] %s\n' "${LOG_TAG:-dsr}" "$*" >&2; }
+die() {
+    printf '[%s] ERROR: %s\n' "${LOG_TAG:-dsr}" "$*" >&2
+    exit 1
+}
+
+# True if the command exists on PATH.
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# apt-get install, running `apt-get update` at most once per process.
+_DSR_APT_UPDATED=0
+apt_install() {
+    have apt-get || die "apt-get not found: install $* by hand"
+    if [[ $_DSR_APT_UPDATED -eq 0 ]]; then
+        log "apt-get update"
+        apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+        _DSR_APT_UPDATED=1
+    fi
+    log "apt-get install $*"
+    local out
+    out="$(mktemp)"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+        --no-install-recommends "$@" >"$out" 2>&1; then
+        log_tail "$out" 60
+        rm -f "$out"
+        die "apt-get install $* failed"
+    fi
+    rm -f "$out"
+}
+
+# pip install into the interpreter that `python3` names.
+pip_install() {
+    log "pip install $*"
+    python3 -m pip install --quiet --disable-pip-version-check "$@" >&2
+    if have pyenv; then pyenv rehash >/dev/null 2>&1 || true; fi
+}
+
+# pid_alive PIDFILE [PATTERN]: the pid in PIDFILE runs (and its command line contains PATTERN).
+pid_alive() {
+    local pidfile=$1 pattern=${2:-} pid cmdline
+    [[ -s $pidfile ]] || return 1
+    pid="$(head -n1 "$pidfile" | tr -dc '0-9')"
+    [[ -n $pid ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    if [[ -n $pattern ]]; then
+        cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+        [[ $cmdline == *"$pattern"* ]] || return 1
+    fi
+    return 0
+}
+
+pid_of() { head -n1 "$1" | tr -dc '0-9'; }
+
+# wait_until SECONDS DESCRIPTION CMD...: retry CMD every 0.25 s until it succeeds or time runs out.
+wait_until() {
+    local timeout=$1 what=$2
+    shift 2
+    local deadline=$((SECONDS + timeout))
+    until "$@" >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            log "timed out after ${timeout}s waiting for $what"
+            return 1
+        fi
+        sleep 0.25
+    done
+}
+
+# kill_pidfile PIDFILE NAME [PATTERN]: SIGTERM the process, wait up to 30 s, then SIGKILL.
+kill_pidfile() {
+    local pidfile=$1 name=$2 pattern=${3:-} pid i
+    if ! pid_alive "$pidfile" "$pattern"; then
+        rm -f "$pidfile"
+        return 0
+    fi
+    pid="$(pid_of "$pidfile")"
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 120; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.25
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "$name did not stop, sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        sleep 0.5
+    fi
+    rm -f "$pidfile"
+}
+
+# Print the last lines of a log file to stderr, for failures.
+log_tail() {
+    local file=$1
+    if [[ -r $file ]]; then
+        printf -- '----- last lines of %s -----\n' "$file" >&2
+        tail -n "${2:-40}" "$file" >&2 || true
+        printf -- '-----\n' >&2
+    else
+        printf -- '(no log at %s)\n' "$file" >&2
+    fi
+}
