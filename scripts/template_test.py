@@ -1,0 +1,612 @@
+#!/usr/bin/env python3
+"""Security and shape test for template.yaml (and examples/*.yaml).
+
+Reads the SAM template with cfn-lint's own decoder (so !Ref, !Sub, !If, !GetAtt become their
+JSON forms) and asserts the properties the deployment depends on, above all that the execution
+role cannot be widened silently:
+
+- every secretsmanager statement is limited to the four rotation actions on this account's
+  secrets, under the condition secretsmanager:resource/AllowRotationLambdaArn == this function
+  (the only exception: GetSecretValue on the superuser secret parameter, when it is given);
+- no "*" or wildcard action, no NotAction/NotResource, no Deny tricks, no managed policies;
+- Resource "*" only on the Lambda VPC network-interface actions, and only under the VPC condition;
+- KMS only on the key parameter, only when it is given, only through Secrets Manager;
+- logs only on the function's own log group, which the template creates with a retention;
+- the Lambda permission lets only secretsmanager.amazonaws.com invoke, with SourceAccount;
+- runtime, handler, build method, memory, timeout, architecture, JSON logs, and the environment
+  variables of PROTOCOL.md section 8 with the reference's defaults (empty parameter = unset).
+
+Any resource type it does not know fails the test, so a new resource needs a new check.
+
+    template_test.py [--template template.yaml] [--examples 'examples/*.yaml'] [--self-test]
+
+--self-test also applies a list of harmful edits to an in-memory copy of the template and requires
+the test to reject each one (the test must be able to fail). The last line reads
+`template: N passed, M failed`. Exit status: 0 when every check passes (and, with --self-test,
+every mutation is caught), 1 otherwise, 2 when a file cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import glob
+import json
+import os
+import sys
+from typing import Any, Callable, Iterator
+
+try:
+    from cfnlint.decode import decode
+except ImportError:  # pragma: no cover - depends on the environment
+    sys.exit("template_test.py: cfn-lint is not installed (scripts/check_template.sh installs it)")
+
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+ROTATION_ACTIONS = {
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecretVersionStage",
+}
+SECRETS_RESOURCE = {
+    "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*"
+}
+ALLOW_ROTATION_KEY = "secretsmanager:resource/AllowRotationLambdaArn"
+KMS_ACTIONS = {"kms:Decrypt", "kms:GenerateDataKey"}
+LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+# The ec2 actions of AWS's managed policy AWSLambdaVPCAccessExecutionRole (v3).
+VPC_ACTIONS = {
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+}
+
+# PROTOCOL.md section 8 variable -> reference default ("" = unset: the function's default applies).
+ENV_DEFAULTS = {
+    "PASSWORD_LENGTH": "32",
+    "EXCLUDE_CHARACTERS": "",  # engine-dependent default in the function
+    "EXCLUDE_NUMBERS": "false",
+    "EXCLUDE_PUNCTUATION": "false",
+    "EXCLUDE_UPPERCASE": "false",
+    "EXCLUDE_LOWERCASE": "false",
+    "REQUIRE_EACH_INCLUDED_TYPE": "true",
+    "TLS_MODE": "verify-full",
+    "TLS_EXTRA_CA_FILE": "",
+    "DB_CONNECT_TIMEOUT_SECS": "5",
+    "ROTATION_STRATEGY": "single-user",
+    "USERNAME_CHARACTER_LIMIT": "16",
+    "SECRETS_MANAGER_ENDPOINT": "",
+}
+
+KNOWN_TYPES = {
+    "AWS::Serverless::Function",
+    "AWS::Logs::LogGroup",
+    "AWS::IAM::Role",
+    "AWS::Lambda::Permission",
+}
+EXAMPLE_FORBIDDEN_TYPES = {
+    "AWS::IAM::Policy",
+    "AWS::IAM::ManagedPolicy",
+    "AWS::IAM::RolePolicy",
+    "AWS::IAM::UserPolicy",
+    "AWS::IAM::GroupPolicy",
+    "AWS::IAM::User",
+    "AWS::IAM::Group",
+    "AWS::IAM::Role",
+    "AWS::IAM::InstanceProfile",
+    "AWS::Lambda::Permission",
+    "AWS::Serverless::Function",
+    "AWS::Serverless::Api",
+    "AWS::Serverless::HttpApi",
+    "AWS::Serverless::StateMachine",
+}
+
+
+class Checker:
+    """Collects named checks; prints them unless quiet."""
+
+    def __init__(self, name: str, quiet: bool = False) -> None:
+        self.name = name
+        self.quiet = quiet
+        self.failures: list[str] = []
+        self.passed = 0
+
+    def check(self, ok: bool, what: str, detail: str = "") -> bool:
+        if ok:
+            self.passed += 1
+            if not self.quiet:
+                print(f"ok    {self.name}: {what}")
+        else:
+            msg = f"{what}" + (f" ({detail})" if detail else "")
+            self.failures.append(msg)
+            if not self.quiet:
+                print(f"FAIL  {self.name}: {msg}")
+        return ok
+
+
+def load(path: str) -> dict:
+    template, matches = decode(path)
+    if matches or template is None:
+        for m in matches:
+            print(f"FAIL  {path}: cannot parse: {m}", file=sys.stderr)
+        sys.exit(2)
+    # Plain dicts, lists and strs (cfn-lint's nodes carry line marks we do not need).
+    return json.loads(json.dumps(template))
+
+
+def as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def expand(value: Any, conds: tuple = ()) -> Iterator[tuple[Any, tuple]]:
+    """Yield (value, conditions) for each concrete alternative of a possibly Fn::If'd value.
+
+    A condition is a name, or ("not", name) for the false branch. AWS::NoValue alternatives are
+    dropped: they contribute nothing.
+    """
+    if isinstance(value, dict) and list(value) == ["Fn::If"]:
+        name, yes, no = value["Fn::If"]
+        yield from expand(yes, conds + (name,))
+        yield from expand(no, conds + (("not", name),))
+    elif value == NO_VALUE:
+        return
+    else:
+        yield value, conds
+
+
+def expand_list(items: Any, conds: tuple = ()) -> Iterator[tuple[Any, tuple]]:
+    """Expand a list (itself possibly Fn::If'd) whose items may be Fn::If'd."""
+    for whole, c in expand(items, conds):
+        for item in as_list(whole):
+            yield from expand(item, c)
+
+
+def is_nonempty_condition(template: dict, name: Any, param: str, joined: bool = False) -> bool:
+    """True when Conditions[name] is exactly `param is not empty`."""
+    if not isinstance(name, str):
+        return False
+    ref: Any = {"Ref": param}
+    if joined:
+        ref = {"Fn::Join": ["", {"Ref": param}]}
+    cond = template.get("Conditions", {}).get(name)
+    return cond in (
+        {"Fn::Not": [{"Fn::Equals": [ref, ""]}]},
+        {"Fn::Not": [{"Fn::Equals": ["", ref]}]},
+    )
+
+
+def resources_of(template: dict, rtype: str) -> dict:
+    return {k: v for k, v in template.get("Resources", {}).items() if v.get("Type") == rtype}
+
+
+def single(c: Checker, template: dict, rtype: str) -> tuple[str, dict] | tuple[None, None]:
+    found = resources_of(template, rtype)
+    if c.check(len(found) == 1, f"exactly one {rtype}", f"found {sorted(found)}"):
+        return next(iter(found.items()))
+    return None, None
+
+
+def param_default(template: dict, name: str) -> Any:
+    return template.get("Parameters", {}).get(name, {}).get("Default")
+
+
+def iam_statements(c: Checker, template: dict) -> list[tuple[str, dict, tuple]]:
+    """Every policy statement of every IAM resource, with the conditions it exists under."""
+    out: list[tuple[str, dict, tuple]] = []
+    for logical, res in template.get("Resources", {}).items():
+        rtype, props = res.get("Type"), res.get("Properties", {})
+        res_conds: tuple = (res["Condition"],) if "Condition" in res else ()
+        docs: list[tuple[str, Any, tuple]] = []
+        if rtype == "AWS::IAM::Role":
+            for pol, pc in expand_list(props.get("Policies", []), res_conds):
+                docs.append((f"{logical}/{pol.get('PolicyName')}", pol.get("PolicyDocument"), pc))
+        elif rtype in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"}:
+            docs.append((logical, props.get("PolicyDocument"), res_conds))
+        for where, doc, dc in docs:
+            if not c.check(isinstance(doc, dict), f"{where}: policy document is a literal mapping"):
+                continue
+            for stmt, sc in expand_list(doc.get("Statement", []), dc):
+                if c.check(isinstance(stmt, dict), f"{where}: statement is a literal mapping"):
+                    out.append((f"{where}/{stmt.get('Sid', '?')}", stmt, sc))
+    return out
+
+
+def check_template(template: dict, c: Checker) -> None:
+    resources = template.get("Resources", {})
+
+    # --- resource inventory -------------------------------------------------------------
+    unknown = {k: v.get("Type") for k, v in resources.items() if v.get("Type") not in KNOWN_TYPES}
+    c.check(not unknown, "only known resource types (a new one needs a check here)", str(unknown))
+    c.check(
+        not any(k in template.get("Globals", {}).get("Function", {}) for k in ("Role", "Policies")),
+        "Globals set neither Role nor Policies",
+    )
+
+    # --- the function ---------------------------------------------------------------------
+    fname, fn = single(c, template, "AWS::Serverless::Function")
+    if fn is None:
+        return
+    props = fn.get("Properties", {})
+    meta = fn.get("Metadata", {})
+    c.check(props.get("Runtime") == "provided.al2023", "Runtime provided.al2023", props.get("Runtime"))
+    c.check(props.get("Handler") == "bootstrap", "Handler bootstrap", props.get("Handler"))
+    c.check(props.get("MemorySize") == 128, "MemorySize 128", str(props.get("MemorySize")))
+    c.check(props.get("CodeUri") == ".", "CodeUri is the Cargo package at the repository root")
+    c.check(meta.get("BuildMethod") == "rust-cargolambda", "Metadata BuildMethod rust-cargolambda")
+    c.check(
+        meta.get("BuildProperties", {}).get("Binary") == "db-secret-rotator",
+        "BuildProperties Binary db-secret-rotator",
+    )
+    arch = props.get("Architectures")
+    c.check(
+        arch == [{"Ref": "Architecture"}]
+        and param_default(template, "Architecture") == "arm64"
+        and set(template["Parameters"]["Architecture"].get("AllowedValues", [])) == {"arm64", "x86_64"},
+        "Architectures from parameter Architecture (arm64 default, or x86_64)",
+        json.dumps(arch),
+    )
+    c.check(
+        props.get("Timeout") == {"Ref": "Timeout"} and str(param_default(template, "Timeout")) == "30",
+        "Timeout from parameter Timeout, default 30",
+    )
+    logging = props.get("LoggingConfig", {})
+    c.check(logging.get("LogFormat") == "JSON", "LoggingConfig LogFormat JSON", str(logging.get("LogFormat")))
+    c.check(props.get("FunctionName") == {"Ref": "FunctionName"}, "FunctionName is the FunctionName parameter")
+    c.check("Policies" not in props, "function has no SAM Policies (they would add a generated role)")
+    role_ref = props.get("Role")
+    role_name = role_ref.get("Fn::GetAtt", [None])[0] if isinstance(role_ref, dict) else None
+    if isinstance(role_name, str) and "." in role_name:  # !GetAtt Role.Arn in string form
+        role_name = role_name.split(".")[0]
+    role = resources.get(role_name or "", {})
+    c.check(
+        role.get("Type") == "AWS::IAM::Role",
+        "function's Role is the template's own AWS::IAM::Role",
+        json.dumps(role_ref),
+    )
+
+    # --- log group ------------------------------------------------------------------------
+    lg_ref = logging.get("LogGroup")
+    lg_name = lg_ref.get("Ref") if isinstance(lg_ref, dict) else None
+    log_group = resources.get(lg_name or "", {})
+    c.check(log_group.get("Type") == "AWS::Logs::LogGroup", "LoggingConfig LogGroup is the template's log group")
+    c.check(
+        log_group.get("Properties", {}).get("LogGroupName") == {"Fn::Sub": "/aws/lambda/${FunctionName}"},
+        "log group named /aws/lambda/${FunctionName}",
+    )
+    c.check("RetentionInDays" in log_group.get("Properties", {}), "log group has a retention")
+
+    # --- environment ----------------------------------------------------------------------
+    variables = props.get("Environment", {}).get("Variables", {})
+    c.check(
+        set(variables) == set(ENV_DEFAULTS),
+        "environment variables are exactly PROTOCOL.md section 8's",
+        f"extra {sorted(set(variables) - set(ENV_DEFAULTS))}, missing {sorted(set(ENV_DEFAULTS) - set(variables))}",
+    )
+    for var, default in ENV_DEFAULTS.items():
+        value = variables.get(var)
+        ok = False
+        if isinstance(value, dict) and list(value) == ["Fn::If"]:
+            cond, yes, no = value["Fn::If"]
+            param = yes.get("Ref") if isinstance(yes, dict) else None
+            ok = (
+                isinstance(param, str)
+                and no == NO_VALUE
+                and is_nonempty_condition(template, cond, param)
+                and str(param_default(template, param)) == default
+            )
+        c.check(ok, f"{var}: parameter, default {default!r}, unset when empty")
+
+    # --- VPC ------------------------------------------------------------------------------
+    vpc = props.get("VpcConfig")
+    vpc_cond = None
+    if vpc is not None:
+        if c.check(
+            isinstance(vpc, dict) and list(vpc) == ["Fn::If"] and vpc["Fn::If"][2] == NO_VALUE,
+            "VpcConfig only under a condition",
+        ):
+            vpc_cond = vpc["Fn::If"][0]
+            both = template.get("Conditions", {}).get(vpc_cond, {}).get("Fn::And", [])
+            names = [x.get("Condition") for x in both if isinstance(x, dict)]
+            c.check(
+                len(names) == 2
+                and any(is_nonempty_condition(template, n, "SubnetIds", joined=True) for n in names)
+                and any(is_nonempty_condition(template, n, "SecurityGroupIds", joined=True) for n in names),
+                f"VPC condition {vpc_cond} requires both SubnetIds and SecurityGroupIds",
+            )
+
+    # --- the execution role -----------------------------------------------------------------
+    for logical, r in resources_of(template, "AWS::IAM::Role").items():
+        rp = r.get("Properties", {})
+        c.check("ManagedPolicyArns" not in rp, f"{logical}: no managed policies")
+        trust = [s for s, _ in expand_list(rp.get("AssumeRolePolicyDocument", {}).get("Statement", []))]
+        c.check(
+            len(trust) == 1
+            and trust[0].get("Principal") == {"Service": "lambda.amazonaws.com"}
+            and as_list(trust[0].get("Action")) == ["sts:AssumeRole"],
+            f"{logical}: only lambda.amazonaws.com may assume it",
+        )
+
+    function_arn = {
+        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${FunctionName}"
+    }
+    granted_rotation: set[str] = set()
+    for where, stmt, conds in iam_statements(c, template):
+        actions = stmt.get("Action")
+        res = stmt.get("Resource")
+        c.check(stmt.get("Effect") == "Allow", f"{where}: Effect Allow")
+        c.check(
+            "NotAction" not in stmt and "NotResource" not in stmt and "NotPrincipal" not in stmt,
+            f"{where}: no NotAction/NotResource",
+        )
+        if not c.check(
+            all(isinstance(a, str) for a in as_list(actions)) and actions,
+            f"{where}: actions are literal strings",
+        ):
+            continue
+        actions = set(as_list(actions))
+        c.check(not any("*" in a for a in actions), f"{where}: no wildcard action", str(sorted(actions)))
+        resources_l = as_list(res)
+        star = any(r == "*" or r == {"Fn::Sub": "*"} for r in resources_l)
+        services = {a.split(":")[0] for a in actions}
+        if not c.check(len(services) == 1, f"{where}: one service per statement", str(sorted(services))):
+            continue
+        service = services.pop()
+
+        if service == "secretsmanager":
+            condition = stmt.get("Condition")
+            if condition is not None:
+                c.check(actions <= ROTATION_ACTIONS, f"{where}: only the four rotation actions", str(sorted(actions)))
+                c.check(resources_l == [SECRETS_RESOURCE], f"{where}: only this account's and Region's secrets")
+                c.check(
+                    condition == {"StringEquals": {ALLOW_ROTATION_KEY: function_arn}},
+                    f"{where}: condition {ALLOW_ROTATION_KEY} == this function's ARN",
+                    json.dumps(condition),
+                )
+                c.check(not conds, f"{where}: unconditional (the function always needs it)")
+                granted_rotation |= actions
+            else:
+                # The one statement without the condition: read the superuser secret.
+                c.check(
+                    actions == {"secretsmanager:GetSecretValue"}
+                    and resources_l == [{"Ref": "MasterSecretArn"}]
+                    and any(is_nonempty_condition(template, n, "MasterSecretArn") for n in conds),
+                    f"{where}: without the {ALLOW_ROTATION_KEY} condition only GetSecretValue "
+                    "on MasterSecretArn, when given",
+                    f"actions {sorted(actions)}, resource {json.dumps(res)}, conditions {conds}",
+                )
+        elif service == "kms":
+            c.check(actions <= KMS_ACTIONS, f"{where}: only kms:Decrypt and kms:GenerateDataKey", str(sorted(actions)))
+            c.check(resources_l == [{"Ref": "KmsKeyArn"}], f"{where}: only the KmsKeyArn key", json.dumps(res))
+            c.check(
+                any(is_nonempty_condition(template, n, "KmsKeyArn") for n in conds),
+                f"{where}: only when KmsKeyArn is given",
+            )
+            c.check(
+                stmt.get("Condition")
+                == {"StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}},
+                f"{where}: only through Secrets Manager (kms:ViaService)",
+            )
+        elif service == "logs":
+            c.check(actions <= LOG_ACTIONS, f"{where}: only CreateLogStream and PutLogEvents", str(sorted(actions)))
+            c.check(
+                lg_name is not None and resources_l == [{"Fn::GetAtt": [lg_name, "Arn"]}],
+                f"{where}: only the function's own log group",
+                json.dumps(res),
+            )
+        elif service == "ec2":
+            c.check(actions <= VPC_ACTIONS, f"{where}: only the Lambda VPC network-interface actions", str(sorted(actions)))
+            c.check(
+                vpc_cond is not None and vpc_cond in conds,
+                f"{where}: only when the VPC is configured (condition {vpc_cond})",
+                f"exists under {conds}",
+            )
+        else:
+            c.check(False, f"{where}: service {service} is not expected in the execution role")
+        if service != "ec2":
+            c.check(not star, f'{where}: no Resource "*"', json.dumps(res))
+    c.check(
+        granted_rotation == ROTATION_ACTIONS,
+        "the four rotation actions are granted (the function works)",
+        str(sorted(granted_rotation)),
+    )
+
+    # --- invoke permission ----------------------------------------------------------------
+    _, perm = single(c, template, "AWS::Lambda::Permission")
+    if perm is not None:
+        pp = perm.get("Properties", {})
+        c.check(pp.get("Principal") == "secretsmanager.amazonaws.com", "permission principal secretsmanager.amazonaws.com")
+        c.check(pp.get("SourceAccount") == {"Ref": "AWS::AccountId"}, "permission has SourceAccount = this account")
+        c.check(pp.get("Action") == "lambda:InvokeFunction", "permission action lambda:InvokeFunction")
+        c.check(
+            pp.get("FunctionName") in ({"Fn::GetAtt": [fname, "Arn"]}, {"Ref": fname}),
+            "permission is on the rotation function",
+        )
+        c.check("Condition" not in perm, "permission is unconditional")
+
+    out = template.get("Outputs", {}).get("RotationLambdaArn", {})
+    c.check(out.get("Value") == {"Fn::GetAtt": [fname, "Arn"]}, "output RotationLambdaArn is the function's ARN")
+
+
+def check_example(template: dict, c: Checker) -> None:
+    resources = template.get("Resources", {})
+    iam = {k: v.get("Type") for k, v in resources.items() if v.get("Type") in EXAMPLE_FORBIDDEN_TYPES}
+    c.check(
+        not iam,
+        "no IAM, Lambda or function resources of its own (the function comes from template.yaml)",
+        str(iam),
+    )
+    for logical, res in resources.items():
+        if res.get("Type") == "AWS::Serverless::Application":
+            c.check(
+                res.get("Properties", {}).get("Location") == "../template.yaml",
+                f"{logical}: nested application is ../template.yaml",
+            )
+    schedules = resources_of(template, "AWS::SecretsManager::RotationSchedule")
+    c.check(bool(schedules), "has an AWS::SecretsManager::RotationSchedule")
+    for logical, res in schedules.items():
+        p = res.get("Properties", {})
+        rules = p.get("RotationRules", {})
+        c.check("HostedRotationLambda" not in p, f"{logical}: not an AWS hosted rotation function")
+        c.check("RotationLambdaARN" in p, f"{logical}: RotationLambdaARN set")
+        c.check("ScheduleExpression" in rules and "Duration" in rules, f"{logical}: schedule expression and window")
+
+
+# --- mutations: each must make check_template fail ----------------------------------------
+
+
+def _role(t: dict) -> dict:
+    return next(iter(resources_of(t, "AWS::IAM::Role").values()))["Properties"]
+
+
+def _stmts(t: dict, policy: int) -> list:
+    return _role(t)["Policies"][policy]["PolicyDocument"]["Statement"]
+
+
+def _fn(t: dict) -> dict:
+    return next(iter(resources_of(t, "AWS::Serverless::Function").values()))
+
+
+def _perm(t: dict) -> dict:
+    return next(iter(resources_of(t, "AWS::Lambda::Permission").values()))["Properties"]
+
+
+def _vpc_policy(t: dict) -> dict:
+    return next(p for p in _role(t)["Policies"] if "Fn::If" in p)
+
+
+def _set(d: dict, key: str, value: Any) -> None:
+    d[key] = value
+
+
+MUTATIONS: list[tuple[str, Callable[[dict], None]]] = [
+    ("drop the AllowRotationLambdaArn condition", lambda t: _stmts(t, 0)[0].pop("Condition")),
+    (
+        "bind the condition to another function",
+        lambda t: _set(
+            _stmts(t, 0)[0]["Condition"]["StringEquals"],
+            ALLOW_ROTATION_KEY,
+            {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:*"},
+        ),
+    ),
+    ("add secretsmanager:*", lambda t: _stmts(t, 0)[0]["Action"].append("secretsmanager:*")),
+    ("add secretsmanager:GetRandomPassword", lambda t: _stmts(t, 0)[0]["Action"].append("secretsmanager:GetRandomPassword")),
+    ("secrets on Resource *", lambda t: _set(_stmts(t, 0)[0], "Resource", "*")),
+    (
+        "add an Action * statement",
+        lambda t: _stmts(t, 1).append({"Effect": "Allow", "Action": "*", "Resource": "*"}),
+    ),
+    (
+        "add a NotAction statement",
+        lambda t: _stmts(t, 1).append({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}),
+    ),
+    ("master secret statement can write", lambda t: _set(_stmts(t, 0)[1]["Fn::If"][1], "Action", ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"])),
+    ("master secret statement unconditional", lambda t: _stmts(t, 0).__setitem__(1, _stmts(t, 0)[1]["Fn::If"][1])),
+    ("KMS on Resource *", lambda t: _set(_stmts(t, 0)[2]["Fn::If"][1], "Resource", "*")),
+    ("KMS unconditional", lambda t: _stmts(t, 0).__setitem__(2, _stmts(t, 0)[2]["Fn::If"][1])),
+    ("KMS without kms:ViaService", lambda t: _stmts(t, 0)[2]["Fn::If"][1].pop("Condition")),
+    ("kms:* action", lambda t: _set(_stmts(t, 0)[2]["Fn::If"][1], "Action", "kms:*")),
+    ("logs:* on every log group", lambda t: _set(_stmts(t, 1)[0], "Resource", {"Fn::Sub": "arn:${AWS::Partition}:logs:*:*:*"})),
+    ("logs:CreateLogGroup added", lambda t: _stmts(t, 1)[0]["Action"].append("logs:CreateLogGroup")),
+    ("VPC actions unconditional", lambda t: _role(t)["Policies"].__setitem__(2, _vpc_policy(t)["Fn::If"][1])),
+    (
+        "ec2:* under the VPC condition",
+        lambda t: _vpc_policy(t)["Fn::If"][1]["PolicyDocument"]["Statement"][0]["Action"].append("ec2:*"),
+    ),
+    (
+        "VPC condition needs only subnets",
+        lambda t: _set(t["Conditions"], "HasVpc", {"Fn::And": [{"Condition": "HasSubnets"}, {"Condition": "HasSubnets"}]}),
+    ),
+    ("managed policy on the role", lambda t: _set(_role(t), "ManagedPolicyArns", ["arn:aws:iam::aws:policy/AdministratorAccess"])),
+    ("SAM Policies on the function", lambda t: _set(_fn(t)["Properties"], "Policies", ["AWSLambdaBasicExecutionRole"])),
+    ("SAM-generated role (no Role)", lambda t: _fn(t)["Properties"].pop("Role")),
+    (
+        "an extra AWS::IAM::Policy",
+        lambda t: _set(
+            t["Resources"],
+            "Extra",
+            {"Type": "AWS::IAM::Policy", "Properties": {"PolicyName": "x", "Roles": ["r"], "PolicyDocument": {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}}},
+        ),
+    ),
+    ("permission without SourceAccount", lambda t: _perm(t).pop("SourceAccount")),
+    ("permission for another principal", lambda t: _set(_perm(t), "Principal", "*")),
+    ("Runtime provided.al2", lambda t: _set(_fn(t)["Properties"], "Runtime", "provided.al2")),
+    ("Handler main", lambda t: _set(_fn(t)["Properties"], "Handler", "main")),
+    ("MemorySize 256", lambda t: _set(_fn(t)["Properties"], "MemorySize", 256)),
+    ("BuildMethod makefile", lambda t: _set(_fn(t)["Metadata"], "BuildMethod", "makefile")),
+    ("LogFormat Text", lambda t: _set(_fn(t)["Properties"]["LoggingConfig"], "LogFormat", "Text")),
+    ("Architecture default x86_64", lambda t: _set(t["Parameters"]["Architecture"], "Default", "x86_64")),
+    ("TLS_MODE default prefer", lambda t: _set(t["Parameters"]["TlsMode"], "Default", "prefer")),
+    (
+        "PASSWORD_LENGTH always set",
+        lambda t: _set(_fn(t)["Properties"]["Environment"]["Variables"], "PASSWORD_LENGTH", {"Ref": "PasswordLength"}),
+    ),
+    ("output is the role, not the function", lambda t: _set(t["Outputs"]["RotationLambdaArn"], "Value", {"Fn::GetAtt": ["RotationRole", "Arn"]})),
+]
+
+
+def self_test(template: dict) -> tuple[int, int]:
+    """Applies every mutation; returns (rejected, not rejected or not applicable)."""
+    caught = missed = 0
+    for name, mutate in MUTATIONS:
+        mutated = copy.deepcopy(template)
+        try:
+            mutate(mutated)
+        except (KeyError, IndexError, StopIteration, TypeError) as e:
+            print(f"FAIL  self-test: cannot apply mutation {name!r}: {e!r} (update MUTATIONS)")
+            missed += 1
+            continue
+        c = Checker("mutant", quiet=True)
+        try:
+            check_template(mutated, c)
+        except Exception as e:  # the real run would stop with this traceback: a rejection too
+            c.failures.append(f"check raised {e!r}")
+        if c.failures:
+            print(f"ok    self-test: rejected {name!r}: {c.failures[0]}")
+            caught += 1
+        else:
+            print(f"FAIL  self-test: mutation {name!r} was NOT detected")
+            missed += 1
+    return caught, missed
+
+
+def display(path: str) -> str:
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def main() -> int:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--template", default=os.path.join(root, "template.yaml"))
+    ap.add_argument("--examples", default=os.path.join(root, "examples", "*.yaml"), help="glob, '' for none")
+    ap.add_argument("--self-test", action="store_true", help="also require every built-in mutation to fail")
+    args = ap.parse_args()
+
+    passed = failed = 0
+    template = load(args.template)
+    c = Checker(display(args.template))
+    check_template(template, c)
+    passed, failed = passed + c.passed, failed + len(c.failures)
+    print(f"{display(args.template)}: {c.passed} checks passed, {len(c.failures)} failed")
+
+    for path in sorted(glob.glob(args.examples)) if args.examples else []:
+        e = Checker(display(path))
+        check_example(load(path), e)
+        passed, failed = passed + e.passed, failed + len(e.failures)
+        print(f"{display(path)}: {e.passed} checks passed, {len(e.failures)} failed")
+
+    if args.self_test:
+        caught, missed = self_test(template)
+        passed, failed = passed + caught, failed + missed
+        print(f"self-test: {caught} of {len(MUTATIONS)} mutations rejected")
+    # A plain closing line that CI reads: every check and every rejected mutation counts once.
+    print(f"template: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
