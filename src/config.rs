@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::metrics::MetricsConfig;
 use crate::password::PasswordPolicy;
 
 /// How credentials are rotated.
@@ -64,6 +65,8 @@ pub struct Config {
     pub mysql_username_limit: usize,
     /// `SECRETS_MANAGER_ENDPOINT`: an explicit endpoint that wins over the SDK's settings.
     pub secrets_manager_endpoint: Option<String>,
+    /// `METRICS`, `METRICS_NAMESPACE`, `METRICS_DIMENSIONS`.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             strategy: Strategy::SingleUser,
             mysql_username_limit: 16,
             secrets_manager_endpoint: None,
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -147,6 +151,7 @@ impl Config {
                 strategy,
                 mysql_username_limit,
                 secrets_manager_endpoint: set("SECRETS_MANAGER_ENDPOINT"),
+                metrics: MetricsConfig::from_lookup(lookup)?,
             },
             warnings,
         ))

@@ -3,6 +3,9 @@
 //! Generic over [`SecretStore`] and [`Rotator`], so unit tests run the protocol against in-memory
 //! fakes and integration tests against the emulator and real servers.
 
+use std::cell::Cell;
+use std::time::Instant;
+
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tracing::{Instrument, info, info_span, warn};
@@ -11,14 +14,16 @@ use crate::config::{Config, Strategy};
 use crate::credentials::{DbSecret, Password, SslSetting};
 use crate::error::{Error, Mismatch};
 use crate::event::{RotationEvent, Step};
-use crate::rotators::{Deadline, Family, Rotator, StepContext, clone_name, username_limit};
+use crate::metrics::Report;
+use crate::rotators::{Deadline, Engine, Family, Rotator, StepContext, clone_name, username_limit};
 use crate::secrets::{SecretDescription, SecretStore, Stage};
 
 /// Source of new passwords: the configured policy over the OS-seeded CSPRNG in production, anything
 /// deterministic in tests.
 pub type PasswordSource<'a> = &'a dyn Fn(Family) -> Password;
 
-/// The Lambda entry point: validates the event, runs the guard and dispatches the step.
+/// The Lambda entry point: validates the event, runs the guard and dispatches the step, then writes
+/// the invocation's metrics line.
 pub async fn handle<S: SecretStore, R: Rotator>(
     event: LambdaEvent<Value>,
     store: &S,
@@ -27,10 +32,13 @@ pub async fn handle<S: SecretStore, R: Rotator>(
 ) -> Result<(), Error> {
     let deadline = Deadline::from_epoch_millis(event.context.deadline, config.connect_timeout);
     let passwords = |family: Family| config.password_policy.generate(family, &mut rand::rng());
-    run(&event.payload, deadline, store, rotator, config, &passwords).await
+    let (result, report) =
+        run_reporting(&event.payload, deadline, store, rotator, config, &passwords).await;
+    report.emit(&config.metrics);
+    result
 }
 
-/// [`handle`] with the deadline and the password source given explicitly.
+/// [`handle`] with the deadline and the password source given explicitly, without metrics.
 pub async fn run<S: SecretStore, R: Rotator>(
     payload: &Value,
     deadline: Deadline,
@@ -39,7 +47,35 @@ pub async fn run<S: SecretStore, R: Rotator>(
     config: &Config,
     passwords: PasswordSource<'_>,
 ) -> Result<(), Error> {
-    let event = RotationEvent::from_value(payload)?;
+    run_reporting(payload, deadline, store, rotator, config, passwords)
+        .await
+        .0
+}
+
+/// [`run`], also returning what the invocation did, for its metrics line.
+pub async fn run_reporting<S: SecretStore, R: Rotator>(
+    payload: &Value,
+    deadline: Deadline,
+    store: &S,
+    rotator: &R,
+    config: &Config,
+    passwords: PasswordSource<'_>,
+) -> (Result<(), Error>, Report) {
+    let started = Instant::now();
+    let event = match RotationEvent::from_value(payload) {
+        Ok(event) => event,
+        Err(e) => {
+            let report = Report {
+                secret_id: None,
+                step: "invalid".to_owned(),
+                engine: None,
+                strategy: None,
+                duration: started.elapsed(),
+                error_type: Some(e.error_type()),
+            };
+            return (Err(e), report);
+        }
+    };
     let span = info_span!(
         "rotation",
         secret_id = %event.secret_id,
@@ -57,12 +93,26 @@ pub async fn run<S: SecretStore, R: Rotator>(
             deadline,
         },
         passwords,
+        seen: Cell::new(None),
     };
     let result = rotation.guard_and_dispatch().instrument(span.clone()).await;
     if let Err(e) = &result {
         span.in_scope(|| warn!(error_type = e.error_type(), error = %e, "step failed"));
     }
-    result
+    let (engine, strategy) = rotation.seen.get().unzip();
+    let report = Report {
+        secret_id: Some(event.secret_id.clone()),
+        // An unknown step name is the caller's text: keep it out of metric dimensions.
+        step: match &event.step {
+            Step::Other(_) => "invalid".to_owned(),
+            step => step.to_string(),
+        },
+        engine,
+        strategy,
+        duration: started.elapsed(),
+        error_type: result.as_ref().err().map(Error::error_type),
+    };
+    (result, report)
 }
 
 /// One invocation's view of the rotation.
@@ -73,6 +123,8 @@ struct Rotation<'a, S, R> {
     config: &'a Config,
     ctx: StepContext<'a>,
     passwords: PasswordSource<'a>,
+    /// Engine and strategy of the secret the step read, for metrics.
+    seen: Cell<Option<(Engine, Strategy)>>,
 }
 
 impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
@@ -124,7 +176,14 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
     async fn read(&self, stage: Stage) -> Result<Option<DbSecret>, Error> {
         let version = (stage == Stage::Pending).then(|| self.token());
         match self.store.get(self.secret_id(), stage, version).await? {
-            Some(text) => DbSecret::parse(self.secret_id(), stage, &text).map(Some),
+            Some(text) => {
+                let secret = DbSecret::parse(self.secret_id(), stage, &text)?;
+                if stage != Stage::Previous {
+                    self.seen
+                        .set(Some((secret.engine(), self.strategy(&secret))));
+                }
+                Ok(Some(secret))
+            }
             None => Ok(None),
         }
     }

@@ -17,6 +17,7 @@
 //!   database family.
 //! - [`tls`]: trust roots (system, Amazon RDS, `TLS_EXTRA_CA_FILE`).
 //! - [`logging`]: log set-up honouring Lambda's logging controls, raw events never logged.
+//! - [`metrics`]: one CloudWatch Embedded Metric Format line per invocation.
 //! - [`config`]: environment variables turned into a validated [`config::Config`].
 //! - [`error`]: the error type and its stable Lambda `errorType` names.
 //!
@@ -32,6 +33,7 @@ pub mod error;
 pub mod event;
 pub mod handler;
 pub mod logging;
+pub mod metrics;
 pub mod password;
 pub mod rotators;
 pub mod secrets;

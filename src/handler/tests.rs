@@ -1007,3 +1007,61 @@ async fn alternating_users_require_a_working_current_credential_and_the_clone_na
     );
     assert!(db.changes.borrow().is_empty());
 }
+
+#[tokio::test]
+async fn each_invocation_reports_its_metrics() {
+    let store = FakeStore::new(&current_secret());
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    let deadline = Deadline::new(None, Duration::from_secs(5));
+    let mut reports = Vec::new();
+    for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        let (result, report) = run_reporting(
+            &event(name),
+            deadline,
+            &store,
+            &db,
+            &Config::default(),
+            &new_password,
+        )
+        .await;
+        result.unwrap();
+        reports.push(report);
+    }
+    for report in &reports[..3] {
+        assert_eq!(report.engine, Some(crate::rotators::Engine::Postgres));
+        assert_eq!(report.strategy, Some(Strategy::SingleUser));
+        assert_eq!(report.error_type, None);
+        assert_eq!(report.secret_id.as_deref(), Some(SECRET));
+    }
+    assert_eq!(reports[3].step, "finishSecret");
+    assert_eq!(reports[3].engine, None, "finishSecret reads no secret");
+
+    let (result, report) = run_reporting(
+        &event("bogus"),
+        deadline,
+        &store,
+        &db,
+        &Config::default(),
+        &new_password,
+    )
+    .await;
+    assert!(result.is_ok(), "already current");
+    assert_eq!(
+        report.step, "invalid",
+        "an unknown step never becomes a dimension value"
+    );
+    let line = report.emf_line(&Config::default().metrics, 1);
+    assert!(!line.contains("SENTINEL"));
+
+    let (result, report) = run_reporting(
+        &json!({"Step": "setSecret"}),
+        deadline,
+        &store,
+        &db,
+        &Config::default(),
+        &new_password,
+    )
+    .await;
+    assert_eq!(result.unwrap_err().error_type(), "InvalidEvent");
+    assert_eq!(report.error_type, Some("InvalidEvent"));
+}

@@ -1,0 +1,283 @@
+//! Rotation metrics: one CloudWatch Embedded Metric Format (EMF) line per invocation.
+//!
+//! The line goes to stdout, the function's log stream, where CloudWatch turns it into metrics
+//! without any API call: `Duration` (milliseconds), `Success` and `Failure` (counts), with the
+//! dimensions chosen by `METRICS_DIMENSIONS` among `Engine`, `Strategy`, `Step` and `Outcome`. The
+//! secret id and the error type ride along as properties (searchable in the logs, not dimensions).
+//! No secret value is ever part of it.
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use crate::config::Strategy;
+use crate::error::Error;
+use crate::rotators::Engine;
+
+/// A metric dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    /// The secret's engine (`unknown` when the step read no secret, e.g. finishSecret).
+    Engine,
+    /// The rotation strategy (`unknown` likewise).
+    Strategy,
+    /// The step name.
+    Step,
+    /// `success` or `failure`.
+    Outcome,
+}
+
+impl Dimension {
+    fn name(self) -> &'static str {
+        match self {
+            Dimension::Engine => "Engine",
+            Dimension::Strategy => "Strategy",
+            Dimension::Step => "Step",
+            Dimension::Outcome => "Outcome",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [
+            Dimension::Engine,
+            Dimension::Strategy,
+            Dimension::Step,
+            Dimension::Outcome,
+        ]
+        .into_iter()
+        .find(|d| d.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// `METRICS`, `METRICS_NAMESPACE`, `METRICS_DIMENSIONS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Whether the line is written (`METRICS=off` turns it off).
+    pub enabled: bool,
+    /// CloudWatch namespace (default `DbSecretRotator`).
+    pub namespace: String,
+    /// The dimension set (default `Engine,Strategy,Step`).
+    pub dimensions: Vec<Dimension>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            namespace: "DbSecretRotator".to_owned(),
+            dimensions: vec![Dimension::Engine, Dimension::Strategy, Dimension::Step],
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// Reads the metrics variables through `lookup`; empty counts as unset.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut config = MetricsConfig::default();
+        if let Some(v) = set("METRICS") {
+            config.enabled = match v.trim().to_ascii_lowercase().as_str() {
+                "on" | "true" | "1" | "yes" => true,
+                "off" | "false" | "0" | "no" => false,
+                _ => {
+                    return Err(Error::Config {
+                        variable: "METRICS",
+                        problem: "must be `on` or `off`".into(),
+                    });
+                }
+            };
+        }
+        if let Some(v) = set("METRICS_NAMESPACE") {
+            let v = v.trim();
+            if v.len() > 255 || v.starts_with("AWS/") || v.contains(':') {
+                return Err(Error::Config {
+                    variable: "METRICS_NAMESPACE",
+                    problem:
+                        "must be at most 255 characters, without `:`, and not start with `AWS/`"
+                            .into(),
+                });
+            }
+            config.namespace = v.to_owned();
+        }
+        if let Some(v) = set("METRICS_DIMENSIONS") {
+            let mut dimensions = Vec::new();
+            for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let d = Dimension::parse(name).ok_or_else(|| Error::Config {
+                    variable: "METRICS_DIMENSIONS",
+                    problem: "must be a comma-separated list of Engine, Strategy, Step, Outcome"
+                        .into(),
+                })?;
+                if !dimensions.contains(&d) {
+                    dimensions.push(d);
+                }
+            }
+            config.dimensions = dimensions;
+        }
+        Ok(config)
+    }
+}
+
+/// What one invocation did, for its metrics line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Secret ARN or name, when the event had one.
+    pub secret_id: Option<String>,
+    /// Step name as received (`invalid` when the event had none).
+    pub step: String,
+    /// Engine of the secret the step read, if any.
+    pub engine: Option<Engine>,
+    /// Strategy in force, if a secret was read.
+    pub strategy: Option<Strategy>,
+    /// Wall time of the invocation.
+    pub duration: Duration,
+    /// `errorType` of the failure, `None` on success.
+    pub error_type: Option<&'static str>,
+}
+
+impl Report {
+    /// The EMF JSON line (without a newline) at `timestamp_ms` (milliseconds since the epoch).
+    pub fn emf_line(&self, config: &MetricsConfig, timestamp_ms: u64) -> String {
+        let failed = self.error_type.is_some();
+        let mut root = Map::new();
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": config.namespace,
+                    "Dimensions": [config.dimensions.iter().map(|d| d.name()).collect::<Vec<_>>()],
+                    "Metrics": [
+                        {"Name": "Duration", "Unit": "Milliseconds"},
+                        {"Name": "Success", "Unit": "Count"},
+                        {"Name": "Failure", "Unit": "Count"},
+                    ],
+                }],
+            }),
+        );
+        root.insert(
+            "Engine".into(),
+            json!(self.engine.map_or("unknown", Engine::as_str)),
+        );
+        root.insert(
+            "Strategy".into(),
+            json!(self.strategy.map_or("unknown", Strategy::as_str)),
+        );
+        root.insert("Step".into(), json!(self.step));
+        root.insert(
+            "Outcome".into(),
+            json!(if failed { "failure" } else { "success" }),
+        );
+        root.insert(
+            "Duration".into(),
+            json!((self.duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
+        );
+        root.insert("Success".into(), json!(u8::from(!failed)));
+        root.insert("Failure".into(), json!(u8::from(failed)));
+        if let Some(secret_id) = &self.secret_id {
+            root.insert("SecretId".into(), json!(secret_id));
+        }
+        if let Some(error_type) = self.error_type {
+            root.insert("ErrorType".into(), json!(error_type));
+        }
+        Value::Object(root).to_string()
+    }
+
+    /// Writes the line to stdout when metrics are enabled. A failed write is ignored: metrics must
+    /// never fail a rotation.
+    pub fn emit(&self, config: &MetricsConfig) {
+        if !config.enabled {
+            return;
+        }
+        let timestamp_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut line = self.emf_line(config, timestamp_ms);
+        line.push('\n');
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<MetricsConfig, Error> {
+        let map: HashMap<_, _> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        MetricsConfig::from_lookup(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn configuration() {
+        assert_eq!(config(&[]).unwrap(), MetricsConfig::default());
+        assert!(!config(&[("METRICS", "off")]).unwrap().enabled);
+        let c = config(&[
+            ("METRICS_NAMESPACE", "Team/Rotation"),
+            ("METRICS_DIMENSIONS", "step, outcome,Step"),
+        ])
+        .unwrap();
+        assert_eq!(c.namespace, "Team/Rotation");
+        assert_eq!(c.dimensions, [Dimension::Step, Dimension::Outcome]);
+        for (name, value) in [
+            ("METRICS", "maybe"),
+            ("METRICS_NAMESPACE", "AWS/Lambda"),
+            ("METRICS_DIMENSIONS", "Engine,Host"),
+        ] {
+            match config(&[(name, value)]) {
+                Err(Error::Config { variable, .. }) => assert_eq!(variable, name),
+                other => panic!("{name}={value}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_line_is_valid_emf() {
+        let report = Report {
+            secret_id: Some("arn:aws:secretsmanager:us-east-1:1:secret:x".into()),
+            step: "setSecret".into(),
+            engine: Some(Engine::Mariadb),
+            strategy: Some(Strategy::AlternatingUsers),
+            duration: Duration::from_micros(1_234_567),
+            error_type: Some("LoginFailed"),
+        };
+        let line = report.emf_line(&MetricsConfig::default(), 1_700_000_000_000);
+        assert!(!line.contains('\n'));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        let meta = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_000u64);
+        assert_eq!(meta["Namespace"], "DbSecretRotator");
+        // Every dimension and metric named in the metadata is a top-level member.
+        for d in meta["Dimensions"][0].as_array().unwrap() {
+            assert!(v[d.as_str().unwrap()].is_string(), "{d}");
+        }
+        for m in meta["Metrics"].as_array().unwrap() {
+            assert!(v[m["Name"].as_str().unwrap()].is_number(), "{m}");
+        }
+        assert_eq!(v["Engine"], "mariadb");
+        assert_eq!(v["Strategy"], "alternating-users");
+        assert_eq!(v["Outcome"], "failure");
+        assert_eq!(v["Duration"], 1234.567);
+        assert_eq!(
+            (v["Success"].as_u64(), v["Failure"].as_u64()),
+            (Some(0), Some(1))
+        );
+        assert_eq!(v["ErrorType"], "LoginFailed");
+
+        let ok = Report {
+            error_type: None,
+            engine: None,
+            strategy: None,
+            ..report
+        };
+        let v: Value = serde_json::from_str(&ok.emf_line(&MetricsConfig::default(), 1)).unwrap();
+        assert_eq!(
+            (v["Outcome"].as_str(), v["Engine"].as_str()),
+            (Some("success"), Some("unknown"))
+        );
+        assert!(v.get("ErrorType").is_none());
+    }
+}
