@@ -194,6 +194,48 @@ impl TlsChoice {
     }
 }
 
+/// Why one connection attempt failed, and whether `TLS_MODE=prefer` may retry it in plaintext.
+pub(crate) struct Failure {
+    pub(crate) error: Error,
+    /// The server never got to authentication (no TLS, untrusted certificate, transport): a
+    /// plaintext retry is allowed under `prefer`. Authentication failures and timeouts never retry.
+    pub(crate) before_auth: bool,
+}
+
+/// Connects as the TLS choice for `creds` says: `attempt(true)` is a verified-TLS attempt,
+/// `attempt(false)` a plaintext one. Under `prefer`, a TLS attempt that failed before
+/// authentication is retried in plaintext, with a warning naming the secret and host.
+pub(crate) async fn connect_per_tls_choice<T, Fut>(
+    choice: TlsChoice,
+    creds: &DbSecret,
+    ctx: &StepContext<'_>,
+    attempt: impl Fn(bool) -> Fut,
+) -> Result<T, Error>
+where
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    match choice {
+        TlsChoice::Require => attempt(true).await,
+        TlsChoice::Disable => attempt(false).await,
+        TlsChoice::Prefer => match attempt(true).await {
+            Err(Failure {
+                error,
+                before_auth: true,
+            }) => {
+                tracing::warn!(
+                    secret_id = ctx.secret_id,
+                    host = creds.host(),
+                    error = %error,
+                    "TLS connection failed; retrying in plaintext because TLS_MODE=prefer"
+                );
+                attempt(false).await
+            }
+            other => other,
+        },
+    }
+    .map_err(|f| f.error)
+}
+
 /// What a database engine must do for a rotation. One implementation per protocol family, and
 /// [`Rotators`] dispatching on the secret's engine.
 pub trait Rotator {

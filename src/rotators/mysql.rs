@@ -37,7 +37,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, DriverError, IoError, OptsBuilder, SslOpts};
 use tracing::warn;
 
-use super::{Account, Rotator, StepContext, TlsChoice};
+use super::{Account, Failure, Rotator, StepContext, TlsChoice, connect_per_tls_choice};
 use crate::config::TlsMode;
 use crate::credentials::{DbSecret, Password};
 use crate::error::Error;
@@ -131,14 +131,6 @@ impl MySession {
     fn literal(&self, value: &str) -> String {
         quote_literal(value, self.server.no_backslash_escapes)
     }
-}
-
-/// Why a connection attempt failed, and whether `TLS_MODE=prefer` may retry in plaintext.
-struct Failure {
-    error: Error,
-    /// The server never got to authentication (no TLS, untrusted certificate, transport): a
-    /// plaintext retry is allowed under `prefer`. Authentication failures and timeouts never retry.
-    before_auth: bool,
 }
 
 /// The code kept from a driver error: `error <number> (<SQLSTATE>)` for a server error, never its
@@ -742,26 +734,13 @@ impl Rotator for MysqlRotator {
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<MySession, Error> {
-        match TlsChoice::resolve(creds.ssl(), self.mode) {
-            TlsChoice::Require => self.connect_once(creds, true, attempt, ctx).await,
-            TlsChoice::Disable => self.connect_once(creds, false, attempt, ctx).await,
-            TlsChoice::Prefer => match self.connect_once(creds, true, attempt, ctx).await {
-                Err(Failure {
-                    error,
-                    before_auth: true,
-                }) => {
-                    warn!(
-                        secret_id = ctx.secret_id,
-                        host = creds.host(),
-                        error = %error,
-                        "TLS connection failed; retrying in plaintext because TLS_MODE=prefer"
-                    );
-                    self.connect_once(creds, false, attempt, ctx).await
-                }
-                other => other,
-            },
-        }
-        .map_err(|f| f.error)
+        connect_per_tls_choice(
+            TlsChoice::resolve(creds.ssl(), self.mode),
+            creds,
+            ctx,
+            |tls| self.connect_once(creds, tls, attempt, ctx),
+        )
+        .await
     }
 
     async fn check(&self, session: &mut MySession, ctx: &StepContext<'_>) -> Result<(), Error> {

@@ -12,9 +12,10 @@ use tokio::task::JoinHandle;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, NoTls, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
-use tracing::warn;
 
-use super::{Account, Rotator, StepContext, TlsChoice, original_name};
+use super::{
+    Account, Failure, Rotator, StepContext, TlsChoice, connect_per_tls_choice, original_name,
+};
 use crate::config::TlsMode;
 use crate::credentials::{DbSecret, Password};
 use crate::error::Error;
@@ -62,14 +63,6 @@ impl MakeTlsConnect<Socket> for NamedTls {
         let name = self.name.as_deref().unwrap_or(domain);
         MakeTlsConnect::<Socket>::make_tls_connect(&mut self.inner, name)
     }
-}
-
-/// Why a connection attempt failed, and whether `TLS_MODE=prefer` may retry in plaintext.
-struct Failure {
-    error: Error,
-    /// The server never got to authentication (no TLS, untrusted certificate, transport): a
-    /// plaintext retry is allowed under `prefer`. Authentication failures and timeouts never retry.
-    before_auth: bool,
 }
 
 /// The code kept from a driver error: the SQLSTATE for a server error, else the driver's description
@@ -145,28 +138,13 @@ impl PostgresRotator {
                 inner: MakeRustlsConnect::new((*self.tls).clone()),
                 name: creds.tls_server_name().map(str::to_owned),
             };
-            match tokio::time::timeout(timeout, config.connect(tls)).await {
-                Ok(Ok((client, connection))) => Ok((
-                    client,
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    }),
-                )),
-                Ok(Err(e)) => Err(e),
-                Err(_) => return Err(failed(format!("timed out after {timeout:?}"), false)),
-            }
+            spawn_connected(&config, tls, timeout).await
         } else {
             config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            match tokio::time::timeout(timeout, config.connect(NoTls)).await {
-                Ok(Ok((client, connection))) => Ok((
-                    client,
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    }),
-                )),
-                Ok(Err(e)) => Err(e),
-                Err(_) => return Err(failed(format!("timed out after {timeout:?}"), false)),
-            }
+            spawn_connected(&config, NoTls, timeout).await
+        };
+        let Some(connected) = connected else {
+            return Err(failed(format!("timed out after {timeout:?}"), false));
         };
         match connected {
             Ok((client, connection)) => Ok(PgSession {
@@ -181,6 +159,27 @@ impl PostgresRotator {
             }
         }
     }
+}
+
+/// Connects within `timeout` and drives the connection on its own task. `None`: timed out.
+async fn spawn_connected<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+    timeout: Duration,
+) -> Option<Result<(Client, JoinHandle<()>), tokio_postgres::Error>>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let connected = tokio::time::timeout(timeout, config.connect(tls))
+        .await
+        .ok()?;
+    Some(connected.map(|(client, connection)| {
+        let task = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        (client, task)
+    }))
 }
 
 fn is_timeout(e: &tokio_postgres::Error) -> bool {
@@ -198,26 +197,13 @@ impl Rotator for PostgresRotator {
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<PgSession, Error> {
-        match TlsChoice::resolve(creds.ssl(), self.mode) {
-            TlsChoice::Require => self.connect_once(creds, true, attempt, ctx).await,
-            TlsChoice::Disable => self.connect_once(creds, false, attempt, ctx).await,
-            TlsChoice::Prefer => match self.connect_once(creds, true, attempt, ctx).await {
-                Err(Failure {
-                    error,
-                    before_auth: true,
-                }) => {
-                    warn!(
-                        secret_id = ctx.secret_id,
-                        host = creds.host(),
-                        error = %error,
-                        "TLS connection failed; retrying in plaintext because TLS_MODE=prefer"
-                    );
-                    self.connect_once(creds, false, attempt, ctx).await
-                }
-                other => other,
-            },
-        }
-        .map_err(|f| f.error)
+        connect_per_tls_choice(
+            TlsChoice::resolve(creds.ssl(), self.mode),
+            creds,
+            ctx,
+            |tls| self.connect_once(creds, tls, attempt, ctx),
+        )
+        .await
     }
 
     async fn check(&self, session: &mut PgSession, ctx: &StepContext<'_>) -> Result<(), Error> {
