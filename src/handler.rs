@@ -247,6 +247,23 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         }))
     }
 
+    /// Confused-deputy check: `pending` must name the same user and host (exact strings) as `other`.
+    fn require_same_account(
+        &self,
+        pending: &DbSecret,
+        other: &DbSecret,
+        user_role: &'static str,
+        host_role: &'static str,
+    ) -> Result<(), Error> {
+        if pending.username() != other.username() {
+            return Err(self.mismatch("user", pending.username(), user_role, other.username()));
+        }
+        if pending.host() != other.host() {
+            return Err(self.mismatch("host", pending.host(), host_role, other.host()));
+        }
+        Ok(())
+    }
+
     /// createSecret: stores a copy of the current secret with a new password as `AWSPENDING` under the
     /// token, unless that version already has a value.
     async fn create_secret(&self) -> Result<(), Error> {
@@ -397,17 +414,7 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         current: &DbSecret,
         pending: &DbSecret,
     ) -> Result<(), Error> {
-        if pending.username() != current.username() {
-            return Err(self.mismatch(
-                "user",
-                pending.username(),
-                "current user",
-                current.username(),
-            ));
-        }
-        if pending.host() != current.host() {
-            return Err(self.mismatch("host", pending.host(), "current host", current.host()));
-        }
+        self.require_same_account(pending, current, "current user", "current host")?;
         let session = match self.try_login(current, "login with current secret").await? {
             Some(session) => Some(session),
             None => self.login_with_previous(current, pending).await?,
@@ -445,17 +452,7 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
             }
             Err(e) => return Err(e),
         };
-        if previous.username() != pending.username() {
-            return Err(self.mismatch(
-                "user",
-                pending.username(),
-                "previous valid user",
-                previous.username(),
-            ));
-        }
-        if previous.host() != pending.host() {
-            return Err(self.mismatch("host", pending.host(), "previous host", previous.host()));
-        }
+        self.require_same_account(pending, &previous, "previous valid user", "previous host")?;
         self.try_login(&previous, "login with previous secret")
             .await
     }
