@@ -116,6 +116,26 @@ impl DbSecret {
     /// Parses and validates the `SecretString` of `secret_id` at `stage`. Errors name the secret, the
     /// stage and the field, never a value.
     pub fn parse(secret_id: &str, stage: Stage, text: &str) -> Result<Self, Error> {
+        Self::parse_object(secret_id, stage, text, None)
+    }
+
+    /// Like [`DbSecret::parse`], with `engine` assumed when the secret has no `engine` key (a master
+    /// secret managed by RDS has none). The assumed engine is not written into the JSON.
+    pub fn parse_with_engine(
+        secret_id: &str,
+        stage: Stage,
+        text: &str,
+        engine: Engine,
+    ) -> Result<Self, Error> {
+        Self::parse_object(secret_id, stage, text, Some(engine))
+    }
+
+    fn parse_object(
+        secret_id: &str,
+        stage: Stage,
+        text: &str,
+        default_engine: Option<Engine>,
+    ) -> Result<Self, Error> {
         let invalid = |problem: String| Error::invalid_secret(secret_id, stage, problem);
         let value: Value =
             serde_json::from_str(text).map_err(|e| invalid(describe_json_error(&e)))?;
@@ -144,7 +164,10 @@ impl DbSecret {
             }
         };
 
-        let engine_name = required_string("engine")?;
+        let engine_name = match (fields.get("engine"), default_engine) {
+            (None | Some(Value::Null), Some(engine)) => engine.as_str().to_owned(),
+            _ => required_string("engine")?,
+        };
         let engine = Engine::parse(&engine_name).ok_or_else(|| {
             invalid(format!(
                 "field `engine` is not supported; accepted values (exact case): {}",
@@ -405,6 +428,33 @@ mod tests {
             );
             assert!(!shown.contains("S3ntinel"), "{shown}");
         }
+    }
+
+    #[test]
+    fn an_rds_managed_master_secret_fails_naming_host() {
+        let text = r#"{"username":"master","password":"S3ntinel"}"#;
+        let err = DbSecret::parse_with_engine("arn:master", Stage::Current, text, Engine::Postgres)
+            .unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown.contains("arn:master") && shown.contains("host key is missing"),
+            "{shown}"
+        );
+        assert!(!shown.contains("S3ntinel"));
+        // A given engine still wins, and must be valid.
+        let text = r#"{"engine":"mysql","host":"h","username":"m","password":"p"}"#;
+        let s = DbSecret::parse_with_engine("arn:master", Stage::Current, text, Engine::Postgres)
+            .unwrap();
+        assert_eq!(s.engine(), Engine::Mysql);
+        assert_eq!(s.to_json(), text, "the assumed engine is not written");
+        let s = DbSecret::parse_with_engine(
+            "m",
+            Stage::Current,
+            r#"{"host":"h","username":"m","password":"p"}"#,
+            Engine::Mariadb,
+        )
+        .unwrap();
+        assert_eq!((s.engine(), s.port()), (Engine::Mariadb, 3306));
     }
 
     #[test]

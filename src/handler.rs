@@ -320,6 +320,11 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         let current = self.read_required(Stage::Current).await?;
         let pending = self.read_required(Stage::Pending).await?;
         self.warn_on_unrecognised_ssl(&pending, Stage::Pending);
+        let strategy = self.strategy(&current);
+        if strategy == Strategy::AlternatingUsers {
+            // Before any database work.
+            self.masterarn(&current)?;
+        }
 
         if let Some(session) = self
             .try_login(&pending, "login with pending secret")
@@ -329,7 +334,7 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
             info!("pending secret already logs in; nothing to do");
             return Ok(());
         }
-        match self.strategy(&current) {
+        match strategy {
             Strategy::SingleUser => self.set_secret_single_user(&current, &pending).await,
             Strategy::AlternatingUsers => self.set_secret_alternating(&current, &pending).await,
         }
@@ -368,7 +373,11 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         self.rotator.close(session).await;
 
         let master = match self.store.get(masterarn, Stage::Current, None).await? {
-            Some(text) => DbSecret::parse(masterarn, Stage::Current, &text)?,
+            // An RDS-managed master secret holds only `username` and `password`: it takes the
+            // rotated secret's engine, and then fails naming its missing `host`.
+            Some(text) => {
+                DbSecret::parse_with_engine(masterarn, Stage::Current, &text, current.engine())?
+            }
             None => {
                 return Err(Error::invalid_secret(
                     masterarn,

@@ -1,5 +1,9 @@
 //! The Lambda binary: configuration, clients and trust roots are built once per container.
 
+// The runtime's future nests the handler's (SDK, tokio-postgres, mysql_async): its layout needs a
+// deeper query stack than rustc's default 128, which a clean build otherwise overflows.
+#![recursion_limit = "256"]
+
 use aws_config::BehaviorVersion;
 use db_secret_rotator::rotators::Rotators;
 use db_secret_rotator::secrets::SdkSecretStore;

@@ -1065,3 +1065,41 @@ async fn each_invocation_reports_its_metrics() {
     assert_eq!(result.unwrap_err().error_type(), "InvalidEvent");
     assert_eq!(report.error_type, Some("InvalidEvent"));
 }
+
+#[tokio::test]
+async fn alternating_set_secret_checks_masterarn_before_any_login() {
+    let mut secret = alternating_secret("app");
+    secret.as_object_mut().unwrap().remove("masterarn");
+    let store = FakeStore::new(&secret);
+    let mut pending = secret.clone();
+    pending["username"] = json!("app_clone");
+    pending["password"] = json!(NEW_PASSWORD);
+    store.insert(TOKEN, Some(pending.to_string()), &["AWSPENDING"]);
+    let db = alternating_db("app");
+    let err = step(&store, &db, "setSecret").await.unwrap_err();
+    assert_eq!(err.error_type(), "InvalidSecret");
+    assert!(
+        err.to_string().contains("masterarn key is missing"),
+        "{err}"
+    );
+    assert!(db.logins.borrow().is_empty(), "no database work");
+}
+
+#[tokio::test]
+async fn an_rds_managed_master_secret_is_named_with_its_missing_host() {
+    let store = FakeStore::new(&alternating_secret("app"));
+    store.others.borrow_mut().insert(
+        MASTER.into(),
+        json!({"username": "master", "password": "master-pw"}).to_string(),
+    );
+    let db = alternating_db("app");
+    step(&store, &db, "createSecret").await.unwrap();
+    let err = step(&store, &db, "setSecret").await.unwrap_err();
+    assert_eq!(err.error_type(), "InvalidSecret");
+    let text = err.to_string();
+    assert!(
+        text.contains(MASTER) && text.contains("host key is missing"),
+        "{text}"
+    );
+    assert!(db.changes.borrow().is_empty());
+}
