@@ -14,7 +14,11 @@ role cannot be widened silently:
 - logs only on the function's own log group, which the template creates with a retention;
 - the Lambda permission lets only secretsmanager.amazonaws.com invoke, with SourceAccount;
 - runtime, handler, build method, memory, timeout, architecture, JSON logs, and the environment
-  variables of PROTOCOL.md section 8 with the reference's defaults (empty parameter = unset).
+  variables of PROTOCOL.md section 8 with the reference's defaults (empty parameter = unset), plus
+  the metrics variables of src/metrics.rs;
+- the optional alerting: the EventBridge rule (Secrets Manager's rotation failure events), its SNS
+  topic, the topic policy and the email subscription exist only when EnableRotationAlerts is true
+  (off by default), and only EventBridge, on behalf of that rule (aws:SourceArn), may publish.
 
 Any resource type it does not know fails the test, so a new resource needs a new check.
 
@@ -80,13 +84,29 @@ ENV_DEFAULTS = {
     "ROTATION_STRATEGY": "single-user",
     "USERNAME_CHARACTER_LIMIT": "16",
     "SECRETS_MANAGER_ENDPOINT": "",
+    # src/metrics.rs
+    "METRICS": "on",
+    "METRICS_NAMESPACE": "DbSecretRotator",
+    "METRICS_DIMENSIONS": "Engine,Strategy,Step",
 }
+
+# Secrets Manager's rotation failure events, as CloudTrail delivers them to EventBridge.
+ALERT_PATTERN = {
+    "source": ["aws.secretsmanager"],
+    "detail-type": ["AWS Service Event via CloudTrail"],
+    "detail": {"eventSource": ["secretsmanager.amazonaws.com"]},
+}
+ALERT_EVENTS = {"RotationFailed", "RotationAbandoned", "TestRotationFailed"}
 
 KNOWN_TYPES = {
     "AWS::Serverless::Function",
     "AWS::Logs::LogGroup",
     "AWS::IAM::Role",
     "AWS::Lambda::Permission",
+    "AWS::Events::Rule",
+    "AWS::SNS::Topic",
+    "AWS::SNS::TopicPolicy",
+    "AWS::SNS::Subscription",
 }
 EXAMPLE_FORBIDDEN_TYPES = {
     "AWS::IAM::Policy",
@@ -177,6 +197,23 @@ def is_nonempty_condition(template: dict, name: Any, param: str, joined: bool = 
         {"Fn::Not": [{"Fn::Equals": [ref, ""]}]},
         {"Fn::Not": [{"Fn::Equals": ["", ref]}]},
     )
+
+
+def is_alerts_condition(template: dict, name: Any) -> bool:
+    """True when Conditions[name] is exactly `EnableRotationAlerts == "true"`."""
+    if not isinstance(name, str):
+        return False
+    cond = template.get("Conditions", {}).get(name)
+    ref = {"Ref": "EnableRotationAlerts"}
+    return cond in ({"Fn::Equals": [ref, "true"]}, {"Fn::Equals": ["true", ref]})
+
+
+def condition_parts(template: dict, name: Any) -> list:
+    """The condition names an Fn::And condition requires (or [name] itself)."""
+    cond = template.get("Conditions", {}).get(name) if isinstance(name, str) else None
+    if isinstance(cond, dict) and list(cond) == ["Fn::And"]:
+        return [x.get("Condition") for x in cond["Fn::And"] if isinstance(x, dict)]
+    return [name]
 
 
 def resources_of(template: dict, rtype: str) -> dict:
@@ -283,7 +320,7 @@ def check_template(template: dict, c: Checker) -> None:
     variables = props.get("Environment", {}).get("Variables", {})
     c.check(
         set(variables) == set(ENV_DEFAULTS),
-        "environment variables are exactly PROTOCOL.md section 8's",
+        "environment variables are exactly PROTOCOL.md section 8's and the metrics ones",
         f"extra {sorted(set(variables) - set(ENV_DEFAULTS))}, missing {sorted(set(ENV_DEFAULTS) - set(variables))}",
     )
     for var, default in ENV_DEFAULTS.items():
@@ -430,6 +467,91 @@ def check_template(template: dict, c: Checker) -> None:
     out = template.get("Outputs", {}).get("RotationLambdaArn", {})
     c.check(out.get("Value") == {"Fn::GetAtt": [fname, "Arn"]}, "output RotationLambdaArn is the function's ARN")
 
+    check_alerts(template, c)
+
+
+def check_alerts(template: dict, c: Checker) -> None:
+    """The optional rotation alerts: conditional, the right events, a publish-only topic policy."""
+    params = template.get("Parameters", {})
+    enable = params.get("EnableRotationAlerts", {})
+    c.check(
+        str(enable.get("Default")) == "false" and set(enable.get("AllowedValues", [])) == {"true", "false"},
+        "EnableRotationAlerts: true or false, off by default",
+    )
+    rname, rule = single(c, template, "AWS::Events::Rule")
+    tname, topic = single(c, template, "AWS::SNS::Topic")
+    pname, policy = single(c, template, "AWS::SNS::TopicPolicy")
+    for name, res in ((rname, rule), (tname, topic), (pname, policy)):
+        if res is not None:
+            c.check(is_alerts_condition(template, res.get("Condition")), f"{name}: only when EnableRotationAlerts is true")
+    topic_ref = {"Ref": tname}
+
+    if rule is not None:
+        rp = rule.get("Properties", {})
+        pattern = copy.deepcopy(rp.get("EventPattern", {}))
+        names = pattern.get("detail", {}).pop("eventName", []) if isinstance(pattern.get("detail"), dict) else []
+        c.check(
+            pattern == ALERT_PATTERN,
+            f"{rname}: matches Secrets Manager service events delivered via CloudTrail",
+            json.dumps(rp.get("EventPattern")),
+        )
+        c.check(
+            isinstance(names, list) and set(names) == ALERT_EVENTS,
+            f"{rname}: eventName is exactly {sorted(ALERT_EVENTS)}",
+            json.dumps(names),
+        )
+        c.check(rp.get("State", "ENABLED") == "ENABLED", f"{rname}: enabled")
+        targets = rp.get("Targets", [])
+        c.check(
+            isinstance(targets, list)
+            and len(targets) == 1
+            and targets[0].get("Arn") == topic_ref
+            and "RoleArn" not in targets[0],
+            f"{rname}: one target, the alert topic",
+            json.dumps(targets),
+        )
+
+    if policy is not None:
+        pp = policy.get("Properties", {})
+        c.check(pp.get("Topics") == [topic_ref], f"{pname}: applies to the alert topic only")
+        stmts = [s for s, _ in expand_list(pp.get("PolicyDocument", {}).get("Statement", []))]
+        stmt = stmts[0] if len(stmts) == 1 and isinstance(stmts[0], dict) else {}
+        c.check(len(stmts) == 1, f"{pname}: exactly one statement", str(len(stmts)))
+        c.check(stmt.get("Effect") == "Allow", f"{pname}: Effect Allow")
+        c.check(
+            stmt.get("Principal") == {"Service": "events.amazonaws.com"},
+            f"{pname}: principal events.amazonaws.com only",
+            json.dumps(stmt.get("Principal")),
+        )
+        c.check(as_list(stmt.get("Action")) == ["sns:Publish"], f"{pname}: sns:Publish only", json.dumps(stmt.get("Action")))
+        c.check(as_list(stmt.get("Resource")) == [topic_ref], f"{pname}: on the alert topic only")
+        c.check(
+            rname is not None
+            and stmt.get("Condition") == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rname, "Arn"]}}},
+            f"{pname}: only on behalf of {rname} (aws:SourceArn)",
+            json.dumps(stmt.get("Condition")),
+        )
+        c.check(
+            not any(k in stmt for k in ("NotAction", "NotResource", "NotPrincipal")),
+            f"{pname}: no NotAction/NotResource/NotPrincipal",
+        )
+
+    for sname, sub in resources_of(template, "AWS::SNS::Subscription").items():
+        sp = sub.get("Properties", {})
+        parts = condition_parts(template, sub.get("Condition"))
+        c.check(
+            any(is_alerts_condition(template, n) for n in parts)
+            and any(is_nonempty_condition(template, n, "AlertEmail") for n in parts),
+            f"{sname}: only when EnableRotationAlerts is true and AlertEmail is given",
+        )
+        c.check(
+            sp.get("TopicArn") == topic_ref and sp.get("Protocol") == "email" and sp.get("Endpoint") == {"Ref": "AlertEmail"},
+            f"{sname}: emails AlertEmail from the alert topic",
+        )
+    for oname, out in template.get("Outputs", {}).items():
+        if tname is not None and out.get("Value") == topic_ref:
+            c.check(is_alerts_condition(template, out.get("Condition")), f"output {oname}: only when the topic exists")
+
 
 def check_example(template: dict, c: Checker) -> None:
     resources = template.get("Resources", {})
@@ -476,6 +598,14 @@ def _perm(t: dict) -> dict:
 
 def _vpc_policy(t: dict) -> dict:
     return next(p for p in _role(t)["Policies"] if "Fn::If" in p)
+
+
+def _alert(t: dict, rtype: str) -> dict:
+    return next(iter(resources_of(t, rtype).values()))
+
+
+def _topic_stmt(t: dict) -> dict:
+    return _alert(t, "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]["Statement"][0]
 
 
 def _set(d: dict, key: str, value: Any) -> None:
@@ -545,6 +675,28 @@ MUTATIONS: list[tuple[str, Callable[[dict], None]]] = [
         lambda t: _set(_fn(t)["Properties"]["Environment"]["Variables"], "PASSWORD_LENGTH", {"Ref": "PasswordLength"}),
     ),
     ("output is the role, not the function", lambda t: _set(t["Outputs"]["RotationLambdaArn"], "Value", {"Fn::GetAtt": ["RotationRole", "Arn"]})),
+    ("METRICS default off", lambda t: _set(t["Parameters"]["Metrics"], "Default", "off")),
+    ("alerts on by default", lambda t: _set(t["Parameters"]["EnableRotationAlerts"], "Default", "true")),
+    ("alert rule unconditional", lambda t: _alert(t, "AWS::Events::Rule").pop("Condition")),
+    ("alert topic unconditional", lambda t: _alert(t, "AWS::SNS::Topic").pop("Condition")),
+    ("topic policy unconditional", lambda t: _alert(t, "AWS::SNS::TopicPolicy").pop("Condition")),
+    ("topic policy for any principal", lambda t: _set(_topic_stmt(t), "Principal", "*")),
+    ("topic policy without aws:SourceArn", lambda t: _topic_stmt(t).pop("Condition")),
+    (
+        "topic policy for any rule",
+        lambda t: _set(
+            _topic_stmt(t)["Condition"]["ArnEquals"],
+            "aws:SourceArn",
+            {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/*"},
+        ),
+    ),
+    ("topic policy allows sns:*", lambda t: _set(_topic_stmt(t), "Action", "sns:*")),
+    ("rule without RotationAbandoned", lambda t: _alert(t, "AWS::Events::Rule")["Properties"]["EventPattern"]["detail"]["eventName"].remove("RotationAbandoned")),
+    (
+        "rule on API calls instead of service events",
+        lambda t: _set(_alert(t, "AWS::Events::Rule")["Properties"]["EventPattern"], "detail-type", ["AWS API Call via CloudTrail"]),
+    ),
+    ("email subscription without an address", lambda t: _set(_alert(t, "AWS::SNS::Subscription"), "Condition", "RotationAlerts")),
 ]
 
 

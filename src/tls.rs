@@ -2,12 +2,20 @@
 //!
 //! [`TlsRoots`] is built once per container, at start-up, from three sources:
 //!
-//! - the **system** store (`rustls-native-certs`): a store that fails to load is logged and
-//!   skipped, because the other two sources may still cover the database;
+//! - the **system** store: the distribution's bundle file when there is one, else everything
+//!   `rustls-native-certs` finds; a store that fails to load is logged and skipped, because the
+//!   other two sources may still cover the database;
 //! - the **Amazon RDS** global CA bundle, embedded in the binary from `certs/rds-global-bundle.pem`
 //!   (see `certs/PROVENANCE.md` for where it comes from and how to refresh it);
 //! - an optional **extra** PEM bundle named by `TLS_EXTRA_CA_FILE`, which must be usable: a bad
 //!   file fails start-up rather than silently leaving the database untrusted.
+//!
+//! Start-up cost. Decoding PEM dominated the function's start-up (callgrind, docs/benchmarks.md):
+//! rustls-pki-types decodes base64 in constant time, since PEM may hold private keys, and
+//! rustls-native-certs reads every system root twice (the bundle, then the hashed directory). The
+//! system bundle and the embedded RDS bundle hold public certificates only, so they are read once
+//! and decoded by [`parse_public_bundle`], a plain table-driven decoder; the extra file keeps the
+//! strict parser and its precise errors.
 //!
 //! The resulting [`rustls::ClientConfig`] uses the aws-lc-rs provider explicitly, so it never
 //! depends on (or panics for lack of) a process-wide default provider. [`server_name`] picks the
@@ -306,13 +314,150 @@ fn add_parsable(roots: &mut Anchors, certs: Vec<CertificateDer<'static>>) -> (us
     (added, total - added)
 }
 
+/// The certificates of a PEM bundle of **public** certificates: `CERTIFICATE` sections, other
+/// sections skipped, text outside sections ignored, as [`parse_bundle`] does.
+///
+/// Base64 is decoded by table lookup rather than in constant time: the input holds no secret.
+/// Never use it for a file that may hold a private key.
+fn parse_public_bundle(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, BundleProblem> {
+    // A bundle that is not text is left to the strict parsers (system) or is a build fault (RDS).
+    let text =
+        std::str::from_utf8(pem).map_err(|_| BundleProblem::Pem("the bundle is not text"))?;
+    let mut certs = Vec::new();
+    let mut lines = text.lines().map(str::trim_end);
+    while let Some(line) = lines.next() {
+        let Some(label) = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|rest| rest.strip_suffix("-----"))
+        else {
+            continue;
+        };
+        let mut body = Vec::with_capacity(2048);
+        let mut closed = false;
+        for line in lines.by_ref() {
+            if line
+                .strip_prefix("-----END ")
+                .and_then(|rest| rest.strip_suffix("-----"))
+                == Some(label)
+            {
+                closed = true;
+                break;
+            }
+            body.extend_from_slice(line.as_bytes());
+        }
+        if !closed {
+            return Err(BundleProblem::Pem("a section has no END line"));
+        }
+        if label == "CERTIFICATE" {
+            let der = decode_base64(&body).ok_or(BundleProblem::Pem(
+                "a section's base64 body does not decode",
+            ))?;
+            certs.push(CertificateDer::from(der));
+        }
+    }
+    if certs.is_empty() {
+        return Err(BundleProblem::NoCertificate);
+    }
+    Ok(certs)
+}
+
+/// Standard, padded base64 (RFC 4648 section 4), as PEM bodies are; `None` when malformed.
+fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
+    /// Marks a byte outside the alphabet (every valid value is below 64, so bit 7 is clear).
+    const INVALID: u8 = 0xff;
+    const VALUES: [u8; 256] = {
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut values = [INVALID; 256];
+        let mut i = 0;
+        while i < alphabet.len() {
+            values[alphabet[i] as usize] = i as u8;
+            i += 1;
+        }
+        values
+    };
+    let value = |c: &u8| VALUES[usize::from(*c)];
+    if text.len() % 4 != 0 {
+        return None;
+    }
+    let Some(last_start) = text.len().checked_sub(4) else {
+        return Some(Vec::new());
+    };
+    let (groups, last) = text.split_at(last_start);
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    for group in groups.chunks_exact(4) {
+        let [a, b, c, d] = [&group[0], &group[1], &group[2], &group[3]].map(value);
+        if (a | b | c | d) & 0x80 != 0 {
+            return None;
+        }
+        let n = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
+        out.extend_from_slice(&n.to_be_bytes()[1..]);
+    }
+    // Only the last group may end in one or two `=`.
+    let padding = last.iter().rev().take_while(|&&c| c == b'=').count();
+    if padding > 2 {
+        return None;
+    }
+    let mut n = 0u32;
+    for v in last[..4 - padding].iter().map(value) {
+        if v & 0x80 != 0 {
+            return None;
+        }
+        n = n << 6 | u32::from(v);
+    }
+    for _ in 0..padding {
+        n <<= 6;
+    }
+    out.extend_from_slice(&n.to_be_bytes()[1..4 - padding]);
+    Some(out)
+}
+
+/// The operating system's roots, and what failed to load.
+///
+/// OpenSSL-style stores hold every root twice: in one bundle file, and again one file per
+/// certificate in a hashed directory (Debian 12: 146 roots, about 290 directory entries), and
+/// `rustls_native_certs::load_native_certs` reads both. When a bundle file is found (`SSL_CERT_FILE`,
+/// else the distribution's path as openssl-probe knows it: `/etc/ssl/certs/ca-certificates.crt`,
+/// `/etc/pki/tls/certs/ca-bundle.crt`, …) and `SSL_CERT_DIR` is not set, the bundle alone is read:
+/// the same roots for a fraction of the start-up time. Otherwise, or when the bundle cannot be
+/// read or parsed, `rustls-native-certs` scans everything as before.
+fn system_certs() -> (Vec<CertificateDer<'static>>, Vec<String>) {
+    let set = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    if set("SSL_CERT_DIR").is_none() {
+        // An explicit SSL_CERT_FILE is used even when it cannot be read, so that the full scan
+        // below reports it, as before; openssl-probe would skip a missing one silently.
+        let bundle = set("SSL_CERT_FILE")
+            .map(std::path::PathBuf::from)
+            .or_else(|| openssl_probe::probe().cert_file);
+        if let Some(file) = bundle {
+            let parsed = std::fs::read(&file)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| parse_public_bundle(&bytes).map_err(|p| p.to_string()));
+            match parsed {
+                Ok(mut certs) => {
+                    certs.sort_unstable_by(|a, b| a.as_ref().cmp(b.as_ref()));
+                    certs.dedup();
+                    return (certs, Vec::new());
+                }
+                Err(problem) => tracing::warn!(
+                    path = %file.display(),
+                    %problem,
+                    "system CA bundle unusable; scanning the whole system store"
+                ),
+            }
+        }
+    }
+    let native = rustls_native_certs::load_native_certs();
+    let errors = native.errors.iter().map(ToString::to_string).collect();
+    (native.certs, errors)
+}
+
 /// Adds the operating system's roots; failures are logged and skipped.
 fn add_system_roots(roots: &mut Anchors) -> usize {
-    let native = rustls_native_certs::load_native_certs();
-    for error in &native.errors {
+    let (certs, errors) = system_certs();
+    for error in &errors {
         tracing::warn!(%error, "skipping part of the system trust store that failed to load");
     }
-    let (added, ignored) = add_parsable(roots, native.certs);
+    let (added, ignored) = add_parsable(roots, certs);
     if ignored > 0 {
         tracing::warn!(
             ignored,
@@ -328,7 +473,7 @@ fn add_system_roots(roots: &mut Anchors) -> usize {
 /// Adds the embedded RDS bundle. It is fixed at build time and checked by unit tests, so a problem
 /// here is logged rather than failing start-up.
 fn add_rds_roots(roots: &mut Anchors) -> usize {
-    match parse_bundle(RDS_BUNDLE_PEM.as_bytes()) {
+    match parse_public_bundle(RDS_BUNDLE_PEM.as_bytes()) {
         Ok(certs) => {
             let (added, ignored) = add_parsable(roots, certs);
             if ignored > 0 {
@@ -433,6 +578,77 @@ mod tests {
         assert_eq!(add_all(&mut roots, certs).unwrap(), RDS_BUNDLE_COUNT);
         assert_eq!(roots.store.len(), RDS_BUNDLE_COUNT);
         assert_eq!(roots.certs.len(), RDS_BUNDLE_COUNT);
+    }
+
+    #[test]
+    fn public_bundle_parser_matches_the_strict_one() {
+        let mut bundles = vec![
+            RDS_BUNDLE_PEM.as_bytes().to_vec(),
+            TEST_CA.to_vec(),
+            LOCALHOST_CERT.to_vec(),
+            // CRLF line ends, text and other sections between certificates.
+            format!(
+                "junk\r\n{}\r\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n{}",
+                std::str::from_utf8(TEST_CA).unwrap().replace('\n', "\r\n"),
+                std::str::from_utf8(LOCALHOST_CERT).unwrap()
+            )
+            .into_bytes(),
+        ];
+        if let Some(file) = openssl_probe::probe().cert_file {
+            bundles.push(std::fs::read(file).unwrap());
+        }
+        for bundle in &bundles {
+            let strict = parse_bundle(bundle).unwrap();
+            assert!(!strict.is_empty());
+            assert_eq!(parse_public_bundle(bundle).unwrap(), strict);
+        }
+    }
+
+    #[test]
+    fn public_bundle_parser_rejects_malformed_sections() {
+        // A bundle it rejects is read by rustls-native-certs instead (system) or is a build-time
+        // fault caught by the tests above (RDS): strictness costs nothing.
+        for pem in [
+            &b"-----BEGIN CERTIFICATE-----\nAAAA\n"[..],
+            b"-----BEGIN CERTIFICATE-----\nAA!A\n-----END CERTIFICATE-----\n",
+            b"-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n",
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATX-----\n",
+        ] {
+            assert!(
+                matches!(parse_public_bundle(pem), Err(BundleProblem::Pem(_))),
+                "{}",
+                String::from_utf8_lossy(pem)
+            );
+        }
+        for pem in [&b""[..], b"just some text\n", LOCALHOST_KEY] {
+            assert!(matches!(
+                parse_public_bundle(pem),
+                Err(BundleProblem::NoCertificate)
+            ));
+        }
+    }
+
+    #[test]
+    fn base64_decoding() {
+        assert_eq!(decode_base64(b"").unwrap(), b"");
+        assert_eq!(decode_base64(b"TQ==").unwrap(), b"M");
+        assert_eq!(decode_base64(b"TWE=").unwrap(), b"Ma");
+        assert_eq!(decode_base64(b"TWFu").unwrap(), b"Man");
+        assert_eq!(decode_base64(b"+/+/").unwrap(), [0xfb, 0xff, 0xbf]);
+        for bad in [&b"TWF"[..], b"TW=u", b"T===", b"TWFu\n", b"TW-u"] {
+            assert_eq!(decode_base64(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn system_roots_load() {
+        // The system store may be empty in a bare container; where it has a bundle, its roots
+        // load without error.
+        let (certs, errors) = system_certs();
+        if openssl_probe::probe().cert_file.is_some() {
+            assert!(!certs.is_empty());
+            assert!(errors.is_empty(), "{errors:?}");
+        }
     }
 
     #[test]

@@ -1,0 +1,287 @@
+//! The floor for `scripts/bench.sh`: the least work a rotation can do, to compare the function with.
+//!
+//! Not shipped in the Lambda. It makes only the unavoidable calls of one rotation, in the order the
+//! four steps make them, with no guard, no validation and no fallback:
+//!
+//! - Secrets Manager, the 11 calls of a single-user rotation (PROTOCOL.md 5.3): `DescribeSecret` at
+//!   each step; createSecret `GetSecretValue` current and pending, `PutSecretValue`; setSecret
+//!   current and pending; testSecret pending; finishSecret `UpdateSecretVersionStage`. Alternating
+//!   users add one: the master secret.
+//! - The database: log in with current, change the password, log in with the new one. Alternating
+//!   users log in with current (the protocol requires that it works), then as the master, which
+//!   changes the other user's password.
+//!
+//! It uses the crate's own Secrets Manager client ([`SdkSecretStore`], same timeouts and retries)
+//! and the same trust roots and TLS configuration as the function ([`TlsRoots::load`] with
+//! `TLS_EXTRA_CA_FILE`, verified TLS when the secret says `"ssl": true`).
+//!
+//! It reads one JSON request per line on stdin, `{"secret_id", "token", "strategy"}`, rotates, and
+//! answers one JSON line on stdout: `{"ok", "total_ms", "steps": {"createSecret": ms, …}}` or
+//! `{"ok": false, "error"}`. The process stays up between requests, like a warm Lambda container.
+
+// A measuring tool: stdout is its output channel and stderr its log.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use db_secret_rotator::secrets::{SdkSecretStore, SecretStore, Stage};
+use db_secret_rotator::tls::TlsRoots;
+use mysql_async::prelude::Queryable;
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+use rand::distr::{Distribution, Uniform};
+use serde_json::{Value, json};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the floor connects with: the function's trust roots, in both drivers' forms.
+struct Tls {
+    pg: Arc<rustls::ClientConfig>,
+    mysql: mysql_async::SslOpts,
+}
+
+/// One open session.
+enum Session {
+    Pg(tokio_postgres::Client, tokio::task::JoinHandle<()>),
+    My(mysql_async::Conn),
+}
+
+fn field<'a>(secret: &'a Value, key: &str) -> Result<&'a str, BoxError> {
+    secret[key]
+        .as_str()
+        .ok_or_else(|| format!("secret has no string `{key}`").into())
+}
+
+fn port(secret: &Value, default: u16) -> u16 {
+    match &secret["port"] {
+        Value::Number(n) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .unwrap_or(default)
+}
+
+fn is_postgres(secret: &Value) -> bool {
+    matches!(
+        secret["engine"].as_str(),
+        Some("postgres" | "aurora-postgresql")
+    )
+}
+
+async fn login(secret: &Value, tls: &Tls) -> Result<Session, BoxError> {
+    let use_tls = secret["ssl"] == json!(true);
+    if is_postgres(secret) {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(field(secret, "host")?)
+            .port(port(secret, 5432))
+            .user(field(secret, "username")?)
+            .password(field(secret, "password")?)
+            .dbname(secret["dbname"].as_str().unwrap_or("postgres"))
+            .connect_timeout(Duration::from_secs(5));
+        let (client, task) = if use_tls {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let (client, connection) = config
+                .connect(tokio_postgres_rustls::MakeRustlsConnect::new(
+                    (*tls.pg).clone(),
+                ))
+                .await?;
+            (client, tokio::spawn(async move { drop(connection.await) }))
+        } else {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+            (client, tokio::spawn(async move { drop(connection.await) }))
+        };
+        Ok(Session::Pg(client, task))
+    } else {
+        let mut opts = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(field(secret, "host")?)
+            .tcp_port(port(secret, 3306))
+            .user(Some(field(secret, "username")?))
+            .pass(Some(field(secret, "password")?))
+            .db_name(secret["dbname"].as_str())
+            .prefer_socket(false);
+        if use_tls {
+            opts = opts.ssl_opts(tls.mysql.clone());
+        }
+        Ok(Session::My(mysql_async::Conn::new(opts).await?))
+    }
+}
+
+async fn close(session: Session) {
+    match session {
+        Session::Pg(client, task) => {
+            drop(client);
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+        Session::My(conn) => {
+            let _ = conn.disconnect().await;
+        }
+    }
+}
+
+/// Sets `user`'s password to `password`: its own (`own`, single user) or, as the master, another's.
+async fn set_password(
+    session: &mut Session,
+    user: &str,
+    password: &str,
+    own: bool,
+) -> Result<(), BoxError> {
+    match session {
+        Session::Pg(client, _) => {
+            let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+            let sql = format!(
+                "ALTER ROLE {} PASSWORD {}",
+                escape_identifier(user),
+                escape_literal(&verifier)
+            );
+            client.batch_execute(&sql).await?;
+        }
+        // The bench's passwords are alphanumeric: no escaping needed. MariaDB refuses
+        // `ALTER USER CURRENT_USER()` to unprivileged users, hence `SET PASSWORD` for one's own.
+        Session::My(conn) => {
+            let sql = if own {
+                format!("SET PASSWORD = PASSWORD('{password}')")
+            } else {
+                format!("ALTER USER `{user}`@`%` IDENTIFIED BY '{password}'")
+            };
+            conn.query_drop(sql).await?;
+        }
+    }
+    Ok(())
+}
+
+fn new_password() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let index = Uniform::new(0, ALPHABET.len()).expect("a non-empty alphabet");
+    (0..32)
+        .map(|_| char::from(ALPHABET[index.sample(&mut rng)]))
+        .collect()
+}
+
+fn clone_name(user: &str) -> String {
+    match user.strip_suffix("_clone") {
+        Some(original) => original.to_owned(),
+        None => format!("{user}_clone"),
+    }
+}
+
+fn parse(text: Option<String>) -> Result<Value, BoxError> {
+    Ok(serde_json::from_str(&text.ok_or("version has no value")?)?)
+}
+
+/// One rotation; returns each step's wall time in milliseconds.
+async fn rotate(
+    store: &SdkSecretStore,
+    tls: &Tls,
+    id: &str,
+    token: &str,
+    alternating: bool,
+) -> Result<Vec<(&'static str, f64)>, BoxError> {
+    let mut steps = Vec::new();
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+
+    // createSecret
+    let t = Instant::now();
+    store.describe(id).await?;
+    let mut pending = parse(store.get(id, Stage::Current, None).await?)?;
+    let _ = store.get(id, Stage::Pending, Some(token)).await?;
+    pending["password"] = json!(new_password());
+    if alternating {
+        pending["username"] = json!(clone_name(field(&pending, "username")?));
+    }
+    store
+        .put_pending(id, token, &pending.to_string(), None)
+        .await?;
+    steps.push(("createSecret", ms(t)));
+
+    // setSecret
+    let t = Instant::now();
+    store.describe(id).await?;
+    let current = parse(store.get(id, Stage::Current, None).await?)?;
+    let pending = parse(store.get(id, Stage::Pending, Some(token)).await?)?;
+    let mut session = login(&current, tls).await?;
+    if alternating {
+        close(session).await;
+        let masterarn = field(&current, "masterarn")?;
+        let mut master = parse(store.get(masterarn, Stage::Current, None).await?)?;
+        master["dbname"] = current["dbname"].clone();
+        session = login(&master, tls).await?;
+    }
+    let result = set_password(
+        &mut session,
+        field(&pending, "username")?,
+        field(&pending, "password")?,
+        !alternating,
+    )
+    .await;
+    close(session).await;
+    result?;
+    steps.push(("setSecret", ms(t)));
+
+    // testSecret
+    let t = Instant::now();
+    store.describe(id).await?;
+    let pending = parse(store.get(id, Stage::Pending, Some(token)).await?)?;
+    close(login(&pending, tls).await?).await;
+    steps.push(("testSecret", ms(t)));
+
+    // finishSecret
+    let t = Instant::now();
+    let description = store.describe(id).await?;
+    let current = description
+        .version_with(Stage::Current)
+        .ok_or("no AWSCURRENT version")?;
+    store.promote(id, token, current).await?;
+    steps.push(("finishSecret", ms(t)));
+    Ok(steps)
+}
+
+fn main() -> Result<(), BoxError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let extra = std::env::var_os("TLS_EXTRA_CA_FILE").map(PathBuf::from);
+    let roots = TlsRoots::load(extra.as_deref())?;
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let tls = Tls {
+        pg: roots.client_config(),
+        mysql: mysql_async::SslOpts::default()
+            .with_root_certs(
+                roots
+                    .certificates()
+                    .iter()
+                    .map(|cert| cert.as_ref().to_vec().into())
+                    .collect(),
+            )
+            .with_disable_built_in_roots(true),
+    };
+    let store = runtime.block_on(async {
+        let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        SdkSecretStore::new(&sdk, None)
+    });
+
+    for line in std::io::stdin().lock().lines() {
+        let request: Value = serde_json::from_str(&line?)?;
+        let id = field(&request, "secret_id")?;
+        let token = field(&request, "token")?;
+        let alternating = request["strategy"] == json!("alternating-users");
+        let started = Instant::now();
+        let answer = match runtime.block_on(rotate(&store, &tls, id, token, alternating)) {
+            Ok(steps) => json!({
+                "ok": true,
+                "total_ms": started.elapsed().as_secs_f64() * 1000.0,
+                "steps": steps
+                    .into_iter()
+                    .map(|(step, ms)| (step.to_owned(), json!(ms)))
+                    .collect::<serde_json::Map<_, _>>(),
+            }),
+            Err(e) => json!({"ok": false, "error": e.to_string()}),
+        };
+        println!("{answer}");
+    }
+    Ok(())
+}

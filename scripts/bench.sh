@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Measures db-secret-rotator on this machine (docs/benchmarks.md says what each figure means):
+#   1. brings the local stack up (scripts/stack.sh up: moto, PostgreSQL, MariaDB, a test CA);
+#   2. builds the release binary and the floor (bench/floor.rs, `cargo build --release`);
+#   3. builds the Lambda zips for x86_64 and arm64 with cargo lambda, for their sizes (an
+#      architecture that cannot be built here is reported as unavailable);
+#   4. runs scripts/bench/bench.py: per engine and strategy, cold starts under a Runtime API
+#      emulator, warm rotations, the floor, peak RSS and Secrets Manager calls;
+#   5. prints the table and writes the JSON results.
+# Not part of the test suite. The stack is left running: `scripts/stack.sh down` stops it.
+#
+# Usage: scripts/bench.sh [--runs N] [--no-sizes] [--out FILE]
+#   --runs N     repetitions of every figure (default 10; BENCH_RUNS works too)
+#   --no-sizes   skip the cargo lambda builds (the size rows then read "not built")
+#   --out FILE   the JSON results (default ${DSR_STACK_DIR:-.stack}/bench/results.json)
+# The stack's ports and state directory follow scripts/stack.sh (DSR_STACK_DIR, DSR_*_PORT).
+set -euo pipefail
+
+LOG_TAG=bench
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$REPO_ROOT"
+
+RUNS=${BENCH_RUNS:-10}
+SIZES=1
+STACK_DIR=${DSR_STACK_DIR:-$REPO_ROOT/.stack}
+[[ $STACK_DIR == /* ]] || STACK_DIR="$PWD/$STACK_DIR"
+OUT=$STACK_DIR/bench/results.json
+
+while (($# > 0)); do
+    case "$1" in
+        --runs) RUNS=${2:?--runs needs a number}; shift 2 ;;
+        --no-sizes) SIZES=0; shift ;;
+        --out) OUT=${2:?--out needs a path}; shift 2 ;;
+        -h | --help)
+            awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
+            exit 0
+            ;;
+        *) die "unknown argument '$1' (see --help)" ;;
+    esac
+done
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+
+readonly ARTIFACTS=$STACK_DIR/bench/artifacts
+readonly BUILD_LOG=$STACK_DIR/bench/build.log
+
+# build_zip ARCH FLAG: cargo lambda build for one architecture; copies the zip to
+# $ARTIFACTS/ARCH, or writes the reason it could not be built to $ARTIFACTS/ARCH/unavailable.
+build_zip() {
+    local arch=$1 flag=$2 dir=$ARTIFACTS/$1
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    log "cargo lambda build --release $flag --output-format zip (log: $BUILD_LOG)"
+    if cargo lambda build --release "$flag" --output-format zip --bin db-secret-rotator \
+        >>"$BUILD_LOG" 2>&1; then
+        cp target/lambda/db-secret-rotator/bootstrap.zip "$dir/bootstrap.zip"
+    else
+        log "$arch: cargo lambda build failed; reported as unavailable"
+        printf 'cargo lambda build %s failed (see %s)\n' "$flag" "$BUILD_LOG" >"$dir/unavailable"
+    fi
+}
+
+main() {
+    local start=$SECONDS
+    mkdir -p "$STACK_DIR/bench"
+    : >"$BUILD_LOG"
+
+    scripts/stack.sh up
+    eval "$(scripts/stack.sh env)"
+
+    log "cargo build --release (the function and the floor; log: $BUILD_LOG)"
+    cargo build --release --bin db-secret-rotator --example floor >>"$BUILD_LOG" 2>&1 ||
+        { log_tail "$BUILD_LOG"; die "cargo build --release failed"; }
+
+    if ((SIZES)); then
+        if ! cargo lambda --version >/dev/null 2>&1; then
+            pip_install cargo-lambda
+        fi
+        if cargo lambda --version >/dev/null 2>&1; then
+            build_zip x86_64 --x86-64
+            build_zip arm64 --arm64
+        else
+            log "cargo lambda is not available: sizes reported as unavailable"
+            for arch in x86_64 arm64; do
+                mkdir -p "$ARTIFACTS/$arch"
+                rm -f "$ARTIFACTS/$arch/bootstrap.zip"
+                echo "cargo lambda is not installed" >"$ARTIFACTS/$arch/unavailable"
+            done
+        fi
+    else
+        rm -rf "$ARTIFACTS"
+    fi
+
+    python3 scripts/bench/bench.py --binary target/release/db-secret-rotator \
+        --floor target/release/examples/floor --runs "$RUNS" --out "$OUT" \
+        --artifacts "$ARTIFACTS"
+    log "done in $((SECONDS - start))s; the stack is still running (scripts/stack.sh down stops it)"
+}
+
+main

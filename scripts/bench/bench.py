@@ -1,0 +1,645 @@
+#!/usr/bin/env python3
+"""The benchmark driver behind scripts/bench.sh (docs/benchmarks.md explains every figure).
+
+For each engine (postgres, mariadb) and strategy (single-user, alternating-users) it runs, against
+the local stack:
+
+- N cold starts: a fresh function process per rotation, under the Runtime API emulator
+  (runtime_api.py) with the first event already queued: spawn → first GET /next ("ready"), spawn
+  → first response posted; the rotation's Secrets Manager calls are counted by the proxy
+  (sm_proxy.py) in front of moto; VmHWM (peak RSS) read before the process is killed;
+- 1 + N warm rotations in one function process (the first is a warm-up, not recorded): each
+  step's wall time from the emulator handing out the event to the response arriving;
+- interleaved with them, 1 + N rotations by the floor (bench/floor.rs, one process), which makes
+  only the unavoidable calls, with the same TLS settings; its calls are counted in a separate pass;
+- the sizes of the x86_64 and arm64 artefacts that scripts/bench.sh built with cargo lambda.
+
+It prints a table and writes the JSON results. Secrets and database users are the bench's own
+(`dsr-bench/...`, `bench_...`), recreated on every run; no password is printed.
+
+    bench.py --binary PATH --floor PATH [--runs N] [--out FILE] [--artifacts DIR]
+             [--engines postgres,mariadb] [--strategies single-user,alternating-users]
+
+Reads the stack's variables (eval "$(scripts/stack.sh env)").
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runtime_api import RuntimeApi  # noqa: E402
+from sm_proxy import CountingProxy  # noqa: E402
+
+STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+ENGINES = ("postgres", "mariadb")
+STRATEGIES = ("single-user", "alternating-users")
+SHORT = {"postgres": "pg", "mariadb": "my", "single-user": "su", "alternating-users": "au"}
+FAKE_LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:db-secret-rotator"
+REPO = Path(__file__).resolve().parents[2]
+
+# Targets of issue 6 on the project's 2-core machine.
+TARGET_READY_MS = 15.0
+TARGET_RSS_BYTES = 24_000_000
+TARGET_RATIO = 1.3
+TARGET_ARM64_ZIP_BYTES = 6_000_000
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f'bench.py: {name} is not set: eval "$(scripts/stack.sh env)" first')
+    return value
+
+
+def stats(xs: list[float]) -> dict:
+    xs = sorted(xs)
+    if not xs:
+        return {"n": 0}
+    if len(xs) >= 2:
+        deciles = statistics.quantiles(xs, n=10, method="inclusive")
+        p10, p90 = deciles[0], deciles[-1]
+    else:
+        p10 = p90 = xs[0]
+    r = lambda v: round(v, 3)  # noqa: E731
+    return {"n": len(xs), "median": r(statistics.median(xs)), "min": r(xs[0]), "max": r(xs[-1]),
+            "p10": r(p10), "p90": r(p90)}
+
+
+# --------------------------------------------------------------------------------------------
+# Database set-up, through the admin command-line clients (SQL on stdin, passwords in env/files)
+
+
+class Databases:
+    def __init__(self, workdir: Path) -> None:
+        self.ca = env("DSR_TEST_CA")
+        self.pg = (env("DSR_PG_HOST"), int(env("DSR_PG_PORT")), env("DSR_PG_ADMIN_USER"),
+                   env("DSR_PG_ADMIN_PASSWORD"))
+        self.my = (env("DSR_MARIADB_HOST"), int(env("DSR_MARIADB_PORT")),
+                   env("DSR_MARIADB_ADMIN_USER"), env("DSR_MARIADB_ADMIN_PASSWORD"))
+        self.mycnf = workdir / "mariadb-admin.cnf"
+        fd = os.open(self.mycnf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"[client]\nuser={self.my[2]}\npassword={self.my[3]}\n")
+        pg_bin = Path("/usr/lib/postgresql/15/bin/psql")
+        self.psql = str(pg_bin) if pg_bin.exists() else "psql"
+
+    def host_port(self, engine: str) -> tuple[str, int]:
+        h = self.pg if engine == "postgres" else self.my
+        return h[0], h[1]
+
+    def admin(self, engine: str) -> tuple[str, str]:
+        h = self.pg if engine == "postgres" else self.my
+        return h[2], h[3]
+
+    def run(self, engine: str, sql: str) -> None:
+        if engine == "postgres":
+            host, port, user, pw = self.pg
+            cmd = [self.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                   f"host={host} port={port} user={user} dbname=postgres sslmode=verify-full "
+                   f"sslrootcert={self.ca}"]
+            extra_env = {"PGPASSWORD": pw}
+        else:
+            host, port, _, _ = self.my
+            cmd = ["mariadb", f"--defaults-file={self.mycnf}", "--protocol=TCP", "-h", host,
+                   "-P", str(port), f"--ssl-ca={self.ca}", "--ssl-verify-server-cert"]
+            extra_env = {}
+        out = subprocess.run(cmd, input=sql, text=True, capture_output=True,
+                             env={**os.environ, **extra_env})
+        if out.returncode != 0:
+            sys.exit(f"bench.py: {engine} set-up failed: {out.stderr.strip()}")
+
+    def reset_user(self, engine: str, user: str, password: str, clone_password: str | None) -> None:
+        """(Re)creates `user` with `password`; with `clone_password`, also `<user>_clone` (else the
+        clone is dropped, so the function's first alternating rotation creates it)."""
+        clone = f"{user}_clone"
+        if engine == "postgres":
+            sql = f'DROP ROLE IF EXISTS "{clone}";\nDROP ROLE IF EXISTS "{user}";\n'
+            sql += f"CREATE ROLE \"{user}\" LOGIN PASSWORD '{password}';\n"
+            if clone_password:
+                sql += f"CREATE ROLE \"{clone}\" LOGIN PASSWORD '{clone_password}';\n"
+                sql += f'GRANT "{user}" TO "{clone}";\n'
+        else:
+            sql = f"DROP USER IF EXISTS '{user}'@'%', '{clone}'@'%';\n"
+            sql += f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}';\n"
+            if clone_password:
+                sql += f"CREATE USER '{clone}'@'%' IDENTIFIED BY '{clone_password}';\n"
+        self.run(engine, sql)
+
+
+# --------------------------------------------------------------------------------------------
+# Secrets Manager set-up, straight to moto (not through the counting proxy)
+
+
+class Secrets:
+    def __init__(self, endpoint: str) -> None:
+        import boto3  # comes with moto (scripts/stack.sh installs it)
+
+        self.sm = boto3.client("secretsmanager", endpoint_url=endpoint,
+                               region_name=os.environ.get("AWS_REGION", "us-east-1"))
+
+    def create(self, name: str, value: dict) -> str:
+        try:
+            self.sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+        except self.sm.exceptions.ResourceNotFoundException:
+            pass
+        return self.sm.create_secret(Name=name, SecretString=json.dumps(value))["ARN"]
+
+    def stages(self, arn: str) -> dict[str, list[str]]:
+        return self.sm.describe_secret(SecretId=arn).get("VersionIdsToStages", {})
+
+    def stage(self, arn: str) -> str:
+        """Starts a rotation as the service does: a new token labelled AWSPENDING, no value."""
+        for version, labels in self.stages(arn).items():
+            if "AWSPENDING" in labels:  # lingering on the current version after a rotation
+                self.sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSPENDING",
+                                                    RemoveFromVersionId=version)
+        token = str(uuid.uuid4())
+        try:
+            self.sm.rotate_secret(SecretId=arn, ClientRequestToken=token,
+                                  RotationLambdaARN=FAKE_LAMBDA_ARN,
+                                  RotationRules={"AutomaticallyAfterDays": 30})
+        except self.sm.exceptions.ResourceNotFoundException:
+            pass  # moto does not know the Lambda, but has staged the token (PROTOCOL.md 7)
+        if "AWSPENDING" not in self.stages(arn).get(token, []):
+            sys.exit(f"bench.py: RotateSecret did not stage AWSPENDING on {token}")
+        return token
+
+    def check_finished(self, arn: str, token: str, who: str) -> None:
+        if "AWSCURRENT" not in self.stages(arn).get(token, []):
+            sys.exit(f"bench.py: {who}: token {token} is not AWSCURRENT after the rotation")
+
+
+# --------------------------------------------------------------------------------------------
+# Processes
+
+
+def peak_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def function_env(runtime_api: str, sm_endpoint: str) -> dict[str, str]:
+    """What Lambda gives the function (provided.al2023, JSON logs at INFO, as template.yaml sets
+    it), plus the stack's endpoint, dummy credentials and test CA."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "AWS_LAMBDA_RUNTIME_API": runtime_api,
+        "AWS_LAMBDA_FUNCTION_NAME": "db-secret-rotator",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/db-secret-rotator",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+        "AWS_LAMBDA_LOG_FORMAT": "JSON",
+        "AWS_LAMBDA_LOG_LEVEL": "INFO",
+        "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+        "AWS_ACCESS_KEY_ID": env("AWS_ACCESS_KEY_ID"),
+        "AWS_SECRET_ACCESS_KEY": env("AWS_SECRET_ACCESS_KEY"),
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": sm_endpoint,
+        "TLS_EXTRA_CA_FILE": env("DSR_TEST_CA"),
+        "TZ": ":UTC",
+    }
+
+
+class Function:
+    """One function process under a fresh emulator (a killed process's pending GET /next must not
+    take the next process's event)."""
+
+    def __init__(self, binary: str, sm_endpoint: str, log_path: Path) -> None:
+        self.api = RuntimeApi().start()
+        self.binary, self.sm_endpoint, self.log_path = binary, sm_endpoint, log_path
+        self.proc: subprocess.Popen | None = None
+        self.spawned_ns = 0
+
+    def spawn(self) -> None:
+        self.log = open(self.log_path, "ab")
+        environment = function_env(self.api.address, self.sm_endpoint)
+        self.spawned_ns = time.perf_counter_ns()
+        self.proc = subprocess.Popen([self.binary], env=environment, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+    def step(self, step: str, arn: str, token: str):
+        inv = self.api.enqueue({"Step": step, "SecretId": arn, "ClientRequestToken": token})
+        return self.wait(inv, step)
+
+    def wait(self, inv, step: str):
+        deadline = time.monotonic() + 60
+        while not inv.done.wait(0.05):
+            if self.proc.poll() is not None:
+                sys.exit(f"bench.py: the function exited ({self.proc.returncode}) during {step}; "
+                         f"log: {self.log_path}")
+            if time.monotonic() > deadline:
+                sys.exit(f"bench.py: no answer to {step} within 60 s; log: {self.log_path}")
+        if not inv.ok:
+            sys.exit(f"bench.py: {step} failed: {inv.body.decode(errors='replace')}; "
+                     f"log: {self.log_path}")
+        return inv
+
+    def rotate(self, arn: str, token: str, first=None) -> dict[str, float]:
+        """The four steps; `first` is an already queued createSecret invocation."""
+        times = {}
+        for step in STEPS:
+            if step == "createSecret" and first is not None:
+                inv = self.wait(first, step)
+            else:
+                inv = self.step(step, arn, token)
+            times[step] = (inv.answered_ns - inv.dispatched_ns) / 1e6
+        return times
+
+    def stop(self) -> int:
+        """Reads the peak RSS (KiB), then kills the process."""
+        rss = peak_rss_kib(self.proc.pid)
+        self.proc.terminate()  # SIGTERM, so that a profiler wrapping the binary can write out
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        self.api.stop()
+        return rss
+
+
+class Floor:
+    def __init__(self, binary: str, sm_endpoint: str, log_path: Path) -> None:
+        environment = {k: v for k, v in function_env("", sm_endpoint).items()
+                       if not k.startswith("AWS_LAMBDA_")}
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen([binary], env=environment, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+
+    def rotate(self, arn: str, token: str, strategy: str) -> dict:
+        self.proc.stdin.write(json.dumps({"secret_id": arn, "token": token,
+                                          "strategy": strategy}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            sys.exit(f"bench.py: the floor exited ({self.proc.wait()})")
+        answer = json.loads(line)
+        if not answer.get("ok"):
+            sys.exit(f"bench.py: the floor failed: {answer.get('error')}")
+        return answer
+
+    def stop(self) -> int:
+        rss = peak_rss_kib(self.proc.pid)
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+        self.log.close()
+        return rss
+
+
+def emf_durations(log_path: Path) -> list[dict]:
+    """The function's own EMF metric lines (src/metrics.rs), in order."""
+    out = []
+    for raw in log_path.read_bytes().splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(line, dict) and "_aws" in line:
+            out.append(line)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# One engine and strategy
+
+
+def bench_group(engine: str, strategy: str, args, dbs: Databases, sm: Secrets,
+                proxy: CountingProxy, moto: str, logdir: Path) -> dict:
+    log(f"{engine} {strategy}: set-up")
+    host, port = dbs.host_port(engine)
+    alternating = strategy == "alternating-users"
+    masterarn = None
+    if alternating:
+        admin_user, admin_pw = dbs.admin(engine)
+        master = {"engine": engine, "host": host, "port": port, "username": admin_user,
+                  "password": admin_pw, "ssl": True}
+        if engine == "postgres":
+            master["dbname"] = "postgres"
+        masterarn = sm.create(f"dsr-bench/{engine}/master", master)
+
+    arns = {}
+    for who in ("fn", "floor"):
+        user = f"bench_{SHORT[engine]}_{SHORT[strategy]}_{who}"
+        password = secrets.token_hex(16)
+        clone_pw = secrets.token_hex(16) if alternating and who == "floor" else None
+        dbs.reset_user(engine, user, password, clone_pw)
+        value = {"engine": engine, "host": host, "port": port, "username": user,
+                 "password": password, "ssl": True}
+        if engine == "postgres":
+            value["dbname"] = "postgres"
+        if alternating:
+            value["masterarn"] = masterarn
+            value["rotation_strategy"] = strategy
+        arns[who] = sm.create(f"dsr-bench/{engine}/{strategy}/{who}", value)
+
+    tag = f"{SHORT[engine]}-{SHORT[strategy]}"
+    fn_arn, floor_arn = arns["fn"], arns["floor"]
+
+    # Cold starts, through the counting proxy.
+    ready, first_response, cold_rss, fn_calls, fn_ops = [], [], [], [], {}
+    log(f"{engine} {strategy}: {args.runs} cold starts")
+    for i in range(args.runs):
+        token = sm.stage(fn_arn)
+        proxy.take()
+        f = Function(args.binary, proxy.url, logdir / f"{tag}-cold.log")
+        first = f.api.enqueue({"Step": "createSecret", "SecretId": fn_arn,
+                               "ClientRequestToken": token})
+        f.spawn()
+        f.rotate(fn_arn, token, first=first)
+        ready.append((f.api.first_next_ns - f.spawned_ns) / 1e6)
+        first_response.append((first.answered_ns - f.spawned_ns) / 1e6)
+        cold_rss.append(f.stop())
+        counts = proxy.take()
+        fn_calls.append(sum(counts.values()))
+        fn_ops = counts
+        sm.check_finished(fn_arn, token, "function")
+
+    # The floor's calls, counted once in a process of its own.
+    floor = Floor(args.floor, proxy.url, logdir / f"{tag}-floor.log")
+    token = sm.stage(floor_arn)
+    proxy.take()
+    floor.rotate(floor_arn, token, strategy)
+    floor_ops = proxy.take()
+    floor.stop()
+    sm.check_finished(floor_arn, token, "floor")
+
+    # Warm rotations, straight to moto, interleaved with the floor's.
+    log(f"{engine} {strategy}: 1 + {args.runs} warm rotations and floor rotations")
+    warm_log = logdir / f"{tag}-warm.log"
+    f = Function(args.binary, moto, warm_log)
+    f.spawn()
+    floor = Floor(args.floor, moto, logdir / f"{tag}-floor.log")
+    warm, floor_runs = [], []
+    for i in range(args.runs + 1):
+        order = ("fn", "floor") if i % 2 == 0 else ("floor", "fn")
+        for who in order:
+            if who == "fn":
+                token = sm.stage(fn_arn)
+                times = f.rotate(fn_arn, token)
+                sm.check_finished(fn_arn, token, "function")
+                if i > 0:
+                    warm.append(times)
+            else:
+                token = sm.stage(floor_arn)
+                answer = floor.rotate(floor_arn, token, strategy)
+                sm.check_finished(floor_arn, token, "floor")
+                if i > 0:
+                    floor_runs.append(answer)
+    warm_rss = f.stop()
+    floor_rss = floor.stop()
+
+    # The function's own view of each warm step (its EMF Duration), warm-up excluded.
+    emf = [m for m in emf_durations(warm_log) if m.get("Step") in STEPS][-4 * args.runs:]
+    handler_totals = [sum(m["Duration"] for m in emf[i:i + 4]) for i in range(0, len(emf), 4)]
+
+    warm_totals = [sum(t.values()) for t in warm]
+    floor_totals = [a["total_ms"] for a in floor_runs]
+    ratio = statistics.median(warm_totals) / statistics.median(floor_totals)
+    return {
+        "engine": engine,
+        "strategy": strategy,
+        "cold_ready_ms": stats(ready),
+        "cold_first_response_ms": stats(first_response),
+        "warm_step_ms": {s: stats([t[s] for t in warm]) for s in STEPS},
+        "warm_total_ms": stats(warm_totals),
+        "warm_handler_total_ms": stats(handler_totals),
+        "floor_step_ms": {s: stats([a["steps"][s] for a in floor_runs]) for s in STEPS},
+        "floor_total_ms": stats(floor_totals),
+        "ratio_to_floor": round(ratio, 3),
+        "peak_rss_kib": {"cold_max": max(cold_rss), "cold_median": statistics.median(cold_rss),
+                         "warm": warm_rss, "floor": floor_rss},
+        "sm_calls": {
+            "function_per_rotation": fn_calls,
+            "function_by_operation": fn_ops,
+            "floor_per_rotation": sum(floor_ops.values()),
+            "floor_by_operation": floor_ops,
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Sizes and the machine
+
+
+def sizes(artifacts: Path | None) -> dict:
+    out = {}
+    for arch in ("x86_64", "arm64"):
+        d = artifacts / arch if artifacts else None
+        if d is None or not (d / "bootstrap.zip").exists():
+            reason = (d / "unavailable").read_text().strip() if d and (d / "unavailable").exists() \
+                else "not built"
+            out[arch] = {"available": False, "reason": reason}
+            continue
+        zip_path = d / "bootstrap.zip"
+        with zipfile.ZipFile(zip_path) as z:
+            info = z.getinfo("bootstrap")
+        out[arch] = {"available": True, "binary_bytes": info.file_size,
+                     "zip_bytes": zip_path.stat().st_size}
+    return out
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kib = 0
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    except OSError:
+        pass
+    os_name = ""
+    try:
+        os_name = re.search(r'PRETTY_NAME="([^"]*)"', open("/etc/os-release").read()).group(1)
+    except (OSError, AttributeError):
+        pass
+
+    def cmd(*c: str) -> str:
+        try:
+            return subprocess.run(c, capture_output=True, text=True, cwd=REPO).stdout.strip()
+        except OSError:
+            return ""
+
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "os": os_name,
+        "kernel": platform.release(),
+        "rustc": cmd("rustc", "--version"),
+        "commit": cmd("git", "rev-parse", "--short", "HEAD"),
+        "dirty": bool(cmd("git", "status", "--porcelain", "--untracked-files=no")),
+        "load_average": os.getloadavg(),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+def fmt(s: dict, digits: int = 1) -> str:
+    if not s or not s.get("n"):
+        return "-"
+    return f"{s['median']:.{digits}f} [{s['min']:.{digits}f}-{s['max']:.{digits}f}]"
+
+
+def targets(result: dict) -> list[dict]:
+    groups = result["groups"]
+    out = []
+    worst_ready = max(g["cold_ready_ms"]["median"] for g in groups)
+    out.append({"target": f"spawn to ready < {TARGET_READY_MS:g} ms (median, every group)",
+                "measured": f"{worst_ready:.1f} ms", "met": worst_ready < TARGET_READY_MS})
+    worst_rss = max(max(g["peak_rss_kib"]["cold_max"], g["peak_rss_kib"]["warm"]) for g in groups)
+    out.append({"target": f"peak RSS < {TARGET_RSS_BYTES / 1e6:g} MB (every process)",
+                "measured": f"{worst_rss * 1024 / 1e6:.1f} MB",
+                "met": worst_rss * 1024 < TARGET_RSS_BYTES})
+    worst_ratio = max(g["ratio_to_floor"] for g in groups)
+    out.append({"target": f"warm rotation <= {TARGET_RATIO:g} x floor (median, every group)",
+                "measured": f"{worst_ratio:.2f} x", "met": worst_ratio <= TARGET_RATIO})
+    single = [g for g in groups if g["strategy"] == "single-user"]
+    calls = sorted({c for g in single for c in g["sm_calls"]["function_per_rotation"]})
+    out.append({"target": "11 Secrets Manager calls per single-user rotation",
+                "measured": ", ".join(map(str, calls)) or "-", "met": calls == [11]})
+    arm = result["sizes"].get("arm64", {})
+    if arm.get("available"):
+        out.append({"target": f"arm64 zip < {TARGET_ARM64_ZIP_BYTES / 1e6:g} MB",
+                    "measured": f"{arm['zip_bytes'] / 1e6:.2f} MB",
+                    "met": arm["zip_bytes"] < TARGET_ARM64_ZIP_BYTES})
+    else:
+        out.append({"target": f"arm64 zip < {TARGET_ARM64_ZIP_BYTES / 1e6:g} MB",
+                    "measured": f"unavailable ({arm.get('reason', 'not built')})", "met": None})
+    return out
+
+
+def table(result: dict) -> str:
+    lines = []
+    m = result["machine"]
+    lines.append(f"db-secret-rotator bench: {result['runs']} runs per figure, commit {m['commit']}"
+                 f"{' (dirty)' if m['dirty'] else ''}, {m['cpus']} CPUs ({m['cpu_model']}), "
+                 f"{m['os']}")
+    lines.append("median [min-max], milliseconds unless stated")
+    lines.append("")
+    head = ("engine", "strategy", "spawn->ready", "spawn->1st resp", "warm rotation",
+            "floor", "ratio", "peak RSS MB", "SM calls")
+    rows = [head]
+    for g in result["groups"]:
+        rss = max(g["peak_rss_kib"]["cold_max"], g["peak_rss_kib"]["warm"]) * 1024 / 1e6
+        calls = sorted(set(g["sm_calls"]["function_per_rotation"]))
+        rows.append((g["engine"], g["strategy"], fmt(g["cold_ready_ms"], 2),
+                     fmt(g["cold_first_response_ms"]), fmt(g["warm_total_ms"]),
+                     fmt(g["floor_total_ms"]), f"{g['ratio_to_floor']:.2f}", f"{rss:.1f}",
+                     f"{'/'.join(map(str, calls))} (floor {g['sm_calls']['floor_per_rotation']})"))
+    lines += render(rows)
+    lines.append("")
+    rows = [("engine", "strategy", *STEPS, "in handler")]
+    for g in result["groups"]:
+        rows.append((g["engine"], g["strategy"], *(fmt(g["warm_step_ms"][s]) for s in STEPS),
+                     fmt(g["warm_handler_total_ms"])))
+    lines.append("warm steps, as the runtime emulator sees them (\"in handler\": the sum of the "
+                 "function's own EMF Duration)")
+    lines += render(rows)
+    lines.append("")
+    rows = [("architecture", "bootstrap", "bootstrap.zip")]
+    for arch, s in result["sizes"].items():
+        if s.get("available"):
+            rows.append((arch, f"{s['binary_bytes']:,} B ({s['binary_bytes'] / 1e6:.1f} MB)",
+                         f"{s['zip_bytes']:,} B ({s['zip_bytes'] / 1e6:.2f} MB)"))
+        else:
+            rows.append((arch, "unavailable", s.get("reason", "")))
+    lines += render(rows)
+    lines.append("")
+    for t in result["targets"]:
+        verdict = {True: "met", False: "MISSED", None: "n/a"}[t["met"]]
+        lines.append(f"  {verdict:6s} {t['target']}: {t['measured']}")
+    return "\n".join(lines)
+
+
+def render(rows: list[tuple]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for n, r in enumerate(rows):
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--floor", required=True)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--out", default=str(REPO / ".stack" / "bench" / "results.json"))
+    ap.add_argument("--artifacts", default=None, help="directory with <arch>/bootstrap.zip")
+    ap.add_argument("--engines", default=",".join(ENGINES))
+    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    args = ap.parse_args()
+    if args.runs < 1:
+        sys.exit("bench.py: --runs must be at least 1")
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    logdir = out.parent / "logs"
+    logdir.mkdir(exist_ok=True)
+    for old in logdir.glob("*.log"):
+        old.unlink()
+
+    moto = env("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+    host, port = re.match(r"https?://([^:/]+):(\d+)", moto).groups()
+    proxy = CountingProxy(host, int(port)).start()
+    sm = Secrets(moto)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        dbs = Databases(Path(tmp))
+        groups = [bench_group(e, s, args, dbs, sm, proxy, moto, logdir)
+                  for e in args.engines.split(",") for s in args.strategies.split(",")]
+    proxy.stop()
+
+    result = {
+        "generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "runs": args.runs,
+        "seconds": round(time.monotonic() - started, 1),
+        "machine": machine(),
+        "binary": os.path.relpath(args.binary, REPO),
+        "groups": groups,
+        "sizes": sizes(Path(args.artifacts) if args.artifacts else None),
+    }
+    result["targets"] = targets(result)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(table(result))
+    print(f"\nresults: {out}  (logs: {logdir})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
