@@ -470,4 +470,130 @@ mod tests {
             "{shown}"
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::strategy::Strategy;
+
+        /// Any JSON value; every string carries the marker `Zq`, which no error text contains.
+        fn json() -> impl Strategy<Value = Value> {
+            crate::arbitrary::json(3, 24, 5, "[a-z_]{1,10}")
+        }
+
+        /// A value for a known key: valid-looking, near-valid, or anything.
+        fn field(valid: &'static [&'static str]) -> impl Strategy<Value = Option<Value>> {
+            prop::option::of(prop_oneof![
+                prop::sample::select(valid).prop_map(|v| Value::String(v.to_owned())),
+                "Zq[ -~]{0,20}".prop_map(Value::String),
+                (0u32..70_000).prop_map(Value::from),
+                json(),
+            ])
+        }
+
+        /// Secret objects built from the known keys (plus junk), serialised.
+        fn secret_text() -> impl Strategy<Value = String> {
+            (
+                (
+                    field(&[
+                        "postgres",
+                        "aurora-postgresql",
+                        "mysql",
+                        "aurora-mysql",
+                        "mariadb",
+                        "Postgres",
+                    ]),
+                    field(&["Zqhost"]),
+                    field(&["Zquser"]),
+                    field(&["Zqpassword"]),
+                    field(&["5432", "0", "65536", "x"]),
+                ),
+                (
+                    field(&["Zqdb"]),
+                    field(&["true", "false", "TRUE", "maybe"]),
+                    field(&["single-user", "alternating-users", "alternating"]),
+                    field(&["Zqarn"]),
+                    field(&["Zqname"]),
+                ),
+                prop::collection::btree_map("[a-z]{1,8}", json(), 0..3),
+            )
+                .prop_map(
+                    |(
+                        (engine, host, user, password, port),
+                        (db, ssl, strategy, master, tls),
+                        junk,
+                    )| {
+                        let mut object: Map<String, Value> = junk.into_iter().collect();
+                        for (key, value) in [
+                            ("engine", engine),
+                            ("host", host),
+                            ("username", user),
+                            ("password", password),
+                            ("port", port),
+                            ("dbname", db),
+                            ("ssl", ssl),
+                            ("rotation_strategy", strategy),
+                            ("masterarn", master),
+                            ("tls_server_name", tls),
+                        ] {
+                            if let Some(value) = value {
+                                object.insert(key.to_owned(), value);
+                            }
+                        }
+                        Value::Object(object).to_string()
+                    },
+                )
+        }
+
+        fn check(text: &str) -> Result<(), TestCaseError> {
+            match DbSecret::parse("arn:test", Stage::Pending, text) {
+                Ok(secret) => {
+                    // Every key survives, in order and type, a password change.
+                    let next = secret.with_password(Password::new("Zqnew"));
+                    let before: Value = serde_json::from_str(text).unwrap();
+                    let mut after: Value = serde_json::from_str(&next.to_json()).unwrap();
+                    after["password"] = before["password"].clone();
+                    prop_assert_eq!(&after, &before);
+                    let keys =
+                        |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+                    prop_assert_eq!(keys(&after), keys(&before));
+                    let shown = format!("{secret:?}");
+                    let password = secret.password().expose();
+                    prop_assert!(password.len() < 8 || !shown.contains(password));
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.error_type(), "InvalidSecret");
+                    let shown = format!("{e} {e:?}");
+                    prop_assert!(!shown.contains("Zq"), "{}", shown);
+                    prop_assert!(shown.contains("arn:test") && shown.contains("AWSPENDING"));
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_parses_or_is_rejected_as_invalid_secret(text in "Zq\\PC{0,64}|\\PC{0,64}") {
+                // Arbitrary text: nothing of it may be echoed, marked or not.
+                match DbSecret::parse("arn:test", Stage::Current, &text) {
+                    Ok(_) => {}
+                    Err(e) => {
+                        prop_assert_eq!(e.error_type(), "InvalidSecret");
+                        let shown = format!("{e} {e:?}");
+                        prop_assert!(!shown.contains("Zq"), "{}", shown);
+                    }
+                }
+            }
+
+            #[test]
+            fn any_secret_object_parses_or_is_rejected_as_invalid_secret(text in secret_text()) {
+                check(&text)?;
+            }
+
+            #[test]
+            fn any_json_parses_or_is_rejected_as_invalid_secret(value in json()) {
+                check(&value.to_string())?;
+            }
+        }
+    }
 }

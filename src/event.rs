@@ -207,4 +207,71 @@ mod tests {
         assert_eq!(event.step, Step::Other("create_secret".into()));
         assert!(!format!("{event:?}").contains("very-secret-rotation-token"));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Any JSON value; every string carries the marker `Zq`, which no error text contains.
+        fn json() -> impl Strategy<Value = Value> {
+            crate::arbitrary::json(4, 32, 6, "[A-Za-z]{1,12}")
+        }
+
+        /// A value for an event field: mostly strings near the valid ones, sometimes anything.
+        fn field() -> impl Strategy<Value = Option<Value>> {
+            prop::option::of(prop_oneof![
+                "Zq[ -~]{0,40}".prop_map(Value::String),
+                "Zq\\PC{0,20}".prop_map(Value::String),
+                Just(Value::String(String::new())),
+                json(),
+            ])
+        }
+
+        proptest! {
+            #[test]
+            fn any_payload_parses_or_is_rejected_as_invalid_event(
+                payload in json(),
+                step in field(),
+                secret_id in field(),
+                token in field(),
+                rotation_token in field(),
+            ) {
+                let mut payload = payload;
+                if let Value::Object(object) = &mut payload {
+                    for (key, value) in [
+                        ("Step", step),
+                        ("SecretId", secret_id),
+                        ("ClientRequestToken", token),
+                        ("RotationToken", rotation_token),
+                    ] {
+                        if let Some(value) = value {
+                            object.insert(key.to_owned(), value);
+                        }
+                    }
+                }
+                match RotationEvent::from_value(&payload) {
+                    Ok(event) => {
+                        for (key, parsed) in [
+                            ("Step", event.step.to_string()),
+                            ("SecretId", event.secret_id.clone()),
+                            ("ClientRequestToken", event.token.clone()),
+                        ] {
+                            prop_assert_eq!(payload[key].as_str(), Some(parsed.as_str()));
+                            prop_assert!(parsed.bytes().all(|b| (b' '..=b'~').contains(&b)));
+                        }
+                        if let Some(rotation_token) = event.rotation_token.as_deref() {
+                            prop_assert_eq!(payload["RotationToken"].as_str(), Some(rotation_token));
+                            let shown = format!("{event:?}");
+                            prop_assert!(rotation_token.len() <= 10 || !shown.contains(rotation_token));
+                        }
+                    }
+                    Err(e) => {
+                        prop_assert_eq!(e.error_type(), "InvalidEvent");
+                        let shown = format!("{e} {e:?}");
+                        prop_assert!(!shown.contains("Zq"), "{}", shown);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -27,6 +27,8 @@
 //! local stack: `scripts/stack.sh up` starts a Secrets Manager emulator and real database servers and
 //! `scripts/stack.sh env` prints the variables the tests read. `scripts/test.sh` does all of it.
 
+#[cfg(test)]
+mod arbitrary;
 pub mod config;
 pub mod credentials;
 pub mod error;

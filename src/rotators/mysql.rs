@@ -48,8 +48,9 @@ use crate::tls::TlsRoots;
 /// so changing its own password needs `REPLACE <current password>`.
 pub const ER_MISSING_CURRENT_PASSWORD: u16 = 3892;
 
-/// How long [`Rotator::close`] waits for the server to acknowledge `COM_QUIT`.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long [`Rotator::close`] waits for the server to acknowledge `COM_QUIT`: a fraction of the
+/// deadline's safety margin, which a statement timeout leaves for closing and reporting.
+const CLOSE_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// The MySQL-family rotator: trust roots shared by every connection.
 #[derive(Clone)]
@@ -809,10 +810,11 @@ impl Rotator for MysqlRotator {
     }
 
     /// As the master: the target is `<pending user>@<current account's host>`. Creates it when
-    /// missing (`CREATE USER IF NOT EXISTS`), else sets its password (`ALTER USER`); then, every
-    /// rotation, replays the current account's `SHOW GRANTS` onto it and copies its `REQUIRE`
-    /// setting. Account statements commit implicitly, so this is not one transaction; every part
-    /// is idempotent and a retried rotation repeats them.
+    /// missing (`CREATE USER IF NOT EXISTS`, with a throwaway password); then, every rotation,
+    /// replays the current account's `SHOW GRANTS` onto it, copies its `REQUIRE` setting, and
+    /// only then sets the pending password (`ALTER USER`). Account statements commit implicitly,
+    /// so this is not one transaction; every part is idempotent, and because the pending password
+    /// comes last, a rotation interrupted anywhere is repeated in full by the retry.
     async fn set_password_as_master(
         &self,
         master: &mut MySession,
@@ -848,29 +850,36 @@ impl Rotator for MysqlRotator {
                 )
                 .await
                 .map_err(|e| failed("looking up the alternate user", &e))?;
-            let literal = master.literal(pending.password().expose());
+            // The pending password is set last. Once it logs in, a retried setSecret returns
+            // early (PROTOCOL.md 3), so the grants and the TLS requirement must be in place
+            // before it does: a new account starts with a throwaway password nobody knows
+            // (mixed classes, for password-validation plugins).
             let mut created = false;
             if exists.is_none() {
-                let statement =
-                    format!("CREATE USER IF NOT EXISTS {target} IDENTIFIED BY {literal}");
+                let throwaway = format!("Tw{:032x}-Aa1!", rand::random::<u128>());
+                let statement = format!(
+                    "CREATE USER IF NOT EXISTS {target} IDENTIFIED BY {}",
+                    master.literal(&throwaway)
+                );
                 master
                     .conn
                     .query_drop(&statement)
                     .await
                     .map_err(|e| failed("creating the alternate user", &e))?;
-                // A warning means the account appeared meanwhile and kept its old password.
+                // A warning means the account appeared meanwhile.
                 created = master.conn.get_warnings() == 0;
             }
-            if !created {
-                let statement = format!("ALTER USER {target} IDENTIFIED BY {literal}");
-                master
-                    .conn
-                    .query_drop(&statement)
-                    .await
-                    .map_err(|e| failed("setting the password", &e))?;
-            }
+            let set_password = format!(
+                "ALTER USER {target} IDENTIFIED BY {}",
+                master.literal(pending.password().expose())
+            );
 
             if target_user == current.user {
+                master
+                    .conn
+                    .query_drop(&set_password)
+                    .await
+                    .map_err(|e| failed("setting the password", &e))?;
                 return Ok((created, 0));
             }
             let grants: Vec<String> = master
@@ -978,6 +987,11 @@ impl Rotator for MysqlRotator {
                      the replay only adds, so revoke them by hand if unintended"
                 );
             }
+            master
+                .conn
+                .query_drop(&set_password)
+                .await
+                .map_err(|e| failed("setting the password", &e))?;
             Ok((created, replayed))
         };
         match tokio::time::timeout(timeout, work).await {

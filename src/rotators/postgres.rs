@@ -24,6 +24,9 @@ use crate::rotators::Engine;
 /// Database used when the secret has no `dbname`.
 pub const DEFAULT_DBNAME: &str = "postgres";
 
+/// How long [`Rotator::close`] waits for the connection to end after `Terminate`.
+const CLOSE_TIMEOUT: Duration = Duration::from_millis(250);
+
 /// The PostgreSQL rotator: TLS configuration shared by every connection.
 #[derive(Clone)]
 pub struct PostgresRotator {
@@ -348,7 +351,16 @@ impl Rotator for PostgresRotator {
             client, connection, ..
         } = session;
         drop(client);
-        // Dropping the client sends Terminate; wait briefly so the server sees a clean close.
-        let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
+        // Dropping the client sends Terminate; wait briefly so the server sees a clean close. A
+        // connection still waiting for an answer (a statement that timed out) never finishes:
+        // stop it rather than leave it running in the warm container. The wait is a fraction of
+        // the deadline's safety margin, which a statement timeout leaves for closing and reporting.
+        let mut connection = connection;
+        if tokio::time::timeout(CLOSE_TIMEOUT, &mut connection)
+            .await
+            .is_err()
+        {
+            connection.abort();
+        }
     }
 }

@@ -1,15 +1,43 @@
 //! Integration tests against the local stack: the moto Secrets Manager emulator and real database
 //! servers started by `scripts/stack.sh`. One binary, a module per area; every test creates its own
 //! uniquely named users and secrets, so tests run in parallel.
+//!
+//! # Leak check
+//!
+//! Every password a test creates or reads is registered (`support::register_password`):
+//! fixtures, the function's generated passwords, every `password` of a secret the tests create
+//! or read from the emulator, and the stack's admin passwords. After every `Function::invoke`,
+//! the log lines captured since the last scan (all tests', at every level, as JSON) and the
+//! returned error are scanned for every registered password, raw and JSON-escaped; a hit fails
+//! the test that made the call. Tests that run the binary scan its log stream the same way.
+//!
+//! # Robustness suites
+//!
+//! - `proxy`: the fault proxies (TCP for the databases, HTTP for Secrets Manager); "server down"
+//!   is the proxy refusing, since the stack's servers are shared by parallel tests.
+//! - `faults`: the fault matrix, printed and written to `target/tmp/fault-matrix-*.txt`.
+//!   `DSR_FULL_MATRIX=1` adds the retried fault kinds (HTTP 500, cut, throttling) to every
+//!   Secrets Manager call, not only the writing ones.
+//! - `retries`, `concurrency`, `hostile`: retries and deadlines, duplicate delivery and 50 secrets
+//!   at once, malformed input and injection; figures in `target/tmp/*.txt`.
+//! - `soak` (with `runtime_api`, a Lambda Runtime API emulator driving the built binary):
+//!   `DSR_SOAK_ROTATIONS` rotations in one warm process (default 100).
 
 // Fixtures fail the test by panicking, helpers included.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod alternating;
+mod concurrency;
+mod faults;
 mod guard;
+mod hostile;
 mod mariadb;
 mod mysql_support;
+mod proxy;
+mod retries;
+mod runtime_api;
 mod server;
 mod single_user;
+mod soak;
 mod support;
 mod tls;

@@ -1,5 +1,5 @@
 //! Shared fixtures: the stack's addresses (read once from the environment), an SDK client for the
-//! emulator, database admin helpers, and a log capture for leak checks.
+//! emulator, database admin helpers, a log capture, and the password registry of the leak check.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -146,6 +146,125 @@ pub fn logs() -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Leak check: every password a test creates or reads is registered; logs and errors are scanned
+
+/// Passwords shorter than this are not registered: they would match ordinary log text.
+const MIN_REGISTERED: usize = 8;
+
+#[derive(Default)]
+struct Registry {
+    passwords: std::collections::BTreeSet<String>,
+    /// How far the log capture has been scanned.
+    scanned: usize,
+    /// The matcher over `passwords` (raw and JSON-escaped), rebuilt after a registration.
+    matcher: Option<Arc<(aho_corasick::AhoCorasick, Vec<String>)>>,
+}
+
+static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+
+fn registry() -> &'static Mutex<Registry> {
+    REGISTRY.get_or_init(|| {
+        let mut registry = Registry::default();
+        for var in ["DSR_PG_ADMIN_PASSWORD", "DSR_MARIADB_ADMIN_PASSWORD"] {
+            if let Ok(password) = std::env::var(var) {
+                if password.len() >= MIN_REGISTERED {
+                    registry.passwords.insert(password);
+                }
+            }
+        }
+        Mutex::new(registry)
+    })
+}
+
+/// Registers a password the leak check must never find in a log line or an error.
+pub fn register_password(password: &str) {
+    if password.len() >= MIN_REGISTERED {
+        let mut registry = registry().lock().unwrap();
+        if registry.passwords.insert(password.to_owned()) {
+            registry.matcher = None;
+        }
+    }
+}
+
+/// Registers the `password` of a secret's JSON text, if it has one.
+pub fn register_secret(text: &str) {
+    if let Ok(value) = serde_json::from_str::<Value>(text) {
+        if let Some(password) = value.get("password").and_then(Value::as_str) {
+            register_password(password);
+        }
+    }
+}
+
+/// The registered passwords found in `text`, raw or JSON-escaped (log lines are JSON).
+pub fn registered_passwords_in(text: &str) -> Vec<String> {
+    let shared = {
+        let mut registry = registry().lock().unwrap();
+        if registry.matcher.is_none() {
+            let passwords: Vec<String> = registry.passwords.iter().cloned().collect();
+            let mut patterns = Vec::with_capacity(passwords.len() * 2);
+            for password in &passwords {
+                patterns.push(password.clone());
+                let escaped = serde_json::to_string(password).unwrap();
+                patterns.push(escaped[1..escaped.len() - 1].to_owned());
+            }
+            let matcher = aho_corasick::AhoCorasick::new(&patterns).unwrap();
+            registry.matcher = Some(Arc::new((matcher, passwords)));
+        }
+        registry.matcher.clone().expect("built")
+    };
+    let (matcher, passwords) = &*shared;
+    let mut found: Vec<String> = matcher
+        .find_overlapping_iter(text)
+        .map(|m| passwords[m.pattern().as_usize() / 2].clone())
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Panics when `text` contains a registered password; `what` says where it came from. The
+/// message shows the offending line with the password masked.
+pub fn assert_no_password_in(text: &str, what: &str) {
+    let found = registered_passwords_in(text);
+    if let Some(password) = found.first() {
+        let escaped = serde_json::to_string(password).unwrap();
+        let escaped = &escaped[1..escaped.len() - 1];
+        let line = text
+            .lines()
+            .find(|l| l.contains(password.as_str()) || l.contains(escaped))
+            .unwrap_or("");
+        panic!(
+            "leak check: {} registered password(s) found in {what}, e.g. in: {}",
+            found.len(),
+            line.replace(password.as_str(), "<PASSWORD>")
+                .replace(escaped, "<PASSWORD>")
+        );
+    }
+}
+
+/// Scans the log lines captured since the last scan (any test's) and `error`, if any.
+pub fn check_leaks(error: Option<&Error>) {
+    capture_logs();
+    let fresh = {
+        let capture = CAPTURE.get().expect("installed").0.lock().unwrap();
+        let mut registry = registry().lock().unwrap();
+        // Start a little early, for a password split across two scans.
+        let mut start = registry.scanned.saturating_sub(512).min(capture.len());
+        while start > 0 && (capture[start] & 0xC0) == 0x80 {
+            start -= 1;
+        }
+        registry.scanned = capture.len();
+        String::from_utf8_lossy(&capture[start..]).into_owned()
+    };
+    assert_no_password_in(&fresh, "the captured logs");
+    if let Some(error) = error {
+        // The Lambda Diagnostic is the errorType plus this Display text.
+        let shown = format!("{error} {error:?}");
+        assert_no_password_in(&shown, "a returned error");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Secrets Manager (the emulator)
 
 /// An SDK client for the emulator, configured from the environment like the function's.
@@ -156,6 +275,9 @@ pub async fn sm_client() -> Client {
 
 /// Creates a secret and returns its ARN.
 pub async fn create_secret(client: &Client, value: &Value) -> String {
+    if let Some(password) = value.get("password").and_then(Value::as_str) {
+        register_password(password);
+    }
     let name = unique("dsr-test/secret");
     client
         .create_secret()
@@ -237,7 +359,7 @@ pub async fn version_with(client: &Client, arn: &str, stage: &str) -> Option<Str
 
 /// The raw value at `stage` (the stage is always named: see PROTOCOL.md section 7).
 pub async fn raw_value(client: &Client, arn: &str, stage: &str) -> String {
-    client
+    let text = client
         .get_secret_value()
         .secret_id(arn)
         .version_stage(stage)
@@ -245,7 +367,9 @@ pub async fn raw_value(client: &Client, arn: &str, stage: &str) -> String {
         .await
         .expect("GetSecretValue")
         .secret_string
-        .expect("SecretString")
+        .expect("SecretString");
+    register_secret(&text);
+    text
 }
 
 /// The parsed value at `stage`.
@@ -278,6 +402,9 @@ pub async fn snapshot(
             .await
             .ok()
             .and_then(|o| o.secret_string);
+        if let Some(text) = &value {
+            register_secret(text);
+        }
         out.insert(id, (stages, value));
     }
     out
@@ -352,6 +479,8 @@ pub struct Function {
     pub password: Option<Box<dyn Fn(Family) -> Password>>,
     /// Invocation time budget (`None`: no Lambda deadline).
     pub deadline: Option<Duration>,
+    /// How long the handler itself took in the last invocation (the leak check excluded).
+    pub handler_time: std::cell::Cell<Duration>,
 }
 
 impl Function {
@@ -383,13 +512,21 @@ impl Function {
     }
 
     async fn with_rotators(config: Config, rotators: Rotators) -> Self {
+        Self::with_endpoint(config, rotators, None).await
+    }
+
+    /// The function with an explicit Secrets Manager endpoint (a fault proxy), as
+    /// `SECRETS_MANAGER_ENDPOINT` gives it.
+    pub async fn with_endpoint(config: Config, rotators: Rotators, endpoint: Option<&str>) -> Self {
+        capture_logs();
         let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
         Function {
-            store: CountingStore::new(SdkSecretStore::new(&sdk, None)),
+            store: CountingStore::new(SdkSecretStore::new(&sdk, endpoint)),
             rotators,
             config,
             password: None,
             deadline: None,
+            handler_time: std::cell::Cell::new(Duration::ZERO),
         }
     }
 
@@ -401,26 +538,40 @@ impl Function {
             "ClientRequestToken": token,
             "RotationToken": "it-rotation-token",
         });
+        self.invoke_payload(&payload).await
+    }
+
+    /// Invokes the handler with any payload. Afterwards the leak check scans the log lines
+    /// captured since its last scan and the returned error for every registered password.
+    pub async fn invoke_payload(&self, payload: &Value) -> Result<(), Error> {
         let deadline = Deadline::new(
             self.deadline.map(|d| std::time::Instant::now() + d),
             self.config.connect_timeout,
         );
-        let policy = |family: Family| match &self.password {
-            Some(f) => f(family),
-            None => self
-                .config
-                .password_policy
-                .generate(family, &mut rand::rng()),
+        let policy = |family: Family| {
+            let password = match &self.password {
+                Some(f) => f(family),
+                None => self
+                    .config
+                    .password_policy
+                    .generate(family, &mut rand::rng()),
+            };
+            register_password(password.expose());
+            password
         };
-        handler::run(
-            &payload,
+        let started = std::time::Instant::now();
+        let result = handler::run(
+            payload,
             deadline,
             &self.store,
             &self.rotators,
             &self.config,
             &policy,
         )
-        .await
+        .await;
+        self.handler_time.set(started.elapsed());
+        check_leaks(result.as_ref().err());
+        result
     }
 
     /// Runs the four steps in order.
@@ -592,5 +743,7 @@ pub fn pg_secret(stack: &Stack, port: u16, user: &str, password: &str) -> Value 
 
 /// A random password for fixtures.
 pub fn fixture_password() -> String {
-    format!("Fx-{:016x}-'\\", rand::random::<u64>())
+    let password = format!("Fx-{:016x}-'\\", rand::random::<u64>());
+    register_password(&password);
+    password
 }

@@ -1,0 +1,669 @@
+//! Fault injection on the wire: a programmable TCP proxy for the database servers and an HTTP
+//! proxy for the Secrets Manager emulator, both switchable while connections are open.
+//!
+//! - [`TcpProxy`] sits between the function and a database server. [`Fault`] applies to new and
+//!   live connections: refuse (accept and reset: the server is down; live connections are reset
+//!   too, which is what a server stop or restart looks like to a client), accept and never answer,
+//!   delay every chunk, or cut a connection after N bytes in either direction. A one-shot
+//!   [`Trigger`] fires on the first client chunk containing a pattern (a plaintext SQL statement)
+//!   and either drops the connection before the statement reaches the server or forwards it and
+//!   loses the server's reply. The stack's servers are shared by parallel tests, so "server down"
+//!   is always this proxy refusing, never a real server stop.
+//! - [`SmProxy`] sits between the function's SDK client and the emulator (the function is given
+//!   its URL as the explicit endpoint). It speaks just enough HTTP/1.1 to count operations (by
+//!   `amz-sdk-invocation-id`: one operation, however many attempts) and to answer, per rule,
+//!   before or after forwarding: HTTP 500, `ThrottlingException`, a non-retryable
+//!   `InvalidRequestException`, a cut connection, or no answer at all.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1, just enough for the emulator, the SDK and the Lambda runtime client
+
+/// One HTTP/1.1 message: start line, headers, and a body read by `Content-Length`, chunked
+/// encoding, or (responses only) to the end of the stream.
+#[derive(Debug, Clone, Default)]
+pub struct Message {
+    pub start: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Message {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A response with `status`, extra headers, and `body` (its length set).
+    pub fn response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Self {
+        Message {
+            start: format!("HTTP/1.1 {status}"),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: body.to_vec(),
+        }
+    }
+
+    /// Serialises with `Content-Length` (hop-by-hop and length headers replaced).
+    pub fn to_bytes(&self, close: bool) -> Vec<u8> {
+        let mut out = format!("{}\r\n", self.start).into_bytes();
+        for (k, v) in &self.headers {
+            if ["content-length", "transfer-encoding", "connection"]
+                .iter()
+                .any(|h| k.eq_ignore_ascii_case(h))
+            {
+                continue;
+            }
+            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+        out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+/// Reads one message; `Ok(None)` at a clean end of stream before any byte.
+pub async fn read_message<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    is_response: bool,
+) -> std::io::Result<Option<Message>> {
+    let mut line = Vec::new();
+    if reader.read_until(b'\n', &mut line).await? == 0 {
+        return Ok(None);
+    }
+    let start = String::from_utf8_lossy(&line).trim_end().to_owned();
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        if text.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = text.split_once(':') {
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    let mut message = Message {
+        start,
+        headers,
+        body: Vec::new(),
+    };
+    let chunked = message
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        loop {
+            line.clear();
+            reader.read_until(b'\n', &mut line).await?;
+            let size = String::from_utf8_lossy(&line);
+            let size = size.trim().split(';').next().unwrap_or("0");
+            let size = usize::from_str_radix(size, 16)
+                .map_err(|_| std::io::Error::other("bad chunk size"))?;
+            if size == 0 {
+                // Trailers, then the empty line.
+                loop {
+                    line.clear();
+                    if reader.read_until(b'\n', &mut line).await? == 0
+                        || line == b"\r\n"
+                        || line == b"\n"
+                    {
+                        break;
+                    }
+                }
+                break;
+            }
+            let mut chunk = vec![0; size];
+            reader.read_exact(&mut chunk).await?;
+            message.body.extend_from_slice(&chunk);
+            line.clear();
+            reader.read_until(b'\n', &mut line).await?;
+        }
+    } else if let Some(length) = message.header("content-length") {
+        let length: usize = length
+            .parse()
+            .map_err(|_| std::io::Error::other("bad Content-Length"))?;
+        message.body = vec![0; length];
+        reader.read_exact(&mut message.body).await?;
+    } else if is_response {
+        reader.read_to_end(&mut message.body).await?;
+    }
+    Ok(Some(message))
+}
+
+async fn write_all<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
+}
+
+// ---------------------------------------------------------------------------------------------
+// TCP proxy
+
+/// What the proxy does to connections, switchable at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward both ways.
+    Pass,
+    /// Accept and reset at once (the server is down); live connections are reset too.
+    Refuse,
+    /// Accept, read and discard, never answer; live connections stop forwarding too.
+    Blackhole,
+    /// Forward, delaying every chunk (either direction) by this much.
+    Delay(Duration),
+    /// Per connection: forward `up` bytes from the client and `down` bytes from the server, then
+    /// close both sides.
+    CutAfter {
+        up: Option<usize>,
+        down: Option<usize>,
+    },
+}
+
+/// What a [`Trigger`] does to the connection whose client chunk matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerAction {
+    /// Close the connection without forwarding the chunk: the statement never ran.
+    DropBefore,
+    /// Forward the chunk, wait for the server's reply, discard it and close: the statement ran
+    /// but the client never learns how it went.
+    LoseReply,
+    /// Forward the chunk, then never forward anything back; the connection stays open.
+    HangReply,
+}
+
+/// A one-shot fault on the first client chunk containing `pattern`.
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    pub pattern: Vec<u8>,
+    pub action: TriggerAction,
+}
+
+#[derive(Debug)]
+struct TcpShared {
+    upstream: SocketAddr,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    fault: Mutex<Fault>,
+    trigger: Mutex<Option<Trigger>>,
+    fired: AtomicBool,
+    connections: AtomicUsize,
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream`; stops when dropped.
+pub struct TcpProxy {
+    pub port: u16,
+    shared: Arc<TcpShared>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        for task in self.shared.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl TcpProxy {
+    /// A proxy forwarding to `host:port`.
+    pub async fn start(host: &str, port: u16) -> Self {
+        let upstream = tokio::net::lookup_host((host, port))
+            .await
+            .unwrap()
+            .next()
+            .expect("an address");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::new(TcpShared {
+            upstream,
+            tasks: Mutex::new(Vec::new()),
+            fault: Mutex::new(Fault::Pass),
+            trigger: Mutex::new(None),
+            fired: AtomicBool::new(false),
+            connections: AtomicUsize::new(0),
+        });
+        let accept_shared = shared.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                accept_shared.connections.fetch_add(1, Ordering::Relaxed);
+                let task = tokio::spawn(tcp_connection(socket, accept_shared.clone()));
+                accept_shared
+                    .tasks
+                    .lock()
+                    .unwrap()
+                    .push(task.abort_handle());
+            }
+        });
+        TcpProxy { port, shared, task }
+    }
+
+    /// Switches the fault for new and live connections.
+    pub fn set(&self, fault: Fault) {
+        *self.shared.fault.lock().unwrap() = fault;
+    }
+
+    /// Arms a one-shot trigger (replacing any armed one).
+    pub fn arm(&self, trigger: Trigger) {
+        self.shared.fired.store(false, Ordering::SeqCst);
+        *self.shared.trigger.lock().unwrap() = Some(trigger);
+    }
+
+    /// Disarms the trigger; returns whether it fired.
+    pub fn disarm(&self) -> bool {
+        self.shared.trigger.lock().unwrap().take();
+        self.shared.fired.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::Relaxed)
+    }
+}
+
+/// Closes with a reset (`SO_LINGER` 0), as a refusing or crashed server does.
+#[allow(
+    deprecated,
+    reason = "a zero linger resets at once; it never blocks on drop"
+)]
+fn reset(socket: TcpStream) {
+    let _ = socket.set_linger(Some(Duration::ZERO));
+    drop(socket);
+}
+
+fn current(shared: &TcpShared) -> Fault {
+    *shared.fault.lock().unwrap()
+}
+
+/// The armed trigger's action when `chunk` contains its pattern (disarming it).
+fn take_trigger(shared: &TcpShared, chunk: &[u8]) -> Option<TriggerAction> {
+    let mut trigger = shared.trigger.lock().unwrap();
+    let matched = trigger.as_ref().is_some_and(|t| {
+        !t.pattern.is_empty() && chunk.windows(t.pattern.len()).any(|w| w == t.pattern)
+    });
+    if !matched {
+        return None;
+    }
+    shared.fired.store(true, Ordering::SeqCst);
+    trigger.take().map(|t| t.action)
+}
+
+async fn tcp_connection(client: TcpStream, shared: Arc<TcpShared>) {
+    match current(&shared) {
+        Fault::Refuse => return reset(client),
+        Fault::Blackhole => {
+            // Hold the connection, read and discard, never answer.
+            let mut client = client;
+            let mut sink = vec![0u8; 16 * 1024];
+            while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+            return;
+        }
+        _ => {}
+    }
+    let Ok(server) = TcpStream::connect(shared.upstream).await else {
+        return reset(client);
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let (mut up, mut down) = (0usize, 0usize);
+    let mut cbuf = vec![0u8; 32 * 1024];
+    let mut sbuf = vec![0u8; 32 * 1024];
+    let mut after: Option<TriggerAction> = None;
+    let mut refuse = false;
+    loop {
+        tokio::select! {
+            read = cr.read(&mut cbuf) => {
+                let n = match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                match current(&shared) {
+                    Fault::Refuse => {
+                        refuse = true;
+                        break;
+                    }
+                    Fault::Blackhole => continue,
+                    Fault::Delay(d) => tokio::time::sleep(d).await,
+                    Fault::CutAfter { up: Some(limit), .. } if up + n >= limit => {
+                        let _ = sw.write_all(&cbuf[..limit - up]).await;
+                        break;
+                    }
+                    _ => {}
+                }
+                if let Some(action) = take_trigger(&shared, &cbuf[..n]) {
+                    if action == TriggerAction::DropBefore {
+                        break;
+                    }
+                    after = Some(action);
+                }
+                up += n;
+                if sw.write_all(&cbuf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            read = sr.read(&mut sbuf) => {
+                let n = match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                match after {
+                    Some(TriggerAction::LoseReply) => break,
+                    Some(TriggerAction::HangReply) => continue,
+                    _ => {}
+                }
+                match current(&shared) {
+                    Fault::Refuse => {
+                        refuse = true;
+                        break;
+                    }
+                    Fault::Blackhole => continue,
+                    Fault::Delay(d) => tokio::time::sleep(d).await,
+                    Fault::CutAfter { down: Some(limit), .. } if down + n >= limit => {
+                        let _ = cw.write_all(&sbuf[..limit - down]).await;
+                        break;
+                    }
+                    _ => {}
+                }
+                down += n;
+                if cw.write_all(&sbuf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    if refuse {
+        if let Ok(client) = cr.reunite(cw) {
+            reset(client);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets Manager proxy
+
+/// What a faulted request gets instead of (or after) the emulator's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// HTTP 500 (`InternalServiceError`): retried by the SDK's standard strategy.
+    ServerError,
+    /// HTTP 400 `ThrottlingException`: retried (throttling).
+    Throttle,
+    /// HTTP 400 `InvalidRequestException`: not retried, so the step fails at once.
+    Invalid,
+    /// The connection is closed without an answer: retried (transient I/O error).
+    Cut,
+    /// No answer, connection held open: the SDK's attempt timeout decides.
+    Hang,
+}
+
+impl Answer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Answer::ServerError => "HTTP 500",
+            Answer::Throttle => "throttled",
+            Answer::Invalid => "non-retryable 400",
+            Answer::Cut => "connection cut",
+            Answer::Hang => "no answer",
+        }
+    }
+}
+
+/// Whether the faulted request reaches the emulator first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// The emulator never sees the request.
+    Before,
+    /// The emulator runs the request; its answer is replaced.
+    After,
+}
+
+/// A fault rule of the [`SmProxy`].
+#[derive(Debug, Clone, Copy)]
+pub enum Rule {
+    /// Every attempt of the `n`th operation (1-based, counted by SDK invocation id).
+    Operation {
+        n: usize,
+        when: When,
+        answer: Answer,
+    },
+    /// The next `count` requests, whatever their operation, before forwarding.
+    NextRequests { count: usize, answer: Answer },
+    /// Every request.
+    All { when: When, answer: Answer },
+}
+
+/// One request seen by the [`SmProxy`].
+#[derive(Debug, Clone)]
+pub struct SmRecord {
+    pub op: usize,
+    pub name: String,
+    /// The request's `SecretId` and `VersionStage`, when it has them.
+    pub secret_id: String,
+    pub stage: Option<String>,
+    pub attempt: usize,
+    pub fault: Option<(When, Answer)>,
+}
+
+#[derive(Debug)]
+struct SmShared {
+    upstream: String,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    rules: Mutex<Vec<Rule>>,
+    ops: Mutex<HashMap<String, (usize, usize)>>,
+    next_op: AtomicUsize,
+    log: Mutex<Vec<SmRecord>>,
+}
+
+/// An HTTP proxy in front of the Secrets Manager emulator; stops when dropped.
+pub struct SmProxy {
+    /// `http://127.0.0.1:<port>`: the function's explicit endpoint.
+    pub url: String,
+    shared: Arc<SmShared>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for SmProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        for task in self.shared.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl SmProxy {
+    /// A proxy in front of `AWS_ENDPOINT_URL_SECRETS_MANAGER`.
+    pub async fn start() -> Self {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER").unwrap();
+        let upstream = endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::new(SmShared {
+            upstream,
+            tasks: Mutex::new(Vec::new()),
+            rules: Mutex::new(Vec::new()),
+            ops: Mutex::new(HashMap::new()),
+            next_op: AtomicUsize::new(0),
+            log: Mutex::new(Vec::new()),
+        });
+        let accept_shared = shared.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let task = tokio::spawn(sm_connection(socket, accept_shared.clone()));
+                accept_shared
+                    .tasks
+                    .lock()
+                    .unwrap()
+                    .push(task.abort_handle());
+            }
+        });
+        SmProxy {
+            url: format!("http://127.0.0.1:{port}"),
+            shared,
+            task,
+        }
+    }
+
+    pub fn add(&self, rule: Rule) {
+        self.shared.rules.lock().unwrap().push(rule);
+    }
+
+    pub fn clear(&self) {
+        self.shared.rules.lock().unwrap().clear();
+    }
+
+    /// Operations seen so far.
+    pub fn operations(&self) -> usize {
+        self.shared.next_op.load(Ordering::SeqCst)
+    }
+
+    /// Every request seen so far.
+    pub fn log(&self) -> Vec<SmRecord> {
+        self.shared.log.lock().unwrap().clone()
+    }
+}
+
+/// The fault for a request of operation `op`, consuming a `NextRequests` budget.
+fn decide(shared: &SmShared, op: usize) -> Option<(When, Answer)> {
+    let mut rules = shared.rules.lock().unwrap();
+    let mut found = None;
+    for rule in rules.iter_mut() {
+        match rule {
+            Rule::Operation { n, when, answer } if *n == op => {
+                found = Some((*when, *answer));
+                break;
+            }
+            Rule::NextRequests { count, answer } if *count > 0 => {
+                *count -= 1;
+                found = Some((When::Before, *answer));
+                break;
+            }
+            Rule::All { when, answer } => {
+                found = Some((*when, *answer));
+                break;
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+async fn forward(upstream: &str, request: &Message) -> std::io::Result<Message> {
+    let stream = TcpStream::connect(upstream).await?;
+    let (r, mut w) = stream.into_split();
+    write_all(&mut w, &request.to_bytes(true)).await?;
+    read_message(&mut BufReader::new(r), true)
+        .await?
+        .ok_or_else(|| std::io::ErrorKind::UnexpectedEof.into())
+}
+
+fn error_response(status: &str, error_type: &str) -> Message {
+    let body =
+        format!(r#"{{"__type":"{error_type}","message":"fault injected by the test proxy"}}"#);
+    Message::response(
+        status,
+        &[
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("x-amzn-ErrorType", error_type),
+            ("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000"),
+        ],
+        body.as_bytes(),
+    )
+}
+
+async fn sm_connection(client: TcpStream, shared: Arc<SmShared>) {
+    let _ = client.set_nodelay(true);
+    let (r, mut w) = client.into_split();
+    let mut reader = BufReader::new(r);
+    loop {
+        let Ok(Some(request)) = read_message(&mut reader, false).await else {
+            return;
+        };
+        let name = request
+            .header("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("?")
+            .to_owned();
+        let id = request
+            .header("amz-sdk-invocation-id")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("anonymous-{}", rand::random::<u64>()));
+        let (op, attempt) = {
+            let mut ops = shared.ops.lock().unwrap();
+            let entry = ops
+                .entry(id)
+                .or_insert_with(|| (shared.next_op.fetch_add(1, Ordering::SeqCst) + 1, 0));
+            entry.1 += 1;
+            *entry
+        };
+        let fault = decide(&shared, op);
+        let body: serde_json::Value =
+            serde_json::from_slice(&request.body).unwrap_or(serde_json::Value::Null);
+        shared.log.lock().unwrap().push(SmRecord {
+            op,
+            name,
+            secret_id: body["SecretId"].as_str().unwrap_or("").to_owned(),
+            stage: body["VersionStage"].as_str().map(str::to_owned),
+            attempt,
+            fault,
+        });
+        let answer = match fault {
+            None => match forward(&shared.upstream, &request).await {
+                Ok(response) => response,
+                Err(_) => return,
+            },
+            Some((when, answer)) => {
+                if when == When::After {
+                    let _ = forward(&shared.upstream, &request).await;
+                }
+                match answer {
+                    Answer::ServerError => {
+                        error_response("500 Internal Server Error", "InternalServiceError")
+                    }
+                    Answer::Throttle => error_response("400 Bad Request", "ThrottlingException"),
+                    Answer::Invalid => error_response("400 Bad Request", "InvalidRequestException"),
+                    Answer::Cut => {
+                        if let Ok(client) = reader.into_inner().reunite(w) {
+                            reset(client);
+                        }
+                        return;
+                    }
+                    Answer::Hang => {
+                        std::future::pending::<()>().await;
+                        return;
+                    }
+                }
+            }
+        };
+        let close = request
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"));
+        if write_all(&mut w, &answer.to_bytes(close)).await.is_err() || close {
+            return;
+        }
+    }
+}
