@@ -230,6 +230,25 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         }
     }
 
+    fn login_failed(&self, secret_id: &str, tried: &'static str) -> Error {
+        Error::LoginFailed {
+            secret_id: secret_id.to_owned(),
+            step: self.event.step.clone(),
+            tried,
+        }
+    }
+
+    /// Runs `work` on the session, then closes it whatever the outcome.
+    async fn use_then_close(
+        &self,
+        mut session: R::Session,
+        work: impl AsyncFnOnce(&mut R::Session) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let result = work(&mut session).await;
+        self.rotator.close(session).await;
+        result
+    }
+
     fn mismatch(
         &self,
         what: &'static str,
@@ -363,11 +382,7 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         // The current credential must work before anything changes: a forged secret cannot aim the
         // superuser at an account it does not own.
         let Some(session) = self.try_login(current, "login with current secret").await? else {
-            return Err(Error::LoginFailed {
-                secret_id: self.secret_id().to_owned(),
-                step: self.event.step.clone(),
-                tried: "current",
-            });
+            return Err(self.login_failed(self.secret_id(), "current"));
         };
         let account = self.rotator.account(&session);
         self.rotator.close(session).await;
@@ -401,19 +416,15 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
             return Err(self.mismatch("host", current.host(), "master host", master.host()));
         }
         let master = master.with_dbname(current.dbname().map(str::to_owned));
-        let Some(mut session) = self.try_login(&master, "login with master secret").await? else {
-            return Err(Error::LoginFailed {
-                secret_id: masterarn.to_owned(),
-                step: self.event.step.clone(),
-                tried: "master",
-            });
+        let Some(session) = self.try_login(&master, "login with master secret").await? else {
+            return Err(self.login_failed(masterarn, "master"));
         };
-        let result = self
-            .rotator
-            .set_password_as_master(&mut session, &account, pending, &self.ctx)
-            .await;
-        self.rotator.close(session).await;
-        result?;
+        self.use_then_close(session, async |session| {
+            self.rotator
+                .set_password_as_master(session, &account, pending, &self.ctx)
+                .await
+        })
+        .await?;
         info!(user = pending.username(), "password set by the master user");
         Ok(())
     }
@@ -428,19 +439,15 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
             Some(session) => Some(session),
             None => self.login_with_previous(current, pending).await?,
         };
-        let Some(mut session) = session else {
-            return Err(Error::LoginFailed {
-                secret_id: self.secret_id().to_owned(),
-                step: self.event.step.clone(),
-                tried: "previous, current, or pending",
-            });
+        let Some(session) = session else {
+            return Err(self.login_failed(self.secret_id(), "previous, current, or pending"));
         };
-        let result = self
-            .rotator
-            .set_own_password(&mut session, pending, pending.password(), &self.ctx)
-            .await;
-        self.rotator.close(session).await;
-        result?;
+        self.use_then_close(session, async |session| {
+            self.rotator
+                .set_own_password(session, pending, pending.password(), &self.ctx)
+                .await
+        })
+        .await?;
         info!(user = pending.username(), "password set");
         Ok(())
     }
@@ -470,19 +477,16 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
     async fn test_secret(&self) -> Result<(), Error> {
         let pending = self.read_required(Stage::Pending).await?;
         self.warn_on_unrecognised_ssl(&pending, Stage::Pending);
-        let Some(mut session) = self
+        let Some(session) = self
             .try_login(&pending, "login with pending secret")
             .await?
         else {
-            return Err(Error::LoginFailed {
-                secret_id: self.secret_id().to_owned(),
-                step: self.event.step.clone(),
-                tried: "pending",
-            });
+            return Err(self.login_failed(self.secret_id(), "pending"));
         };
-        let result = self.rotator.check(&mut session, &self.ctx).await;
-        self.rotator.close(session).await;
-        result?;
+        self.use_then_close(session, async |session| {
+            self.rotator.check(session, &self.ctx).await
+        })
+        .await?;
         info!("pending secret logs in");
         Ok(())
     }

@@ -30,7 +30,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_millis(250);
 /// The PostgreSQL rotator: TLS configuration shared by every connection.
 #[derive(Clone)]
 pub struct PostgresRotator {
-    tls: Arc<rustls::ClientConfig>,
+    /// Built once: each connection clones it (an `Arc`), never the rustls configuration.
+    tls: MakeRustlsConnect,
     mode: TlsMode,
 }
 
@@ -100,7 +101,10 @@ fn statement_code(e: &tokio_postgres::Error) -> String {
 impl PostgresRotator {
     /// A rotator verifying servers with `tls` and falling back per `mode`.
     pub fn new(tls: Arc<rustls::ClientConfig>, mode: TlsMode) -> Self {
-        PostgresRotator { tls, mode }
+        PostgresRotator {
+            tls: MakeRustlsConnect::new((*tls).clone()),
+            mode,
+        }
     }
 
     async fn connect_once(
@@ -138,7 +142,7 @@ impl PostgresRotator {
         let connected = if use_tls {
             config.ssl_mode(tokio_postgres::config::SslMode::Require);
             let tls = NamedTls {
-                inner: MakeRustlsConnect::new((*self.tls).clone()),
+                inner: self.tls.clone(),
                 name: creds.tls_server_name().map(str::to_owned),
             };
             spawn_connected(&config, tls, timeout).await
