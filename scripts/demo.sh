@@ -167,8 +167,10 @@ The stack and the secret $SECRET_ID are still there (until 'scripts/stack.sh dow
 moto forgets the secret). Replay a step and look at what happened:
 
   eval "\$(${env_prefix}scripts/stack.sh env)"
-  TLS_EXTRA_CA_FILE=\$DSR_TEST_CA cargo lambda watch --ignore-changes --invoke-port 9000 >watch.log 2>&1 &
-  cargo lambda invoke $FUNCTION --invoke-port 9000 --data-file $EVENTS_DIR/createSecret.json
+  TLS_EXTRA_CA_FILE=\$DSR_TEST_CA cargo lambda watch --ignore-changes \\
+      --invoke-address 127.0.0.1 --invoke-port 9000 >watch.log 2>&1 &
+  cargo lambda invoke $FUNCTION --invoke-address 127.0.0.1 --invoke-port 9000 \\
+      --data-file $EVENTS_DIR/createSecret.json
   grep -E 'INFO|WARN|ERROR' watch.log                                   # what the function did
   "\$DSR_PYTHON" scripts/demo_secrets.py labels $SECRET_ID   # the staging labels
 

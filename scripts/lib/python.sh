@@ -5,6 +5,7 @@
 #
 #   $STACK_DIR/venv       moto (the Secrets Manager emulator, with boto3) and cargo-lambda
 #   $STACK_DIR/venv-sam   cfn-lint and the AWS SAM CLI (which pin their own boto3 range)
+#   $STACK_DIR/venv-awscli  AWS CLI 1.x, for the test of docs/deployment.md's commands
 #   $STACK_DIR/bin        links to the commands a user may want: cargo-lambda, sam, cfn-lint
 #
 # The virtualenvs are made from $PYTHON (default: python3 on PATH). On Debian, whose python3
@@ -17,6 +18,8 @@ TOOLS_BIN=$STACK_DIR/bin
 MOTO_REQUIREMENT='moto[server]>=5,<6'
 CARGO_LAMBDA_REQUIREMENT='cargo-lambda>=1,<2'
 SAM_REQUIREMENTS=('cfn-lint>=1,<2' 'aws-sam-cli>=1,<2')
+AWSCLI_VENV=$STACK_DIR/venv-awscli
+AWSCLI_REQUIREMENT='awscli>=1,<2'
 
 # ensure_venv DIR: a working virtualenv with pip at DIR.
 ensure_venv() {
@@ -114,6 +117,10 @@ ensure_sam_tools() {
     fi
     venv_install "$SAM_VENV" "${SAM_REQUIREMENTS[@]}"
     link_tools "$SAM_VENV" sam cfn-lint
+}
+
+ensure_awscli() {
+    venv_install "$AWSCLI_VENV" "$AWSCLI_REQUIREMENT"
 }
 
 # pip_install REQUIREMENT...: install into the tools virtualenv (scripts that predate
