@@ -18,6 +18,21 @@
 #                                 server's refusal is printed), 2 anything else
 #   <engine>_secret_json PWFILE   the secret JSON of DEMO_USER, on stdout
 
+# login_outcome REFUSAL CMD...: runs a login command; status 0 when it succeeds, 1 when its error
+# output contains REFUSAL (the server refused the credentials), 2 otherwise. The error is printed.
+login_outcome() {
+    local refusal=$1 err rc=0
+    shift
+    err="$(mktemp)"
+    "$@" 2>"$err" || rc=$?
+    if ((rc != 0)); then
+        cat "$err"
+        if grep -q -- "$refusal" "$err"; then rc=1; else rc=2; fi
+    fi
+    rm -f "$err"
+    return "$rc"
+}
+
 # ---------------------------------------------------------------------------------------------
 # PostgreSQL
 
@@ -48,17 +63,8 @@ postgres_drop_login() {
 }
 
 postgres_login() {
-    local err rc=0
-    err="$(mktemp)"
-    postgres_psql "$DEMO_USER" "$(<"$1")" \
-        -c "select 'logged in as ' || current_user || ', tls ' || (select version from pg_stat_ssl where pid = pg_backend_pid())" \
-        2>"$err" || rc=$?
-    if ((rc != 0)); then
-        cat "$err"
-        if grep -q 'password authentication failed' "$err"; then rc=1; else rc=2; fi
-    fi
-    rm -f "$err"
-    return "$rc"
+    login_outcome 'password authentication failed' postgres_psql "$DEMO_USER" "$(<"$1")" \
+        -c "select 'logged in as ' || current_user || ', tls ' || (select version from pg_stat_ssl where pid = pg_backend_pid())"
 }
 
 postgres_secret_json() {
@@ -109,17 +115,8 @@ mariadb_drop_login() {
 }
 
 mariadb_login() {
-    local err rc=0
-    err="$(mktemp)"
-    mariadb_client "$DEMO_USER" "$(<"$1")" -N -B \
-        -e "SELECT CONCAT('logged in as ', CURRENT_USER(), ', tls ', VARIABLE_VALUE) FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_version'" \
-        2>"$err" || rc=$?
-    if ((rc != 0)); then
-        cat "$err"
-        if grep -q 'ERROR 1045' "$err"; then rc=1; else rc=2; fi
-    fi
-    rm -f "$err"
-    return "$rc"
+    login_outcome 'ERROR 1045' mariadb_client "$DEMO_USER" "$(<"$1")" -N -B \
+        -e "SELECT CONCAT('logged in as ', CURRENT_USER(), ', tls ', VARIABLE_VALUE) FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_version'"
 }
 
 mariadb_secret_json() {

@@ -14,6 +14,8 @@ LOG_TAG=demo-logins-test
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 # shellcheck source=scripts/lib/demo_logins.sh
 source "$REPO_ROOT/scripts/lib/demo_logins.sh"
+# shellcheck source=scripts/lib/check.sh
+source "$REPO_ROOT/scripts/lib/check.sh"
 
 if [[ -z ${DSR_PG_ADMIN_PASSWORD:-} || -z ${DSR_MARIADB_ADMIN_PASSWORD:-} || -z ${DSR_PYTHON:-} ]]; then
     [[ ${CI:-} == true ]] && die "the stack's variables are not set (eval \"\$(scripts/stack.sh env)\")"
@@ -42,19 +44,6 @@ PASSWORDS=(
     "'; DROP USER root; --"       # quotes that would end a SQL literal
     '$(touch /nonexistent)`id`*?' # shell syntax, a glob
 )
-
-passed=0
-failed=0
-check() {
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        printf 'FAIL  %s\n' "$what" >&2
-    fi
-}
 
 # expect_login ENGINE PWFILE STATUS: the helper's exit status is STATUS.
 expect_login() {
@@ -86,5 +75,4 @@ for engine in postgres mariadb; do
     check "$engine: drop the login" "${engine}_drop_login"
 done
 
-printf 'demo logins: %d passed, %d failed\n' "$passed" "$failed"
-((failed == 0))
+check_summary "demo logins"

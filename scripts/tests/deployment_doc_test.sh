@@ -11,6 +11,8 @@ set -euo pipefail
 LOG_TAG=deployment-doc-test
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source=scripts/lib/check.sh
+source "$REPO_ROOT/scripts/lib/check.sh"
 
 if [[ -z ${AWS_ENDPOINT_URL_SECRETS_MANAGER:-} ]]; then
     [[ ${CI:-} == true ]] && die "the stack's variables are not set (eval \"\$(scripts/stack.sh env)\")"
@@ -52,42 +54,35 @@ FINISH="$(block '--move-to-version-id "$PENDING"')"
 # shellcheck disable=SC2016
 BACK="$(block 'PREVIOUS=$(version_with AWSPREVIOUS)')"
 
-passed=0
-failed=0
-# expect STATUS PATTERN SCRIPT: bash -c SCRIPT exits with STATUS (any non-zero for "fail") and its
-# output matches PATTERN.
-expect() {
+CHECK_SHOW=("$WORK/out")
+# outcome STATUS PATTERN SCRIPT: bash -c SCRIPT exits with STATUS (any non-zero for "fail") and
+# its output matches PATTERN.
+outcome() {
     local expected=$1 pattern=$2 script=$3 rc=0
     bash -c "$script" >"$WORK/out" 2>&1 || rc=$?
-    if { [[ $expected == fail ]] && ((rc != 0)) || [[ $expected == "$rc" ]]; } && grep -Eq -- "$pattern" "$WORK/out"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        printf 'FAIL  expected exit %s and /%s/, got exit %s:\n' "$expected" "$pattern" "$rc" >&2
-        sed 's/^/    /' "$WORK/out" >&2
-    fi
+    { [[ $expected == fail ]] && ((rc != 0)) || [[ $expected == "$rc" ]]; } &&
+        grep -Eq -- "$pattern" "$WORK/out"
 }
 
 aws secretsmanager create-secret --name "$SECRET" \
     --secret-string '{"engine":"postgres","host":"db","username":"app","password":"unused"}' >/dev/null
-expect 255 'ResourceNotFoundException' "$ATTACH"
-expect 0 '^pending [0-9a-f-]+, current [0-9a-f-]+$' "$LABELS"
+check "attach: exit 255 from moto, AWSPENDING staged" outcome 255 'ResourceNotFoundException' "$ATTACH"
+check "labels: one pending, one current" outcome 0 '^pending [0-9a-f-]+, current [0-9a-f-]+$' "$LABELS"
 
 # A rotation whose createSecret succeeded: the pending version has a value.
 pending="$(bash -c "$LABELS"$'\n''echo "$PENDING"' | tail -n1)"
 aws secretsmanager put-secret-value --secret-id "$SECRET" --client-request-token "$pending" \
     --version-stages AWSPENDING \
     --secret-string '{"engine":"postgres","host":"db","username":"app","password":"unused2"}' >/dev/null
-expect 0 '' "$LABELS"$'\n'"$FINISH"
-expect 0 "^$pending"$'\t'"AWSCURRENT$" "aws secretsmanager list-secret-version-ids --secret-id $SECRET \
+check "finish by hand" outcome 0 '' "$LABELS"$'\n'"$FINISH"
+check "finish by hand: the pending version is AWSCURRENT" outcome 0 "^$pending"$'\t'"AWSCURRENT$" "aws secretsmanager list-secret-version-ids --secret-id $SECRET \
     --query 'Versions[].[VersionId, join(\`,\`, VersionStages)]' --output text"
-expect fail 'no version of .* holds AWSPENDING' "$LABELS"
+check "labels after the finish: no AWSPENDING, said clearly" outcome fail 'no version of .* holds AWSPENDING' "$LABELS"
 
 # moto's own rotation now leaves AWSCURRENT on two versions; the doc's commands must say so.
 aws secretsmanager rotate-secret --secret-id "$SECRET" >/dev/null
-expect fail 'more than one version of .* holds AWSCURRENT' "$LABELS"$'\n''version_with AWSCURRENT'
-expect fail 'more than one version of .* holds AWSCURRENT' "$LABELS"$'\n'"$BACK"
+check "two AWSCURRENT: version_with refuses" outcome fail 'more than one version of .* holds AWSCURRENT' "$LABELS"$'\n''version_with AWSCURRENT'
+check "two AWSCURRENT: moving back refuses" outcome fail 'more than one version of .* holds AWSCURRENT' "$LABELS"$'\n'"$BACK"
 
 aws secretsmanager delete-secret --secret-id "$SECRET" --force-delete-without-recovery >/dev/null
-printf 'deployment doc: %d passed, %d failed\n' "$passed" "$failed"
-((failed == 0))
+check_summary "deployment doc"

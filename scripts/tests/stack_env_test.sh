@@ -9,22 +9,12 @@ set -euo pipefail
 LOG_TAG=stack-env-test
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source=scripts/lib/check.sh
+source "$REPO_ROOT/scripts/lib/check.sh"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-passed=0
-failed=0
-check() {
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        printf 'FAIL  %s\n' "$what" >&2
-        sed 's/^/    /' "$WORK/out" "$WORK/err" >&2 2>/dev/null || true
-    fi
-}
+CHECK_SHOW=("$WORK/out" "$WORK/err")
 
 # env_in DIR: run `stack.sh env` for the stack dir DIR on ports where nothing listens.
 env_in() {
@@ -63,5 +53,4 @@ if [[ -n ${DSR_PG_ADMIN_PASSWORD:-} && -n ${DSR_STACK_DIR:-} ]]; then
     check "the running stack: succeeds, no warning" running
 fi
 
-printf 'stack env: %d passed, %d failed\n' "$passed" "$failed"
-((failed == 0))
+check_summary "stack env"
