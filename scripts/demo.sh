@@ -4,15 +4,22 @@
 #   1. brings up the local stack (scripts/stack.sh up: moto, PostgreSQL, MariaDB, a test CA);
 #   2. creates a login `demo_app` with a random password, and the secret
 #      db-secret-rotator/demo/<engine> that holds it;
-#   3. stages AWSPENDING under the token of events/*.json with RotateSecret, as the service does;
+#   3. stages AWSPENDING under the token of the engine's events (events/*.json for PostgreSQL,
+#      events/mariadb/*.json for MariaDB) with RotateSecret, as the service does;
 #   4. runs the function under `cargo lambda watch` and invokes createSecret, setSecret,
-#      testSecret and finishSecret with events/<step>.json;
+#      testSecret and finishSecret with those events;
 #   5. shows the staging labels before and after, and proves over TLS (verify-full) that the new
-#      password logs in and the old one is rejected.
-# No password is printed. The stack is left running: `scripts/stack.sh down` stops it.
+#      password logs in and the old one is rejected;
+#   6. replays createSecret, shows what the function logged for it, and prints the commands to do
+#      the same by hand.
+# No password is printed. Rust must be installed (scripts/lib/rust.sh checks it first);
+# cargo-lambda is installed into the stack's virtualenv when missing. The stack and the secret
+# are left in place, so the replay works afterwards; `scripts/stack.sh down` stops the stack
+# (and moto forgets the secret).
 #
 # Usage: scripts/demo.sh [postgres|mariadb]     (default postgres)
 #   DSR_DEMO_INVOKE_PORT   port of the local Lambda emulator (default 45190)
+#   DSR_STACK_DIR, DSR_*_PORT as for scripts/stack.sh
 set -euo pipefail
 
 LOG_TAG=demo
@@ -27,15 +34,17 @@ readonly INVOKE_HOST=127.0.0.1
 readonly INVOKE_PORT=${DSR_DEMO_INVOKE_PORT:-45190}
 readonly STEPS=(createSecret setSecret testSecret finishSecret)
 readonly DEMO_USER=demo_app
-readonly SECRETS_PY=(python3 "$REPO_ROOT/scripts/demo_secrets.py")
-STACK_DIR=${DSR_STACK_DIR:-$REPO_ROOT/.stack}
-[[ $STACK_DIR == /* ]] || STACK_DIR="$PWD/$STACK_DIR"
 readonly LOG_DIR=$STACK_DIR/demo
 readonly WATCH_LOG=$LOG_DIR/cargo-lambda-watch.log
 
 WORK="$(mktemp -d)" # passwords (files, mode 0600) and invoke outputs; removed on exit
 readonly WORK
 WATCH_PID=
+# The stack settings this run was given, for the commands printed at the end.
+CALLER_STACK_VARS=()
+for v in DSR_STACK_DIR DSR_MOTO_PORT DSR_PG_PORT DSR_PG_PLAIN_PORT DSR_MARIADB_PORT; do
+    [[ -z ${!v:-} ]] || CALLER_STACK_VARS+=("$v=${!v}")
+done
 
 cleanup() {
     local rc=$?
@@ -61,134 +70,36 @@ new_password_file() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Engines. Each defines:
-#   <engine>_init                 sets SECRET_ID and EVENTS_DIR
-#   <engine>_create_login PWFILE  creates/reset the login DEMO_USER with that password (admin)
-#   <engine>_secret_json PWFILE   prints the secret JSON for DEMO_USER
-#   <engine>_login PWFILE         logs in as DEMO_USER over TLS (verify-full): 0 ok, 1 auth refused,
-#                                 2 anything else; prints the server's refusal on stdout
+# Engines: <engine>_init sets SECRET_ID and EVENTS_DIR; the logins are in scripts/lib/demo_logins.sh.
+
+# shellcheck source=scripts/lib/demo_logins.sh
+source "$REPO_ROOT/scripts/lib/demo_logins.sh"
 
 postgres_init() {
     SECRET_ID=db-secret-rotator/demo/postgres
     EVENTS_DIR=events
 }
 
-postgres_create_login() {
-    local pw
-    pw="$(<"$1")"
-    # SQL through stdin: the password never shows up in a process list.
-    PGPASSWORD=$DSR_PG_ADMIN_PASSWORD psql -X -q -v ON_ERROR_STOP=1 \
-        "host=$DSR_PG_HOST port=$DSR_PG_PORT user=$DSR_PG_ADMIN_USER dbname=postgres sslmode=verify-full sslrootcert=$DSR_TEST_CA" \
-        >/dev/null <<SQL
-DO \$\$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DEMO_USER') THEN
-    CREATE ROLE $DEMO_USER LOGIN;
-  END IF;
-END \$\$;
-ALTER ROLE $DEMO_USER WITH LOGIN PASSWORD '$pw';
-SQL
-}
-
-postgres_secret_json() {
-    python3 - "$1" "$DSR_PG_HOST" "$DSR_PG_PORT" "$DEMO_USER" <<'PY'
-import json, sys
-pwfile, host, port, user = sys.argv[1:]
-print(json.dumps({
-    "engine": "postgres", "host": host, "port": int(port), "username": user,
-    "password": open(pwfile).read().strip(), "dbname": "postgres", "ssl": True,
-    "note": "any extra key is kept",
-}))
-PY
-}
-
-postgres_login() {
-    local err=$WORK/login.err
-    if PGPASSWORD="$(<"$1")" PGCONNECT_TIMEOUT=10 psql -X -q -t -A \
-        "host=$DSR_PG_HOST port=$DSR_PG_PORT user=$DEMO_USER dbname=postgres sslmode=verify-full sslrootcert=$DSR_TEST_CA" \
-        -c "select 'logged in as ' || current_user || ', tls ' || (select version from pg_stat_ssl where pid = pg_backend_pid())" \
-        2>"$err"; then
-        return 0
-    fi
-    cat "$err"
-    grep -q 'password authentication failed' "$err" && return 1
-    return 2
-}
-
 mariadb_init() {
     SECRET_ID=db-secret-rotator/demo/mariadb
-    EVENTS_DIR=events/mariadb # derived from events/*.json when missing
+    EVENTS_DIR=events/mariadb
 }
 
-mariadb_client() {
-    # $1: a client option file (user, password); the rest: client arguments.
-    local cnf=$1
-    shift
-    mariadb --defaults-file="$cnf" --protocol=TCP -h "$DSR_MARIADB_HOST" -P "$DSR_MARIADB_PORT" \
-        --ssl-ca="$DSR_TEST_CA" --ssl-verify-server-cert "$@"
-}
-
-mariadb_cnf() {
-    # mariadb_cnf USER PWFILE DEST: a client option file, so no password is on a command line.
-    (umask 077 && printf '[client]\nuser=%s\npassword=%s\n' "$1" "$(<"$2")" >"$3")
-}
-
-mariadb_create_login() {
-    local pw
-    pw="$(<"$1")"
-    (umask 077 && printf '%s' "$DSR_MARIADB_ADMIN_PASSWORD" >"$WORK/admin.pw")
-    mariadb_cnf "$DSR_MARIADB_ADMIN_USER" "$WORK/admin.pw" "$WORK/admin.cnf"
-    mariadb_client "$WORK/admin.cnf" <<SQL
-CREATE USER IF NOT EXISTS '$DEMO_USER'@'%' IDENTIFIED BY '$pw';
-ALTER USER '$DEMO_USER'@'%' IDENTIFIED BY '$pw';
-SQL
-}
-
-mariadb_secret_json() {
-    python3 - "$1" "$DSR_MARIADB_HOST" "$DSR_MARIADB_PORT" "$DEMO_USER" <<'PY'
-import json, sys
-pwfile, host, port, user = sys.argv[1:]
-print(json.dumps({
-    "engine": "mariadb", "host": host, "port": int(port), "username": user,
-    "password": open(pwfile).read().strip(), "ssl": True,
-    "note": "any extra key is kept",
-}))
-PY
-}
-
-mariadb_login() {
-    local err=$WORK/login.err
-    mariadb_cnf "$DEMO_USER" "$1" "$WORK/login.cnf"
-    if mariadb_client "$WORK/login.cnf" -N -B \
-        -e "SELECT CONCAT('logged in as ', CURRENT_USER(), ', tls ', VARIABLE_VALUE) FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_version'" \
-        2>"$err"; then
-        return 0
-    fi
-    cat "$err"
-    grep -q 'ERROR 1045' "$err" && return 1
-    return 2
-}
+secrets_py() { "$DSR_PYTHON" "$REPO_ROOT/scripts/demo_secrets.py" "$@"; }
 
 # ---------------------------------------------------------------------------------------------
 
 declare -F "${ENGINE}_init" >/dev/null || die "unknown engine '$ENGINE' (use postgres or mariadb)"
 
-# Event files: the engine's own directory, or events/*.json with the engine's SecretId.
-prepare_events() {
+# The engine's event files must name its secret and one token.
+check_events() {
     local step
-    if [[ ! -d $EVENTS_DIR ]]; then
-        local derived=$WORK/events
-        mkdir -p "$derived"
-        for step in "${STEPS[@]}"; do
-            "${SECRETS_PY[@]}" event-rewrite "events/$step.json" "$derived/$step.json" "$SECRET_ID"
-        done
-        EVENTS_DIR=$derived
-    fi
     for step in "${STEPS[@]}"; do
         [[ -r $EVENTS_DIR/$step.json ]] || die "missing event file $EVENTS_DIR/$step.json"
-        [[ "$("${SECRETS_PY[@]}" event-field "$EVENTS_DIR/$step.json" SecretId)" == "$SECRET_ID" ]] ||
+        [[ "$(secrets_py event-field "$EVENTS_DIR/$step.json" SecretId)" == "$SECRET_ID" ]] ||
             die "$EVENTS_DIR/$step.json does not name SecretId $SECRET_ID"
     done
-    TOKEN="$("${SECRETS_PY[@]}" event-field "$EVENTS_DIR/createSecret.json" ClientRequestToken)"
+    TOKEN="$(secrets_py event-field "$EVENTS_DIR/createSecret.json" ClientRequestToken)"
 }
 
 watch_answers() { (exec 3<>"/dev/tcp/$INVOKE_HOST/$INVOKE_PORT") 2>/dev/null; }
@@ -235,28 +146,58 @@ invoke_step() {
     fi
 }
 
+# Replays createSecret: the guard finds the token already AWSCURRENT and returns at once. The
+# invocation's answer is empty (null), so show what the function logged for it.
+replay_create() {
+    local offset
+    offset=$(($(stat -c %s "$WATCH_LOG") + 1))
+    invoke_step createSecret || die "the replayed createSecret failed"
+    sleep 0.5 # the function's log lines reach the watch log through cargo lambda
+    printf 'the answer is empty; the function logged:\n'
+    tail -c "+$offset" "$WATCH_LOG" | grep -E 'INFO|WARN|ERROR' | sed -e 's/^/    /'
+    printf 'staging labels (unchanged):\n'
+    secrets_py labels "$SECRET_ID"
+}
+
+by_hand() {
+    local env_prefix=''
+    ((${#CALLER_STACK_VARS[@]} == 0)) || env_prefix="${CALLER_STACK_VARS[*]} "
+    cat <<EOF
+The stack and the secret $SECRET_ID are still there (until 'scripts/stack.sh down', after which
+moto forgets the secret). Replay a step and look at what happened:
+
+  eval "\$(${env_prefix}scripts/stack.sh env)"
+  TLS_EXTRA_CA_FILE=\$DSR_TEST_CA cargo lambda watch --ignore-changes \\
+      --invoke-address 127.0.0.1 --invoke-port 9000 >watch.log 2>&1 &
+  cargo lambda invoke $FUNCTION --invoke-address 127.0.0.1 --invoke-port 9000 \\
+      --data-file $EVENTS_DIR/createSecret.json
+  grep -E 'INFO|WARN|ERROR' watch.log                                   # what the function did
+  "\$DSR_PYTHON" scripts/demo_secrets.py labels $SECRET_ID   # the staging labels
+
+This run's function log: $WATCH_LOG
+EOF
+}
+
 main() {
     local t0 step
     t0=$SECONDS
     "${ENGINE}_init"
 
+    ensure_rust
     say "local stack"
     scripts/stack.sh up
     eval "$(scripts/stack.sh env)"
-    if ! cargo lambda --version >/dev/null 2>&1; then
-        pip_install cargo-lambda
-        cargo lambda --version >/dev/null 2>&1 || die "cargo lambda is still missing after pip install"
-    fi
-    prepare_events
+    ensure_cargo_lambda
+    check_events
 
     say "$ENGINE login '$DEMO_USER' and secret '$SECRET_ID'"
     new_password_file "$WORK/old.pw"
     "${ENGINE}_create_login" "$WORK/old.pw"
     log "login '$DEMO_USER' created with a random password"
-    "${ENGINE}_secret_json" "$WORK/old.pw" | "${SECRETS_PY[@]}" create "$SECRET_ID"
-    "${SECRETS_PY[@]}" stage "$SECRET_ID" "$TOKEN" "$LAMBDA_ARN"
+    "${ENGINE}_secret_json" "$WORK/old.pw" | secrets_py create "$SECRET_ID"
+    secrets_py stage "$SECRET_ID" "$TOKEN" "$LAMBDA_ARN"
     printf 'staging labels before:\n'
-    "${SECRETS_PY[@]}" labels "$SECRET_ID"
+    secrets_py labels "$SECRET_ID"
 
     say "build and start the function (cargo lambda watch)"
     cargo build --bin "$FUNCTION"
@@ -275,11 +216,11 @@ main() {
 
     say "result"
     printf 'staging labels after:\n'
-    "${SECRETS_PY[@]}" labels "$SECRET_ID"
+    secrets_py labels "$SECRET_ID"
     printf '(Secrets Manager removes AWSPENDING itself once finishSecret returns; moto, which does\n'
     printf ' not drive the rotation, leaves it on the new version.)\n'
-    printf 'keys of the AWSCURRENT secret: %s\n' "$("${SECRETS_PY[@]}" keys "$SECRET_ID" AWSCURRENT)"
-    "${SECRETS_PY[@]}" password "$SECRET_ID" AWSCURRENT "$WORK/new.pw"
+    printf 'keys of the AWSCURRENT secret: %s\n' "$(secrets_py keys "$SECRET_ID" AWSCURRENT)"
+    secrets_py password "$SECRET_ID" AWSCURRENT "$WORK/new.pw"
     if cmp -s "$WORK/old.pw" "$WORK/new.pw"; then
         die "AWSCURRENT still holds the old password"
     fi
@@ -299,11 +240,16 @@ main() {
         *) die "the old-password check failed for another reason than authentication" ;;
     esac
 
+    say "replay: createSecret again, with the same token"
+    replay_create
+
     say "timings"
     printf '%s\n' "${timings[@]}"
     printf '  %-13s %6d ms\n' "4 invocations" "$total_ms"
-    printf '\ndemo passed in %ss. The stack is still running: scripts/stack.sh down stops it.\n' \
-        "$((SECONDS - t0))"
+
+    say "by hand"
+    by_hand
+    printf '\ndemo passed in %ss.\n' "$((SECONDS - t0))"
 }
 
 main

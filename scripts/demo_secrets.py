@@ -9,10 +9,9 @@ Never prints a password: secret values go in and out through files (mode 0600) o
   demo_secrets.py password SECRET_ID STAGE OUT  write the password of STAGE to file OUT
   demo_secrets.py keys SECRET_ID STAGE        print the JSON keys (not values) of STAGE
   demo_secrets.py event-field FILE FIELD      print one field of an event JSON file
-  demo_secrets.py event-rewrite SRC DEST SECRET_ID  copy an event with another SecretId
 
 Endpoint and region come from AWS_ENDPOINT_URL_SECRETS_MANAGER and AWS_REGION
-(eval "$(scripts/stack.sh env)").
+(eval "$(scripts/stack.sh env)"); run it with the stack's Python, "$DSR_PYTHON", which has boto3.
 """
 
 import json
@@ -56,7 +55,7 @@ def cmd_stage(secret_id, token, lambda_arn):
         )
     except sm.exceptions.ResourceNotFoundException:
         # moto does not know the Lambda and says so, but has already enabled rotation and
-        # created an empty AWSPENDING version under the token (shared/PROTOCOL.md section 7).
+        # created an empty AWSPENDING version under the token (docs/protocol.md 7).
         pass
     stages = sm.describe_secret(SecretId=secret_id).get("VersionIdsToStages", {})
     if AWSPENDING not in stages.get(token, []):
@@ -91,14 +90,6 @@ def cmd_event_field(path, field):
         print(json.load(f)[field])
 
 
-def cmd_event_rewrite(src, dest, secret_id):
-    with open(src) as f:
-        event = json.load(f)
-    event["SecretId"] = secret_id
-    with open(dest, "w") as f:
-        json.dump(event, f, indent=2)
-
-
 COMMANDS = {
     "create": (cmd_create, 1),
     "stage": (cmd_stage, 3),
@@ -106,7 +97,6 @@ COMMANDS = {
     "password": (cmd_password, 3),
     "keys": (cmd_keys, 2),
     "event-field": (cmd_event_field, 2),
-    "event-rewrite": (cmd_event_rewrite, 3),
 }
 
 

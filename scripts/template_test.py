@@ -14,7 +14,7 @@ role cannot be widened silently:
 - logs only on the function's own log group, which the template creates with a retention;
 - the Lambda permission lets only secretsmanager.amazonaws.com invoke, with SourceAccount;
 - runtime, handler, build method, memory, timeout, architecture, JSON logs, and the environment
-  variables of PROTOCOL.md section 8 with the reference's defaults (empty parameter = unset), plus
+  variables of docs/protocol.md section 8 with the reference's defaults (empty parameter = unset), plus
   the metrics variables of src/metrics.rs;
 - the optional alerting: the EventBridge rule (Secrets Manager's rotation failure events), its SNS
   topic, the topic policy and the email subscription exist only when EnableRotationAlerts is true
@@ -69,7 +69,7 @@ VPC_ACTIONS = {
     "ec2:UnassignPrivateIpAddresses",
 }
 
-# PROTOCOL.md section 8 variable -> reference default ("" = unset: the function's default applies).
+# docs/protocol.md section 8 variable -> reference default ("" = unset: the function's default applies).
 ENV_DEFAULTS = {
     "PASSWORD_LENGTH": "32",
     "EXCLUDE_CHARACTERS": "",  # engine-dependent default in the function
@@ -320,7 +320,7 @@ def check_template(template: dict, c: Checker) -> None:
     variables = props.get("Environment", {}).get("Variables", {})
     c.check(
         set(variables) == set(ENV_DEFAULTS),
-        "environment variables are exactly PROTOCOL.md section 8's and the metrics ones",
+        "environment variables are exactly docs/protocol.md section 8's and the metrics ones",
         f"extra {sorted(set(variables) - set(ENV_DEFAULTS))}, missing {sorted(set(ENV_DEFAULTS) - set(variables))}",
     )
     for var, default in ENV_DEFAULTS.items():

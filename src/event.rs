@@ -153,6 +153,22 @@ mod tests {
                 include_str!("../events/finishSecret.json"),
                 Step::FinishSecret,
             ),
+            (
+                include_str!("../events/mariadb/createSecret.json"),
+                Step::CreateSecret,
+            ),
+            (
+                include_str!("../events/mariadb/setSecret.json"),
+                Step::SetSecret,
+            ),
+            (
+                include_str!("../events/mariadb/testSecret.json"),
+                Step::TestSecret,
+            ),
+            (
+                include_str!("../events/mariadb/finishSecret.json"),
+                Step::FinishSecret,
+            ),
         ] {
             let value: Value = serde_json::from_str(text).unwrap();
             let event = RotationEvent::from_value(&value).unwrap();

@@ -1,8 +1,14 @@
 # shellcheck shell=bash
-# Helpers shared by scripts/*.sh. Source it; it defines functions and REPO_ROOT only.
+# Set-up shared by scripts/*.sh: logging, package installation, processes, the state directory.
+# Source it (it also sources python.sh and rust.sh beside it); it defines functions, REPO_ROOT and
+# STACK_DIR, and runs nothing else.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export REPO_ROOT
+
+# Every script's state lives here: the services' data, the virtualenvs, the tools' links in bin/.
+STACK_DIR=${DSR_STACK_DIR:-$REPO_ROOT/.stack}
+[[ $STACK_DIR == /* ]] || STACK_DIR="$PWD/$STACK_DIR"
 
 log() { printf '[%s] %s\n' "${LOG_TAG:-dsr}" "$*" >&2; }
 die() {
@@ -17,6 +23,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 _DSR_APT_UPDATED=0
 apt_install() {
     have apt-get || die "apt-get not found: install $* by hand"
+    [[ $(id -u) -eq 0 ]] || die "installing $* needs root (apt-get); install it by hand or run as root"
     if [[ $_DSR_APT_UPDATED -eq 0 ]]; then
         log "apt-get update"
         apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
@@ -32,13 +39,6 @@ apt_install() {
         die "apt-get install $* failed"
     fi
     rm -f "$out"
-}
-
-# pip install into the interpreter that `python3` names.
-pip_install() {
-    log "pip install $*"
-    python3 -m pip install --quiet --disable-pip-version-check "$@" >&2
-    if have pyenv; then pyenv rehash >/dev/null 2>&1 || true; fi
 }
 
 # pid_alive PIDFILE [PATTERN]: the pid in PIDFILE runs (and its command line contains PATTERN).
@@ -104,3 +104,44 @@ log_tail() {
         printf -- '(no log at %s)\n' "$file" >&2
     fi
 }
+
+# offline CMD...: run CMD without a network. In an empty network namespace where we may (root, or
+# unprivileged user namespaces); otherwise every HTTP client is pointed at a closed port.
+offline() {
+    if unshare --net --map-root-user true 2>/dev/null; then
+        unshare --net --map-root-user "$@"
+    else
+        HTTPS_PROXY=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 \
+            http_proxy=http://127.0.0.1:9 NO_PROXY='' no_proxy='' "$@"
+    fi
+}
+
+# Phases with timings: `phase NAME CMD...` runs CMD, records how long it took and whether it
+# passed; `phase_summary` prints the table. A failed phase stops the script unless
+# PHASE_KEEP_GOING=1, in which case phase_summary's status says whether all passed.
+_DSR_PHASES=()
+_DSR_PHASE_FAILED=0
+phase() {
+    local name=$1 start=$SECONDS rc=0
+    shift
+    log "==> $name"
+    "$@" || rc=$?
+    if ((rc == 0)); then
+        _DSR_PHASES+=("$(printf '  %-56s %5ss  ok' "$name" "$((SECONDS - start))")")
+    else
+        _DSR_PHASES+=("$(printf '  %-56s %5ss  FAILED (exit %s)' "$name" "$((SECONDS - start))" "$rc")")
+        _DSR_PHASE_FAILED=1
+        [[ ${PHASE_KEEP_GOING:-0} == 1 ]] || return "$rc"
+    fi
+}
+phase_summary() {
+    ((${#_DSR_PHASES[@]} > 0)) || return 0
+    printf '\n%s phases:\n' "${LOG_TAG:-dsr}" >&2
+    printf '%s\n' "${_DSR_PHASES[@]}" >&2
+    return "$_DSR_PHASE_FAILED"
+}
+
+# shellcheck source=scripts/lib/python.sh
+source "$REPO_ROOT/scripts/lib/python.sh"
+# shellcheck source=scripts/lib/rust.sh
+source "$REPO_ROOT/scripts/lib/rust.sh"

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `scripts/stack.sh env`: with no stack it says so and fails; with a stack that is not running it
+# still prints the variables but warns and fails; its output, evaluated, sets the region for both
+# AWS CLI generations (AWS_REGION, AWS_DEFAULT_REGION) and says the admin passwords are local test
+# values; with the running stack of this test run (when its variables are set) it succeeds.
+# The last line reads `stack env: N passed, M failed`.
+set -euo pipefail
+
+LOG_TAG=stack-env-test
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source=scripts/lib/check.sh
+source "$REPO_ROOT/scripts/lib/check.sh"
+
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+CHECK_SHOW=("$WORK/out" "$WORK/err")
+
+# env_in DIR: run `stack.sh env` for the stack dir DIR on ports where nothing listens.
+env_in() {
+    DSR_STACK_DIR=$1 DSR_MOTO_PORT=1 DSR_PG_PORT=2 DSR_PG_PLAIN_PORT=3 DSR_MARIADB_PORT=4 \
+        bash "$REPO_ROOT/scripts/stack.sh" env >"$WORK/out" 2>"$WORK/err"
+}
+
+no_stack() { ! env_in "$WORK/none" && grep -q "no stack in $WORK/none" "$WORK/err" && [[ ! -s $WORK/out ]]; }
+check "no stack: fails and says so" no_stack
+
+mkdir -p "$WORK/down/secrets"
+printf 'pg-test-value\n' >"$WORK/down/secrets/pg_admin_password"
+printf 'mariadb-test-value\n' >"$WORK/down/secrets/mariadb_admin_password"
+stopped() {
+    ! env_in "$WORK/down" && grep -q 'is not running' "$WORK/err" &&
+        grep -q '^# WARNING: the stack is not running' "$WORK/out"
+}
+check "stopped stack: warns and fails" stopped
+
+evaluated() {
+    env_in "$WORK/down" || true
+    (
+        unset AWS_REGION AWS_DEFAULT_REGION
+        eval "$(cat "$WORK/out")"
+        [[ $AWS_REGION == us-east-1 && $AWS_DEFAULT_REGION == us-east-1 ]] &&
+            [[ $DSR_PG_ADMIN_PASSWORD == pg-test-value && $DSR_PYTHON == "$WORK/down/venv/bin/python" ]] &&
+            [[ :$PATH: == *":$WORK/down/bin:"* ]]
+    )
+}
+check "evaluated: region, passwords, python, PATH" evaluated
+labelled() { grep -q 'local test credentials only' "$WORK/out"; }
+check "the admin passwords are labelled local test values" labelled
+
+if [[ -n ${DSR_PG_ADMIN_PASSWORD:-} && -n ${DSR_STACK_DIR:-} ]]; then
+    running() { bash "$REPO_ROOT/scripts/stack.sh" env >"$WORK/out" 2>"$WORK/err" && [[ ! -s $WORK/err ]]; }
+    check "the running stack: succeeds, no warning" running
+fi
+
+check_summary "stack env"
