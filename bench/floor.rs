@@ -28,7 +28,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
-use db_secret_rotator::secrets::{SdkSecretStore, SecretStore, Stage};
+use db_secret_rotator::protocol::Stage;
+use db_secret_rotator::secrets::{SdkSecretStore, SecretStore};
 use db_secret_rotator::tls::TlsRoots;
 use mysql_async::prelude::Queryable;
 use postgres_protocol::escape::{escape_identifier, escape_literal};

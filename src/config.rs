@@ -1,43 +1,14 @@
-//! The function's configuration: environment variables turned into validated values, once per
+//! The function's configuration: the environment ([`Env`]) turned into validated values, once per
 //! container.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::env::Env;
 use crate::error::Error;
 use crate::metrics::MetricsConfig;
 use crate::password::PasswordPolicy;
-
-/// How credentials are rotated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    /// `single-user`: the user changes its own password.
-    SingleUser,
-    /// `alternating-users`: a superuser alternates the password between the user and its `_clone`.
-    AlternatingUsers,
-}
-
-impl Strategy {
-    /// Accepted spellings, for error messages.
-    pub const ACCEPTED: &'static str = "single-user, alternating-users";
-
-    /// Parses an exact strategy name.
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "single-user" => Some(Strategy::SingleUser),
-            "alternating-users" => Some(Strategy::AlternatingUsers),
-            _ => None,
-        }
-    }
-
-    /// The strategy's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::SingleUser => "single-user",
-            Strategy::AlternatingUsers => "alternating-users",
-        }
-    }
-}
+use crate::protocol::Strategy;
 
 /// `TLS_MODE`: what to do when a secret has no `ssl` key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +19,21 @@ pub enum TlsMode {
     Prefer,
 }
 
+impl TlsMode {
+    /// Accepted spellings, for error messages.
+    const ACCEPTED: &'static str = "verify-full, prefer";
+
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "verify-full" => Some(TlsMode::VerifyFull),
+            "prefer" => Some(TlsMode::Prefer),
+            _ => None,
+        }
+    }
+}
+
 /// Validated configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `PASSWORD_LENGTH`, `EXCLUDE_*`, `REQUIRE_EACH_INCLUDED_TYPE`.
     pub password_policy: PasswordPolicy,
@@ -86,100 +70,74 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads the process environment. See [`Config::from_lookup`].
-    pub fn from_env() -> Result<(Self, Vec<String>), Error> {
-        Self::from_lookup(&|name| std::env::var(name).ok())
-    }
-
-    /// Reads and validates every variable through `lookup`. Returns the configuration and warnings
-    /// (unrecognised spellings that fell back to a default). An empty variable counts as unset, except
-    /// `EXCLUDE_CHARACTERS`, where empty means "exclude nothing".
-    pub fn from_lookup(
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<(Self, Vec<String>), Error> {
-        let set = |name: &str| lookup(name).filter(|v| !v.is_empty());
-        let (password_policy, warnings) = PasswordPolicy::from_lookup(lookup)?;
-
-        let tls_mode = match set("TLS_MODE").as_deref() {
-            None | Some("verify-full") => TlsMode::VerifyFull,
-            Some("prefer") => TlsMode::Prefer,
-            Some(_) => {
-                return Err(Error::Config {
-                    variable: "TLS_MODE",
-                    problem: "must be `verify-full` or `prefer`".into(),
-                });
-            }
+    /// Validates every variable of `env`, by the rules of [`crate::env`]. Returns the configuration
+    /// and warnings (unrecognised boolean spellings, which read as false).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first invalid variable.
+    pub fn from_env(env: &Env) -> Result<(Self, Vec<String>), Error> {
+        let (password_policy, warnings) = PasswordPolicy::from_env(env)?;
+        let defaults = Config::default();
+        let config = Config {
+            password_policy,
+            tls_mode: env
+                .choice("TLS_MODE", TlsMode::parse, TlsMode::ACCEPTED)?
+                .unwrap_or(defaults.tls_mode),
+            tls_extra_ca_file: env.setting("TLS_EXTRA_CA_FILE").map(PathBuf::from),
+            connect_timeout: env
+                .number(
+                    "DB_CONNECT_TIMEOUT_SECS",
+                    0.1..=300.0,
+                    "a number of seconds from 0.1 to 300",
+                )?
+                .map_or(defaults.connect_timeout, Duration::from_secs_f64),
+            strategy: env
+                .choice("ROTATION_STRATEGY", Strategy::parse, Strategy::ACCEPTED)?
+                .unwrap_or(defaults.strategy),
+            mysql_username_limit: env
+                .number(
+                    "USERNAME_CHARACTER_LIMIT",
+                    1..=80,
+                    "an integer from 1 to 80",
+                )?
+                .unwrap_or(defaults.mysql_username_limit),
+            secrets_manager_endpoint: env.setting("SECRETS_MANAGER_ENDPOINT").map(str::to_owned),
+            metrics: MetricsConfig::from_env(env)?,
         };
-        let connect_timeout = match set("DB_CONNECT_TIMEOUT_SECS") {
-            None => Duration::from_secs(5),
-            Some(v) => v
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|s| s.is_finite() && *s >= 0.1 && *s <= 300.0)
-                .map(Duration::from_secs_f64)
-                .ok_or_else(|| Error::Config {
-                    variable: "DB_CONNECT_TIMEOUT_SECS",
-                    problem: "must be a number of seconds from 0.1 to 300".into(),
-                })?,
-        };
-        let strategy = match set("ROTATION_STRATEGY") {
-            None => Strategy::SingleUser,
-            Some(v) => Strategy::parse(&v).ok_or_else(|| Error::Config {
-                variable: "ROTATION_STRATEGY",
-                problem: format!("must be one of: {}", Strategy::ACCEPTED),
-            })?,
-        };
-        let mysql_username_limit = match set("USERNAME_CHARACTER_LIMIT") {
-            None => 16,
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=80).contains(n))
-                .ok_or_else(|| Error::Config {
-                    variable: "USERNAME_CHARACTER_LIMIT",
-                    problem: "must be an integer from 1 to 80".into(),
-                })?,
-        };
-        Ok((
-            Config {
-                password_policy,
-                tls_mode,
-                tls_extra_ca_file: set("TLS_EXTRA_CA_FILE").map(PathBuf::from),
-                connect_timeout,
-                strategy,
-                mysql_username_limit,
-                secrets_manager_endpoint: set("SECRETS_MANAGER_ENDPOINT"),
-                metrics: MetricsConfig::from_lookup(lookup)?,
-            },
-            warnings,
-        ))
+        Ok((config, warnings))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, Error> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::from_lookup(&|name| map.get(name).cloned()).map(|(c, _)| c)
+        Config::from_env(&Env::from_pairs(vars)).map(|(c, _)| c)
     }
 
     #[test]
     fn defaults() {
         let c = config(&[]).unwrap();
+        assert_eq!(c, Config::default());
         assert_eq!(c.tls_mode, TlsMode::VerifyFull);
         assert_eq!(c.connect_timeout, Duration::from_secs(5));
         assert_eq!(c.strategy, Strategy::SingleUser);
         assert_eq!(c.mysql_username_limit, 16);
         assert_eq!(c.secrets_manager_endpoint, None);
         assert_eq!(c.password_policy, PasswordPolicy::default());
+        // Blank values of the function's own variables mean the default too.
+        let blank = config(&[
+            ("TLS_MODE", ""),
+            ("DB_CONNECT_TIMEOUT_SECS", " "),
+            ("ROTATION_STRATEGY", ""),
+            ("SECRETS_MANAGER_ENDPOINT", ""),
+            ("TLS_EXTRA_CA_FILE", ""),
+            ("METRICS", ""),
+        ])
+        .unwrap();
+        assert_eq!(blank, Config::default());
     }
 
     #[test]
@@ -191,6 +149,7 @@ mod tests {
             ("USERNAME_CHARACTER_LIMIT", "32"),
             ("SECRETS_MANAGER_ENDPOINT", "https://vpce.example"),
             ("TLS_EXTRA_CA_FILE", "/opt/ca.pem"),
+            ("METRICS", "off"),
         ])
         .unwrap();
         assert_eq!(c.tls_mode, TlsMode::Prefer);
@@ -202,6 +161,7 @@ mod tests {
             Some("https://vpce.example")
         );
         assert_eq!(c.tls_extra_ca_file, Some(PathBuf::from("/opt/ca.pem")));
+        assert!(!c.metrics.enabled);
     }
 
     #[test]
@@ -214,6 +174,7 @@ mod tests {
             ("ROTATION_STRATEGY", "multi-user"),
             ("USERNAME_CHARACTER_LIMIT", "0"),
             ("PASSWORD_LENGTH", "0"),
+            ("METRICS", "maybe"),
         ] {
             match config(&[(name, value)]) {
                 Err(e @ Error::Config { variable, .. }) => {
@@ -223,5 +184,13 @@ mod tests {
                 other => panic!("{name}={value}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn warnings_are_returned() {
+        let (_, warnings) =
+            Config::from_env(&Env::from_pairs(&[("EXCLUDE_NUMBERS", "on")])).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("EXCLUDE_NUMBERS"));
     }
 }

@@ -5,10 +5,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::Strategy;
+use crate::engine::Engine;
 use crate::error::Error;
-use crate::rotators::Engine;
-use crate::secrets::Stage;
+use crate::protocol::{Stage, Strategy};
 
 /// A database password. `Debug` is redacted, there is no `Display`, and the one accessor says what it
 /// does. It serialises as a plain string because it goes back into the secret JSON.
@@ -112,6 +111,104 @@ fn describe_json_error(e: &serde_json::Error) -> String {
     )
 }
 
+/// The known keys of a secret object, read one at a time; every error names the key, never its
+/// value.
+struct Keys<'a> {
+    fields: &'a Map<String, Value>,
+    invalid: &'a dyn Fn(String) -> Error,
+}
+
+impl Keys<'_> {
+    fn required_string(&self, key: &str) -> Result<String, Error> {
+        match self.fields.get(key) {
+            None | Some(Value::Null) => Err((self.invalid)(format!(
+                "{key} key is missing from secret JSON"
+            ))),
+            Some(Value::String(s)) if s.is_empty() => {
+                Err((self.invalid)(format!("field `{key}` must not be empty")))
+            }
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err((self.invalid)(format!("field `{key}` must be a string"))),
+        }
+    }
+
+    /// A string, or `None` when absent, `null` or empty.
+    fn optional_string(&self, key: &str) -> Result<Option<String>, Error> {
+        match self.fields.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err((self.invalid)(format!(
+                "field `{key}` must be a string or null"
+            ))),
+        }
+    }
+
+    /// `engine`, or `default` when the key is absent or `null`.
+    fn engine(&self, default: Option<Engine>) -> Result<Engine, Error> {
+        let name = match (self.fields.get("engine"), default) {
+            (None | Some(Value::Null), Some(engine)) => return Ok(engine),
+            _ => self.required_string("engine")?,
+        };
+        Engine::parse(&name).ok_or_else(|| {
+            (self.invalid)(format!(
+                "field `engine` is not supported; accepted values (exact case): {}",
+                Engine::ACCEPTED
+            ))
+        })
+    }
+
+    /// `password`: any string, the empty one included.
+    fn password(&self) -> Result<Password, Error> {
+        match self.fields.get("password") {
+            Some(Value::String(s)) => Ok(Password::new(s.clone())),
+            None | Some(Value::Null) => Err((self.invalid)(
+                "password key is missing from secret JSON".into(),
+            )),
+            Some(_) => Err((self.invalid)("field `password` must be a string".into())),
+        }
+    }
+
+    /// `port`: a JSON number or a numeric string, 1 to 65535; the engine's default when absent.
+    fn port(&self, engine: Engine) -> Result<u16, Error> {
+        let as_string = || {
+            (self.invalid)(
+                "field `port` must be a number from 1 to 65535 (or such a string)".into(),
+            )
+        };
+        match self.fields.get("port") {
+            None | Some(Value::Null) => Ok(engine.default_port()),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p != 0)
+                .ok_or_else(|| {
+                    (self.invalid)("field `port` must be an integer from 1 to 65535".into())
+                }),
+            Some(Value::String(s)) => s
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(as_string),
+            Some(_) => Err(as_string()),
+        }
+    }
+
+    /// `rotation_strategy`, the per-secret strategy.
+    fn rotation_strategy(&self) -> Result<Option<Strategy>, Error> {
+        self.optional_string("rotation_strategy")?
+            .map(|name| {
+                Strategy::parse(&name).ok_or_else(|| {
+                    (self.invalid)(format!(
+                        "field `rotation_strategy` is not supported; accepted values: {}",
+                        Strategy::ACCEPTED
+                    ))
+                })
+            })
+            .transpose()
+    }
+}
+
 impl DbSecret {
     /// Parses and validates the `SecretString` of `secret_id` at `stage`. Errors name the secret, the
     /// stage and the field, never a value.
@@ -121,7 +218,7 @@ impl DbSecret {
 
     /// Like [`DbSecret::parse`], with `engine` assumed when the secret has no `engine` key (a master
     /// secret managed by RDS has none). The assumed engine is not written into the JSON.
-    pub fn parse_with_engine(
+    pub(crate) fn parse_with_engine(
         secret_id: &str,
         stage: Stage,
         text: &str,
@@ -142,81 +239,20 @@ impl DbSecret {
         let Value::Object(fields) = value else {
             return Err(invalid("value must be a JSON object".into()));
         };
-
-        let required_string = |key: &str| -> Result<String, Error> {
-            match fields.get(key) {
-                None | Some(Value::Null) => {
-                    Err(invalid(format!("{key} key is missing from secret JSON")))
-                }
-                Some(Value::String(s)) if s.is_empty() => {
-                    Err(invalid(format!("field `{key}` must not be empty")))
-                }
-                Some(Value::String(s)) => Ok(s.clone()),
-                Some(_) => Err(invalid(format!("field `{key}` must be a string"))),
-            }
+        let keys = Keys {
+            fields: &fields,
+            invalid: &invalid,
         };
-        let optional_string = |key: &str| -> Result<Option<String>, Error> {
-            match fields.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) if s.is_empty() => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(invalid(format!("field `{key}` must be a string or null"))),
-            }
-        };
-
-        let engine_name = match (fields.get("engine"), default_engine) {
-            (None | Some(Value::Null), Some(engine)) => engine.as_str().to_owned(),
-            _ => required_string("engine")?,
-        };
-        let engine = Engine::parse(&engine_name).ok_or_else(|| {
-            invalid(format!(
-                "field `engine` is not supported; accepted values (exact case): {}",
-                Engine::ACCEPTED
-            ))
-        })?;
-        let host = required_string("host")?;
-        let username = required_string("username")?;
-        let password = match fields.get("password") {
-            Some(Value::String(s)) => Password::new(s.clone()),
-            None | Some(Value::Null) => {
-                return Err(invalid("password key is missing from secret JSON".into()));
-            }
-            Some(_) => return Err(invalid("field `password` must be a string".into())),
-        };
-        let port = match fields.get("port") {
-            None | Some(Value::Null) => engine.default_port(),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .and_then(|p| u16::try_from(p).ok())
-                .filter(|p| *p != 0)
-                .ok_or_else(|| invalid("field `port` must be an integer from 1 to 65535".into()))?,
-            Some(Value::String(s)) => {
-                s.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
-                    invalid(
-                        "field `port` must be a number from 1 to 65535 (or such a string)".into(),
-                    )
-                })?
-            }
-            Some(_) => {
-                return Err(invalid(
-                    "field `port` must be a number from 1 to 65535 (or such a string)".into(),
-                ));
-            }
-        };
-        let dbname = optional_string("dbname")?;
-        let tls_server_name = optional_string("tls_server_name")?;
-        let masterarn = optional_string("masterarn")?;
-        let rotation_strategy = match optional_string("rotation_strategy")? {
-            None => None,
-            Some(s) => Some(Strategy::parse(&s).ok_or_else(|| {
-                invalid(format!(
-                    "field `rotation_strategy` is not supported; accepted values: {}",
-                    Strategy::ACCEPTED
-                ))
-            })?),
-        };
+        let engine = keys.engine(default_engine)?;
+        let host = keys.required_string("host")?;
+        let username = keys.required_string("username")?;
+        let password = keys.password()?;
+        let port = keys.port(engine)?;
+        let dbname = keys.optional_string("dbname")?;
+        let tls_server_name = keys.optional_string("tls_server_name")?;
+        let masterarn = keys.optional_string("masterarn")?;
+        let rotation_strategy = keys.rotation_strategy()?;
         let ssl = SslSetting::parse(fields.get("ssl"));
-
         Ok(DbSecret {
             fields,
             engine,
@@ -259,7 +295,7 @@ impl DbSecret {
 
     /// A copy whose TLS settings (`ssl`, `tls_server_name`) are taken from `other`; used when logging
     /// in with `AWSPREVIOUS`, which must follow the current secret's TLS choice.
-    pub fn with_tls_of(&self, other: &DbSecret) -> Self {
+    pub(crate) fn with_tls_of(&self, other: &DbSecret) -> Self {
         let mut next = self.clone();
         next.ssl = other.ssl;
         next.tls_server_name = other.tls_server_name.clone();
@@ -268,7 +304,7 @@ impl DbSecret {
 
     /// A copy that connects to `dbname` (alternating users connect the master to the rotated
     /// secret's database).
-    pub fn with_dbname(&self, dbname: Option<String>) -> Self {
+    pub(crate) fn with_dbname(&self, dbname: Option<String>) -> Self {
         let mut next = self.clone();
         next.dbname = dbname;
         next

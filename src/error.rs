@@ -8,9 +8,8 @@ use std::fmt;
 
 use lambda_runtime::Diagnostic;
 
-use crate::event::Step;
-use crate::rotators::Engine;
-use crate::secrets::Stage;
+use crate::engine::Engine;
+use crate::protocol::{Stage, Step};
 
 /// Details of [`Error::IdentityMismatch`], boxed to keep `Result<_, Error>` small.
 #[derive(Debug)]
@@ -164,7 +163,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The stable Lambda `errorType` for this failure (PROTOCOL.md 5.10).
+    /// The stable Lambda `errorType` for this failure (docs/protocol.md 5.10).
     pub fn error_type(&self) -> &'static str {
         match self {
             Error::InvalidEvent { .. } => "InvalidEvent",
@@ -182,8 +181,13 @@ impl Error {
         }
     }
 
-    /// An [`Error::InvalidSecret`] for `field` of the version at `stage`.
-    pub fn invalid_secret(secret_id: &str, stage: Stage, problem: impl fmt::Display) -> Self {
+    /// An [`Error::InvalidSecret`] of the version at `stage`: `problem` names the field, never its
+    /// value.
+    pub(crate) fn invalid_secret(
+        secret_id: &str,
+        stage: Stage,
+        problem: impl fmt::Display,
+    ) -> Self {
         Error::InvalidSecret {
             secret_id: secret_id.to_owned(),
             stage,

@@ -5,52 +5,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::error::Error;
-
-/// One of the four rotation steps, or an unrecognised name kept for the error message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    /// `createSecret`
-    CreateSecret,
-    /// `setSecret`
-    SetSecret,
-    /// `testSecret`
-    TestSecret,
-    /// `finishSecret`
-    FinishSecret,
-    /// Anything else (`create_secret`, `CreateSecret`, …). The guard may still succeed for it when the
-    /// token is already current, as the reference does; dispatch rejects it.
-    Other(String),
-}
-
-impl Step {
-    /// Parses an exact, case-sensitive step name.
-    pub fn parse(name: &str) -> Self {
-        match name {
-            "createSecret" => Step::CreateSecret,
-            "setSecret" => Step::SetSecret,
-            "testSecret" => Step::TestSecret,
-            "finishSecret" => Step::FinishSecret,
-            other => Step::Other(other.to_owned()),
-        }
-    }
-
-    /// The step's protocol name.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Step::CreateSecret => "createSecret",
-            Step::SetSecret => "setSecret",
-            Step::TestSecret => "testSecret",
-            Step::FinishSecret => "finishSecret",
-            Step::Other(name) => name,
-        }
-    }
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::protocol::Step;
 
 /// A validated rotation event.
 ///

@@ -1,4 +1,4 @@
-//! The rotation handler: the guard of PROTOCOL.md section 2, then one function per step.
+//! The rotation handler: the guard of docs/protocol.md section 2, then one function per step.
 //!
 //! Generic over [`SecretStore`] and [`Rotator`], so unit tests run the protocol against in-memory
 //! fakes and integration tests against the emulator and real servers.
@@ -10,13 +10,16 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::config::{Config, Strategy};
+use crate::config::Config;
 use crate::credentials::{DbSecret, Password, SslSetting};
+use crate::deadline::{Deadline, StepContext};
+use crate::engine::{Engine, Family, clone_name};
 use crate::error::{Error, Mismatch};
-use crate::event::{RotationEvent, Step};
+use crate::event::RotationEvent;
 use crate::metrics::Report;
-use crate::rotators::{Deadline, Engine, Family, Rotator, StepContext, clone_name, username_limit};
-use crate::secrets::{SecretDescription, SecretStore, Stage};
+use crate::protocol::{Stage, Step, Strategy};
+use crate::rotators::Rotator;
+use crate::secrets::{SecretDescription, SecretStore};
 
 /// Source of new passwords: the configured policy over the OS-seeded CSPRNG in production, anything
 /// deterministic in tests.
@@ -53,7 +56,7 @@ pub async fn run<S: SecretStore, R: Rotator>(
 }
 
 /// [`run`], also returning what the invocation did, for its metrics line.
-pub async fn run_reporting<S: SecretStore, R: Rotator>(
+pub(crate) async fn run_reporting<S: SecretStore, R: Rotator>(
     payload: &Value,
     deadline: Deadline,
     store: &S,
@@ -322,7 +325,9 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
 
     /// The alternate user of `current`, within the engine's user-name limit.
     fn clone_name(&self, current: &DbSecret) -> Result<String, Error> {
-        let limit = username_limit(current.engine(), self.config.mysql_username_limit);
+        let limit = current
+            .engine()
+            .username_limit(self.config.mysql_username_limit);
         clone_name(current.username(), limit).map_err(|limit| {
             Error::invalid_secret(
                 self.secret_id(),

@@ -7,36 +7,62 @@
 //!
 //! # Layout
 //!
-//! - [`event`]: the rotation event, validated before any API call.
-//! - [`handler`]: the guard and the four steps, generic over a secret store and a rotator.
-//! - [`secrets`]: the [`secrets::SecretStore`] trait and its AWS SDK implementation.
+//! From the bottom up; a module imports only modules listed above it.
+//!
+//! - [`protocol`]: the protocol's vocabulary, [`protocol::Step`], [`protocol::Stage`],
+//!   [`protocol::Strategy`]; and [`engine`]: [`engine::Engine`], [`engine::Family`], user-name
+//!   limits and the clone name. Leaves: they import nothing of this crate.
+//! - [`error`]: the error type and its stable Lambda `errorType` names.
+//! - [`deadline`]: the invocation's time budget and the context a step acts in.
+//! - [`env`]: the environment, read once by one set of rules.
+//! - [`tls`]: trust roots (system, Amazon RDS, `TLS_EXTRA_CA_FILE`).
 //! - [`credentials`]: the secret JSON ([`credentials::DbSecret`], unknown keys kept) and
 //!   [`credentials::Password`].
 //! - [`password`]: password generation from the `PASSWORD_LENGTH`/`EXCLUDE_*` policy.
-//! - [`rotators`]: engines, the [`rotators::Rotator`] trait, the deadline, and one module per
-//!   database family.
-//! - [`tls`]: trust roots (system, Amazon RDS, `TLS_EXTRA_CA_FILE`).
-//! - [`logging`]: log set-up honouring Lambda's logging controls, raw events never logged.
 //! - [`metrics`]: one CloudWatch Embedded Metric Format line per invocation.
-//! - [`config`]: environment variables turned into a validated [`config::Config`].
-//! - [`error`]: the error type and its stable Lambda `errorType` names.
+//! - [`config`]: the environment turned into a validated [`config::Config`].
+//! - [`logging`]: log set-up honouring Lambda's logging controls, raw events never logged.
+//! - [`event`]: the rotation event, validated before any API call.
+//! - [`secrets`]: the [`secrets::SecretStore`] trait and its AWS SDK implementation.
+//! - [`rotators`]: the [`rotators::Rotator`] trait, [`rotators::Rotators`] dispatching on the
+//!   secret's engine, the driver glue every engine shares, and one folder per engine family
+//!   (`rotators/postgres/`, `rotators/mysql/`: session, SQL, alternating-users path).
+//! - [`handler`]: the guard and the four steps, generic over a secret store and a rotator.
+//!
+//! # Adding an engine
+//!
+//! A new engine is a folder under `rotators/` and an enum variant. Add its `engine` name to
+//! [`engine::Engine`] (and, when it speaks a new protocol, a variant of [`engine::Family`], whose
+//! exhaustive matches in `engine.rs` then ask for its default port, excluded password characters
+//! and user-name limit). Write `rotators/<family>/` with a session type and a rotator implementing
+//! [`rotators::Rotator`], using the shared glue for TLS choice, bounded calls and error text. Then
+//! give [`rotators::Session`] and [`rotators::Rotators`] one arm each for it. No other module
+//! names an engine: the handler, the secret store and the configuration stay as they are.
 //!
 //! # Testing
 //!
-//! Unit tests run the protocol against in-memory fakes. The integration tests (`tests/it`) need the
-//! local stack: `scripts/stack.sh up` starts a Secrets Manager emulator and real database servers and
-//! `scripts/stack.sh env` prints the variables the tests read. `scripts/test.sh` does all of it.
+//! Unit tests run beside the code: the protocol against in-memory fakes (`handler/tests.rs`),
+//! parsers with property tests, SQL building against fixed inputs. The integration tests
+//! (`tests/it`, one binary) run against the local stack: `scripts/stack.sh up` starts a Secrets
+//! Manager emulator and real PostgreSQL and MariaDB servers (password authentication, TLS), and
+//! `scripts/stack.sh env` prints the variables the tests read, once, in `tests/it/support`. A
+//! missing stack skips them, except under `CI=true`, where it fails the run. `scripts/test.sh`
+//! does all of it.
 
 #[cfg(test)]
 mod arbitrary;
 pub mod config;
 pub mod credentials;
+pub mod deadline;
+pub mod engine;
+pub mod env;
 pub mod error;
 pub mod event;
 pub mod handler;
 pub mod logging;
 pub mod metrics;
 pub mod password;
+pub mod protocol;
 pub mod rotators;
 pub mod secrets;
 pub mod tls;

@@ -8,6 +8,8 @@
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
+use crate::env::Env;
+
 /// Targets capped below TRACE (at the chosen level, or DEBUG when TRACE was asked for): the
 /// runtime logs the raw invocation payload, with its `RotationToken`, at TRACE.
 const CAPPED: &[&str] = &["lambda_runtime", "lambda_runtime_api_client"];
@@ -39,14 +41,17 @@ pub fn filter(spec: Option<&str>) -> EnvFilter {
     filter
 }
 
-/// Installs the global subscriber, writing to stdout (the function's log stream).
-pub fn init() {
-    let spec = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok();
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+/// Installs the global subscriber, writing to stdout (the function's log stream), as `env`'s
+/// `AWS_LAMBDA_LOG_LEVEL` (else `RUST_LOG`) and `AWS_LAMBDA_LOG_FORMAT` say.
+pub fn init(env: &Env) {
+    let spec = env
+        .setting("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|| env.setting("RUST_LOG"));
+    let json = env
+        .setting("AWS_LAMBDA_LOG_FORMAT")
+        .is_some_and(|f| f.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter(spec.as_deref()))
+        .with_env_filter(filter(spec))
         .with_target(false)
         .without_time();
     if json {

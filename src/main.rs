@@ -5,6 +5,7 @@
 #![recursion_limit = "256"]
 
 use aws_config::BehaviorVersion;
+use db_secret_rotator::env::Env;
 use db_secret_rotator::rotators::Rotators;
 use db_secret_rotator::secrets::SdkSecretStore;
 use db_secret_rotator::{Config, Error};
@@ -14,8 +15,9 @@ use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    logging::init();
-    let setup = match Config::from_env() {
+    let env = Env::from_process();
+    logging::init(&env);
+    let setup = match Config::from_env(&env) {
         Ok((config, warnings)) => {
             for warning in warnings {
                 tracing::warn!(%warning, "configuration");

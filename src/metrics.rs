@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use crate::config::Strategy;
+use crate::engine::Engine;
+use crate::env::Env;
 use crate::error::Error;
-use crate::rotators::Engine;
+use crate::protocol::Strategy;
 
 /// A metric dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,24 +73,18 @@ impl Default for MetricsConfig {
 }
 
 impl MetricsConfig {
-    /// Reads the metrics variables through `lookup`; empty counts as unset.
-    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let mut config = MetricsConfig::default();
-        if let Some(v) = set("METRICS") {
-            config.enabled = match v.trim().to_ascii_lowercase().as_str() {
-                "on" | "true" | "1" | "yes" => true,
-                "off" | "false" | "0" | "no" => false,
-                _ => {
-                    return Err(Error::Config {
-                        variable: "METRICS",
-                        problem: "must be `on` or `off`".into(),
-                    });
-                }
-            };
-        }
-        if let Some(v) = set("METRICS_NAMESPACE") {
-            let v = v.trim();
+    /// Reads the metrics variables of `env`: `METRICS` is a switch ([`Env::switch`]: `on`/`off`
+    /// or a boolean spelling, default on); blank values mean the defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the variable whose value is unusable.
+    pub fn from_env(env: &Env) -> Result<Self, Error> {
+        let mut config = MetricsConfig {
+            enabled: env.switch("METRICS", true)?,
+            ..MetricsConfig::default()
+        };
+        if let Some(v) = env.setting("METRICS_NAMESPACE") {
             if v.len() > 255 || v.starts_with("AWS/") || v.contains(':') {
                 return Err(Error::Config {
                     variable: "METRICS_NAMESPACE",
@@ -100,7 +95,7 @@ impl MetricsConfig {
             }
             config.namespace = v.to_owned();
         }
-        if let Some(v) = set("METRICS_DIMENSIONS") {
+        if let Some(v) = env.setting("METRICS_DIMENSIONS") {
             let mut dimensions = Vec::new();
             for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                 let d = Dimension::parse(name).ok_or_else(|| Error::Config {
@@ -137,7 +132,7 @@ pub struct Report {
 
 impl Report {
     /// The EMF JSON line (without a newline) at `timestamp_ms` (milliseconds since the epoch).
-    pub fn emf_line(&self, config: &MetricsConfig, timestamp_ms: u64) -> String {
+    pub(crate) fn emf_line(&self, config: &MetricsConfig, timestamp_ms: u64) -> String {
         let failed = self.error_type.is_some();
         let mut root = Map::new();
         root.insert(
@@ -201,20 +196,17 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<MetricsConfig, Error> {
-        let map: HashMap<_, _> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        MetricsConfig::from_lookup(&|name| map.get(name).cloned())
+        MetricsConfig::from_env(&Env::from_pairs(vars))
     }
 
     #[test]
     fn configuration() {
         assert_eq!(config(&[]).unwrap(), MetricsConfig::default());
         assert!(!config(&[("METRICS", "off")]).unwrap().enabled);
+        assert!(!config(&[("METRICS", "false")]).unwrap().enabled);
+        assert!(config(&[("METRICS", "on")]).unwrap().enabled);
         let c = config(&[
             ("METRICS_NAMESPACE", "Team/Rotation"),
             ("METRICS_DIMENSIONS", "step, outcome,Step"),

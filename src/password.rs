@@ -1,6 +1,6 @@
-//! Password policy (PROTOCOL.md section 5.1) and password generation from an injected CSPRNG.
+//! Password policy (docs/protocol.md 5.1) and password generation from an injected CSPRNG.
 //!
-//! [`PasswordPolicy::from_lookup`] reads AWS's variables once at start-up and rejects every invalid
+//! [`PasswordPolicy::from_env`] reads AWS's variables once at start-up and rejects every invalid
 //! combination there, for both engine families, so that [`PasswordPolicy::generate`] cannot fail.
 //!
 //! Every draw is exactly uniform: characters and shuffle positions come from
@@ -12,8 +12,9 @@ use rand::CryptoRng;
 use rand::distr::{Distribution, Uniform};
 
 use crate::credentials::Password;
+use crate::engine::Family;
+use crate::env::Env;
 use crate::error::Error;
-use crate::rotators::Family;
 
 const PASSWORD_LENGTH: &str = "PASSWORD_LENGTH";
 const EXCLUDE_CHARACTERS: &str = "EXCLUDE_CHARACTERS";
@@ -34,11 +35,6 @@ const UPPERCASE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const DIGITS: &[u8] = b"0123456789";
 /// AWS's 32 punctuation characters (`GetRandomPassword`); space is not one of them.
 const PUNCTUATION: &[u8] = b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
-
-/// The reference's `EXCLUDE_CHARACTERS` default for PostgreSQL.
-const POSTGRES_DEFAULT_EXCLUDE: &str = ":/@\"'\\";
-/// The reference's `EXCLUDE_CHARACTERS` default for MySQL and MariaDB.
-const MYSQL_DEFAULT_EXCLUDE: &str = "/@\"'\\";
 
 /// Validated password policy, built from `PASSWORD_LENGTH`, `EXCLUDE_CHARACTERS`, `EXCLUDE_NUMBERS`,
 /// `EXCLUDE_PUNCTUATION`, `EXCLUDE_UPPERCASE`, `EXCLUDE_LOWERCASE` and `REQUIRE_EACH_INCLUDED_TYPE`.
@@ -75,8 +71,8 @@ impl Default for PasswordPolicy {
 }
 
 impl PasswordPolicy {
-    /// Reads the policy variables through `lookup` (the process environment in `main`, a map in
-    /// tests); an unset variable takes the reference's default.
+    /// Reads the policy variables of `env` (the process environment in `main`, a map in tests) by
+    /// the reference's rules ([`crate::env`]); an unset variable takes the reference's default.
     ///
     /// Returns the policy and warnings for boolean values that are not one of `true`, `1`, `y`,
     /// `yes`, `false`, `0`, `n`, `no` (case-insensitive); such values read as false, as in the
@@ -87,30 +83,16 @@ impl PasswordPolicy {
     /// [`Error::Config`] naming the variable when `PASSWORD_LENGTH` is not an integer from 1 to 4096
     /// (an empty value included), when the exclusions leave no character class, or when
     /// `PASSWORD_LENGTH` is below the number of classes `REQUIRE_EACH_INCLUDED_TYPE` requires.
-    pub fn from_lookup(
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<(Self, Vec<String>), Error> {
-        let length = match lookup(PASSWORD_LENGTH) {
+    pub fn from_env(env: &Env) -> Result<(Self, Vec<String>), Error> {
+        let length = match env.aws(PASSWORD_LENGTH) {
             None => DEFAULT_LENGTH,
-            Some(value) => parse_length(&value)?,
+            Some(value) => parse_length(value)?,
         };
         let mut warnings = Vec::new();
-        let mut flag = |variable: &'static str, default: bool| match lookup(variable) {
-            None => default,
-            Some(value) => {
-                let (parsed, recognised) = parse_bool(&value);
-                if !recognised {
-                    warnings.push(format!(
-                        "{variable} is {value:?}, which is not a recognised boolean, and reads as \
-                         false; use true or false"
-                    ));
-                }
-                parsed
-            }
-        };
+        let mut flag = |variable: &str, default: bool| env.flag(variable, default, &mut warnings);
         let policy = PasswordPolicy {
             length,
-            exclude_characters: lookup(EXCLUDE_CHARACTERS),
+            exclude_characters: env.aws(EXCLUDE_CHARACTERS).map(str::to_owned),
             exclude_numbers: flag(EXCLUDE_NUMBERS, false),
             exclude_punctuation: flag(EXCLUDE_PUNCTUATION, false),
             exclude_uppercase: flag(EXCLUDE_UPPERCASE, false),
@@ -119,99 +101,6 @@ impl PasswordPolicy {
         }
         .validated()?;
         Ok((policy, warnings))
-    }
-
-    /// The policy with `PASSWORD_LENGTH` set to `length`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] naming `PASSWORD_LENGTH` when `length` is outside 1 to 4096 or below the
-    /// number of classes `REQUIRE_EACH_INCLUDED_TYPE` requires (so lower the requirement first).
-    pub fn with_length(self, length: u16) -> Result<Self, Error> {
-        if !(1..=MAX_LENGTH).contains(&length) {
-            return Err(config(PASSWORD_LENGTH, LENGTH_RANGE.to_owned()));
-        }
-        PasswordPolicy { length, ..self }.validated()
-    }
-
-    /// The policy with `EXCLUDE_CHARACTERS` unset (`None`: the family's default set) or set
-    /// (`Some("")`: no exclusions).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] when the result is invalid, as in [`PasswordPolicy::from_lookup`].
-    pub fn with_exclude_characters(self, characters: Option<&str>) -> Result<Self, Error> {
-        let exclude_characters = characters.map(str::to_owned);
-        PasswordPolicy {
-            exclude_characters,
-            ..self
-        }
-        .validated()
-    }
-
-    /// The policy with `EXCLUDE_NUMBERS` set to `exclude`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] when the result is invalid, as in [`PasswordPolicy::from_lookup`].
-    pub fn with_exclude_numbers(self, exclude: bool) -> Result<Self, Error> {
-        PasswordPolicy {
-            exclude_numbers: exclude,
-            ..self
-        }
-        .validated()
-    }
-
-    /// The policy with `EXCLUDE_PUNCTUATION` set to `exclude`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] when the result is invalid, as in [`PasswordPolicy::from_lookup`].
-    pub fn with_exclude_punctuation(self, exclude: bool) -> Result<Self, Error> {
-        PasswordPolicy {
-            exclude_punctuation: exclude,
-            ..self
-        }
-        .validated()
-    }
-
-    /// The policy with `EXCLUDE_UPPERCASE` set to `exclude`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] when the result is invalid, as in [`PasswordPolicy::from_lookup`].
-    pub fn with_exclude_uppercase(self, exclude: bool) -> Result<Self, Error> {
-        PasswordPolicy {
-            exclude_uppercase: exclude,
-            ..self
-        }
-        .validated()
-    }
-
-    /// The policy with `EXCLUDE_LOWERCASE` set to `exclude`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] when the result is invalid, as in [`PasswordPolicy::from_lookup`].
-    pub fn with_exclude_lowercase(self, exclude: bool) -> Result<Self, Error> {
-        PasswordPolicy {
-            exclude_lowercase: exclude,
-            ..self
-        }
-        .validated()
-    }
-
-    /// The policy with `REQUIRE_EACH_INCLUDED_TYPE` set to `require`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] when the result is invalid, as in [`PasswordPolicy::from_lookup`].
-    pub fn with_require_each_included_type(self, require: bool) -> Result<Self, Error> {
-        PasswordPolicy {
-            require_each_included_type: require,
-            ..self
-        }
-        .validated()
     }
 
     /// The password length in characters (1 to 4096).
@@ -250,10 +139,9 @@ impl PasswordPolicy {
 
     /// The character classes left for `family` after every exclusion, empty ones dropped.
     fn classes(&self, family: Family) -> Vec<Vec<u8>> {
-        let excluded = match (&self.exclude_characters, family) {
-            (Some(set), _) => set.as_str(),
-            (None, Family::Postgres) => POSTGRES_DEFAULT_EXCLUDE,
-            (None, Family::Mysql) => MYSQL_DEFAULT_EXCLUDE,
+        let excluded = match &self.exclude_characters {
+            Some(set) => set.as_str(),
+            None => family.default_excluded_characters(),
         };
         [
             (LOWERCASE, self.exclude_lowercase),
@@ -277,7 +165,7 @@ impl PasswordPolicy {
     /// `self` if both families can generate from it, else the error naming the variable to change.
     fn validated(self) -> Result<Self, Error> {
         let mut required = 0;
-        for family in [Family::Postgres, Family::Mysql] {
+        for family in Family::ALL {
             let classes = self.classes(family);
             if classes.is_empty() {
                 return Err(self.nothing_left());
@@ -344,16 +232,6 @@ fn parse_length(value: &str) -> Result<u16, Error> {
     }
 }
 
-/// The reference's reading of a boolean, and whether the spelling is a recognised one.
-fn parse_bool(value: &str) -> (bool, bool) {
-    let is = |spellings: &[&str]| spellings.iter().any(|s| value.eq_ignore_ascii_case(s));
-    if is(&["true", "1", "y", "yes"]) {
-        (true, true)
-    } else {
-        (false, is(&["false", "0", "n", "no"]))
-    }
-}
-
 fn config(variable: &'static str, problem: String) -> Error {
     Error::Config { variable, problem }
 }
@@ -381,21 +259,17 @@ fn shuffle<R: CryptoRng + ?Sized>(chars: &mut [u8], rng: &mut R) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{HashMap, HashSet};
+    use std::collections::HashSet;
 
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
     use super::*;
 
-    const FAMILIES: [Family; 2] = [Family::Postgres, Family::Mysql];
+    const FAMILIES: [Family; 2] = Family::ALL;
 
     fn from_pairs(pairs: &[(&str, &str)]) -> Result<(PasswordPolicy, Vec<String>), Error> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|&(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        PasswordPolicy::from_lookup(&|name| map.get(name).cloned())
+        PasswordPolicy::from_env(&Env::from_pairs(pairs))
     }
 
     fn policy(pairs: &[(&str, &str)]) -> PasswordPolicy {
@@ -468,20 +342,12 @@ mod tests {
                 assert_eq!(generate(&padded, family, seed).len(), 40);
             }
         }
-        let built = PasswordPolicy::default()
-            .with_require_each_included_type(false)
-            .and_then(|p| p.with_length(1))
-            .expect("valid");
-        assert_eq!(built, one);
     }
 
     #[test]
     fn family_defaults_exclude_their_characters_and_nothing_else() {
         let policy = PasswordPolicy::default();
-        for (family, excluded) in [
-            (Family::Postgres, POSTGRES_DEFAULT_EXCLUDE),
-            (Family::Mysql, MYSQL_DEFAULT_EXCLUDE),
-        ] {
+        for (family, excluded) in [(Family::Postgres, ":/@\"'\\"), (Family::Mysql, "/@\"'\\")] {
             let expected: HashSet<char> = printable()
                 .into_iter()
                 .filter(|&c| !excluded.contains(c))
@@ -546,14 +412,7 @@ mod tests {
     }
 
     #[test]
-    fn builders_match_the_variables() {
-        let built = PasswordPolicy::default()
-            .with_exclude_numbers(true)
-            .and_then(|p| p.with_exclude_punctuation(true))
-            .and_then(|p| p.with_exclude_uppercase(true))
-            .and_then(|p| p.with_exclude_characters(Some("xyz")))
-            .and_then(|p| p.with_length(64))
-            .expect("valid");
+    fn flags_and_characters_combine() {
         let read = policy(&[
             ("EXCLUDE_NUMBERS", "1"),
             ("EXCLUDE_PUNCTUATION", "yes"),
@@ -561,13 +420,10 @@ mod tests {
             ("EXCLUDE_CHARACTERS", "xyz"),
             ("PASSWORD_LENGTH", "64"),
         ]);
-        assert_eq!(built, read);
+        assert_eq!(read.length(), 64);
         let expected: HashSet<char> = ('a'..='w').collect();
-        assert_eq!(all_chars(&built, Family::Mysql, 100), expected);
-        assert!(matches!(
-            PasswordPolicy::default().with_exclude_lowercase(true),
-            Ok(p) if p.exclude_lowercase
-        ));
+        assert_eq!(all_chars(&read, Family::Mysql, 100), expected);
+        assert!(policy(&[("EXCLUDE_LOWERCASE", "TRUE")]).exclude_lowercase);
     }
 
     #[test]
@@ -600,14 +456,6 @@ mod tests {
             ("REQUIRE_EACH_INCLUDED_TYPE", "false"),
         ]);
         policy(&[("PASSWORD_LENGTH", "3"), ("EXCLUDE_NUMBERS", "true")]);
-        let built = PasswordPolicy::default().with_length(3);
-        assert!(matches!(
-            built,
-            Err(Error::Config {
-                variable: "PASSWORD_LENGTH",
-                ..
-            })
-        ));
     }
 
     #[test]
@@ -641,11 +489,6 @@ mod tests {
             ("EXCLUDE_CHARACTERS", "abcdefghijklmnopqrstuvwxyz"),
         ]);
         assert_eq!(variable, "EXCLUDE_CHARACTERS");
-
-        let built = PasswordPolicy::default()
-            .with_exclude_characters(Some(&everything))
-            .map(|p| p.length());
-        assert!(built.is_err());
     }
 
     #[test]
@@ -668,9 +511,6 @@ mod tests {
         }
         let (_, problem) = config_error(&[("PASSWORD_LENGTH", "")]);
         assert!(problem.contains("set but empty"), "{problem}");
-        for length in [0, 4097, u16::MAX] {
-            assert!(PasswordPolicy::default().with_length(length).is_err());
-        }
     }
 
     #[test]

@@ -15,34 +15,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::error::Error;
-
-/// A staging label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stage {
-    /// `AWSCURRENT`: the credential in use.
-    Current,
-    /// `AWSPENDING`: the credential being rotated in.
-    Pending,
-    /// `AWSPREVIOUS`: the credential rotated out last time.
-    Previous,
-}
-
-impl Stage {
-    /// The label as Secrets Manager spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Current => "AWSCURRENT",
-            Stage::Pending => "AWSPENDING",
-            Stage::Previous => "AWSPREVIOUS",
-        }
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::protocol::Stage;
 
 /// What `DescribeSecret` tells the rotation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -134,11 +107,6 @@ impl SdkSecretStore {
         SdkSecretStore {
             client: Client::from_conf(builder.build()),
         }
-    }
-
-    /// Wraps an existing client (tests).
-    pub fn from_client(client: Client) -> Self {
-        SdkSecretStore { client }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Trust roots and the TLS client configuration (PROTOCOL.md 5.4).
+//! Trust roots and the TLS client configuration (docs/protocol.md 5.4).
 //!
 //! [`TlsRoots`] is built once per container, at start-up, from three sources:
 //!
@@ -17,9 +17,12 @@
 //! and decoded by [`parse_public_bundle`], a plain table-driven decoder; the extra file keeps the
 //! strict parser and its precise errors.
 //!
-//! The resulting [`rustls::ClientConfig`] uses the aws-lc-rs provider explicitly, so it never
-//! depends on (or panics for lack of) a process-wide default provider. [`server_name`] picks the
-//! name used for SNI and certificate verification (`tls_server_name` wins over `host`).
+//! The resulting [`rustls::ClientConfig`] (PostgreSQL's) uses the aws-lc-rs provider explicitly,
+//! so it never depends on (or panics for lack of) a process-wide default provider. mysql_async
+//! builds its own configuration from [`TlsRoots::certificates`] with `ClientConfig::builder()`,
+//! which does use the process-wide provider: the MySQL rotator installs aws-lc-rs as that default.
+//! [`server_name`] picks the name used for SNI and certificate verification (`tls_server_name`
+//! wins over `host`).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -45,6 +48,7 @@ const RDS_BUNDLE_PEM: &str = include_str!("../certs/rds-global-bundle.pem");
 pub struct TlsRoots {
     config: Arc<ClientConfig>,
     certs: Arc<[CertificateDer<'static>]>,
+    /// Number of roots loaded from each source: `Debug` shows them.
     counts: RootCounts,
 }
 
@@ -71,18 +75,18 @@ impl Anchors {
     }
 }
 
-/// Number of trust roots loaded from each source, for a start-up log line.
+/// Number of trust roots loaded from each source.
 ///
 /// Counts are of certificates accepted as trust anchors; a root present in two sources is counted
 /// in both.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RootCounts {
+struct RootCounts {
     /// Roots from the operating system's store.
-    pub system: usize,
+    system: usize,
     /// Roots from the embedded Amazon RDS global bundle.
-    pub rds: usize,
+    rds: usize,
     /// Roots from `TLS_EXTRA_CA_FILE` (or the bundle given to [`TlsRoots::from_pem`]).
-    pub extra: usize,
+    extra: usize,
 }
 
 impl TlsRoots {
@@ -115,7 +119,7 @@ impl TlsRoots {
 
     /// Only the given PEM bundle(s) (no system, no RDS) — for tests that need an exact trust set.
     ///
-    /// The certificates are counted as [`RootCounts::extra`].
+    /// The certificates are counted as extra roots.
     ///
     /// # Errors
     ///
@@ -143,11 +147,6 @@ impl TlsRoots {
     /// versions (TLS 1.3 and 1.2), these roots, and no client certificate.
     pub fn client_config(&self) -> Arc<ClientConfig> {
         Arc::clone(&self.config)
-    }
-
-    /// Number of roots loaded, by source, for a start-up log line.
-    pub fn counts(&self) -> RootCounts {
-        self.counts
     }
 
     /// The same roots as DER certificates (every one rustls accepted as a trust anchor), for
@@ -198,7 +197,10 @@ impl fmt::Debug for TlsRoots {
 /// A message naming the offending field (`host` or `tls_server_name`), never its value, when the
 /// name is neither a valid DNS name nor an IP address. An empty override is an error, not a
 /// fallback to `host`.
-pub fn server_name(host: &str, override_name: Option<&str>) -> Result<ServerName<'static>, String> {
+pub(crate) fn server_name(
+    host: &str,
+    override_name: Option<&str>,
+) -> Result<ServerName<'static>, String> {
     let (field, name) = match override_name {
         Some(name) => ("tls_server_name", name),
         None => ("host", host),
@@ -654,7 +656,7 @@ mod tests {
     #[test]
     fn load_without_extra_file() {
         let roots = TlsRoots::load(None).unwrap();
-        let counts = roots.counts();
+        let counts = roots.counts;
         assert_eq!(counts.rds, RDS_BUNDLE_COUNT);
         assert_eq!(counts.extra, 0);
         assert_eq!(
@@ -671,8 +673,8 @@ mod tests {
     fn load_with_extra_file_counts_it_and_trusts_it() {
         let path = testdata("test-ca.pem");
         let roots = TlsRoots::load(Some(&path)).unwrap();
-        assert_eq!(roots.counts().extra, 1);
-        assert_eq!(roots.counts().rds, RDS_BUNDLE_COUNT);
+        assert_eq!(roots.counts.extra, 1);
+        assert_eq!(roots.counts.rds, RDS_BUNDLE_COUNT);
         handshake(
             roots.client_config(),
             server_name("localhost", None).unwrap(),
@@ -742,7 +744,7 @@ mod tests {
     fn from_pem_is_the_exact_trust_set() {
         let roots = TlsRoots::from_pem(TEST_CA).unwrap();
         assert_eq!(
-            roots.counts(),
+            roots.counts,
             RootCounts {
                 system: 0,
                 rds: 0,
@@ -770,7 +772,7 @@ mod tests {
     #[test]
     fn untrusted_chain_is_rejected() {
         let roots = TlsRoots::from_pem(RDS_BUNDLE_PEM.as_bytes()).unwrap();
-        assert_eq!(roots.counts().extra, RDS_BUNDLE_COUNT);
+        assert_eq!(roots.counts.extra, RDS_BUNDLE_COUNT);
         let err = handshake(
             roots.client_config(),
             server_name("localhost", None).unwrap(),

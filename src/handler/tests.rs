@@ -375,17 +375,29 @@ fn new_password(_: Family) -> Password {
     Password::new(NEW_PASSWORD)
 }
 
+/// Runs one invocation, returning its result and its metrics report.
+async fn invoke(
+    payload: &Value,
+    deadline: Deadline,
+    store: &FakeStore,
+    db: &FakeDb,
+    config: &Config,
+) -> (Result<(), Error>, Report) {
+    run_reporting(payload, deadline, store, db, config, &new_password).await
+}
+
+/// `err` refuses an identity naming `needle`, and no password changed.
+fn assert_refused_as_mismatch(err: &Error, needle: &str, db: &FakeDb) {
+    assert_eq!(err.error_type(), "IdentityMismatch");
+    assert!(err.to_string().contains(needle), "{err}");
+    assert!(db.changes.borrow().is_empty());
+}
+
 async fn step(store: &FakeStore, db: &FakeDb, name: &str) -> Result<(), Error> {
     let deadline = Deadline::new(None, Duration::from_secs(5));
-    run(
-        &event(name),
-        deadline,
-        store,
-        db,
-        &Config::default(),
-        &new_password,
-    )
-    .await
+    invoke(&event(name), deadline, store, db, &Config::default())
+        .await
+        .0
 }
 
 async fn rotate(store: &FakeStore, db: &FakeDb) -> Result<(), Error> {
@@ -544,16 +556,10 @@ async fn invalid_events_make_no_call() {
         json!({"Step": "createSecret", "SecretId": SECRET, "ClientRequestToken": "tok\u{e9}n"}),
     ] {
         let deadline = Deadline::new(None, Duration::from_secs(5));
-        let err = run(
-            &payload,
-            deadline,
-            &store,
-            &db,
-            &Config::default(),
-            &new_password,
-        )
-        .await
-        .unwrap_err();
+        let err = invoke(&payload, deadline, &store, &db, &Config::default())
+            .await
+            .0
+            .unwrap_err();
         assert_eq!(err.error_type(), "InvalidEvent");
     }
     assert_eq!(store.calls.get(), Calls::default());
@@ -646,12 +652,7 @@ async fn set_secret_refuses_a_previous_secret_for_another_user() {
         .insert("admin".into(), "admin-pw".into());
     step(&store, &db, "createSecret").await.unwrap();
     let err = step(&store, &db, "setSecret").await.unwrap_err();
-    assert_eq!(err.error_type(), "IdentityMismatch");
-    assert!(
-        err.to_string().contains("previous valid user admin"),
-        "{err}"
-    );
-    assert!(db.changes.borrow().is_empty());
+    assert_refused_as_mismatch(&err, "previous valid user admin", &db);
 }
 
 #[tokio::test]
@@ -705,15 +706,15 @@ async fn an_exhausted_deadline_stops_before_the_login() {
     let db = FakeDb::with_user("app", OLD_PASSWORD);
     step(&store, &db, "createSecret").await.unwrap();
     let deadline = Deadline::new(Some(std::time::Instant::now()), Duration::from_secs(5));
-    let err = run(
+    let err = invoke(
         &event("setSecret"),
         deadline,
         &store,
         &db,
         &Config::default(),
-        &new_password,
     )
     .await
+    .0
     .unwrap_err();
     assert_eq!(err.error_type(), "DeadlineExceeded");
     assert!(err.to_string().contains("setSecret"), "{err}");
@@ -864,31 +865,19 @@ async fn strategy_comes_from_the_environment_unless_the_secret_overrides_it() {
         ..Config::default()
     };
     let deadline = Deadline::new(None, Duration::from_secs(5));
-    run(
-        &event("createSecret"),
-        deadline,
-        &store,
-        &db,
-        &config,
-        &new_password,
-    )
-    .await
-    .unwrap();
+    invoke(&event("createSecret"), deadline, &store, &db, &config)
+        .await
+        .0
+        .unwrap();
     assert_eq!(store.value(TOKEN).unwrap()["username"], "app_clone");
 
     let mut secret = alternating_secret("app");
     secret["rotation_strategy"] = json!("single-user");
     let store = FakeStore::new(&secret);
-    run(
-        &event("createSecret"),
-        deadline,
-        &store,
-        &db,
-        &config,
-        &new_password,
-    )
-    .await
-    .unwrap();
+    invoke(&event("createSecret"), deadline, &store, &db, &config)
+        .await
+        .0
+        .unwrap();
     assert_eq!(store.value(TOKEN).unwrap()["username"], "app");
 }
 
@@ -1000,12 +989,7 @@ async fn alternating_users_require_a_working_current_credential_and_the_clone_na
     store.insert(TOKEN, Some(pending.to_string()), &["AWSPENDING"]);
     let db = alternating_db("app");
     let err = step(&store, &db, "setSecret").await.unwrap_err();
-    assert_eq!(err.error_type(), "IdentityMismatch");
-    assert!(
-        err.to_string().contains("current user or clone app"),
-        "{err}"
-    );
-    assert!(db.changes.borrow().is_empty());
+    assert_refused_as_mismatch(&err, "current user or clone app", &db);
 }
 
 #[tokio::test]
@@ -1015,20 +999,13 @@ async fn each_invocation_reports_its_metrics() {
     let deadline = Deadline::new(None, Duration::from_secs(5));
     let mut reports = Vec::new();
     for name in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-        let (result, report) = run_reporting(
-            &event(name),
-            deadline,
-            &store,
-            &db,
-            &Config::default(),
-            &new_password,
-        )
-        .await;
+        let (result, report) =
+            invoke(&event(name), deadline, &store, &db, &Config::default()).await;
         result.unwrap();
         reports.push(report);
     }
     for report in &reports[..3] {
-        assert_eq!(report.engine, Some(crate::rotators::Engine::Postgres));
+        assert_eq!(report.engine, Some(crate::engine::Engine::Postgres));
         assert_eq!(report.strategy, Some(Strategy::SingleUser));
         assert_eq!(report.error_type, None);
         assert_eq!(report.secret_id.as_deref(), Some(SECRET));
@@ -1036,15 +1013,7 @@ async fn each_invocation_reports_its_metrics() {
     assert_eq!(reports[3].step, "finishSecret");
     assert_eq!(reports[3].engine, None, "finishSecret reads no secret");
 
-    let (result, report) = run_reporting(
-        &event("bogus"),
-        deadline,
-        &store,
-        &db,
-        &Config::default(),
-        &new_password,
-    )
-    .await;
+    let (result, report) = invoke(&event("bogus"), deadline, &store, &db, &Config::default()).await;
     assert!(result.is_ok(), "already current");
     assert_eq!(
         report.step, "invalid",
@@ -1053,13 +1022,12 @@ async fn each_invocation_reports_its_metrics() {
     let line = report.emf_line(&Config::default().metrics, 1);
     assert!(!line.contains("SENTINEL"));
 
-    let (result, report) = run_reporting(
+    let (result, report) = invoke(
         &json!({"Step": "setSecret"}),
         deadline,
         &store,
         &db,
         &Config::default(),
-        &new_password,
     )
     .await;
     assert_eq!(result.unwrap_err().error_type(), "InvalidEvent");

@@ -4,10 +4,10 @@
 
 use db_secret_rotator::config::TlsMode;
 use db_secret_rotator::credentials::{DbSecret, Password};
-use db_secret_rotator::event::Step;
+use db_secret_rotator::deadline::{Deadline, StepContext};
+use db_secret_rotator::protocol::{Stage, Step};
 use db_secret_rotator::rotators::mysql::{account_sql, quote_literal};
-use db_secret_rotator::rotators::{Account, Deadline, Rotator, Rotators, Session, StepContext};
-use db_secret_rotator::secrets::Stage;
+use db_secret_rotator::rotators::{Account, Rotator, Rotators, Session};
 use db_secret_rotator::tls::TlsRoots;
 use db_secret_rotator::{Config, Error};
 use mysql_async::prelude::Queryable;
@@ -150,48 +150,6 @@ async fn single_user_changes_exactly_the_authenticated_account() {
     assert_eq!(my_login(stack, &name, &pw_any, true).await, Err(1045));
     assert_ne!(any.auth_string(stack).await, any_hash);
     any.drop(stack).await;
-}
-
-/// The real code path under `NO_BACKSLASH_ESCAPES`: the session's mode is changed and re-read by
-/// the rotator (the hook a session uses at connect), then the password statement runs with
-/// literals escaped for that mode. A backslash-escaped literal would set a different password or
-/// fail to parse.
-#[tokio::test]
-async fn no_backslash_escapes_session() {
-    let stack = require_mariadb!();
-    let rotators = trusting_test_ca(stack, TlsMode::VerifyFull);
-    let name = unique("my_nbe");
-    let password = nasty_password();
-    let user = MyUser::create(stack, &name, "%", &password, "").await;
-    let current = secret(&mariadb_secret(stack, &name, &password));
-    let mut session = rotators
-        .connect(&current, "login", &ctx("arn:nbe"))
-        .await
-        .unwrap();
-    let Session::Mysql(my) = &mut session else {
-        panic!("a MariaDB secret opens a MySQL-family session")
-    };
-    assert!(my.is_mariadb());
-    assert!(!my.no_backslash_escapes(), "the stack's default sql_mode");
-    my.set_sql_mode("NO_BACKSLASH_ESCAPES,STRICT_TRANS_TABLES")
-        .await
-        .unwrap();
-    assert!(my.no_backslash_escapes());
-    let new = nasty_password();
-    rotators
-        .set_own_password(
-            &mut session,
-            &current,
-            &Password::new(&new),
-            &ctx("arn:nbe"),
-        )
-        .await
-        .unwrap();
-    rotators.close(session).await;
-    my_login(stack, &name, &new, true)
-        .await
-        .expect("the password set under NO_BACKSLASH_ESCAPES is exactly the new one");
-    user.drop(stack).await;
 }
 
 /// The escaper against the server's own parser, in both modes: every literal reads back as the

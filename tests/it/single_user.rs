@@ -276,9 +276,11 @@ async fn usernames_that_need_quoting_and_passwords_with_quotes_and_backslashes(s
     let stacks = require_server!(server);
     let config = db_secret_rotator::Config {
         tls_extra_ca_file: Some(stacks.common.test_ca.clone()),
-        password_policy: db_secret_rotator::password::PasswordPolicy::default()
-            .with_exclude_characters(Some(""))
-            .unwrap(),
+        password_policy: db_secret_rotator::password::PasswordPolicy::from_env(
+            &db_secret_rotator::env::Env::from_pairs(&[("EXCLUDE_CHARACTERS", "")]),
+        )
+        .unwrap()
+        .0,
         ..Default::default()
     };
     for name in [

@@ -3,9 +3,9 @@
 
 use db_secret_rotator::config::TlsMode;
 use db_secret_rotator::credentials::DbSecret;
-use db_secret_rotator::event::Step;
-use db_secret_rotator::rotators::{Deadline, Rotator, Rotators, StepContext};
-use db_secret_rotator::secrets::Stage;
+use db_secret_rotator::deadline::{Deadline, StepContext};
+use db_secret_rotator::protocol::{Stage, Step};
+use db_secret_rotator::rotators::{Rotator, Rotators};
 use db_secret_rotator::tls::TlsRoots;
 use db_secret_rotator::{Config, Error};
 use serde_json::{Value, json};

@@ -1,0 +1,184 @@
+//! The invocation's time budget (docs/protocol.md 5.5) and the context a step acts in.
+//!
+//! Below the rotators and the secret store alike: anything that waits on the network asks
+//! [`Deadline`] how long it may wait.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::error::Error;
+use crate::protocol::Step;
+
+/// The time a step may spend waiting: each connection attempt gets the configured timeout, capped
+/// at what is left of the invocation minus a safety margin.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    end: Option<Instant>,
+    connect_timeout: Duration,
+}
+
+impl Deadline {
+    /// Time kept back from the invocation deadline, to report an error instead of being killed.
+    const SAFETY_MARGIN: Duration = Duration::from_millis(1000);
+    /// Below this, an attempt is not worth starting.
+    const MIN_ATTEMPT: Duration = Duration::from_millis(200);
+    /// Bound on a query when the invocation has no deadline (tests, manual runs).
+    const UNBOUNDED_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// Deadlines below this (September 2001) are not epoch times: 0 when none is given, and local
+    /// emulators such as `cargo lambda watch` send a fixed relative value (600000).
+    const EARLIEST_EPOCH_MILLIS: u64 = 1_000_000_000_000;
+
+    /// A deadline at `end` (`None`: no invocation deadline).
+    pub fn new(end: Option<Instant>, connect_timeout: Duration) -> Self {
+        Deadline {
+            end,
+            connect_timeout,
+        }
+    }
+
+    /// From the Lambda context's deadline, in milliseconds since the Unix epoch. A value that cannot
+    /// be an epoch time means no deadline: each attempt is then bounded by the connect timeout.
+    pub(crate) fn from_epoch_millis(deadline_ms: u64, connect_timeout: Duration) -> Self {
+        if deadline_ms < Self::EARLIEST_EPOCH_MILLIS {
+            return Deadline::new(None, connect_timeout);
+        }
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+        Deadline::new(Some(Instant::now() + left), connect_timeout)
+    }
+
+    fn usable(&self) -> Option<Duration> {
+        self.end.map(|end| {
+            end.saturating_duration_since(Instant::now())
+                .saturating_sub(Self::SAFETY_MARGIN)
+        })
+    }
+
+    fn budget(&self, cap: Duration, step: &Step, attempt: &str) -> Result<Duration, Error> {
+        match self.usable() {
+            None => Ok(cap),
+            Some(left) if left < Self::MIN_ATTEMPT => Err(Error::DeadlineExceeded {
+                step: step.clone(),
+                attempt: attempt.to_owned(),
+            }),
+            Some(left) => Ok(left.min(cap)),
+        }
+    }
+
+    /// The timeout for the next connection attempt, or `DeadlineExceeded` naming it.
+    pub(crate) fn connect_timeout(&self, step: &Step, attempt: &str) -> Result<Duration, Error> {
+        self.budget(self.connect_timeout, step, attempt)
+    }
+
+    /// The timeout for the next statement, or `DeadlineExceeded` naming it.
+    pub(crate) fn query_timeout(&self, step: &Step, attempt: &str) -> Result<Duration, Error> {
+        self.budget(Self::UNBOUNDED_QUERY_TIMEOUT, step, attempt)
+    }
+}
+
+/// Who is acting, for errors and logs, and how much time is left.
+#[derive(Debug, Clone, Copy)]
+pub struct StepContext<'a> {
+    /// Secret ARN or name.
+    pub secret_id: &'a str,
+    /// The running step.
+    pub step: &'a Step,
+    /// The invocation's time budget.
+    pub deadline: Deadline,
+}
+
+impl StepContext<'_> {
+    /// [`Deadline::connect_timeout`] for this step.
+    pub(crate) fn connect_timeout(&self, attempt: &str) -> Result<Duration, Error> {
+        self.deadline.connect_timeout(self.step, attempt)
+    }
+
+    /// [`Deadline::query_timeout`] for this step.
+    pub(crate) fn query_timeout(&self, attempt: &str) -> Result<Duration, Error> {
+        self.deadline.query_timeout(self.step, attempt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_caps_and_refuses() {
+        let step = Step::SetSecret;
+        let d = Deadline::new(None, Duration::from_secs(5));
+        assert_eq!(
+            d.connect_timeout(&step, "x").unwrap(),
+            Duration::from_secs(5)
+        );
+        let d = Deadline::new(
+            Some(Instant::now() + Duration::from_secs(3)),
+            Duration::from_secs(5),
+        );
+        let t = d.connect_timeout(&step, "x").unwrap();
+        assert!(
+            t <= Duration::from_secs(2) && t > Duration::from_millis(1500),
+            "{t:?}"
+        );
+        let d = Deadline::new(
+            Some(Instant::now() + Duration::from_millis(1100)),
+            Duration::from_secs(5),
+        );
+        let e = d
+            .connect_timeout(&step, "login with current secret")
+            .unwrap_err();
+        assert_eq!(e.error_type(), "DeadlineExceeded");
+        assert!(
+            e.to_string().contains("setSecret")
+                && e.to_string().contains("login with current secret")
+        );
+        let now_ms = u64::try_from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        assert!(
+            Deadline::from_epoch_millis(now_ms + 500, Duration::from_secs(5))
+                .connect_timeout(&step, "x")
+                .is_err()
+        );
+        let t = Deadline::from_epoch_millis(now_ms + 4000, Duration::from_secs(5))
+            .connect_timeout(&step, "x")
+            .unwrap();
+        assert!(
+            t <= Duration::from_secs(3) && t > Duration::from_millis(2500),
+            "{t:?}"
+        );
+        // Not epoch times: no deadline, the connect timeout alone.
+        for not_epoch in [0, 1, 600_000] {
+            assert_eq!(
+                Deadline::from_epoch_millis(not_epoch, Duration::from_secs(5))
+                    .connect_timeout(&step, "x")
+                    .unwrap(),
+                Duration::from_secs(5)
+            );
+        }
+    }
+
+    #[test]
+    fn the_context_asks_its_deadline() {
+        let step = Step::TestSecret;
+        let ctx = StepContext {
+            secret_id: "s",
+            step: &step,
+            deadline: Deadline::new(None, Duration::from_millis(1500)),
+        };
+        assert_eq!(
+            ctx.connect_timeout("x").unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            ctx.query_timeout("x").unwrap(),
+            Deadline::UNBOUNDED_QUERY_TIMEOUT
+        );
+    }
+}

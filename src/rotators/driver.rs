@@ -1,0 +1,207 @@
+//! The glue every database driver needs, written once: how a connection is secured (the secret's
+//! `ssl` key and `TLS_MODE`, docs/protocol.md 5.4), the plaintext retry of `TLS_MODE=prefer`, calls
+//! bounded in time (5.5), the text kept from a driver error (5.10), and how long a close may take.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::config::TlsMode;
+use crate::credentials::{DbSecret, SslSetting};
+use crate::deadline::StepContext;
+use crate::engine::Engine;
+use crate::error::Error;
+
+/// How long closing a session waits for the server to acknowledge: a fraction of the deadline's
+/// safety margin, which a statement timeout leaves for closing and reporting.
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// What a statement that timed out may have done, for its error.
+pub(crate) const MAY_HAVE_APPLIED: &str = "the change may or may not have been applied";
+
+/// How one connection is secured, resolved from the secret's `ssl` key and `TLS_MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TlsChoice {
+    /// Verified TLS, no fallback.
+    Require,
+    /// Plaintext.
+    Disable,
+    /// Verified TLS, then plaintext with a warning when TLS cannot be set up.
+    Prefer,
+}
+
+impl TlsChoice {
+    /// The choice for a secret's `ssl` setting under `mode`.
+    pub(crate) fn resolve(ssl: SslSetting, mode: TlsMode) -> Self {
+        match (ssl, mode) {
+            (SslSetting::Require, _) => TlsChoice::Require,
+            (SslSetting::Disable, _) => TlsChoice::Disable,
+            (SslSetting::Unset | SslSetting::Unrecognised, TlsMode::VerifyFull) => {
+                TlsChoice::Require
+            }
+            (SslSetting::Unset | SslSetting::Unrecognised, TlsMode::Prefer) => TlsChoice::Prefer,
+        }
+    }
+}
+
+/// Why one connection attempt failed, and whether `TLS_MODE=prefer` may retry it in plaintext.
+pub(crate) struct Failure {
+    pub(crate) error: Error,
+    /// The server never got to authentication (no TLS, untrusted certificate, transport): a
+    /// plaintext retry is allowed under `prefer`. Authentication failures and timeouts never retry.
+    pub(crate) before_auth: bool,
+}
+
+impl Failure {
+    /// A failed login on `engine`, keeping `code` (never the server's message).
+    pub(crate) fn login(engine: Engine, code: String, before_auth: bool) -> Self {
+        Failure {
+            error: database_error(engine, "logging in", code),
+            before_auth,
+        }
+    }
+}
+
+/// The timeout of one connection attempt; running out of time is never retried.
+pub(crate) fn attempt_timeout(ctx: &StepContext<'_>, attempt: &str) -> Result<Duration, Failure> {
+    ctx.connect_timeout(attempt).map_err(|error| Failure {
+        error,
+        before_auth: false,
+    })
+}
+
+/// Connects as the TLS choice for `creds` says: `attempt(true)` is a verified-TLS attempt,
+/// `attempt(false)` a plaintext one. Under `prefer`, a TLS attempt that failed before
+/// authentication is retried in plaintext, with a warning naming the secret and host.
+pub(crate) async fn connect_per_tls_choice<T, Fut>(
+    mode: TlsMode,
+    creds: &DbSecret,
+    ctx: &StepContext<'_>,
+    attempt: impl Fn(bool) -> Fut,
+) -> Result<T, Error>
+where
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    match TlsChoice::resolve(creds.ssl(), mode) {
+        TlsChoice::Require => attempt(true).await,
+        TlsChoice::Disable => attempt(false).await,
+        TlsChoice::Prefer => match attempt(true).await {
+            Err(Failure {
+                error,
+                before_auth: true,
+            }) => {
+                tracing::warn!(
+                    secret_id = ctx.secret_id,
+                    host = creds.host(),
+                    error = %error,
+                    "TLS connection failed; retrying in plaintext because TLS_MODE=prefer"
+                );
+                attempt(false).await
+            }
+            other => other,
+        },
+    }
+    .map_err(|f| f.error)
+}
+
+/// Runs `work` for at most `timeout`. When the time runs out, the error is `timed_out` of a text
+/// saying so (`timed out after 1.5s`), to which the caller adds what may have happened.
+pub(crate) async fn bounded<T, E>(
+    timeout: Duration,
+    work: impl Future<Output = Result<T, E>>,
+    timed_out: impl FnOnce(String) -> E,
+) -> Result<T, E> {
+    match tokio::time::timeout(timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(timed_out(format!("timed out after {timeout:?}"))),
+    }
+}
+
+/// An [`Error::Database`]: `code` is an SQLSTATE, an error number or a transport description,
+/// never the server's message (which may echo the statement, and a password with it).
+pub(crate) fn database_error(
+    engine: Engine,
+    action: &'static str,
+    code: impl Into<String>,
+) -> Error {
+    Error::Database {
+        engine,
+        action,
+        code: code.into(),
+    }
+}
+
+/// A driver error's description with its causes (`error performing TLS handshake: invalid peer
+/// certificate: UnknownIssuer`), each cause added unless the text already ends with it. For
+/// transport, TLS and protocol failures only: a server error's message may quote the statement.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_choice() {
+        use SslSetting::*;
+        for (ssl, mode, expected) in [
+            (Require, TlsMode::Prefer, TlsChoice::Require),
+            (Disable, TlsMode::VerifyFull, TlsChoice::Disable),
+            (Unset, TlsMode::VerifyFull, TlsChoice::Require),
+            (Unrecognised, TlsMode::Prefer, TlsChoice::Prefer),
+        ] {
+            assert_eq!(TlsChoice::resolve(ssl, mode), expected, "{ssl:?} {mode:?}");
+        }
+    }
+
+    #[test]
+    fn error_chains_skip_repeated_causes() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("error performing TLS handshake")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::other(
+            "invalid peer certificate: UnknownIssuer",
+        ));
+        assert_eq!(
+            error_chain(&e),
+            "error performing TLS handshake: invalid peer certificate: UnknownIssuer"
+        );
+    }
+
+    #[tokio::test]
+    async fn bounded_calls_time_out_into_the_callers_error() {
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<(), String>(())
+        };
+        let err = bounded(Duration::from_millis(10), slow, |t| {
+            format!("{t}; {MAY_HAVE_APPLIED}")
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err, format!("timed out after 10ms; {MAY_HAVE_APPLIED}"));
+        assert_eq!(
+            bounded(Duration::from_secs(1), async { Ok::<u8, String>(7) }, |t| t).await,
+            Ok(7)
+        );
+    }
+}

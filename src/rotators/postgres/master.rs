@@ -1,0 +1,118 @@
+//! The alternating-users path, as the master (docs/protocol.md 5.8), in one transaction of named
+//! steps: [set the pending user's password](set_role_password) (creating the clone on the first
+//! rotation), then [repair the clone](repair_clone): `LOGIN`, membership in the original role, and
+//! `SET role` to the original, so that objects it creates belong to the original.
+
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+use tokio_postgres::Transaction;
+
+use super::session::{PgSession, statement_code};
+use crate::credentials::{DbSecret, Password};
+use crate::deadline::StepContext;
+use crate::engine::{Engine, original_name};
+use crate::error::Error;
+use crate::rotators::Account;
+use crate::rotators::driver::{bounded, database_error};
+
+/// What the whole change is called in errors.
+const CHANGING: &str = "creating or updating the alternate user";
+
+/// Makes the database accept `pending`'s password for its user, which is `current`'s user or
+/// its clone, and repairs the clone; bounded by one statement budget of `ctx`.
+pub(super) async fn set_password_as_master(
+    master: &mut PgSession,
+    current: &Account,
+    pending: &DbSecret,
+    ctx: &StepContext<'_>,
+) -> Result<(), Error> {
+    let engine = master.engine;
+    let target = pending.username();
+    let original = original_name(&current.user, target);
+    let clone = if original == target {
+        current.user.as_str()
+    } else {
+        target
+    };
+    let timeout = ctx.query_timeout(CHANGING)?;
+    let work = async {
+        let transaction = master
+            .client
+            .transaction()
+            .await
+            .map_err(|e| failed(engine, "starting a transaction", &e))?;
+        let created = set_role_password(&transaction, engine, target, pending.password()).await?;
+        repair_clone(&transaction, engine, original, clone).await?;
+        transaction
+            .commit()
+            .await
+            .map_err(|e| failed(engine, "committing", &e))?;
+        Ok(created)
+    };
+    let created = bounded(timeout, work, |timed_out| {
+        database_error(
+            engine,
+            CHANGING,
+            format!("{timed_out}; the transaction may or may not have been committed"),
+        )
+    })
+    .await?;
+    tracing::info!(user = target, created, "alternate user updated");
+    Ok(())
+}
+
+fn failed(engine: Engine, action: &'static str, e: &tokio_postgres::Error) -> Error {
+    database_error(engine, action, statement_code(e))
+}
+
+/// `ALTER ROLE … WITH LOGIN PASSWORD <verifier>`, or `CREATE ROLE` when `target` does not exist
+/// (the clone, on the first rotation). Returns whether the role was created.
+async fn set_role_password(
+    transaction: &Transaction<'_>,
+    engine: Engine,
+    target: &str,
+    password: &Password,
+) -> Result<bool, Error> {
+    let exists = transaction
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1",
+            &[&target],
+        )
+        .await
+        .map_err(|e| failed(engine, "looking up the user", &e))?
+        .is_some();
+    let verifier = postgres_protocol::password::scram_sha_256(password.expose().as_bytes());
+    // Contains the verifier, not the password; still never logged.
+    let statement = format!(
+        "{} ROLE {} WITH LOGIN PASSWORD {}",
+        if exists { "ALTER" } else { "CREATE" },
+        escape_identifier(target),
+        escape_literal(&verifier)
+    );
+    transaction
+        .batch_execute(&statement)
+        .await
+        .map_err(|e| failed(engine, "setting the password", &e))?;
+    Ok(!exists)
+}
+
+/// Every rotation: the clone logs in, is a member of the original, and acts as the original by
+/// default.
+async fn repair_clone(
+    transaction: &Transaction<'_>,
+    engine: Engine,
+    original: &str,
+    clone: &str,
+) -> Result<(), Error> {
+    let repair = format!(
+        "GRANT {original_id} TO {clone_id}; \
+         ALTER ROLE {clone_id} WITH LOGIN; \
+         ALTER ROLE {clone_id} SET role = {original_literal}",
+        original_id = escape_identifier(original),
+        clone_id = escape_identifier(clone),
+        original_literal = escape_literal(original),
+    );
+    transaction
+        .batch_execute(&repair)
+        .await
+        .map_err(|e| failed(engine, "repairing the alternate user", &e))
+}

@@ -1,0 +1,156 @@
+//! PostgreSQL and Aurora PostgreSQL (docs/protocol.md 5.6 and 5.8), over `tokio-postgres`.
+//!
+//! Passwords are sent as client-computed SCRAM-SHA-256 verifiers, so the plaintext never reaches the
+//! server's logs or `pg_stat_activity`. `ALTER ROLE` is a utility statement and cannot take bound
+//! parameters: the role name and the verifier are escaped client-side.
+//!
+//! # Layout
+//!
+//! - `session`: opening a session, what is kept of a driver error;
+//! - `master`: the alternating-users path, as named steps.
+
+mod master;
+mod session;
+
+use std::sync::Arc;
+
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+pub use session::PgSession;
+
+use super::driver::{
+    CLOSE_TIMEOUT, MAY_HAVE_APPLIED, bounded, connect_per_tls_choice, database_error,
+};
+use super::{Account, Rotator};
+use crate::config::TlsMode;
+use crate::credentials::{DbSecret, Password};
+use crate::deadline::StepContext;
+use crate::error::Error;
+use session::{describe, statement_code};
+
+/// The PostgreSQL rotator: TLS configuration shared by every connection.
+#[derive(Clone)]
+pub(crate) struct PostgresRotator {
+    /// Built once: each connection clones it (an `Arc`), never the rustls configuration.
+    tls: MakeRustlsConnect,
+    mode: TlsMode,
+}
+
+impl std::fmt::Debug for PostgresRotator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresRotator")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresRotator {
+    /// A rotator verifying servers with `tls` and falling back per `mode`.
+    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, mode: TlsMode) -> Self {
+        PostgresRotator {
+            tls: MakeRustlsConnect::new((*tls).clone()),
+            mode,
+        }
+    }
+}
+
+impl Rotator for PostgresRotator {
+    type Session = PgSession;
+
+    async fn connect(
+        &self,
+        creds: &DbSecret,
+        attempt: &str,
+        ctx: &StepContext<'_>,
+    ) -> Result<PgSession, Error> {
+        connect_per_tls_choice(self.mode, creds, ctx, |tls| {
+            PgSession::open(&self.tls, creds, tls, attempt, ctx)
+        })
+        .await
+    }
+
+    async fn check(&self, session: &mut PgSession, ctx: &StepContext<'_>) -> Result<(), Error> {
+        const TESTING: &str = "running the test query";
+        let timeout = ctx.query_timeout("test query")?;
+        let engine = session.engine;
+        let query = async {
+            session
+                .client
+                .simple_query("SELECT NOW()")
+                .await
+                .map_err(|e| database_error(engine, TESTING, describe(&e)))
+        };
+        bounded(timeout, query, |timed_out| {
+            database_error(engine, TESTING, timed_out)
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn set_own_password(
+        &self,
+        session: &mut PgSession,
+        user: &DbSecret,
+        new: &Password,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        const SETTING: &str = "setting the password";
+        let timeout = ctx.query_timeout("ALTER ROLE")?;
+        let verifier = postgres_protocol::password::scram_sha_256(new.expose().as_bytes());
+        // Contains the verifier, not the password; still never logged.
+        let statement = format!(
+            "ALTER ROLE {} PASSWORD {}",
+            escape_identifier(user.username()),
+            escape_literal(&verifier)
+        );
+        let engine = session.engine;
+        let change = async {
+            session
+                .client
+                .batch_execute(&statement)
+                .await
+                .map_err(|e| database_error(engine, SETTING, statement_code(&e)))
+        };
+        bounded(timeout, change, |timed_out| {
+            database_error(engine, SETTING, format!("{timed_out}; {MAY_HAVE_APPLIED}"))
+        })
+        .await
+    }
+
+    fn account(&self, session: &PgSession) -> Account {
+        Account {
+            user: session.user.clone(),
+            host: None,
+        }
+    }
+
+    /// As the master: see the `master` module for the steps.
+    async fn set_password_as_master(
+        &self,
+        master: &mut PgSession,
+        current: &Account,
+        pending: &DbSecret,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        master::set_password_as_master(master, current, pending, ctx).await
+    }
+
+    async fn close(&self, session: PgSession) {
+        let PgSession {
+            client,
+            mut connection,
+            ..
+        } = session;
+        drop(client);
+        // Dropping the client sends Terminate; wait briefly so the server sees a clean close. A
+        // connection still waiting for an answer (a statement that timed out) never finishes:
+        // stop it rather than leave it running in the warm container.
+        if tokio::time::timeout(CLOSE_TIMEOUT, &mut connection)
+            .await
+            .is_err()
+        {
+            connection.abort();
+        }
+    }
+}
