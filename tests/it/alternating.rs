@@ -4,7 +4,6 @@
 use postgres_protocol::escape::escape_identifier;
 use serde_json::{Value, json};
 
-use crate::server::{Server, Stacks, on_every_server, require_server};
 use crate::support::*;
 
 on_every_server!(
@@ -13,30 +12,30 @@ on_every_server!(
 );
 
 fn alternating_secret(
-    stacks: &Stacks,
+    stack: &Stack,
     server: Server,
     user: &str,
     password: &str,
     masterarn: &str,
 ) -> Value {
-    let mut secret = stacks.secret(server, user, password);
+    let mut secret = stack.secret(server, user, password);
     secret["masterarn"] = json!(masterarn);
     secret["rotation_strategy"] = json!("alternating-users");
     secret
 }
 
 async fn rotations_alternate_between_user_and_clone(server: Server) {
-    let stacks = require_server!(server);
+    let stack = require_stack!();
     let client = sm_client().await;
     let name = unique("alt");
     let clone = format!("{name}_clone");
     let password = fixture_password();
-    let user = stacks.create_user(server, &name, &password).await;
-    let table = stacks.grant_table(server, &name).await;
-    let master_arn = create_secret(&client, &stacks.master_secret(server)).await;
-    let original_secret = alternating_secret(&stacks, server, &name, &password, &master_arn);
+    let user = stack.create_user(server, &name, &password).await;
+    let table = stack.grant_table(server, &name).await;
+    let master_arn = create_secret(&client, &stack.master_secret(server)).await;
+    let original_secret = alternating_secret(stack, server, &name, &password, &master_arn);
     let arn = create_secret(&client, &original_secret).await;
-    let function = Function::new(stacks.common).await;
+    let function = Function::new(stack).await;
 
     let mut expected_users = [clone.as_str(), name.as_str()].into_iter().cycle();
     for round in 1..=3 {
@@ -56,15 +55,15 @@ async fn rotations_alternate_between_user_and_clone(server: Server) {
         assert_eq!(user_now, expected_users.next().unwrap(), "round {round}");
         assert_ne!(user_now, user_before, "round {round}");
         // Both the current and the previous credential log in, with the original's privileges.
-        stacks
+        stack
             .login(server, user_now, pw_now)
             .await
             .unwrap_or_else(|e| panic!("round {round}: current: {e}"));
-        stacks
+        stack
             .login(server, user_before, pw_before)
             .await
             .unwrap_or_else(|e| panic!("round {round}: previous: {e}"));
-        stacks
+        stack
             .reads(server, &table, user_now, pw_now)
             .await
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
@@ -74,20 +73,20 @@ async fn rotations_alternate_between_user_and_clone(server: Server) {
         expected["password"] = json!(pw_now);
         assert_eq!(current, expected, "round {round}");
     }
-    assert!(stacks.user_exists(server, &clone).await);
-    stacks.drop_table(server, table).await;
-    stacks.drop_user(server, &clone).await;
-    user.drop(&stacks).await;
+    assert!(stack.user_exists(server, &clone).await);
+    stack.drop_table(server, table).await;
+    stack.drop_user(server, &clone).await;
+    user.drop(stack).await;
 }
 
 async fn refusals_change_nothing(server: Server) {
-    let stacks = require_server!(server);
+    let stack = require_stack!();
     let client = sm_client().await;
     let name = unique("altno");
     let clone = format!("{name}_clone");
     let password = fixture_password();
-    let user = stacks.create_user(server, &name, &password).await;
-    let master = stacks.master_secret(server);
+    let user = stack.create_user(server, &name, &password).await;
+    let master = stack.master_secret(server);
     let master_arn = create_secret(&client, &master).await;
     let mut wrong = master.clone();
     wrong["password"] = json!("wrong");
@@ -95,12 +94,12 @@ async fn refusals_change_nothing(server: Server) {
     let mut far = master.clone();
     far["host"] = json!("localhost");
     let far_master = create_secret(&client, &far).await;
-    let good = alternating_secret(&stacks, server, &name, &password, &master_arn);
+    let good = alternating_secret(stack, server, &name, &password, &master_arn);
 
     let mut no_master = good.clone();
     no_master.as_object_mut().unwrap().remove("masterarn");
-    let long_name = "l".repeat(stacks.clone_limit(server) - "_clone".len() + 1);
-    let limit = format!("exceed {} characters", stacks.clone_limit(server));
+    let long_name = "l".repeat(stack.clone_limit(server) - "_clone".len() + 1);
+    let limit = format!("exceed {} characters", stack.clone_limit(server));
     let mut too_long = good.clone();
     too_long["username"] = json!(long_name);
     let mut bad_master = good.clone();
@@ -147,8 +146,8 @@ async fn refusals_change_nothing(server: Server) {
             "current",
         ),
     ];
-    let function = Function::new(stacks.common).await;
-    let verifier = user.verifier(&stacks).await;
+    let function = Function::new(stack).await;
+    let verifier = user.verifier(stack).await;
     for (case, secret, step, error_type, needle) in cases {
         let arn = create_secret(&client, &secret).await;
         let token = token();
@@ -162,12 +161,12 @@ async fn refusals_change_nothing(server: Server) {
         assert!(err.to_string().contains(needle), "{case}: {err}");
         assert_eq!(snapshot(&client, &arn).await, before, "{case}");
         assert!(
-            !stacks.user_exists(server, &clone).await,
+            !stack.user_exists(server, &clone).await,
             "{case}: clone created"
         );
-        assert_eq!(user.verifier(&stacks).await, verifier, "{case}");
+        assert_eq!(user.verifier(stack).await, verifier, "{case}");
     }
-    user.drop(&stacks).await;
+    user.drop(stack).await;
 }
 
 /// A user owning nothing but granted SELECT on a table only it may read, its master secret, and its

@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use crate::faults::{STEPS, Scenario, Strategy, report};
-use crate::server::{Server, Stacks, TestUser, on_every_server, require_server};
+use db_secret_rotator::protocol::Strategy;
+
+use crate::support::scenario::{STEPS, Scenario};
 use crate::support::*;
 
 on_every_server!(fifty_secrets_rotated_at_once);
@@ -15,12 +16,12 @@ on_every_server!(fifty_secrets_rotated_at_once);
 /// duplicate failed, the service retries the whole rotation with the same token, and so does
 /// this. Returns the two duplicates' outcomes.
 async fn duplicate_delivery(
-    stacks: &Stacks,
+    stack: &Stack,
     server: Server,
     strategy: Strategy,
     step: &'static str,
 ) -> Result<String, String> {
-    let scenario = Scenario::new(stacks, server, strategy, "dup").await;
+    let scenario = Scenario::new(stack, server, strategy, "dup").await;
     let (arn, token, function) = (&scenario.arn, &scenario.token, &scenario.function);
     for earlier in STEPS.iter().take_while(|s| **s != step) {
         function
@@ -57,10 +58,10 @@ async fn duplicate_delivery(
         ""
     };
     let state = scenario
-        .check_rotated(stacks)
+        .check_rotated(stack)
         .await
         .map_err(|e| format!("{outcomes}: {e}"))?;
-    scenario.cleanup(stacks).await;
+    scenario.cleanup(stack).await;
     Ok(format!("{outcomes}{retried} -> {state}"))
 }
 
@@ -68,11 +69,11 @@ async fn duplicate_delivery(
 async fn the_same_step_twice_at_once() {
     let started = Instant::now();
     let mut cases = Vec::new();
-    for server in [Server::Postgres, Server::Mariadb] {
-        if server.stacks().is_none() {
+    for server in Server::ALL {
+        if stack().is_none() {
             continue;
         }
-        for strategy in [Strategy::Single, Strategy::Alternating] {
+        for strategy in [Strategy::SingleUser, Strategy::AlternatingUsers] {
             for step in STEPS {
                 cases.push((server, strategy, step));
             }
@@ -80,8 +81,8 @@ async fn the_same_step_twice_at_once() {
     }
     let results: Vec<_> = futures_util::stream::iter(cases)
         .map(|(server, strategy, step)| async move {
-            let stacks = server.stacks().expect("stacks");
-            let result = duplicate_delivery(&stacks, server, strategy, step).await;
+            let stack = stack().expect("stack");
+            let result = duplicate_delivery(stack, server, strategy, step).await;
             (server, strategy, step, result)
         })
         .buffered(4)
@@ -95,7 +96,7 @@ async fn the_same_step_twice_at_once() {
         text.push_str(&format!(
             "{} {server:?} {} {step}: {}\n",
             if result.is_ok() { "ok" } else { "!!" },
-            strategy.name(),
+            strategy.as_str(),
             match result {
                 Ok(text) | Err(text) => text,
             }
@@ -109,17 +110,17 @@ async fn the_same_step_twice_at_once() {
 const SECRETS: usize = 50;
 
 async fn fifty_secrets_rotated_at_once(server: Server) {
-    let stacks = require_server!(server);
+    let stack = require_stack!();
     let client = sm_client().await;
     let setup_started = Instant::now();
     let cases: Vec<(TestUser, String, String, String)> = futures_util::stream::iter(0..SECRETS)
         .map(|_| {
-            let (stacks, client) = (&stacks, &client);
+            let (stack, client) = (stack, &client);
             async move {
                 let name = unique("many");
                 let password = fixture_password();
-                let user = stacks.create_user(server, &name, &password).await;
-                let arn = create_secret(client, &stacks.secret(server, &name, &password)).await;
+                let user = stack.create_user(server, &name, &password).await;
+                let arn = create_secret(client, &stack.secret(server, &name, &password)).await;
                 let token = token();
                 start_rotation(client, &arn, &token).await;
                 (user, password, arn, token)
@@ -129,7 +130,7 @@ async fn fifty_secrets_rotated_at_once(server: Server) {
         .collect()
         .await;
     let setup = setup_started.elapsed();
-    let function = Function::new(stacks.common).await;
+    let function = Function::new(stack).await;
     let started = Instant::now();
     let results = futures_util::future::join_all(cases.iter().map(|(_, _, arn, token)| {
         let function = &function;
@@ -153,12 +154,12 @@ async fn fifty_secrets_rotated_at_once(server: Server) {
     assert!(failures.is_empty(), "{failures:?}");
     for (user, password, arn, _) in &cases {
         let current = value(&client, arn, "AWSCURRENT").await;
-        stacks
+        stack
             .login(server, user.name(), current["password"].as_str().unwrap())
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", user.name()));
         assert_eq!(
-            stacks.login(server, user.name(), password).await,
+            stack.login(server, user.name(), password).await,
             Err(server.rejected().to_owned())
         );
     }
@@ -174,6 +175,6 @@ async fn fifty_secrets_rotated_at_once(server: Server) {
         ),
     );
     for (user, ..) in cases {
-        user.drop(&stacks).await;
+        user.drop(stack).await;
     }
 }

@@ -18,32 +18,12 @@
 
 use std::time::{Duration, Instant};
 
-use db_secret_rotator::Config;
-use db_secret_rotator::rotators::Rotators;
+use db_secret_rotator::protocol::Strategy;
 use futures_util::StreamExt;
-use serde_json::{Value, json};
 
-use crate::proxy::{Answer, Fault, Rule, SmProxy, TcpProxy, Trigger, TriggerAction, When};
-use crate::server::{Server, Stacks, Table, TestUser};
+use crate::support::proxy::{Answer, Fault, Rule, Trigger, TriggerAction, When};
+use crate::support::scenario::{STEPS, Scenario};
 use crate::support::*;
-
-/// The four steps, in order.
-pub const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    Single,
-    Alternating,
-}
-
-impl Strategy {
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::Single => "single-user",
-            Strategy::Alternating => "alternating-users",
-        }
-    }
-}
 
 /// A database fault.
 #[derive(Debug, Clone, Copy)]
@@ -103,192 +83,6 @@ impl Point {
     }
 }
 
-/// One secret on a server behind a database proxy, driven by a function behind a Secrets
-/// Manager proxy.
-pub struct Scenario {
-    pub server: Server,
-    pub strategy: Strategy,
-    pub user: TestUser,
-    pub password: String,
-    pub clone: Option<String>,
-    pub table: Option<Table>,
-    pub arn: String,
-    pub token: String,
-    pub old_version: String,
-    pub client: aws_sdk_secretsmanager::Client,
-    pub db: TcpProxy,
-    pub sm: SmProxy,
-    pub function: Function,
-}
-
-/// The configuration of the function under fault: short connection attempts, so that a silent
-/// server costs seconds, not the default 5 s per attempt.
-pub fn fault_config(stacks: &Stacks) -> Config {
-    Config {
-        tls_extra_ca_file: Some(stacks.common.test_ca.clone()),
-        connect_timeout: Duration::from_millis(1500),
-        ..Config::default()
-    }
-}
-
-/// The server's real address.
-pub fn server_address(stacks: &Stacks, server: Server) -> (String, u16) {
-    match server {
-        Server::Postgres => (stacks.common.pg_host.clone(), stacks.common.pg_port),
-        Server::Mariadb => {
-            let my = stacks.my.expect("a MariaDB stack");
-            (my.host.clone(), my.port)
-        }
-    }
-}
-
-impl Scenario {
-    /// A user with its secret pointing at a fresh database proxy, its rotation staged.
-    pub async fn new(stacks: &Stacks, server: Server, strategy: Strategy, prefix: &str) -> Self {
-        let name = unique(prefix);
-        let password = fixture_password();
-        let user = stacks.create_user(server, &name, &password).await;
-        let (host, port) = server_address(stacks, server);
-        let db = TcpProxy::start(&host, port).await;
-        let client = sm_client().await;
-        let mut secret = stacks.secret(server, &name, &password);
-        secret["host"] = json!("127.0.0.1");
-        secret["port"] = json!(db.port.to_string());
-        secret["ssl"] = json!(false);
-        let (mut clone, mut table) = (None, None);
-        if strategy == Strategy::Alternating {
-            let mut master = stacks.master_secret(server);
-            master["host"] = json!("127.0.0.1");
-            master["port"] = json!(db.port);
-            master["ssl"] = json!(false);
-            let master_arn = create_secret(&client, &master).await;
-            secret["masterarn"] = json!(master_arn);
-            secret["rotation_strategy"] = json!("alternating-users");
-            clone = Some(format!("{name}_clone"));
-            table = Some(stacks.grant_table(server, &name).await);
-        }
-        let arn = create_secret(&client, &secret).await;
-        let old_version = version_with(&client, &arn, "AWSCURRENT").await.unwrap();
-        let token = token();
-        start_rotation(&client, &arn, &token).await;
-        let sm = SmProxy::start().await;
-        let config = fault_config(stacks);
-        let rotators = Rotators::new(&config).expect("trust roots");
-        let mut function = Function::with_endpoint(config, rotators, Some(&sm.url)).await;
-        function.deadline = Some(Duration::from_secs(20));
-        Scenario {
-            server,
-            strategy,
-            user,
-            password,
-            clone,
-            table,
-            arn,
-            token,
-            old_version,
-            client,
-            db,
-            sm,
-            function,
-        }
-    }
-
-    /// Drops the users (and the clone, and the table) this scenario created.
-    pub async fn cleanup(self, stacks: &Stacks) {
-        if let Some(table) = self.table {
-            stacks.drop_table(self.server, table).await;
-        }
-        if let Some(clone) = &self.clone {
-            stacks.drop_user(self.server, clone).await;
-        }
-        self.user.drop(stacks).await;
-    }
-
-    /// The credential at `stage` (`None`: no value), read directly from the emulator.
-    pub async fn credential(&self, stage: &str) -> Option<(String, String)> {
-        let mut request = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.arn)
-            .version_stage(stage);
-        if stage == "AWSPENDING" {
-            request = request.version_id(&self.token);
-        }
-        let text = request.send().await.ok()?.secret_string?;
-        register_secret(&text);
-        let value: Value = serde_json::from_str(&text).ok()?;
-        Some((
-            value["username"].as_str()?.to_owned(),
-            value["password"].as_str()?.to_owned(),
-        ))
-    }
-
-    /// Whether the credential at `stage` logs in directly (verified TLS, no proxy).
-    pub async fn logs_in(&self, stacks: &Stacks, stage: &str) -> bool {
-        match self.credential(stage).await {
-            Some((user, password)) => stacks.login(self.server, &user, &password).await.is_ok(),
-            None => false,
-        }
-    }
-
-    /// The state every completed rotation must reach; `Err` says what is wrong.
-    pub async fn check_rotated(&self, stacks: &Stacks) -> Result<String, String> {
-        let versions = snapshot(&self.client, &self.arn).await;
-        if versions.len() != 2 {
-            return Err(format!("{} versions, expected 2", versions.len()));
-        }
-        let labels = labels(&self.client, &self.arn).await;
-        if !labels
-            .get(&self.token)
-            .is_some_and(|s| s.iter().any(|l| l == "AWSCURRENT"))
-        {
-            return Err(format!("AWSCURRENT not on the token: {labels:?}"));
-        }
-        if labels.get(&self.old_version).map(Vec::as_slice) != Some(&["AWSPREVIOUS".to_owned()][..])
-        {
-            return Err(format!("the old version is not AWSPREVIOUS: {labels:?}"));
-        }
-        let (user, password) = self
-            .credential("AWSCURRENT")
-            .await
-            .ok_or("no AWSCURRENT value")?;
-        if password == self.password {
-            return Err("the password did not change".into());
-        }
-        stacks
-            .login(self.server, &user, &password)
-            .await
-            .map_err(|e| format!("the new credential does not log in: {e}"))?;
-        match self.strategy {
-            Strategy::Single => {
-                match stacks
-                    .login(self.server, self.user.name(), &self.password)
-                    .await
-                {
-                    Err(code) if code == self.server.rejected() => {}
-                    other => return Err(format!("the old password is not rejected: {other:?}")),
-                }
-                Ok("rotated; old password rejected".into())
-            }
-            Strategy::Alternating => {
-                stacks
-                    .login(self.server, self.user.name(), &self.password)
-                    .await
-                    .map_err(|e| format!("AWSPREVIOUS no longer logs in: {e}"))?;
-                if Some(&user) != self.clone.as_ref() {
-                    return Err(format!("AWSCURRENT is {user}, not the clone"));
-                }
-                let table = self.table.as_ref().expect("a table");
-                stacks
-                    .reads(self.server, table, &user, &password)
-                    .await
-                    .map_err(|e| format!("the clone lacks the original's privileges ({e})"))?;
-                Ok("rotated; AWSPREVIOUS logs in; clone has the grants".into())
-            }
-        }
-    }
-}
-
 /// One row of the matrix.
 pub struct Row {
     pub point: String,
@@ -301,14 +95,14 @@ pub struct Row {
 /// The statements a fault can be aimed at, per engine and strategy: (label, pattern).
 fn statements(server: Server, strategy: Strategy) -> Vec<(&'static str, &'static str)> {
     match (server, strategy) {
-        (Server::Postgres, Strategy::Single) => vec![("ALTER ROLE", "ALTER ROLE")],
-        (Server::Mariadb, Strategy::Single) => vec![("SET PASSWORD", "SET PASSWORD")],
-        (Server::Postgres, Strategy::Alternating) => vec![
+        (Server::Postgres, Strategy::SingleUser) => vec![("ALTER ROLE", "ALTER ROLE")],
+        (Server::Mariadb, Strategy::SingleUser) => vec![("SET PASSWORD", "SET PASSWORD")],
+        (Server::Postgres, Strategy::AlternatingUsers) => vec![
             ("CREATE ROLE … PASSWORD", "WITH LOGIN PASSWORD"),
             ("GRANT (repair)", "GRANT "),
             ("COMMIT", "COMMIT"),
         ],
-        (Server::Mariadb, Strategy::Alternating) => vec![
+        (Server::Mariadb, Strategy::AlternatingUsers) => vec![
             ("CREATE USER … IDENTIFIED BY", "IDENTIFIED BY"),
             ("SHOW GRANTS", "SHOW GRANTS"),
             ("GRANT (replay)", "GRANT SELECT"),
@@ -378,11 +172,11 @@ fn points(server: Server, strategy: Strategy, ops: &[(usize, String, &'static st
 
 /// A clean rotation through the proxies: the Secrets Manager operations and their steps.
 async fn calibrate(
-    stacks: &Stacks,
+    stack: &Stack,
     server: Server,
     strategy: Strategy,
 ) -> Vec<(usize, String, &'static str)> {
-    let scenario = Scenario::new(stacks, server, strategy, "fmcal").await;
+    let scenario = Scenario::new(stack, server, strategy, "fmcal").await;
     let mut ops = Vec::new();
     for step in STEPS {
         let before = scenario.sm.operations();
@@ -405,16 +199,16 @@ async fn calibrate(
         }
     }
     scenario
-        .check_rotated(stacks)
+        .check_rotated(stack)
         .await
         .unwrap_or_else(|e| panic!("calibration: {e}"));
-    scenario.cleanup(stacks).await;
+    scenario.cleanup(stack).await;
     ops
 }
 
 /// Runs the rotation with the fault at `point`, checks the state, re-drives it, checks again.
-async fn run_point(stacks: &Stacks, server: Server, strategy: Strategy, point: Point) -> Row {
-    let scenario = Scenario::new(stacks, server, strategy, "fm").await;
+async fn run_point(stack: &Stack, server: Server, strategy: Strategy, point: Point) -> Row {
+    let scenario = Scenario::new(stack, server, strategy, "fm").await;
     if let Point::Sm {
         op, when, answer, ..
     } = &point
@@ -476,8 +270,8 @@ async fn run_point(stacks: &Stacks, server: Server, strategy: Strategy, point: P
             .any(|r| r.op == *op && r.fault.is_some());
     }
 
-    let current = scenario.logs_in(stacks, "AWSCURRENT").await;
-    let pending = scenario.logs_in(stacks, "AWSPENDING").await;
+    let current = scenario.logs_in(stack, "AWSCURRENT").await;
+    let pending = scenario.logs_in(stack, "AWSPENDING").await;
     let after_fault = match (current, pending) {
         (true, true) => "AWSCURRENT, AWSPENDING",
         (true, false) => "AWSCURRENT",
@@ -485,15 +279,15 @@ async fn run_point(stacks: &Stacks, server: Server, strategy: Strategy, point: P
         (false, false) => "NOTHING",
     };
     let fault_ok = match strategy {
-        Strategy::Single => current || pending,
-        Strategy::Alternating => current,
+        Strategy::SingleUser => current || pending,
+        Strategy::AlternatingUsers => current,
     };
     let retry = scenario
         .function
         .rotate(&scenario.arn, &scenario.token)
         .await;
     let after_retry = match retry {
-        Ok(()) => scenario.check_rotated(stacks).await,
+        Ok(()) => scenario.check_rotated(stack).await,
         Err(e) => Err(format!("retry failed: {} ({e})", e.error_type())),
     };
     let ok = reached && fault_ok && after_retry.is_ok();
@@ -511,7 +305,7 @@ async fn run_point(stacks: &Stacks, server: Server, strategy: Strategy, point: P
         },
         ok,
     };
-    scenario.cleanup(stacks).await;
+    scenario.cleanup(stack).await;
     row
 }
 
@@ -568,28 +362,15 @@ pub fn format_matrix(title: &str, rows: &[Row], elapsed: Duration) -> String {
     out
 }
 
-/// Writes `text` to `target/tmp/<name>` and to the process's stderr. The write goes to the file
-/// descriptor, not through `eprintln!`, which the test harness captures: the figures appear in
-/// every test run's output, `--nocapture` or not.
-pub fn report(name: &str, text: &str) {
-    use std::io::Write;
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    std::fs::write(&path, text).unwrap();
-    let mut stderr = std::io::stderr().lock();
-    let _ = write!(stderr, "\n{text}(written to {})\n", path.display());
-}
-
 /// How many fault points run at once.
 const PARALLEL: usize = 6;
 
 async fn matrix(server: Server, strategy: Strategy) {
-    let Some(stacks) = server.stacks() else {
-        return;
-    };
+    let stack = require_stack!();
     let started = Instant::now();
-    let ops = calibrate(&stacks, server, strategy).await;
+    let ops = calibrate(stack, server, strategy).await;
     let points = points(server, strategy, &ops);
-    let stacks_ref = &stacks;
+    let stacks_ref = stack;
     let mut rows: Vec<(usize, Row)> = futures_util::stream::iter(points.into_iter().enumerate())
         .map(|(i, point)| async move { (i, run_point(stacks_ref, server, strategy, point).await) })
         .buffer_unordered(PARALLEL)
@@ -603,7 +384,7 @@ async fn matrix(server: Server, strategy: Strategy) {
             Server::Postgres => "postgres",
             Server::Mariadb => "mariadb",
         },
-        strategy.name()
+        strategy.as_str()
     );
     let text = format_matrix(&title, &rows, started.elapsed());
     report(
@@ -616,20 +397,20 @@ async fn matrix(server: Server, strategy: Strategy) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matrix_postgres_single_user() {
-    matrix(Server::Postgres, Strategy::Single).await;
+    matrix(Server::Postgres, Strategy::SingleUser).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matrix_mariadb_single_user() {
-    matrix(Server::Mariadb, Strategy::Single).await;
+    matrix(Server::Mariadb, Strategy::SingleUser).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matrix_postgres_alternating_users() {
-    matrix(Server::Postgres, Strategy::Alternating).await;
+    matrix(Server::Postgres, Strategy::AlternatingUsers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matrix_mariadb_alternating_users() {
-    matrix(Server::Mariadb, Strategy::Alternating).await;
+    matrix(Server::Mariadb, Strategy::AlternatingUsers).await;
 }

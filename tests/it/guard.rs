@@ -1,4 +1,4 @@
-//! Every branch of the handler guard (PROTOCOL.md section 2) against the emulator: each failure
+//! Every branch of the handler guard (docs/protocol.md section 2) against the emulator: each failure
 //! names the secret and writes nothing.
 
 use serde_json::json;

@@ -9,9 +9,7 @@ use std::time::Duration;
 use aws_sdk_secretsmanager::primitives::Blob;
 use serde_json::{Value, json};
 
-use crate::faults::report;
-use crate::runtime_api::{FunctionProcess, Outcome};
-use crate::server::{Server, Stacks, TestUser, on_every_server, require_server};
+use crate::support::runtime_api::{FunctionProcess, Outcome};
 use crate::support::*;
 
 on_every_server!(injection_leaves_other_accounts_untouched);
@@ -293,39 +291,38 @@ fn injection_names(server: Server, victim: &str, n: &str) -> Vec<String> {
 }
 
 /// Every other account's stored verifier or hash, and whether it still logs in.
-async fn others(stacks: &Stacks, victims: &[(TestUser, String)], admin: &TestUser) -> Vec<String> {
-    let mut state = vec![admin.verifier(stacks).await];
+async fn others(stack: &Stack, victims: &[(TestUser, String)], admin: &TestUser) -> Vec<String> {
+    let mut state = vec![admin.verifier(stack).await];
     for (victim, _) in victims {
-        state.push(victim.verifier(stacks).await);
+        state.push(victim.verifier(stack).await);
     }
     state
 }
 
 async fn injection_leaves_other_accounts_untouched(server: Server) {
-    let stacks = require_server!(server);
+    let stack = require_stack!();
     let client = sm_client().await;
     // Victims: two accounts the injections aim at, plus the master (admin) account.
     let mut victims = Vec::new();
     for _ in 0..2 {
         let password = fixture_password();
         let name = unique("victim");
-        victims.push((stacks.create_user(server, &name, &password).await, password));
+        victims.push((stack.create_user(server, &name, &password).await, password));
     }
     let admin = match server {
         Server::Postgres => TestUser::Pg(PgUser {
-            name: stacks.common.pg_admin_user.clone(),
-            port: stacks.common.pg_port,
+            name: stack.pg_admin_user.clone(),
+            port: stack.pg_port,
         }),
-        Server::Mariadb => TestUser::My(crate::mysql_support::MyUser {
-            name: stacks.my.unwrap().admin_user.clone(),
+        Server::Mariadb => TestUser::My(mariadb::MyUser {
+            name: stack.mariadb_admin_user.clone(),
             host: "%".to_owned(),
         }),
     };
-    let before = others(&stacks, &victims, &admin).await;
+    let before = others(stack, &victims, &admin).await;
     let victim = victims[0].0.name().to_owned();
-    let victim_secret =
-        create_secret(&client, &stacks.secret(server, &victim, &victims[0].1)).await;
-    let function = Function::new(stacks.common).await;
+    let victim_secret = create_secret(&client, &stack.secret(server, &victim, &victims[0].1)).await;
+    let function = Function::new(stack).await;
     let mut lines = Vec::new();
     let n = unique("n");
     let n = n.rsplit('_').next().unwrap().to_owned();
@@ -333,8 +330,8 @@ async fn injection_leaves_other_accounts_untouched(server: Server) {
     // Usernames: real accounts with hostile names rotate like any other.
     for name in injection_names(server, &victim, &n) {
         let password = fixture_password();
-        let user = stacks.create_user(server, &name, &password).await;
-        let arn = create_secret(&client, &stacks.secret(server, &name, &password)).await;
+        let user = stack.create_user(server, &name, &password).await;
+        let arn = create_secret(&client, &stack.secret(server, &name, &password)).await;
         let token = token();
         start_rotation(&client, &arn, &token).await;
         function
@@ -342,14 +339,14 @@ async fn injection_leaves_other_accounts_untouched(server: Server) {
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let current = value(&client, &arn, "AWSCURRENT").await;
-        stacks
+        stack
             .login(server, &name, current["password"].as_str().unwrap())
             .await
             .unwrap();
         lines.push(format!(
             "username {name:?}: rotated, only that account changed"
         ));
-        user.drop(&stacks).await;
+        user.drop(stack).await;
     }
 
     // Values that reach no account: each fails, typed, and changes nothing.
@@ -392,8 +389,8 @@ async fn injection_leaves_other_accounts_untouched(server: Server) {
     for (key, hostile_value, alternating) in hostile {
         let name = unique("inj");
         let password = fixture_password();
-        let user = stacks.create_user(server, &name, &password).await;
-        let mut secret = stacks.secret(server, &name, &password);
+        let user = stack.create_user(server, &name, &password).await;
+        let mut secret = stack.secret(server, &name, &password);
         if alternating {
             secret["rotation_strategy"] = json!("alternating-users");
         }
@@ -418,26 +415,26 @@ async fn injection_leaves_other_accounts_untouched(server: Server) {
             "{key} = {hostile_value}: {result:?}"
         );
         lines.push(format!("{key} {hostile_value}: {error_type}"));
-        let verifier = user.verifier(&stacks).await;
-        stacks.login(server, &name, &password).await.unwrap();
+        let verifier = user.verifier(stack).await;
+        stack.login(server, &name, &password).await.unwrap();
         assert!(!verifier.is_empty());
-        user.drop(&stacks).await;
+        user.drop(stack).await;
     }
 
     assert_eq!(
-        others(&stacks, &victims, &admin).await,
+        others(stack, &victims, &admin).await,
         before,
         "another account changed"
     );
     for (victim, password) in &victims {
-        stacks.login(server, victim.name(), password).await.unwrap();
+        stack.login(server, victim.name(), password).await.unwrap();
     }
     report(
         &format!("hostile-injection-{server:?}.txt").to_lowercase(),
         &format!("== injection, {server:?} ==\n{}\n", lines.join("\n")),
     );
     for (victim, _) in victims {
-        victim.drop(&stacks).await;
+        victim.drop(stack).await;
     }
 }
 

@@ -13,14 +13,14 @@
 //!
 //! # Robustness suites
 //!
-//! - `proxy`: the fault proxies (TCP for the databases, HTTP for Secrets Manager); "server down"
-//!   is the proxy refusing, since the stack's servers are shared by parallel tests.
+//! - `support::proxy`: the fault proxies (TCP for the databases, HTTP for Secrets Manager); "server
+//!   down" is the proxy refusing, since the stack's servers are shared by parallel tests.
 //! - `faults`: the fault matrix, printed and written to `target/tmp/fault-matrix-*.txt`.
 //!   `DSR_FULL_MATRIX=1` adds the retried fault kinds (HTTP 500, cut, throttling) to every
 //!   Secrets Manager call, not only the writing ones.
 //! - `retries`, `concurrency`, `hostile`: retries and deadlines, duplicate delivery and 50 secrets
 //!   at once, malformed input and injection; figures in `target/tmp/*.txt`.
-//! - `soak` (with `runtime_api`, a Lambda Runtime API emulator driving the built binary):
+//! - `soak` (with `support::runtime_api`, a Lambda Runtime API emulator driving the built binary):
 //!   `DSR_SOAK_ROTATIONS` rotations in one warm process (default 100).
 
 // Fixtures fail the test by panicking, helpers included.
@@ -32,11 +32,7 @@ mod faults;
 mod guard;
 mod hostile;
 mod mariadb;
-mod mysql_support;
-mod proxy;
 mod retries;
-mod runtime_api;
-mod server;
 mod single_user;
 mod soak;
 mod support;

@@ -3,41 +3,16 @@
 //! both `sql_mode`s), and the alternating-users clone (host, grants, `REQUIRE`).
 
 use db_secret_rotator::config::TlsMode;
-use db_secret_rotator::credentials::{DbSecret, Password};
-use db_secret_rotator::deadline::{Deadline, StepContext};
-use db_secret_rotator::protocol::{Stage, Step};
+use db_secret_rotator::credentials::Password;
 use db_secret_rotator::rotators::mysql::{account_sql, quote_literal};
-use db_secret_rotator::rotators::{Account, Rotator, Rotators, Session};
+use db_secret_rotator::rotators::{Account, Rotator, Rotators};
 use db_secret_rotator::tls::TlsRoots;
 use db_secret_rotator::{Config, Error};
 use mysql_async::prelude::Queryable;
 use serde_json::{Value, json};
 
-use crate::mysql_support::*;
-use crate::support::{capture_logs, logs, unique};
-
-static SET_SECRET: Step = Step::SetSecret;
-
-fn ctx(secret_id: &str) -> StepContext<'_> {
-    StepContext {
-        secret_id,
-        step: &SET_SECRET,
-        deadline: Deadline::new(None, std::time::Duration::from_secs(5)),
-    }
-}
-
-/// Rotators trusting exactly the stack's test CA.
-fn trusting_test_ca(stack: &MyStack, mode: TlsMode) -> Rotators {
-    capture_logs();
-    let roots = TlsRoots::from_pem(&std::fs::read(&stack.test_ca).unwrap()).unwrap();
-    Rotators::with_roots(
-        &roots,
-        &Config {
-            tls_mode: mode,
-            ..Config::default()
-        },
-    )
-}
+use crate::support::mariadb::*;
+use crate::support::*;
 
 /// Rotators trusting the system and Amazon RDS roots only: the test CA is unknown to them.
 fn untrusting(mode: TlsMode) -> Rotators {
@@ -51,30 +26,12 @@ fn untrusting(mode: TlsMode) -> Rotators {
     )
 }
 
-fn secret(value: &Value) -> DbSecret {
-    DbSecret::parse("arn:mariadb-test", Stage::Current, &value.to_string()).unwrap()
-}
-
 /// A password with every character the literal escaper must handle.
 fn nasty_password() -> String {
     format!(
         "Pw-{:08x}-'\\\"%_`;\n\r\u{1a}é''\\\\",
         rand::random::<u32>()
     )
-}
-
-async fn connect(rotators: &Rotators, value: &Value, secret_id: &str) -> Result<Session, Error> {
-    rotators
-        .connect(&secret(value), "login", &ctx(secret_id))
-        .await
-}
-
-/// Connects, runs the test query and closes.
-async fn login(rotators: &Rotators, value: &Value, secret_id: &str) -> Result<(), Error> {
-    let mut session = connect(rotators, value, secret_id).await?;
-    let result = rotators.check(&mut session, &ctx(secret_id)).await;
-    rotators.close(session).await;
-    result
 }
 
 fn code(result: Result<(), Error>) -> String {
@@ -84,10 +41,13 @@ fn code(result: Result<(), Error>) -> String {
     }
 }
 
-/// Log lines (JSON) whose fields include `key` = `value`.
+/// Log lines (JSON) whose fields include `key` = `value`. Only lines holding the value's JSON text
+/// are parsed: the capture holds every test's lines.
 fn log_lines_with(key: &str, value: &str) -> Vec<Value> {
+    let quoted = serde_json::to_string(value).unwrap();
     logs()
         .lines()
+        .filter(|line| line.contains(quoted.as_str()))
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|line| line["fields"][key].as_str() == Some(value))
         .collect()
@@ -95,8 +55,8 @@ fn log_lines_with(key: &str, value: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn single_user_changes_exactly_the_authenticated_account() {
-    let stack = require_mariadb!();
-    let rotators = trusting_test_ca(stack, TlsMode::VerifyFull);
+    let stack = require_stack!();
+    let rotators = rotators_trusting(&stack.test_ca, TlsMode::VerifyFull);
     let name = unique("my_su");
     let (pw_any, pw_local) = (nasty_password(), nasty_password());
     let any = MyUser::create(stack, &name, "%", &pw_any, "").await;
@@ -104,7 +64,7 @@ async fn single_user_changes_exactly_the_authenticated_account() {
     let any_hash = any.auth_string(stack).await;
 
     // From 127.0.0.1 the server picks the more specific account.
-    let current = secret(&mariadb_secret(stack, &name, &pw_local));
+    let current = db_secret(&mariadb_secret(stack, &name, &pw_local));
     let mut session = rotators
         .connect(&current, "login", &ctx("arn:su"))
         .await
@@ -134,7 +94,7 @@ async fn single_user_changes_exactly_the_authenticated_account() {
 
     // Without the specific account, the '%' one authenticates and is the one changed.
     local.drop(stack).await;
-    let current = secret(&mariadb_secret(stack, &name, &pw_any));
+    let current = db_secret(&mariadb_secret(stack, &name, &pw_any));
     let mut session = rotators
         .connect(&current, "login", &ctx("arn:su"))
         .await
@@ -156,7 +116,7 @@ async fn single_user_changes_exactly_the_authenticated_account() {
 /// original string, and the backslash form is wrong under `NO_BACKSLASH_ESCAPES`.
 #[tokio::test]
 async fn literals_round_trip_in_both_sql_modes() {
-    let stack = require_mariadb!();
+    let stack = require_stack!();
     let value = "a'b\\c\"d\0e\nf\rg\u{1a}h%_`é''\\\\'";
     let mut admin = my_admin(stack).await;
     for (mode, nbe) in [
@@ -186,7 +146,7 @@ async fn literals_round_trip_in_both_sql_modes() {
 /// Why passwords are escaped client-side: the server refuses `?` in the password statements.
 #[tokio::test]
 async fn password_statements_take_no_placeholders() {
-    let stack = require_mariadb!();
+    let stack = require_stack!();
     let mut admin = my_admin(stack).await;
     for statement in [
         "ALTER USER `dsr_nobody`@`%` IDENTIFIED BY ?",
@@ -204,8 +164,8 @@ async fn password_statements_take_no_placeholders() {
 
 #[tokio::test]
 async fn require_ssl_account() {
-    let stack = require_mariadb!();
-    let rotators = trusting_test_ca(stack, TlsMode::VerifyFull);
+    let stack = require_stack!();
+    let rotators = rotators_trusting(&stack.test_ca, TlsMode::VerifyFull);
     let name = unique("my_rssl");
     let password = nasty_password();
     let user = MyUser::create(stack, &name, "%", &password, "REQUIRE SSL").await;
@@ -220,7 +180,7 @@ async fn require_ssl_account() {
         "error 1045 (28000)"
     );
     value["ssl"] = json!("TRUE");
-    let current = secret(&value);
+    let current = db_secret(&value);
     let mut session = rotators
         .connect(&current, "login", &ctx("arn:rssl"))
         .await
@@ -242,7 +202,7 @@ async fn require_ssl_account() {
 
 #[tokio::test]
 async fn tls_choices() {
-    let stack = require_mariadb!();
+    let stack = require_stack!();
     let plain_name = unique("my_tlsp");
     let ssl_name = unique("my_tlsr");
     let password = nasty_password();
@@ -252,7 +212,7 @@ async fn tls_choices() {
     let tls_secret = mariadb_secret(stack, &ssl_name, &password);
 
     // Verified TLS with the test CA; a REQUIRE SSL account logging in proves the session is TLS.
-    let trusted = trusting_test_ca(stack, TlsMode::VerifyFull);
+    let trusted = rotators_trusting(&stack.test_ca, TlsMode::VerifyFull);
     login(&trusted, &tls_secret, "arn:tls").await.unwrap();
     login(&trusted, &plain_secret, "arn:tls").await.unwrap();
     // ssl: false is plaintext, which the REQUIRE SSL account refuses.
@@ -277,7 +237,7 @@ async fn tls_choices() {
     let warnings = log_lines_with("secret_id", &secret_id);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0]["level"], "WARN");
-    assert_eq!(warnings[0]["fields"]["host"], stack.host.as_str());
+    assert_eq!(warnings[0]["fields"]["host"], stack.mariadb_host.as_str());
     // The fallback is plaintext: the REQUIRE SSL account is refused.
     assert_eq!(
         code(login(&prefer, &tls_secret, "arn:tls").await),
@@ -285,7 +245,7 @@ async fn tls_choices() {
     );
 
     // A wrong password is never retried in plaintext, even under prefer.
-    let prefer_trusted = trusting_test_ca(stack, TlsMode::Prefer);
+    let prefer_trusted = rotators_trusting(&stack.test_ca, TlsMode::Prefer);
     let secret_id = unique("arn:mariadb-wrong");
     let mut wrong = plain_secret.clone();
     wrong["password"] = json!("wrong-password");
@@ -314,7 +274,7 @@ async fn tls_choices() {
 }
 
 /// A `REQUIRE` row of `mysql.user`: ssl_type, cipher, issuer, subject.
-async fn require_row(stack: &MyStack, user: &str, host: &str) -> (String, String, String, String) {
+async fn require_row(stack: &Stack, user: &str, host: &str) -> (String, String, String, String) {
     let mut admin = my_admin(stack).await;
     let row: Option<(String, String, String, String)> = admin
         .exec_first(
@@ -330,8 +290,8 @@ async fn require_row(stack: &MyStack, user: &str, host: &str) -> (String, String
 
 #[tokio::test]
 async fn alternating_users_clone_follows_the_current_account() {
-    let stack = require_mariadb!();
-    let rotators = trusting_test_ca(stack, TlsMode::VerifyFull);
+    let stack = require_stack!();
+    let rotators = rotators_trusting(&stack.test_ca, TlsMode::VerifyFull);
     let db = unique("dsr_db%x");
     let db_sql = format!("`{db}`");
     my_admin_run(stack, &format!("CREATE DATABASE {db_sql}")).await;
@@ -362,7 +322,7 @@ async fn alternating_users_clone_follows_the_current_account() {
     let set = |pw: String| {
         let rotators = &rotators;
         let current = &current;
-        let pending = secret(&mariadb_secret(stack, &clone, &pw));
+        let pending = db_secret(&mariadb_secret(stack, &clone, &pw));
         async move {
             let mut master = connect(rotators, &mariadb_admin_secret(stack), "arn:alt")
                 .await
@@ -482,8 +442,8 @@ async fn alternating_users_clone_follows_the_current_account() {
 
 #[tokio::test]
 async fn password_statement_failures_keep_only_the_error_number() {
-    let stack = require_mariadb!();
-    let rotators = trusting_test_ca(stack, TlsMode::VerifyFull);
+    let stack = require_stack!();
+    let rotators = rotators_trusting(&stack.test_ca, TlsMode::VerifyFull);
     const SENTINEL: &str = "S3ntinel-'\\-pw";
     let check = |err: Error| {
         let shown = format!("{err} {err:?}");
@@ -504,7 +464,7 @@ async fn password_statement_failures_keep_only_the_error_number() {
         host: Some("%".to_owned()),
     };
     let too_long = "x".repeat(200);
-    let pending = secret(&mariadb_secret(stack, &too_long, SENTINEL));
+    let pending = db_secret(&mariadb_secret(stack, &too_long, SENTINEL));
     let mut master = connect(&rotators, &mariadb_admin_secret(stack), "arn:fail")
         .await
         .unwrap();
@@ -534,7 +494,7 @@ async fn password_statement_failures_keep_only_the_error_number() {
     let target_name = unique("my_target");
     let target = MyUser::create(stack, &target_name, "%", &nasty_password(), "").await;
     let before = target.auth_string(stack).await;
-    let pending = secret(&mariadb_secret(stack, &target_name, SENTINEL));
+    let pending = db_secret(&mariadb_secret(stack, &target_name, SENTINEL));
     // The target as its own "current" account: the password statement, which otherwise comes
     // after the grant replay, is the first statement.
     let current = Account {

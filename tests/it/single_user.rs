@@ -1,9 +1,10 @@
 //! Single-user rotations through the handler against the emulator and each real server.
 
+use db_secret_rotator::Config;
 use db_secret_rotator::credentials::Password;
+use db_secret_rotator::env::Env;
 use serde_json::{Value, json};
 
-use crate::server::{Server, Stacks, TestUser, on_every_server, require_server};
 use crate::support::*;
 
 on_every_server!(
@@ -28,11 +29,11 @@ struct Case {
     client: aws_sdk_secretsmanager::Client,
 }
 
-async fn case(stacks: &Stacks, server: Server, name: &str) -> Case {
+async fn case(stack: &Stack, server: Server, name: &str) -> Case {
     let password = fixture_password();
-    let user = stacks.create_user(server, name, &password).await;
+    let user = stack.create_user(server, name, &password).await;
     let client = sm_client().await;
-    let arn = create_secret(&client, &stacks.secret(server, name, &password)).await;
+    let arn = create_secret(&client, &stack.secret(server, name, &password)).await;
     let token = token();
     start_rotation(&client, &arn, &token).await;
     Case {
@@ -46,7 +47,7 @@ async fn case(stacks: &Stacks, server: Server, name: &str) -> Case {
 
 /// Labels moved, the new password logs in, the old one is rejected, and every other key is
 /// unchanged in value, type and order.
-async fn assert_rotated(stacks: &Stacks, server: Server, case: &Case, old_version: &str) {
+async fn assert_rotated(stack: &Stack, server: Server, case: &Case, old_version: &str) {
     let labels = labels(&case.client, &case.arn).await;
     assert!(
         labels[&case.token].contains(&"AWSCURRENT".to_owned()),
@@ -56,12 +57,12 @@ async fn assert_rotated(stacks: &Stacks, server: Server, case: &Case, old_versio
     let new = value(&case.client, &case.arn, "AWSCURRENT").await;
     let new_password = new["password"].as_str().unwrap().to_owned();
     assert_ne!(new_password, case.password);
-    stacks
+    stack
         .login(server, case.user.name(), &new_password)
         .await
         .expect("the new password logs in");
     assert_eq!(
-        stacks.login(server, case.user.name(), &case.password).await,
+        stack.login(server, case.user.name(), &case.password).await,
         Err(server.rejected().to_owned()),
         "the old password is rejected"
     );
@@ -75,14 +76,14 @@ async fn assert_rotated(stacks: &Stacks, server: Server, case: &Case, old_versio
 }
 
 async fn full_rotation(server: Server) {
-    let stacks = require_server!(server);
-    let case = case(&stacks, server, &unique("app")).await;
+    let stack = require_stack!();
+    let case = case(stack, server, &unique("app")).await;
     let old_version = version_with(&case.client, &case.arn, "AWSCURRENT")
         .await
         .unwrap();
-    let function = Function::new(stacks.common).await;
+    let function = Function::new(stack).await;
     function.rotate(&case.arn, &case.token).await.unwrap();
-    assert_rotated(&stacks, server, &case, &old_version).await;
+    assert_rotated(stack, server, &case, &old_version).await;
     let new = value(&case.client, &case.arn, "AWSCURRENT").await;
     assert_eq!(
         new["password"].as_str().unwrap().chars().count(),
@@ -94,11 +95,11 @@ async fn full_rotation(server: Server) {
     assert_eq!(calls["DescribeSecret"], 4, "{calls:?}");
     assert_eq!(calls["PutSecretValue"], 1, "{calls:?}");
     assert_eq!(calls["UpdateSecretVersionStage"], 1, "{calls:?}");
-    case.user.drop(&stacks).await;
+    case.user.drop(stack).await;
 }
 
 async fn state(
-    stacks: &Stacks,
+    stack: &Stack,
     case: &Case,
 ) -> (
     std::collections::BTreeMap<String, (Vec<String>, Option<String>)>,
@@ -106,45 +107,45 @@ async fn state(
 ) {
     (
         snapshot(&case.client, &case.arn).await,
-        case.user.verifier(stacks).await,
+        case.user.verifier(stack).await,
     )
 }
 
 async fn every_step_and_the_whole_rotation_replayed(server: Server) {
-    let stacks = require_server!(server);
-    let case = case(&stacks, server, &unique("replay")).await;
+    let stack = require_stack!();
+    let case = case(stack, server, &unique("replay")).await;
     let old_version = version_with(&case.client, &case.arn, "AWSCURRENT")
         .await
         .unwrap();
-    let function = Function::new(stacks.common).await;
+    let function = Function::new(stack).await;
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
         function.invoke(step, &case.arn, &case.token).await.unwrap();
-        let before = state(&stacks, &case).await;
+        let before = state(stack, &case).await;
         function.invoke(step, &case.arn, &case.token).await.unwrap();
         assert_eq!(
             before,
-            state(&stacks, &case).await,
+            state(stack, &case).await,
             "{step} replayed changed something"
         );
     }
-    let before = state(&stacks, &case).await;
+    let before = state(stack, &case).await;
     let writes = function.store.writes();
     function.rotate(&case.arn, &case.token).await.unwrap();
     assert_eq!(
         before,
-        state(&stacks, &case).await,
+        state(stack, &case).await,
         "the replayed rotation changed something"
     );
     assert_eq!(function.store.writes(), writes);
     assert_eq!(before.0.len(), 2, "exactly one new version");
-    assert_rotated(&stacks, server, &case, &old_version).await;
-    case.user.drop(&stacks).await;
+    assert_rotated(stack, server, &case, &old_version).await;
+    case.user.drop(stack).await;
 }
 
 async fn set_secret_when_pending_already_works(server: Server) {
-    let stacks = require_server!(server);
-    let case = case(&stacks, server, &unique("crash")).await;
-    let function = Function::new(stacks.common).await;
+    let stack = require_stack!();
+    let case = case(stack, server, &unique("crash")).await;
+    let function = Function::new(stack).await;
     function
         .invoke("createSecret", &case.arn, &case.token)
         .await
@@ -152,15 +153,15 @@ async fn set_secret_when_pending_already_works(server: Server) {
     // The password statement ran but the function died before reporting success.
     let pending = value(&case.client, &case.arn, "AWSPENDING").await;
     case.user
-        .set_password(&stacks, pending["password"].as_str().unwrap())
+        .set_password(stack, pending["password"].as_str().unwrap())
         .await;
-    let verifier = case.user.verifier(&stacks).await;
+    let verifier = case.user.verifier(stack).await;
     function
         .invoke("setSecret", &case.arn, &case.token)
         .await
         .unwrap();
     assert_eq!(
-        case.user.verifier(&stacks).await,
+        case.user.verifier(stack).await,
         verifier,
         "no second password statement"
     );
@@ -172,21 +173,21 @@ async fn set_secret_when_pending_already_works(server: Server) {
         .invoke("finishSecret", &case.arn, &case.token)
         .await
         .unwrap();
-    case.user.drop(&stacks).await;
+    case.user.drop(stack).await;
 }
 
 async fn set_secret_falls_back_to_previous(server: Server) {
-    let stacks = require_server!(server);
-    let case = case(&stacks, server, &unique("prev")).await;
-    let function = Function::new(stacks.common).await;
+    let stack = require_stack!();
+    let case = case(stack, server, &unique("prev")).await;
+    let function = Function::new(stack).await;
     function.rotate(&case.arn, &case.token).await.unwrap();
     // The database went back to the previous password (a restore, a manual change).
-    case.user.set_password(&stacks, &case.password).await;
+    case.user.set_password(stack, &case.password).await;
     let token2 = token();
     start_rotation(&case.client, &case.arn, &token2).await;
     function.rotate(&case.arn, &token2).await.unwrap();
     let current = value(&case.client, &case.arn, "AWSCURRENT").await;
-    stacks
+    stack
         .login(
             server,
             case.user.name(),
@@ -195,48 +196,48 @@ async fn set_secret_falls_back_to_previous(server: Server) {
         .await
         .expect("the rotation recovered through AWSPREVIOUS");
     assert_eq!(
-        stacks.login(server, case.user.name(), &case.password).await,
+        stack.login(server, case.user.name(), &case.password).await,
         Err(server.rejected().to_owned())
     );
-    case.user.drop(&stacks).await;
+    case.user.drop(stack).await;
 }
 
 async fn no_working_login_fails_and_changes_nothing(server: Server) {
-    let stacks = require_server!(server);
-    let case = case(&stacks, server, &unique("nologin")).await;
-    let function = Function::new(stacks.common).await;
+    let stack = require_stack!();
+    let case = case(stack, server, &unique("nologin")).await;
+    let function = Function::new(stack).await;
     function
         .invoke("createSecret", &case.arn, &case.token)
         .await
         .unwrap();
-    case.user.set_password(&stacks, "changed-by-hand").await;
-    let before = state(&stacks, &case).await;
+    case.user.set_password(stack, "changed-by-hand").await;
+    let before = state(stack, &case).await;
     let err = function
         .invoke("setSecret", &case.arn, &case.token)
         .await
         .unwrap_err();
     assert_eq!(err.error_type(), "LoginFailed", "{err}");
     assert!(err.to_string().contains(&case.arn), "{err}");
-    assert_eq!(before, state(&stacks, &case).await);
-    stacks
+    assert_eq!(before, state(stack, &case).await);
+    stack
         .login(server, case.user.name(), "changed-by-hand")
         .await
         .unwrap();
-    case.user.drop(&stacks).await;
+    case.user.drop(stack).await;
 }
 
 async fn pending_for_another_user_or_host_is_refused(server: Server) {
-    let stacks = require_server!(server);
+    let stack = require_stack!();
     let victim_password = fixture_password();
-    let victim = stacks
+    let victim = stack
         .create_user(server, &unique("victim"), &victim_password)
         .await;
     for (key, value, what) in [
         ("username", json!(victim.name()), "user"),
         ("host", json!("localhost"), "host"),
     ] {
-        let case = case(&stacks, server, &unique("deputy")).await;
-        let mut pending = stacks.secret(server, case.user.name(), "attacker-chosen");
+        let case = case(stack, server, &unique("deputy")).await;
+        let mut pending = stack.secret(server, case.user.name(), "attacker-chosen");
         pending[key] = value.clone();
         case.client
             .put_secret_value()
@@ -247,8 +248,8 @@ async fn pending_for_another_user_or_host_is_refused(server: Server) {
             .send()
             .await
             .unwrap();
-        let before = (state(&stacks, &case).await, victim.verifier(&stacks).await);
-        let function = Function::new(stacks.common).await;
+        let before = (state(stack, &case).await, victim.verifier(stack).await);
+        let function = Function::new(stack).await;
         let err = function
             .invoke("setSecret", &case.arn, &case.token)
             .await
@@ -261,60 +262,57 @@ async fn pending_for_another_user_or_host_is_refused(server: Server) {
         );
         assert_eq!(
             before,
-            (state(&stacks, &case).await, victim.verifier(&stacks).await)
+            (state(stack, &case).await, victim.verifier(stack).await)
         );
-        case.user.drop(&stacks).await;
+        case.user.drop(stack).await;
     }
-    stacks
+    stack
         .login(server, victim.name(), &victim_password)
         .await
         .unwrap();
-    victim.drop(&stacks).await;
+    victim.drop(stack).await;
 }
 
 async fn usernames_that_need_quoting_and_passwords_with_quotes_and_backslashes(server: Server) {
-    let stacks = require_server!(server);
-    let config = db_secret_rotator::Config {
-        tls_extra_ca_file: Some(stacks.common.test_ca.clone()),
-        password_policy: db_secret_rotator::password::PasswordPolicy::from_env(
-            &db_secret_rotator::env::Env::from_pairs(&[("EXCLUDE_CHARACTERS", "")]),
-        )
-        .unwrap()
-        .0,
-        ..Default::default()
-    };
+    let stack = require_stack!();
+    // No excluded characters: the policy itself can produce `'` and `\`.
+    let (config, _) = Config::from_env(&Env::from_pairs(&[
+        ("EXCLUDE_CHARACTERS", ""),
+        ("TLS_EXTRA_CA_FILE", stack.test_ca.to_str().unwrap()),
+    ]))
+    .unwrap();
     for name in [
         unique("MixedCase"),
         format!("we\"ird `user' {}", unique("x")),
         "select".to_owned(),
     ] {
-        let case = case(&stacks, server, &name).await;
+        let case = case(stack, server, &name).await;
         let old_version = version_with(&case.client, &case.arn, "AWSCURRENT")
             .await
             .unwrap();
-        let mut function = Function::with_config(stacks.common, config.clone()).await;
+        let mut function = Function::with_config(config.clone()).await;
         function.password = Some(Box::new(|_| {
             Password::new(format!("q'uo\\te\"d\\'-{:08x}", rand::random::<u32>()))
         }));
         function.rotate(&case.arn, &case.token).await.unwrap();
-        assert_rotated(&stacks, server, &case, &old_version).await;
+        assert_rotated(stack, server, &case, &old_version).await;
         // The policy itself can produce both characters.
         let token2 = token();
         start_rotation(&case.client, &case.arn, &token2).await;
-        let function = Function::with_config(stacks.common, config.clone()).await;
+        let function = Function::with_config(config.clone()).await;
         function.rotate(&case.arn, &token2).await.unwrap();
         let current = value(&case.client, &case.arn, "AWSCURRENT").await;
-        stacks
+        stack
             .login(server, &name, current["password"].as_str().unwrap())
             .await
             .unwrap();
-        case.user.drop(&stacks).await;
+        case.user.drop(stack).await;
     }
 }
 
 async fn test_secret_alone_writes_nothing(server: Server) {
-    let stacks = require_server!(server);
-    let case = case(&stacks, server, &unique("testonly")).await;
+    let stack = require_stack!();
+    let case = case(stack, server, &unique("testonly")).await;
     // RotateImmediately=false: the service stages a version and invokes testSecret alone.
     let current = raw_value(&case.client, &case.arn, "AWSCURRENT").await;
     case.client
@@ -326,19 +324,19 @@ async fn test_secret_alone_writes_nothing(server: Server) {
         .send()
         .await
         .unwrap();
-    let before = state(&stacks, &case).await;
-    let function = Function::new(stacks.common).await;
+    let before = state(stack, &case).await;
+    let function = Function::new(stack).await;
     function
         .invoke("testSecret", &case.arn, &case.token)
         .await
         .unwrap();
-    assert_eq!(before, state(&stacks, &case).await);
+    assert_eq!(before, state(stack, &case).await);
     assert_eq!(function.store.writes(), 0);
-    case.user.drop(&stacks).await;
+    case.user.drop(stack).await;
 }
 
 async fn a_server_that_never_answers_fails_before_the_deadline(server: Server) {
-    let stacks = require_server!(server);
+    let stack = require_stack!();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let _hold = tokio::spawn(async move {
@@ -348,13 +346,13 @@ async fn a_server_that_never_answers_fails_before_the_deadline(server: Server) {
         }
     });
     let client = sm_client().await;
-    let mut secret = stacks.secret(server, &unique("silent"), "pw");
+    let mut secret = stack.secret(server, &unique("silent"), "pw");
     secret["host"] = json!("127.0.0.1");
     secret["port"] = json!(port);
     let arn = create_secret(&client, &secret).await;
     let token = token();
     start_rotation(&client, &arn, &token).await;
-    let mut function = Function::new(stacks.common).await;
+    let mut function = Function::new(stack).await;
     function.invoke("createSecret", &arn, &token).await.unwrap();
 
     function.deadline = Some(std::time::Duration::from_secs(4));
@@ -387,15 +385,15 @@ async fn a_server_that_never_answers_fails_before_the_deadline(server: Server) {
 }
 
 async fn no_password_reaches_logs_or_errors(server: Server) {
-    let stacks = require_server!(server);
+    let stack = require_stack!();
     let sentinel = format!("S3ntinel-{:08x}", rand::random::<u32>());
-    let user = stacks.create_user(server, &unique("leak"), &sentinel).await;
+    let user = stack.create_user(server, &unique("leak"), &sentinel).await;
     let client = sm_client().await;
-    let arn = create_secret(&client, &stacks.secret(server, user.name(), &sentinel)).await;
+    let arn = create_secret(&client, &stack.secret(server, user.name(), &sentinel)).await;
     let mut errors = Vec::new();
     let token1 = token();
     start_rotation(&client, &arn, &token1).await;
-    let mut function = Function::new(stacks.common).await;
+    let mut function = Function::new(stack).await;
     let next = format!("{sentinel}-new'\\");
     function.password = Some(Box::new(move |_| Password::new(next.clone())));
     function.rotate(&arn, &token1).await.unwrap();
@@ -406,7 +404,7 @@ async fn no_password_reaches_logs_or_errors(server: Server) {
         .invoke("createSecret", &arn, &token2)
         .await
         .unwrap();
-    user.set_password(&stacks, "changed-by-hand").await;
+    user.set_password(stack, "changed-by-hand").await;
     errors.push(
         function
             .invoke("setSecret", &arn, &token2)
@@ -419,7 +417,7 @@ async fn no_password_reaches_logs_or_errors(server: Server) {
             .await
             .unwrap_err(),
     );
-    let function = Function::trusting_only(&stacks.common.other_ca, Default::default()).await;
+    let function = Function::trusting_only(&stack.other_ca, Default::default()).await;
     errors.push(
         function
             .invoke("testSecret", &arn, &token2)
@@ -440,5 +438,5 @@ async fn no_password_reaches_logs_or_errors(server: Server) {
         !logs.contains("it-rotation-token"),
         "the RotationToken reached the logs"
     );
-    user.drop(&stacks).await;
+    user.drop(stack).await;
 }

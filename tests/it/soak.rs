@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use serde_json::json;
 
-use crate::faults::{STEPS, report};
-use crate::mysql_support::my_admin;
-use crate::runtime_api::{FunctionProcess, Outcome};
-use crate::server::{Server, Stacks, TestUser};
+use crate::support::mariadb::my_admin;
+use crate::support::runtime_api::{FunctionProcess, Outcome};
+use crate::support::scenario::STEPS;
 use crate::support::*;
 
 fn rotations() -> usize {
@@ -25,16 +24,15 @@ fn rotations() -> usize {
 
 struct SoakSecret {
     server: Server,
-    stacks: Stacks,
     user: TestUser,
     first_password: String,
     arn: String,
 }
 
 /// Sessions the server holds for `user`.
-async fn open_sessions(secret: &SoakSecret) -> i64 {
+async fn open_sessions(stack: &Stack, secret: &SoakSecret) -> i64 {
     match secret.server {
-        Server::Postgres => pg_admin(secret.stacks.common, secret.stacks.common.pg_port)
+        Server::Postgres => pg_admin(stack, stack.pg_port)
             .await
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
@@ -44,7 +42,7 @@ async fn open_sessions(secret: &SoakSecret) -> i64 {
             .unwrap()
             .get(0),
         Server::Mariadb => {
-            let mut admin = my_admin(secret.stacks.my.unwrap()).await;
+            let mut admin = my_admin(stack).await;
             let n: Option<i64> = admin
                 .exec_first(
                     "SELECT COUNT(*) FROM information_schema.processlist WHERE USER = ?",
@@ -97,22 +95,16 @@ async fn rotate_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consecutive_rotations_in_one_warm_process() {
-    let Some(stack) = stack() else {
-        return;
-    };
+    let stack = require_stack!();
     let client = sm_client().await;
     let mut secrets = Vec::new();
-    for server in [Server::Postgres, Server::Mariadb] {
-        let Some(stacks) = server.stacks() else {
-            continue;
-        };
+    for server in Server::ALL {
         let name = unique("soak");
         let password = fixture_password();
-        let user = stacks.create_user(server, &name, &password).await;
-        let arn = create_secret(&client, &stacks.secret(server, &name, &password)).await;
+        let user = stack.create_user(server, &name, &password).await;
+        let arn = create_secret(&client, &stack.secret(server, &name, &password)).await;
         secrets.push(SoakSecret {
             server,
-            stacks,
             user,
             first_password: password,
             arn,
@@ -142,17 +134,16 @@ async fn consecutive_rotations_in_one_warm_process() {
     let mut sessions = Vec::new();
     for secret in &secrets {
         // A backend may outlive its client's Terminate by a moment: poll for up to 5 s.
-        let mut open = open_sessions(secret).await;
+        let mut open = open_sessions(stack, secret).await;
         for _ in 0..50 {
             if open == 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
-            open = open_sessions(secret).await;
+            open = open_sessions(stack, secret).await;
         }
         let current = value(&client, &secret.arn, "AWSCURRENT").await;
-        secret
-            .stacks
+        stack
             .login(
                 secret.server,
                 secret.user.name(),
@@ -161,8 +152,7 @@ async fn consecutive_rotations_in_one_warm_process() {
             .await
             .unwrap();
         assert_eq!(
-            secret
-                .stacks
+            stack
                 .login(secret.server, secret.user.name(), &secret.first_password)
                 .await,
             Err(secret.server.rejected().to_owned())
@@ -200,6 +190,6 @@ async fn consecutive_rotations_in_one_warm_process() {
     );
     drop(process);
     for secret in secrets {
-        secret.user.drop(&secret.stacks).await;
+        secret.user.drop(stack).await;
     }
 }

@@ -2,41 +2,9 @@
 //! accepts plaintext; cluster B has no TLS.
 
 use db_secret_rotator::config::TlsMode;
-use db_secret_rotator::credentials::DbSecret;
-use db_secret_rotator::deadline::{Deadline, StepContext};
-use db_secret_rotator::protocol::{Stage, Step};
-use db_secret_rotator::rotators::{Rotator, Rotators};
-use db_secret_rotator::tls::TlsRoots;
-use db_secret_rotator::{Config, Error};
 use serde_json::{Value, json};
 
 use crate::support::*;
-
-async fn login(rotators: &Rotators, secret: &Value) -> Result<(), Error> {
-    let secret = DbSecret::parse("arn:tls-test", Stage::Pending, &secret.to_string()).unwrap();
-    let step = Step::TestSecret;
-    let ctx = StepContext {
-        secret_id: "arn:tls-test",
-        step: &step,
-        deadline: Deadline::new(None, std::time::Duration::from_secs(5)),
-    };
-    let mut session = rotators.connect(&secret, "login", &ctx).await?;
-    let result = rotators.check(&mut session, &ctx).await;
-    rotators.close(session).await;
-    result
-}
-
-fn rotators(ca: &std::path::Path, mode: TlsMode) -> Rotators {
-    capture_logs();
-    let roots = TlsRoots::from_pem(&std::fs::read(ca).unwrap()).unwrap();
-    Rotators::with_roots(
-        &roots,
-        &Config {
-            tls_mode: mode,
-            ..Config::default()
-        },
-    )
-}
 
 #[tokio::test]
 async fn tls_settings() {
@@ -52,9 +20,11 @@ async fn tls_settings() {
         }
         s
     };
-    let trusted = rotators(&stack.test_ca, TlsMode::VerifyFull);
-    let untrusted = rotators(&stack.other_ca, TlsMode::VerifyFull);
-    let untrusted_prefer = rotators(&stack.other_ca, TlsMode::Prefer);
+    let trusted = rotators_trusting(&stack.test_ca, TlsMode::VerifyFull);
+    let untrusted = rotators_trusting(&stack.other_ca, TlsMode::VerifyFull);
+    let untrusted_prefer = rotators_trusting(&stack.other_ca, TlsMode::Prefer);
+    // Every login below speaks for this secret id, which the downgrade warning must name.
+    let login = async |rotators, secret: &Value| login(rotators, secret, "arn:tls-test").await;
 
     // Verified TLS works; `ssl` in every accepted spelling.
     for ssl in [

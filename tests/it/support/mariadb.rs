@@ -1,96 +1,42 @@
-//! MariaDB fixtures: the stack's MariaDB address and admin account (read once from the
-//! environment), admin and login helpers, users, and secrets.
+//! MariaDB fixtures: admin and login helpers, users, and secrets on the stack's MariaDB.
 //!
 //! The helpers write passwords through `PASSWORD(?)` with a bound parameter and then
 //! `IDENTIFIED BY PASSWORD '<hash>'`, so fixtures never depend on the escaping under test.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use db_secret_rotator::rotators::mysql::account_sql;
+use db_secret_rotator::rotators::mysql::{account_sql, ssl_opts};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, SslOpts};
+use mysql_async::{Conn, OptsBuilder};
 use serde_json::{Value, json};
 
-/// The stack's MariaDB (`scripts/stack.sh env`).
-#[derive(Debug)]
-pub struct MyStack {
-    pub host: String,
-    pub port: u16,
-    pub admin_user: String,
-    pub admin_password: String,
-    pub test_ca: PathBuf,
-}
-
-static MY_STACK: OnceLock<Option<MyStack>> = OnceLock::new();
-
-fn read_my_stack() -> Result<MyStack, String> {
-    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    Ok(MyStack {
-        host: var("DSR_MARIADB_HOST")?,
-        port: var("DSR_MARIADB_PORT")?
-            .parse()
-            .map_err(|_| "DSR_MARIADB_PORT is not a port".to_owned())?,
-        admin_user: var("DSR_MARIADB_ADMIN_USER")?,
-        admin_password: var("DSR_MARIADB_ADMIN_PASSWORD")?,
-        test_ca: var("DSR_TEST_CA")?.into(),
-    })
-}
-
-/// The stack's MariaDB, or `None` (test skipped) when its environment is missing. Under `CI=true`
-/// a missing variable fails the run.
-#[allow(clippy::print_stderr, reason = "a skipped test says why")]
-pub fn my_stack() -> Option<&'static MyStack> {
-    MY_STACK
-        .get_or_init(|| match read_my_stack() {
-            Ok(stack) => Some(stack),
-            Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("CI=true but the MariaDB stack is missing ({why}); run scripts/test.sh")
-            }
-            Err(why) => {
-                eprintln!("skipping MariaDB tests: {why} (eval \"$(scripts/stack.sh env)\")");
-                None
-            }
-        })
-        .as_ref()
-}
-
-/// Returns from the test when the MariaDB stack is missing (outside CI).
-macro_rules! require_mariadb {
-    () => {
-        match $crate::mysql_support::my_stack() {
-            Some(stack) => stack,
-            None => return,
-        }
-    };
-}
-pub(crate) use require_mariadb;
+use super::{Stack, trusting};
 
 /// Connection options for `user` on the stack; `tls`: verified TLS trusting only the test CA.
-fn opts(stack: &MyStack, user: &str, password: &str, tls: bool) -> OptsBuilder {
+fn opts(stack: &Stack, user: &str, password: &str, tls: bool) -> OptsBuilder {
     let opts = OptsBuilder::default()
-        .ip_or_hostname(stack.host.as_str())
-        .tcp_port(stack.port)
+        .ip_or_hostname(stack.mariadb_host.as_str())
+        .tcp_port(stack.mariadb_port)
         .user(Some(user))
         .pass(Some(password))
         .prefer_socket(false);
     if tls {
-        opts.ssl_opts(
-            SslOpts::default()
-                .with_root_certs(vec![stack.test_ca.clone().into()])
-                .with_disable_built_in_roots(true),
-        )
+        opts.ssl_opts(ssl_opts(&trusting(&stack.test_ca)))
     } else {
         opts
     }
 }
 
 /// The admin session: verified TLS with the test CA.
-pub async fn my_admin(stack: &MyStack) -> Conn {
+pub async fn my_admin(stack: &Stack) -> Conn {
     tokio::time::timeout(
         Duration::from_secs(10),
-        Conn::new(opts(stack, &stack.admin_user, &stack.admin_password, true)),
+        Conn::new(opts(
+            stack,
+            &stack.mariadb_admin_user,
+            &stack.mariadb_admin_password,
+            true,
+        )),
     )
     .await
     .expect("admin login timed out")
@@ -98,7 +44,7 @@ pub async fn my_admin(stack: &MyStack) -> Conn {
 }
 
 /// Runs one admin statement.
-pub async fn my_admin_run(stack: &MyStack, statement: &str) {
+pub async fn my_admin_run(stack: &Stack, statement: &str) {
     let mut admin = my_admin(stack).await;
     admin
         .query_drop(statement)
@@ -109,7 +55,7 @@ pub async fn my_admin_run(stack: &MyStack, statement: &str) {
 
 /// Logs in as `user` and runs `SELECT 1`; `Err` is the server's error number (1045 for a wrong
 /// password or a plaintext login to a `REQUIRE SSL` account). Other failures panic.
-pub async fn my_login(stack: &MyStack, user: &str, password: &str, tls: bool) -> Result<(), u16> {
+pub async fn my_login(stack: &Stack, user: &str, password: &str, tls: bool) -> Result<(), u16> {
     let login = async {
         let mut conn = Conn::new(opts(stack, user, password, tls)).await?;
         conn.query_drop("SELECT 1").await?;
@@ -125,7 +71,7 @@ pub async fn my_login(stack: &MyStack, user: &str, password: &str, tls: bool) ->
 
 /// Logs in as `user` (verified TLS) and runs `statement`; `Err` is the server's error number.
 pub async fn my_run_as(
-    stack: &MyStack,
+    stack: &Stack,
     user: &str,
     password: &str,
     statement: &str,
@@ -152,7 +98,7 @@ impl MyUser {
     /// Creates `name@host` (any characters) with `password`, plus `extra` clauses such as
     /// `REQUIRE SSL`.
     pub async fn create(
-        stack: &MyStack,
+        stack: &Stack,
         name: &str,
         host: &str,
         password: &str,
@@ -181,11 +127,7 @@ impl MyUser {
     }
 
     /// Sets the password behind the function's back.
-    #[allow(
-        dead_code,
-        reason = "mirrors PgUser for handler-level MariaDB rotation tests"
-    )]
-    pub async fn set_password(&self, stack: &MyStack, password: &str) {
+    pub async fn set_password(&self, stack: &Stack, password: &str) {
         let mut admin = my_admin(stack).await;
         let hash = password_hash(&mut admin, password).await;
         admin
@@ -199,19 +141,19 @@ impl MyUser {
     }
 
     /// The stored hash: unchanged means no password statement ran.
-    pub async fn auth_string(&self, stack: &MyStack) -> String {
+    pub async fn auth_string(&self, stack: &Stack) -> String {
         auth_string(stack, &self.name, &self.host)
             .await
             .expect("the account exists")
     }
 
-    pub async fn drop(self, stack: &MyStack) {
+    pub async fn drop(self, stack: &Stack) {
         drop_user(stack, &self.name, &self.host).await;
     }
 }
 
 /// The stored hash of `user@host`, `None` when there is no such account.
-pub async fn auth_string(stack: &MyStack, user: &str, host: &str) -> Option<String> {
+pub async fn auth_string(stack: &Stack, user: &str, host: &str) -> Option<String> {
     let mut admin = my_admin(stack).await;
     let hash: Option<String> = admin
         .exec_first(
@@ -225,7 +167,7 @@ pub async fn auth_string(stack: &MyStack, user: &str, host: &str) -> Option<Stri
 }
 
 /// `DROP USER IF EXISTS user@host`.
-pub async fn drop_user(stack: &MyStack, user: &str, host: &str) {
+pub async fn drop_user(stack: &Stack, user: &str, host: &str) {
     my_admin_run(
         stack,
         &format!("DROP USER IF EXISTS {}", account_sql(user, host)),
@@ -245,11 +187,11 @@ async fn password_hash(admin: &mut Conn, password: &str) -> String {
 }
 
 /// A secret JSON for `user` on the stack's MariaDB, with a key the function must keep verbatim.
-pub fn mariadb_secret(stack: &MyStack, user: &str, password: &str) -> Value {
+pub fn mariadb_secret(stack: &Stack, user: &str, password: &str) -> Value {
     json!({
         "engine": "mariadb",
-        "host": stack.host,
-        "port": stack.port,
+        "host": stack.mariadb_host,
+        "port": stack.mariadb_port,
         "username": user,
         "password": password,
         "note": "kept verbatim",
@@ -257,6 +199,10 @@ pub fn mariadb_secret(stack: &MyStack, user: &str, password: &str) -> Value {
 }
 
 /// The admin account's secret.
-pub fn mariadb_admin_secret(stack: &MyStack) -> Value {
-    mariadb_secret(stack, &stack.admin_user, &stack.admin_password)
+pub fn mariadb_admin_secret(stack: &Stack) -> Value {
+    mariadb_secret(
+        stack,
+        &stack.mariadb_admin_user,
+        &stack.mariadb_admin_password,
+    )
 }

@@ -21,141 +21,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
-// ---------------------------------------------------------------------------------------------
-// HTTP/1.1, just enough for the emulator, the SDK and the Lambda runtime client
-
-/// One HTTP/1.1 message: start line, headers, and a body read by `Content-Length`, chunked
-/// encoding, or (responses only) to the end of the stream.
-#[derive(Debug, Clone, Default)]
-pub struct Message {
-    pub start: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Message {
-    /// The first header named `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// A response with `status`, extra headers, and `body` (its length set).
-    pub fn response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Self {
-        Message {
-            start: format!("HTTP/1.1 {status}"),
-            headers: headers
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            body: body.to_vec(),
-        }
-    }
-
-    /// Serialises with `Content-Length` (hop-by-hop and length headers replaced).
-    pub fn to_bytes(&self, close: bool) -> Vec<u8> {
-        let mut out = format!("{}\r\n", self.start).into_bytes();
-        for (k, v) in &self.headers {
-            if ["content-length", "transfer-encoding", "connection"]
-                .iter()
-                .any(|h| k.eq_ignore_ascii_case(h))
-            {
-                continue;
-            }
-            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
-        }
-        out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
-        if close {
-            out.extend_from_slice(b"Connection: close\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&self.body);
-        out
-    }
-}
-
-/// Reads one message; `Ok(None)` at a clean end of stream before any byte.
-pub async fn read_message<R: AsyncRead + Unpin>(
-    reader: &mut BufReader<R>,
-    is_response: bool,
-) -> std::io::Result<Option<Message>> {
-    let mut line = Vec::new();
-    if reader.read_until(b'\n', &mut line).await? == 0 {
-        return Ok(None);
-    }
-    let start = String::from_utf8_lossy(&line).trim_end().to_owned();
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end();
-        if text.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = text.split_once(':') {
-            headers.push((k.trim().to_owned(), v.trim().to_owned()));
-        }
-    }
-    let mut message = Message {
-        start,
-        headers,
-        body: Vec::new(),
-    };
-    let chunked = message
-        .header("transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    if chunked {
-        loop {
-            line.clear();
-            reader.read_until(b'\n', &mut line).await?;
-            let size = String::from_utf8_lossy(&line);
-            let size = size.trim().split(';').next().unwrap_or("0");
-            let size = usize::from_str_radix(size, 16)
-                .map_err(|_| std::io::Error::other("bad chunk size"))?;
-            if size == 0 {
-                // Trailers, then the empty line.
-                loop {
-                    line.clear();
-                    if reader.read_until(b'\n', &mut line).await? == 0
-                        || line == b"\r\n"
-                        || line == b"\n"
-                    {
-                        break;
-                    }
-                }
-                break;
-            }
-            let mut chunk = vec![0; size];
-            reader.read_exact(&mut chunk).await?;
-            message.body.extend_from_slice(&chunk);
-            line.clear();
-            reader.read_until(b'\n', &mut line).await?;
-        }
-    } else if let Some(length) = message.header("content-length") {
-        let length: usize = length
-            .parse()
-            .map_err(|_| std::io::Error::other("bad Content-Length"))?;
-        message.body = vec![0; length];
-        reader.read_exact(&mut message.body).await?;
-    } else if is_response {
-        reader.read_to_end(&mut message.body).await?;
-    }
-    Ok(Some(message))
-}
-
-async fn write_all<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> std::io::Result<()> {
-    writer.write_all(bytes).await?;
-    writer.flush().await
-}
+use super::Stack;
+use super::http::{LoopbackServer, Message, read_message, write_all};
 
 // ---------------------------------------------------------------------------------------------
 // TCP proxy
@@ -201,7 +71,6 @@ pub struct Trigger {
 #[derive(Debug)]
 struct TcpShared {
     upstream: SocketAddr,
-    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     fault: Mutex<Fault>,
     trigger: Mutex<Option<Trigger>>,
     fired: AtomicBool,
@@ -212,16 +81,7 @@ struct TcpShared {
 pub struct TcpProxy {
     pub port: u16,
     shared: Arc<TcpShared>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for TcpProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-        for task in self.shared.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
+    _server: LoopbackServer,
 }
 
 impl TcpProxy {
@@ -232,29 +92,24 @@ impl TcpProxy {
             .unwrap()
             .next()
             .expect("an address");
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(TcpShared {
             upstream,
-            tasks: Mutex::new(Vec::new()),
             fault: Mutex::new(Fault::Pass),
             trigger: Mutex::new(None),
             fired: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
         });
-        let accept_shared = shared.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                accept_shared.connections.fetch_add(1, Ordering::Relaxed);
-                let task = tokio::spawn(tcp_connection(socket, accept_shared.clone()));
-                accept_shared
-                    .tasks
-                    .lock()
-                    .unwrap()
-                    .push(task.abort_handle());
-            }
-        });
-        TcpProxy { port, shared, task }
+        let accept_shared = Arc::clone(&shared);
+        let server = LoopbackServer::start(move |socket| {
+            accept_shared.connections.fetch_add(1, Ordering::Relaxed);
+            tcp_connection(socket, Arc::clone(&accept_shared))
+        })
+        .await;
+        TcpProxy {
+            port: server.port,
+            shared,
+            _server: server,
+        }
     }
 
     /// Switches the fault for new and live connections.
@@ -468,7 +323,6 @@ pub struct SmRecord {
 #[derive(Debug)]
 struct SmShared {
     upstream: String,
-    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     rules: Mutex<Vec<Rule>>,
     ops: Mutex<HashMap<String, (usize, usize)>>,
     next_op: AtomicUsize,
@@ -480,51 +334,32 @@ pub struct SmProxy {
     /// `http://127.0.0.1:<port>`: the function's explicit endpoint.
     pub url: String,
     shared: Arc<SmShared>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for SmProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-        for task in self.shared.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
+    _server: LoopbackServer,
 }
 
 impl SmProxy {
-    /// A proxy in front of `AWS_ENDPOINT_URL_SECRETS_MANAGER`.
-    pub async fn start() -> Self {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER").unwrap();
-        let upstream = endpoint
+    /// A proxy in front of the stack's emulator.
+    pub async fn start(stack: &Stack) -> Self {
+        let upstream = stack
+            .secrets_manager
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(SmShared {
             upstream,
-            tasks: Mutex::new(Vec::new()),
             rules: Mutex::new(Vec::new()),
             ops: Mutex::new(HashMap::new()),
             next_op: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
         });
-        let accept_shared = shared.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let task = tokio::spawn(sm_connection(socket, accept_shared.clone()));
-                accept_shared
-                    .tasks
-                    .lock()
-                    .unwrap()
-                    .push(task.abort_handle());
-            }
-        });
+        let accept_shared = Arc::clone(&shared);
+        let server =
+            LoopbackServer::start(move |socket| sm_connection(socket, Arc::clone(&accept_shared)))
+                .await;
         SmProxy {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://127.0.0.1:{}", server.port),
             shared,
-            task,
+            _server: server,
         }
     }
 

@@ -1,13 +1,14 @@
-//! One interface over the stack's database servers, so single-user tests run on every engine.
+//! One interface over the stack's database servers, so that tests run on every engine.
 
+use db_secret_rotator::rotators::mysql::account_sql;
+use postgres_protocol::escape::escape_identifier;
 use serde_json::{Value, json};
 
-use crate::mysql_support::{
-    MyStack, MyUser, auth_string, mariadb_admin_secret, mariadb_secret, my_admin_run, my_login,
-    my_run_as, my_stack,
+use super::mariadb::{
+    MyUser, auth_string, mariadb_admin_secret, mariadb_secret, my_admin_run, my_login, my_run_as,
 };
-use crate::support::{PgUser, Stack, pg_admin, pg_client, pg_login, pg_secret, stack, unique};
-use postgres_protocol::escape::escape_identifier;
+use super::postgres::{PgUser, pg_admin, pg_client, pg_login, pg_secret};
+use super::{Stack, unique};
 
 /// A database server of the local stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,21 +25,16 @@ pub enum TestUser {
     My(MyUser),
 }
 
-/// The stacks a test needs: always the common one (emulator, CA), plus the server's.
-pub struct Stacks {
-    pub common: &'static Stack,
-    pub my: Option<&'static MyStack>,
-}
-
 impl Server {
-    /// The stacks, or `None` when a needed one is missing (skipped outside CI, failure in CI).
-    pub fn stacks(self) -> Option<Stacks> {
-        let common = stack()?;
-        let my = match self {
-            Server::Postgres => None,
-            Server::Mariadb => Some(my_stack()?),
-        };
-        Some(Stacks { common, my })
+    /// Both servers.
+    pub const ALL: [Server; 2] = [Server::Postgres, Server::Mariadb];
+
+    /// The server's address (host, port) on the stack.
+    pub fn address(self, stack: &Stack) -> (String, u16) {
+        match self {
+            Server::Postgres => (stack.pg_host.clone(), stack.pg_port),
+            Server::Mariadb => (stack.mariadb_host.clone(), stack.mariadb_port),
+        }
     }
 
     /// The error code of a rejected password: SQLSTATE 28P01, or MariaDB error 1045.
@@ -50,41 +46,35 @@ impl Server {
     }
 }
 
-impl Stacks {
-    fn my(&self) -> &'static MyStack {
-        self.my.expect("a MariaDB stack")
-    }
-
+impl Stack {
     /// Creates a login user (`name@'%'` on MariaDB), replacing one an interrupted run left behind.
     pub async fn create_user(&self, server: Server, name: &str, password: &str) -> TestUser {
         match server {
             Server::Postgres => {
                 PgUser {
                     name: name.to_owned(),
-                    port: self.common.pg_port,
+                    port: self.pg_port,
                 }
-                .drop(self.common)
+                .drop(self)
                 .await
             }
-            Server::Mariadb => crate::mysql_support::drop_user(self.my(), name, "%").await,
+            Server::Mariadb => super::mariadb::drop_user(self, name, "%").await,
         }
         match server {
             Server::Postgres => {
-                TestUser::Pg(PgUser::create(self.common, self.common.pg_port, name, password).await)
+                TestUser::Pg(PgUser::create(self, self.pg_port, name, password).await)
             }
-            Server::Mariadb => {
-                TestUser::My(MyUser::create(self.my(), name, "%", password, "").await)
-            }
+            Server::Mariadb => TestUser::My(MyUser::create(self, name, "%", password, "").await),
         }
     }
 
     /// A secret for `name`, with keys that must survive verbatim (a string port included).
     pub fn secret(&self, server: Server, name: &str, password: &str) -> Value {
         match server {
-            Server::Postgres => pg_secret(self.common, self.common.pg_port, name, password),
+            Server::Postgres => pg_secret(self, self.pg_port, name, password),
             Server::Mariadb => {
-                let mut secret = mariadb_secret(self.my(), name, password);
-                secret["port"] = json!(self.my().port.to_string());
+                let mut secret = mariadb_secret(self, name, password);
+                secret["port"] = json!(self.mariadb_port.to_string());
                 secret["nested"] = json!({"list": [1, "two", null], "flag": true});
                 secret
             }
@@ -94,8 +84,8 @@ impl Stacks {
     /// Logs in directly over verified TLS; `Err` carries the SQLSTATE or error number.
     pub async fn login(&self, server: Server, name: &str, password: &str) -> Result<(), String> {
         match server {
-            Server::Postgres => pg_login(self.common, self.common.pg_port, name, password).await,
-            Server::Mariadb => my_login(self.my(), name, password, true)
+            Server::Postgres => pg_login(self, self.pg_port, name, password).await,
+            Server::Mariadb => my_login(self, name, password, true)
                 .await
                 .map_err(|code| code.to_string()),
         }
@@ -110,18 +100,18 @@ pub struct Table {
     drop: String,
 }
 
-impl Stacks {
+impl Stack {
     /// The master (superuser) secret of the server.
     pub fn master_secret(&self, server: Server) -> Value {
         match server {
             Server::Postgres => json!({
                 "engine": "postgres",
-                "host": self.common.pg_host,
-                "port": self.common.pg_port,
-                "username": self.common.pg_admin_user,
-                "password": self.common.pg_admin_password,
+                "host": self.pg_host,
+                "port": self.pg_port,
+                "username": self.pg_admin_user,
+                "password": self.pg_admin_password,
             }),
-            Server::Mariadb => mariadb_admin_secret(self.my()),
+            Server::Mariadb => mariadb_admin_secret(self),
         }
     }
 
@@ -135,14 +125,14 @@ impl Stacks {
 
     async fn admin_run(&self, server: Server, sql: &str) {
         match server {
-            Server::Postgres => pg_admin(self.common, self.common.pg_port)
+            Server::Postgres => pg_admin(self, self.pg_port)
                 .await
                 .batch_execute(sql)
                 .await
                 .unwrap_or_else(|e| panic!("{sql}: {e}")),
             Server::Mariadb => {
                 for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
-                    my_admin_run(self.my(), statement).await;
+                    my_admin_run(self, statement).await;
                 }
             }
         }
@@ -165,7 +155,7 @@ impl Stacks {
             }
             Server::Mariadb => {
                 let t = format!("`{name}`.`t`");
-                let account = db_secret_rotator::rotators::mysql::account_sql(user, "%");
+                let account = account_sql(user, "%");
                 (
                     t.clone(),
                     format!("DROP DATABASE IF EXISTS `{name}`"),
@@ -189,13 +179,13 @@ impl Stacks {
     ) -> Result<(), String> {
         let query = format!("SELECT v FROM {}", table.sql);
         match server {
-            Server::Postgres => pg_client(self.common, user, password)
+            Server::Postgres => pg_client(self, user, password)
                 .await
                 .simple_query(&query)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.code().map(|c| c.code().to_owned()).unwrap_or_default()),
-            Server::Mariadb => my_run_as(self.my(), user, password, &query)
+            Server::Mariadb => my_run_as(self, user, password, &query)
                 .await
                 .map_err(|code| code.to_string()),
         }
@@ -208,13 +198,13 @@ impl Stacks {
     /// Whether a user (`name@'%'` on MariaDB) exists.
     pub async fn user_exists(&self, server: Server, name: &str) -> bool {
         match server {
-            Server::Postgres => pg_admin(self.common, self.common.pg_port)
+            Server::Postgres => pg_admin(self, self.pg_port)
                 .await
                 .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
                 .await
                 .unwrap()
                 .is_some(),
-            Server::Mariadb => auth_string(self.my(), name, "%").await.is_some(),
+            Server::Mariadb => auth_string(self, name, "%").await.is_some(),
         }
     }
 
@@ -223,12 +213,12 @@ impl Stacks {
         match server {
             Server::Postgres => {
                 let r = escape_identifier(name);
-                let _ = pg_admin(self.common, self.common.pg_port)
+                let _ = pg_admin(self, self.pg_port)
                     .await
                     .batch_execute(&format!("DROP OWNED BY {r}; DROP ROLE {r}"))
                     .await;
             }
-            Server::Mariadb => crate::mysql_support::drop_user(self.my(), name, "%").await,
+            Server::Mariadb => super::mariadb::drop_user(self, name, "%").await,
         }
     }
 }
@@ -242,39 +232,28 @@ impl TestUser {
     }
 
     /// Sets the password behind the function's back.
-    pub async fn set_password(&self, stacks: &Stacks, password: &str) {
+    pub async fn set_password(&self, stack: &Stack, password: &str) {
         match self {
-            TestUser::Pg(u) => u.set_password(stacks.common, password).await,
-            TestUser::My(u) => u.set_password(stacks.my(), password).await,
+            TestUser::Pg(u) => u.set_password(stack, password).await,
+            TestUser::My(u) => u.set_password(stack, password).await,
         }
     }
 
     /// The stored verifier or hash: unchanged means no password statement ran.
-    pub async fn verifier(&self, stacks: &Stacks) -> String {
+    pub async fn verifier(&self, stack: &Stack) -> String {
         match self {
-            TestUser::Pg(u) => u.verifier(stacks.common).await,
-            TestUser::My(u) => u.auth_string(stacks.my()).await,
+            TestUser::Pg(u) => u.verifier(stack).await,
+            TestUser::My(u) => u.auth_string(stack).await,
         }
     }
 
-    pub async fn drop(self, stacks: &Stacks) {
+    pub async fn drop(self, stack: &Stack) {
         match self {
-            TestUser::Pg(u) => u.drop(stacks.common).await,
-            TestUser::My(u) => u.drop(stacks.my()).await,
+            TestUser::Pg(u) => u.drop(stack).await,
+            TestUser::My(u) => u.drop(stack).await,
         }
     }
 }
-
-/// Returns from the test when the server's stack is missing (outside CI).
-macro_rules! require_server {
-    ($server:expr) => {
-        match $server.stacks() {
-            Some(stacks) => stacks,
-            None => return,
-        }
-    };
-}
-pub(crate) use require_server;
 
 /// Runs a test body `async fn name(server: Server)` once per server, as `name::postgres` and
 /// `name::mariadb`.
@@ -284,11 +263,11 @@ macro_rules! on_every_server {
             mod $name {
                 #[tokio::test]
                 async fn postgres() {
-                    super::$name($crate::server::Server::Postgres).await
+                    super::$name($crate::support::Server::Postgres).await
                 }
                 #[tokio::test]
                 async fn mariadb() {
-                    super::$name($crate::server::Server::Mariadb).await
+                    super::$name($crate::support::Server::Mariadb).await
                 }
             }
         )*

@@ -16,12 +16,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tokio::io::BufReader;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
-use crate::proxy::{Message, read_message};
-use crate::support::Stack;
+use super::Stack;
+use super::http::{LoopbackServer, Message, read_message, write_all};
 
 /// How an invocation ended, as the runtime reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +54,6 @@ struct Shared {
     queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
     waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_error: Mutex<Option<String>>,
-    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// The emulator on 127.0.0.1; stops when dropped.
@@ -65,16 +63,7 @@ pub struct RuntimeApi {
     sender: mpsc::UnboundedSender<Invocation>,
     shared: Arc<Shared>,
     next_id: AtomicUsize,
-    task: JoinHandle<()>,
-}
-
-impl Drop for RuntimeApi {
-    fn drop(&mut self) {
-        self.task.abort();
-        for task in self.shared.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
+    _server: LoopbackServer,
 }
 
 fn epoch_ms() -> u64 {
@@ -89,32 +78,22 @@ fn epoch_ms() -> u64 {
 
 impl RuntimeApi {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
         let (sender, receiver) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             queue: tokio::sync::Mutex::new(receiver),
             waiting: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
-            tasks: Mutex::new(Vec::new()),
         });
-        let accept_shared = shared.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let task = tokio::spawn(connection(socket, accept_shared.clone()));
-                accept_shared
-                    .tasks
-                    .lock()
-                    .unwrap()
-                    .push(task.abort_handle());
-            }
-        });
+        let accept_shared = Arc::clone(&shared);
+        let server =
+            LoopbackServer::start(move |socket| connection(socket, Arc::clone(&accept_shared)))
+                .await;
         RuntimeApi {
-            address,
+            address: format!("127.0.0.1:{}", server.port),
             sender,
             shared,
             next_id: AtomicUsize::new(0),
-            task,
+            _server: server,
         }
     }
 
@@ -225,10 +204,7 @@ async fn connection(socket: TcpStream, shared: Arc<Shared>) {
             }
             _ => Message::response("404 Not Found", &[], b"{}"),
         };
-        if tokio::io::AsyncWriteExt::write_all(&mut w, &response.to_bytes(false))
-            .await
-            .is_err()
-        {
+        if write_all(&mut w, &response.to_bytes(false)).await.is_err() {
             return;
         }
     }

@@ -1,0 +1,81 @@
+//! The local stack (`scripts/stack.sh env`): the Secrets Manager emulator and the database
+//! servers, described once from the environment, with one policy for a missing stack.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// Addresses and admin credentials of every service of the local stack.
+#[derive(Debug)]
+pub struct Stack {
+    /// `AWS_ENDPOINT_URL_SECRETS_MANAGER`: the emulator, which the SDK clients also read.
+    pub secrets_manager: String,
+    pub pg_host: String,
+    /// PostgreSQL cluster A: TLS with the test CA, plaintext accepted too.
+    pub pg_port: u16,
+    /// PostgreSQL cluster B: no TLS.
+    pub pg_plain_port: u16,
+    pub pg_admin_user: String,
+    pub pg_admin_password: String,
+    /// MariaDB: TLS with the test CA.
+    pub mariadb_host: String,
+    pub mariadb_port: u16,
+    pub mariadb_admin_user: String,
+    pub mariadb_admin_password: String,
+    /// The CA that signed the servers' certificates.
+    pub test_ca: PathBuf,
+    /// A CA that signed nothing the servers present.
+    pub other_ca: PathBuf,
+}
+
+fn read_stack() -> Result<Stack, String> {
+    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let port = |name: &str| -> Result<u16, String> {
+        var(name)?
+            .parse()
+            .map_err(|_| format!("{name} is not a port"))
+    };
+    Ok(Stack {
+        secrets_manager: var("AWS_ENDPOINT_URL_SECRETS_MANAGER")?,
+        pg_host: var("DSR_PG_HOST")?,
+        pg_port: port("DSR_PG_PORT")?,
+        pg_plain_port: port("DSR_PG_PLAIN_PORT")?,
+        pg_admin_user: var("DSR_PG_ADMIN_USER")?,
+        pg_admin_password: var("DSR_PG_ADMIN_PASSWORD")?,
+        mariadb_host: var("DSR_MARIADB_HOST")?,
+        mariadb_port: port("DSR_MARIADB_PORT")?,
+        mariadb_admin_user: var("DSR_MARIADB_ADMIN_USER")?,
+        mariadb_admin_password: var("DSR_MARIADB_ADMIN_PASSWORD")?,
+        test_ca: var("DSR_TEST_CA")?.into(),
+        other_ca: var("DSR_OTHER_CA")?.into(),
+    })
+}
+
+/// The stack, or `None` (test skipped) when its environment is incomplete. Under `CI=true` a
+/// missing stack fails the run: a green CI that ran no database test is worse than a red one.
+#[allow(clippy::print_stderr, reason = "a skipped test says why")]
+pub fn stack() -> Option<&'static Stack> {
+    static STACK: OnceLock<Option<Stack>> = OnceLock::new();
+    STACK
+        .get_or_init(|| match read_stack() {
+            Ok(stack) => Some(stack),
+            Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("CI=true but the local stack is missing ({why}); run scripts/test.sh")
+            }
+            Err(why) => {
+                eprintln!("skipping integration tests: {why} (eval \"$(scripts/stack.sh env)\")");
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// The stack, or returns from the test when it is missing (outside CI).
+macro_rules! require_stack {
+    () => {
+        match $crate::support::stack() {
+            Some(stack) => stack,
+            None => return,
+        }
+    };
+}
+pub(crate) use require_stack;
