@@ -3,7 +3,7 @@
 //! Not shipped in the Lambda. It makes only the unavoidable calls of one rotation, in the order the
 //! four steps make them, with no guard, no validation and no fallback:
 //!
-//! - Secrets Manager, the 11 calls of a single-user rotation (PROTOCOL.md 5.3): `DescribeSecret` at
+//! - Secrets Manager, the 11 calls of a single-user rotation (docs/protocol.md 5.3): `DescribeSecret` at
 //!   each step; createSecret `GetSecretValue` current and pending, `PutSecretValue`; setSecret
 //!   current and pending; testSecret pending; finishSecret `UpdateSecretVersionStage`. Alternating
 //!   users add one: the master secret.
@@ -11,9 +11,10 @@
 //!   users log in with current (the protocol requires that it works), then as the master, which
 //!   changes the other user's password.
 //!
-//! It uses the crate's own Secrets Manager client ([`SdkSecretStore`], same timeouts and retries)
-//! and the same trust roots and TLS configuration as the function ([`TlsRoots::load`] with
-//! `TLS_EXTRA_CA_FILE`, verified TLS when the secret says `"ssl": true`).
+//! It uses the crate's own configuration reader ([`Config::from_env`]), Secrets Manager client
+//! ([`SdkSecretStore`], same timeouts and retries), trust roots and TLS configuration
+//! ([`TlsRoots::load`] with `TLS_EXTRA_CA_FILE`, verified TLS when the secret says `"ssl": true`),
+//! MySQL literal and account quoting, and alternating-users clone name.
 //!
 //! It reads one JSON request per line on stdin, `{"secret_id", "token", "strategy"}`, rotates, and
 //! answers one JSON line on stdout: `{"ok", "total_ms", "steps": {"createSecret": ms, …}}` or
@@ -23,12 +24,15 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::BufRead;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
+use db_secret_rotator::Config;
+use db_secret_rotator::engine::{Engine, Family, clone_name};
+use db_secret_rotator::env::Env;
 use db_secret_rotator::protocol::Stage;
+use db_secret_rotator::rotators::mysql::{account_sql, quote_literal, ssl_opts};
 use db_secret_rotator::secrets::{SdkSecretStore, SecretStore};
 use db_secret_rotator::tls::TlsRoots;
 use mysql_async::prelude::Queryable;
@@ -65,16 +69,13 @@ fn port(secret: &Value, default: u16) -> u16 {
     .unwrap_or(default)
 }
 
-fn is_postgres(secret: &Value) -> bool {
-    matches!(
-        secret["engine"].as_str(),
-        Some("postgres" | "aurora-postgresql")
-    )
+fn engine(secret: &Value) -> Result<Engine, BoxError> {
+    Engine::parse(field(secret, "engine")?).ok_or_else(|| "secret has an unknown `engine`".into())
 }
 
 async fn login(secret: &Value, tls: &Tls) -> Result<Session, BoxError> {
     let use_tls = secret["ssl"] == json!(true);
-    if is_postgres(secret) {
+    if engine(secret)?.family() == Family::Postgres {
         let mut config = tokio_postgres::Config::new();
         config
             .host(field(secret, "host")?)
@@ -140,13 +141,19 @@ async fn set_password(
             );
             client.batch_execute(&sql).await?;
         }
-        // The bench's passwords are alphanumeric: no escaping needed. MariaDB refuses
-        // `ALTER USER CURRENT_USER()` to unprivileged users, hence `SET PASSWORD` for one's own.
+        // MariaDB refuses `ALTER USER CURRENT_USER()` to unprivileged users, hence `SET PASSWORD`
+        // for one's own. The bench's passwords are alphanumeric, so their literal is the same
+        // whatever the session's `sql_mode`, and its accounts are at host `%`: the floor reads
+        // neither, which the function does.
         Session::My(conn) => {
+            let literal = quote_literal(password, false);
             let sql = if own {
-                format!("SET PASSWORD = PASSWORD('{password}')")
+                format!("SET PASSWORD = PASSWORD({literal})")
             } else {
-                format!("ALTER USER `{user}`@`%` IDENTIFIED BY '{password}'")
+                format!(
+                    "ALTER USER {} IDENTIFIED BY {literal}",
+                    account_sql(user, "%")
+                )
             };
             conn.query_drop(sql).await?;
         }
@@ -163,13 +170,6 @@ fn new_password() -> String {
         .collect()
 }
 
-fn clone_name(user: &str) -> String {
-    match user.strip_suffix("_clone") {
-        Some(original) => original.to_owned(),
-        None => format!("{user}_clone"),
-    }
-}
-
 fn parse(text: Option<String>) -> Result<Value, BoxError> {
     Ok(serde_json::from_str(&text.ok_or("version has no value")?)?)
 }
@@ -177,6 +177,7 @@ fn parse(text: Option<String>) -> Result<Value, BoxError> {
 /// One rotation; returns each step's wall time in milliseconds.
 async fn rotate(
     store: &SdkSecretStore,
+    config: &Config,
     tls: &Tls,
     id: &str,
     token: &str,
@@ -192,7 +193,10 @@ async fn rotate(
     let _ = store.get(id, Stage::Pending, Some(token)).await?;
     pending["password"] = json!(new_password());
     if alternating {
-        pending["username"] = json!(clone_name(field(&pending, "username")?));
+        let limit = engine(&pending)?.username_limit(config.mysql_username_limit);
+        let clone = clone_name(field(&pending, "username")?, limit)
+            .map_err(|limit| format!("the clone name would exceed {limit} characters"))?;
+        pending["username"] = json!(clone);
     }
     store
         .put_pending(id, token, &pending.to_string(), None)
@@ -245,24 +249,17 @@ fn main() -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let extra = std::env::var_os("TLS_EXTRA_CA_FILE").map(PathBuf::from);
-    let roots = TlsRoots::load(extra.as_deref())?;
+    let (config, _) = Config::from_env(&Env::from_process())?;
+    let roots = TlsRoots::load(config.tls_extra_ca_file.as_deref())?;
+    // mysql_async's rustls set-up needs a process-wide provider, as in the function.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let tls = Tls {
         pg: roots.client_config(),
-        mysql: mysql_async::SslOpts::default()
-            .with_root_certs(
-                roots
-                    .certificates()
-                    .iter()
-                    .map(|cert| cert.as_ref().to_vec().into())
-                    .collect(),
-            )
-            .with_disable_built_in_roots(true),
+        mysql: ssl_opts(&roots),
     };
     let store = runtime.block_on(async {
         let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-        SdkSecretStore::new(&sdk, None)
+        SdkSecretStore::new(&sdk, config.secrets_manager_endpoint.as_deref())
     });
 
     for line in std::io::stdin().lock().lines() {
@@ -271,7 +268,7 @@ fn main() -> Result<(), BoxError> {
         let token = field(&request, "token")?;
         let alternating = request["strategy"] == json!("alternating-users");
         let started = Instant::now();
-        let answer = match runtime.block_on(rotate(&store, &tls, id, token, alternating)) {
+        let answer = match runtime.block_on(rotate(&store, &config, &tls, id, token, alternating)) {
             Ok(steps) => json!({
                 "ok": true,
                 "total_ms": started.elapsed().as_secs_f64() * 1000.0,
