@@ -14,14 +14,14 @@
 //!   `PASSWORD_LENGTH` is an error).
 //! - **Every other variable** (the function's own and Lambda's) is trimmed, and empty counts as
 //!   unset: a deployment parameter left blank means the default.
-//! - **Booleans** ([`Env::flag`], AWS's): case-insensitive `true`, `1`, `y`, `yes` are true and
+//! - **Booleans** (`Env::flag`, AWS's): case-insensitive `true`, `1`, `y`, `yes` are true and
 //!   anything else is false, as in the reference; a spelling other than those and `false`, `0`,
 //!   `n`, `no` reads false with a warning, so that `EXCLUDE_NUMBERS=on` does not pass unnoticed.
-//! - **Switches** ([`Env::switch`], the function's own, `METRICS`): the same true and false
+//! - **Switches** (`Env::switch`, the function's own, `METRICS`): the same true and false
 //!   spellings, plus `on` and `off` (the deployment template's values); any other value is a
 //!   configuration error. A switch is on by default, so the reference's "anything else is false"
 //!   would let a typo silently turn it off, and `METRICS=on` would read as off.
-//! - **Choices and numbers** ([`Env::choice`], [`Env::number`]): an unusable value is a
+//! - **Choices and numbers** (`Env::choice`, `Env::number`): an unusable value is a
 //!   configuration error naming the variable and what it accepts, never a silent default.
 
 use std::collections::BTreeMap;

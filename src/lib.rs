@@ -14,7 +14,7 @@
 //!   limits and the clone name. Leaves: they import nothing of this crate.
 //! - [`error`]: the error type and its stable Lambda `errorType` names.
 //! - [`deadline`]: the invocation's time budget and the context a step acts in.
-//! - [`env`]: the environment, read once by one set of rules.
+//! - [`env`](mod@env): the environment, read once by one set of rules.
 //! - [`tls`]: trust roots (system, Amazon RDS, `TLS_EXTRA_CA_FILE`).
 //! - [`credentials`]: the secret JSON ([`credentials::DbSecret`], unknown keys kept) and
 //!   [`credentials::Password`].

@@ -73,7 +73,7 @@ impl Default for MetricsConfig {
 }
 
 impl MetricsConfig {
-    /// Reads the metrics variables of `env`: `METRICS` is a switch ([`Env::switch`]: `on`/`off`
+    /// Reads the metrics variables of `env`: `METRICS` is a switch (`on`/`off`
     /// or a boolean spelling, default on); blank values mean the defaults.
     ///
     /// # Errors

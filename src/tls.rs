@@ -14,14 +14,14 @@
 //! rustls-pki-types decodes base64 in constant time, since PEM may hold private keys, and
 //! rustls-native-certs reads every system root twice (the bundle, then the hashed directory). The
 //! system bundle and the embedded RDS bundle hold public certificates only, so they are read once
-//! and decoded by [`parse_public_bundle`], a plain table-driven decoder; the extra file keeps the
+//! and decoded by `parse_public_bundle`, a plain table-driven decoder; the extra file keeps the
 //! strict parser and its precise errors.
 //!
 //! The resulting [`rustls::ClientConfig`] (PostgreSQL's) uses the aws-lc-rs provider explicitly,
 //! so it never depends on (or panics for lack of) a process-wide default provider. mysql_async
 //! builds its own configuration from [`TlsRoots::certificates`] with `ClientConfig::builder()`,
 //! which does use the process-wide provider: the MySQL rotator installs aws-lc-rs as that default.
-//! [`server_name`] picks the name used for SNI and certificate verification (`tls_server_name`
+//! `server_name` picks the name used for SNI and certificate verification (`tls_server_name`
 //! wins over `host`).
 
 use std::fmt;

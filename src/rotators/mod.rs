@@ -2,7 +2,7 @@
 //! family, and [`Rotators`], which dispatches on the secret's engine.
 //!
 //! A family's folder holds its driver session, its SQL and its alternating-users path;
-//! [`driver`] holds the glue they share (TLS choice, bounded calls, error text, close timeout).
+//! `driver` holds the glue they share (TLS choice, bounded calls, error text, close timeout).
 
 mod driver;
 pub mod mysql;
