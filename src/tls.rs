@@ -10,12 +10,13 @@
 //! - an optional **extra** PEM bundle named by `TLS_EXTRA_CA_FILE`, which must be usable: a bad
 //!   file fails start-up rather than silently leaving the database untrusted.
 //!
-//! Start-up cost. Decoding PEM dominated the function's start-up (callgrind, docs/benchmarks.md):
-//! rustls-pki-types decodes base64 in constant time, since PEM may hold private keys, and
-//! rustls-native-certs reads every system root twice (the bundle, then the hashed directory). The
-//! system bundle and the embedded RDS bundle hold public certificates only, so they are read once
-//! and decoded by [`parse_public_bundle`], a plain table-driven decoder; the extra file keeps the
-//! strict parser and its precise errors.
+//! Start-up cost (callgrind, docs/benchmarks.md). rustls-pki-types decodes PEM's base64 in constant
+//! time, since PEM may hold private keys: about 26 instructions a byte. The system bundle and the
+//! embedded RDS bundle hold public certificates only, so [`parse_public_bundle`] splits them into
+//! sections itself and decodes them with the `base64` crate's ordinary decoder (about 7 a byte); the
+//! extra file keeps the strict parser and its precise errors. rustls-native-certs would read every
+//! system root twice (the bundle, then the hashed directory), so the bundle is read alone when
+//! there is one.
 //!
 //! The resulting [`rustls::ClientConfig`] uses the aws-lc-rs provider explicitly, so it never
 //! depends on (or panics for lack of) a process-wide default provider. [`server_name`] picks the
@@ -26,6 +27,8 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -317,8 +320,9 @@ fn add_parsable(roots: &mut Anchors, certs: Vec<CertificateDer<'static>>) -> (us
 /// The certificates of a PEM bundle of **public** certificates: `CERTIFICATE` sections, other
 /// sections skipped, text outside sections ignored, as [`parse_bundle`] does.
 ///
-/// Base64 is decoded by table lookup rather than in constant time: the input holds no secret.
-/// Never use it for a file that may hold a private key.
+/// Base64 is decoded by the `base64` crate (standard alphabet, padded, as PEM bodies are), which
+/// is not constant-time: the input holds no secret. Never use it for a file that may hold a
+/// private key.
 fn parse_public_bundle(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, BundleProblem> {
     // A bundle that is not text is left to the strict parsers (system) or is a build fault (RDS).
     let text =
@@ -349,9 +353,9 @@ fn parse_public_bundle(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Bundl
             return Err(BundleProblem::Pem("a section has no END line"));
         }
         if label == "CERTIFICATE" {
-            let der = decode_base64(&body).ok_or(BundleProblem::Pem(
-                "a section's base64 body does not decode",
-            ))?;
+            let der = BASE64
+                .decode(&body)
+                .map_err(|_| BundleProblem::Pem("a section's base64 body does not decode"))?;
             certs.push(CertificateDer::from(der));
         }
     }
@@ -359,56 +363,6 @@ fn parse_public_bundle(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Bundl
         return Err(BundleProblem::NoCertificate);
     }
     Ok(certs)
-}
-
-/// Standard, padded base64 (RFC 4648 section 4), as PEM bodies are; `None` when malformed.
-fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
-    /// Marks a byte outside the alphabet (every valid value is below 64, so bit 7 is clear).
-    const INVALID: u8 = 0xff;
-    const VALUES: [u8; 256] = {
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut values = [INVALID; 256];
-        let mut i = 0;
-        while i < alphabet.len() {
-            values[alphabet[i] as usize] = i as u8;
-            i += 1;
-        }
-        values
-    };
-    let value = |c: &u8| VALUES[usize::from(*c)];
-    if text.len() % 4 != 0 {
-        return None;
-    }
-    let Some(last_start) = text.len().checked_sub(4) else {
-        return Some(Vec::new());
-    };
-    let (groups, last) = text.split_at(last_start);
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    for group in groups.chunks_exact(4) {
-        let [a, b, c, d] = [&group[0], &group[1], &group[2], &group[3]].map(value);
-        if (a | b | c | d) & 0x80 != 0 {
-            return None;
-        }
-        let n = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
-        out.extend_from_slice(&n.to_be_bytes()[1..]);
-    }
-    // Only the last group may end in one or two `=`.
-    let padding = last.iter().rev().take_while(|&&c| c == b'=').count();
-    if padding > 2 {
-        return None;
-    }
-    let mut n = 0u32;
-    for v in last[..4 - padding].iter().map(value) {
-        if v & 0x80 != 0 {
-            return None;
-        }
-        n = n << 6 | u32::from(v);
-    }
-    for _ in 0..padding {
-        n <<= 6;
-    }
-    out.extend_from_slice(&n.to_be_bytes()[1..4 - padding]);
-    Some(out)
 }
 
 /// The operating system's roots, and what failed to load.
@@ -625,18 +579,6 @@ mod tests {
                 parse_public_bundle(pem),
                 Err(BundleProblem::NoCertificate)
             ));
-        }
-    }
-
-    #[test]
-    fn base64_decoding() {
-        assert_eq!(decode_base64(b"").unwrap(), b"");
-        assert_eq!(decode_base64(b"TQ==").unwrap(), b"M");
-        assert_eq!(decode_base64(b"TWE=").unwrap(), b"Ma");
-        assert_eq!(decode_base64(b"TWFu").unwrap(), b"Man");
-        assert_eq!(decode_base64(b"+/+/").unwrap(), [0xfb, 0xff, 0xbf]);
-        for bad in [&b"TWF"[..], b"TW=u", b"T===", b"TWFu\n", b"TW-u"] {
-            assert_eq!(decode_base64(bad), None, "{}", String::from_utf8_lossy(bad));
         }
     }
 
