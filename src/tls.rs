@@ -16,7 +16,8 @@
 //! sections itself and decodes them with the `base64` crate's ordinary decoder (about 7 a byte); the
 //! extra file keeps the strict parser and its precise errors. rustls-native-certs would read every
 //! system root twice (the bundle, then the hashed directory), so the bundle is read alone when
-//! there is one.
+//! there is one. The AWS SDK's HTTPS client would load the system store once more for itself:
+//! [`TlsRoots::sdk_http_client`] hands it the roots already loaded.
 //!
 //! The resulting [`rustls::ClientConfig`] uses the aws-lc-rs provider explicitly, so it never
 //! depends on (or panics for lack of) a process-wide default provider. [`server_name`] picks the
@@ -27,6 +28,10 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use aws_sdk_secretsmanager::config::SharedHttpClient;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_http_client::{Builder as SdkClientBuilder, ConnectorBuilder};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rustls::{ClientConfig, RootCertStore};
@@ -157,6 +162,64 @@ impl TlsRoots {
     /// drivers that build their own TLS configuration from certificates (mysql_async's `SslOpts`).
     pub fn certificates(&self) -> &[CertificateDer<'static>] {
         &self.certs
+    }
+
+    /// The roots that came from the operating system's store (the first [`RootCounts::system`]
+    /// of [`TlsRoots::certificates`]: they are added first).
+    pub fn system_certificates(&self) -> &[CertificateDer<'static>] {
+        &self.certs[..self.counts.system]
+    }
+
+    /// The HTTPS client for the AWS SDK: the SDK's default client (rustls with aws-lc-rs, the
+    /// SDK's cipher suites, proxy settings from the environment), trusting exactly the system
+    /// roots loaded here, as the default client would after loading the system store again for
+    /// itself (bundle and hashed directory, with the constant-time decoder).
+    ///
+    /// `None` when no system root was loaded: the SDK's default client then does as before.
+    pub fn sdk_http_client(&self) -> Option<SharedHttpClient> {
+        let pem = self.system_roots_pem()?;
+        let context = match TlsContext::builder()
+            .with_trust_store(TrustStore::empty().with_pem_certificate(pem))
+            .build()
+        {
+            Ok(context) => context,
+            Err(error) => {
+                tracing::warn!(%error, "system roots not usable by the SDK; it loads its own");
+                return None;
+            }
+        };
+        // What aws-smithy-runtime's default HTTPS client does, with our trust store. The SDK
+        // takes its roots as PEM only, and builds a connector per connection settings.
+        Some(
+            SdkClientBuilder::new().build_with_connector_fn(move |settings, components| {
+                let mut builder = ConnectorBuilder::default()
+                    .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+                    .tls_context(context.clone());
+                builder.set_connector_settings(settings.cloned());
+                if let Some(components) = components {
+                    builder.set_sleep_impl(components.sleep_impl());
+                }
+                builder.set_proxy_config(Some(ProxyConfig::from_env()));
+                builder.build()
+            }),
+        )
+    }
+
+    /// The system roots as one PEM bundle, `None` when there are none. Each was accepted by
+    /// [`RootCertStore::add`], so the SDK, which panics on a certificate it cannot add, accepts
+    /// every one too.
+    fn system_roots_pem(&self) -> Option<String> {
+        let system = self.system_certificates();
+        if system.is_empty() {
+            return None;
+        }
+        let mut pem = String::with_capacity(system.iter().map(|c| c.len() * 4 / 3 + 64).sum());
+        for cert in system {
+            pem.push_str("-----BEGIN CERTIFICATE-----\n");
+            BASE64.encode_string(cert, &mut pem);
+            pem.push_str("\n-----END CERTIFICATE-----\n");
+        }
+        Some(pem)
     }
 
     fn build(roots: Anchors, counts: RootCounts) -> Result<Self, Error> {
@@ -607,6 +670,36 @@ mod tests {
         let config = roots.client_config();
         assert!(Arc::ptr_eq(&config, &roots.client_config()));
         assert!(format!("{roots:?}").contains("rds: 115"));
+    }
+
+    #[test]
+    fn system_roots_come_first_and_reach_the_sdk_unchanged() {
+        let roots = TlsRoots::load(Some(&testdata("test-ca.pem"))).unwrap();
+        let system = roots.system_certificates();
+        assert_eq!(system.len(), roots.counts().system);
+        let extra = CertificateDer::from_pem_slice(TEST_CA).unwrap();
+        assert!(!system.contains(&extra));
+        assert_eq!(roots.certificates().last(), Some(&extra));
+        match roots.system_roots_pem() {
+            // The SDK reads it with the strict parser and adds every certificate.
+            Some(pem) => {
+                let parsed = parse_bundle(pem.as_bytes()).unwrap();
+                assert_eq!(parsed, system);
+                let mut store = RootCertStore::empty();
+                for cert in parsed {
+                    store.add(cert).unwrap();
+                }
+                assert!(roots.sdk_http_client().is_some());
+            }
+            // A bare container: the SDK keeps its own default client.
+            None => {
+                assert!(system.is_empty());
+                assert!(roots.sdk_http_client().is_none());
+            }
+        }
+        let bare = TlsRoots::from_pem(TEST_CA).unwrap();
+        assert!(bare.system_certificates().is_empty());
+        assert!(bare.sdk_http_client().is_none());
     }
 
     #[test]
