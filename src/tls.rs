@@ -178,23 +178,35 @@ impl TlsRoots {
     /// `None` when no system root was loaded: the SDK's default client then does as before.
     pub fn sdk_http_client(&self) -> Option<SharedHttpClient> {
         let pem = self.system_roots_pem()?;
-        let context = match TlsContext::builder()
+        let contexts = TlsContext::builder()
             .with_trust_store(TrustStore::empty().with_pem_certificate(pem))
             .build()
-        {
-            Ok(context) => context,
+            .and_then(|roots| {
+                let none = TlsContext::builder()
+                    .with_trust_store(TrustStore::empty())
+                    .build()?;
+                Ok((roots, none))
+            });
+        let (roots, no_roots) = match contexts {
+            Ok(contexts) => contexts,
             Err(error) => {
                 tracing::warn!(%error, "system roots not usable by the SDK; it loads its own");
                 return None;
             }
         };
-        // What aws-smithy-runtime's default HTTPS client does, with our trust store. The SDK
-        // takes its roots as PEM only, and builds a connector per connection settings.
+        // What aws-smithy-runtime's default HTTPS client does, with our trust store. The SDK takes
+        // roots as PEM only and decodes them (in constant time) for every connector it builds:
+        // one per connection settings, which makes requests, and one more per SDK client created
+        // (two at start-up: Secrets Manager's and the STS client of aws-config's credential
+        // chain), built with neither settings nor runtime components only to load the default
+        // client's trust store early, then dropped. That probe gets a connector that trusts
+        // nothing, so that it costs nothing; were it ever used, its TLS handshakes would fail.
         Some(
             SdkClientBuilder::new().build_with_connector_fn(move |settings, components| {
+                let probe = settings.is_none() && components.is_none();
                 let mut builder = ConnectorBuilder::default()
                     .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-                    .tls_context(context.clone());
+                    .tls_context(if probe { &no_roots } else { &roots }.clone());
                 builder.set_connector_settings(settings.cloned());
                 if let Some(components) = components {
                     builder.set_sleep_impl(components.sleep_impl());
