@@ -44,8 +44,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let rotators = Rotators::with_roots(&roots, &config);
     // The SDK's HTTPS client trusts the system roots loaded above instead of loading them again.
+    let http_client = roots.sdk_http_client();
+    // The rotators and the SDK client keep what they need; the DER copies go back to the heap
+    // before the first database connection makes its own.
+    drop(roots);
     let mut sdk_config = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(http_client) = roots.sdk_http_client() {
+    if let Some(http_client) = http_client {
         sdk_config = sdk_config.http_client(http_client);
     }
     let sdk_config = sdk_config.load().await;
