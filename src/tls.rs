@@ -1,4 +1,4 @@
-//! Trust roots and the TLS client configuration (PROTOCOL.md 5.4).
+//! Trust roots and the TLS client configuration (docs/protocol.md 5.4).
 //!
 //! [`TlsRoots`] is built once per container, at start-up, from three sources:
 //!
