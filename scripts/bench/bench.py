@@ -195,7 +195,7 @@ class Secrets:
                                   RotationLambdaARN=FAKE_LAMBDA_ARN,
                                   RotationRules={"AutomaticallyAfterDays": 30})
         except self.sm.exceptions.ResourceNotFoundException:
-            pass  # moto does not know the Lambda, but has staged the token (PROTOCOL.md 7)
+            pass  # moto does not know the Lambda, but has staged the token (docs/protocol.md 7)
         if "AWSPENDING" not in self.stages(arn).get(token, []):
             sys.exit(f"bench.py: RotateSecret did not stage AWSPENDING on {token}")
         return token
@@ -254,7 +254,7 @@ class Launch:
     @property
     def memory_mb(self) -> int:
         """The Lambda memory size this pass stands for (full CPU: the template's default)."""
-        return round(self.cap.share * 1769) if self.cap else 128
+        return round(self.cap.share * 1769) if self.cap else 256
 
     def argv(self, binary: str, name: str) -> list[str]:
         argv = [binary]
@@ -264,7 +264,7 @@ class Launch:
         return self.cap.wrap(argv) if self.cap else argv
 
 
-def function_env(runtime_api: str, sm_endpoint: str, memory_mb: int = 128) -> dict[str, str]:
+def function_env(runtime_api: str, sm_endpoint: str, memory_mb: int = 256) -> dict[str, str]:
     """What Lambda gives the function (provided.al2023, JSON logs at INFO, as template.yaml sets
     it), plus the stack's endpoint, dummy credentials and test CA."""
     return {
