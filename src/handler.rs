@@ -333,7 +333,7 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
                 self.secret_id(),
                 Stage::Current,
                 format!(
-                    "unable to clone user, username length with _clone appended would exceed {limit} characters"
+                    "unable to clone user, username length with _clone appended would exceed {limit}"
                 ),
             )
         })

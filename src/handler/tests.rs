@@ -909,7 +909,7 @@ async fn alternating_users_refusals_change_nothing() {
             master: None,
             step: "createSecret",
             error_type: "InvalidSecret",
-            needle: "exceed 63 characters",
+            needle: "exceed 63 bytes",
         },
         Case {
             name: "master password wrong",
