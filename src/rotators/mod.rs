@@ -40,11 +40,13 @@ pub trait Rotator {
         ctx: &StepContext<'_>,
     ) -> impl Future<Output = Result<(), Error>>;
 
-    /// Changes the logged-in user's own password to `new` (single-user strategy).
+    /// Changes the logged-in user's own password to `new` (single-user strategy). `login` is the
+    /// credential that opened `session` (current's, or previous's after the fallback): its user
+    /// is the one changed, and MySQL's `REPLACE` clause needs its password, never the pending one.
     fn set_own_password(
         &self,
         session: &mut Self::Session,
-        user: &DbSecret,
+        login: &DbSecret,
         new: &Password,
         ctx: &StepContext<'_>,
     ) -> impl Future<Output = Result<(), Error>>;
@@ -143,13 +145,13 @@ impl Rotator for Rotators {
     async fn set_own_password(
         &self,
         session: &mut Session,
-        user: &DbSecret,
+        login: &DbSecret,
         new: &Password,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
         match session {
-            Session::Postgres(s) => self.postgres.set_own_password(s, user, new, ctx).await,
-            Session::Mysql(s) => self.mysql.set_own_password(s, user, new, ctx).await,
+            Session::Postgres(s) => self.postgres.set_own_password(s, login, new, ctx).await,
+            Session::Mysql(s) => self.mysql.set_own_password(s, login, new, ctx).await,
         }
     }
 

@@ -143,7 +143,8 @@ impl Rotator for MysqlRotator {
     /// Changes the password of exactly the account the server authenticated, whatever its host:
     ///
     /// - MySQL: `ALTER USER CURRENT_USER() IDENTIFIED BY …`; under `PASSWORD REQUIRE CURRENT`
-    ///   (error 3892) again with `REPLACE <the password used to log in>`.
+    ///   (error 3892) again with `REPLACE <login's password>`: the credential that opened the
+    ///   session, current's or previous's, never the pending one (the server would answer 3891).
     /// - MariaDB: `SET PASSWORD = PASSWORD(…)`, because MariaDB (10.11 included) refuses `ALTER
     ///   USER CURRENT_USER()` with error 1227 unless the user holds `CREATE USER`, which
     ///   application users do not. Not attempting `ALTER USER` first keeps a failing statement
@@ -151,7 +152,7 @@ impl Rotator for MysqlRotator {
     async fn set_own_password(
         &self,
         session: &mut MySession,
-        user: &DbSecret,
+        login: &DbSecret,
         new: &Password,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
@@ -172,10 +173,9 @@ impl Rotator for MysqlRotator {
             Ok(()) => Ok(()),
             Err(e) if server_error_number(&e) == Some(ER_MISSING_CURRENT_PASSWORD) => {
                 let timeout = ctx.query_timeout("ALTER USER … REPLACE")?;
-                let statement = format!(
-                    "{statement} REPLACE {}",
-                    session.literal(user.password().expose())
-                );
+                let statement = session
+                    .server
+                    .own_password_replacing(new.expose(), login.password().expose());
                 session.run(&statement, timeout, SETTING_PASSWORD).await
             }
             Err(e) => Err(database_error(engine, SETTING_PASSWORD, error_code(&e))),

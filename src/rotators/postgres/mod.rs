@@ -91,7 +91,7 @@ impl Rotator for PostgresRotator {
     async fn set_own_password(
         &self,
         session: &mut PgSession,
-        user: &DbSecret,
+        login: &DbSecret,
         new: &Password,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
@@ -101,7 +101,7 @@ impl Rotator for PostgresRotator {
         // Contains the verifier, not the password; still never logged.
         let statement = format!(
             "ALTER ROLE {} PASSWORD {}",
-            escape_identifier(user.username()),
+            escape_identifier(login.username()),
             escape_literal(&verifier)
         );
         let engine = session.engine;
