@@ -31,6 +31,7 @@ mod concurrency;
 mod faults;
 mod guard;
 mod hostile;
+mod logging;
 mod mariadb;
 mod retries;
 mod single_user;
