@@ -156,9 +156,9 @@ pub fn clone_name(username: &str, limit: NameLimit) -> Result<String, NameLimit>
     }
 }
 
-/// Of a user and its clone, the original (the name without `_clone`).
-pub(crate) fn original_name<'a>(a: &'a str, b: &'a str) -> &'a str {
-    if a.len() <= b.len() { a } else { b }
+/// Whether `clone` is `original` with `_clone` appended.
+pub fn is_clone_of(clone: &str, original: &str) -> bool {
+    clone.strip_suffix(CLONE_SUFFIX) == Some(original)
 }
 
 #[cfg(test)]
@@ -188,7 +188,8 @@ mod tests {
             Engine::AuroraMysql.username_limit(32),
             NameLimit::Characters(32)
         );
-        assert_eq!(original_name("app_clone", "app"), "app");
+        assert!(is_clone_of("app_clone", "app"));
+        assert!(!is_clone_of("app", "app_clone") && !is_clone_of("app_clone", "App"));
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod concurrency;
 mod faults;
 mod guard;
 mod hostile;
+mod invariant;
 mod logging;
 mod mariadb;
 mod retries;

@@ -18,9 +18,10 @@
 //! - **Accounts** are written as backtick identifiers (`` `user`@`host` ``, backticks doubled),
 //!   which no `sql_mode` changes. The host always comes from the server (`CURRENT_USER()`, split at
 //!   the last `@`), never assumed `'%'`.
-//! - **Alternating users.** The clone is `<clone>@<current account's host>`. Every rotation
-//!   replays the current account's `SHOW GRANTS` onto it and copies its
-//!   `REQUIRE` setting from its `mysql.user` row (`ssl_type`, `ssl_cipher`, `x509_issuer`,
+//! - **Alternating users.** The clone is `<clone>@<current account's host>`. Before and after
+//!   the master changes it, the privilege invariant is enforced by comparing both accounts'
+//!   `SHOW GRANTS`. Every rotation replays the current account's `SHOW GRANTS` onto it and copies
+//!   its `REQUIRE` setting from its `mysql.user` row (`ssl_type`, `ssl_cipher`, `x509_issuer`,
 //!   `x509_subject`: a table in MySQL, a view in MariaDB 10.4+, read with bound parameters rather
 //!   than by parsing `SHOW CREATE USER`, whose MySQL 8 output carries a binary password hash).
 //! - **Errors.** A statement failure keeps only the server's error number and SQLSTATE (the message
@@ -33,12 +34,14 @@
 //! - `session`: opening a session, running statements, what is kept of a driver error;
 //! - `quote`: literals for the session's `sql_mode`, and account names;
 //! - `lexer` and `grants`: `SHOW GRANTS` lines, tokenised and rewritten for another account;
+//! - `privileges`: what an account may do, from its `SHOW GRANTS`, compared with another's;
 //! - `tls_requirement`: an account's `REQUIRE` setting;
 //! - `master`: the alternating-users path, as named steps.
 
 mod grants;
 mod lexer;
 mod master;
+mod privileges;
 mod quote;
 mod session;
 mod tls_requirement;

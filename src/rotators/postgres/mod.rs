@@ -7,8 +7,10 @@
 //! # Layout
 //!
 //! - `session`: opening a session, what is kept of a driver error;
-//! - `master`: the alternating-users path, as named steps.
+//! - `master`: the alternating-users path, as named steps;
+//! - `invariant`: the privilege invariant of that path, from the catalogs.
 
+mod invariant;
 mod master;
 mod session;
 
