@@ -380,3 +380,69 @@ async fn postgres_clone_owns_nothing_and_is_repaired() {
         .expect("previous still logs in");
     setup.teardown(stack).await;
 }
+
+/// PostgreSQL limits names to 63 bytes of UTF-8, not characters: a 30-character user name of 58
+/// bytes has a 64-byte clone name, which the server would truncate into another name. One byte
+/// less rotates, the clone's name exactly 63 bytes.
+#[tokio::test]
+async fn postgres_clone_names_are_limited_in_bytes() {
+    let stack = require_stack!();
+    let client = sm_client().await;
+    let master_arn = create_secret(&client, &stack.master_secret(Server::Postgres)).await;
+    let function = Function::new(stack).await;
+
+    let too_long = format!("{}ab", "é".repeat(28));
+    assert_eq!((too_long.chars().count(), too_long.len()), (30, 58));
+    let secret = alternating_secret(
+        stack,
+        Server::Postgres,
+        &too_long,
+        &fixture_password(),
+        &master_arn,
+    );
+    let arn = create_secret(&client, &secret).await;
+    let refused_token = token();
+    start_rotation(&client, &arn, &refused_token).await;
+    let before = snapshot(&client, &arn).await;
+    let err = function
+        .invoke("createSecret", &arn, &refused_token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "InvalidSecret", "{err}");
+    assert!(err.to_string().contains("exceed 63 bytes"), "{err}");
+    assert_eq!(snapshot(&client, &arn).await, before, "nothing written");
+
+    // 57 bytes, unique: `é`s and the counter's ASCII.
+    let suffix = unique("b");
+    let name = format!("{}{suffix}", "é".repeat((57 - suffix.len()) / 2));
+    let name = if name.len() < 57 {
+        format!("{name}x")
+    } else {
+        name
+    };
+    assert_eq!(name.len(), 57);
+    let clone = format!("{name}_clone");
+    let password = fixture_password();
+    let user = stack.create_user(Server::Postgres, &name, &password).await;
+    let arn = create_secret(
+        &client,
+        &alternating_secret(stack, Server::Postgres, &name, &password, &master_arn),
+    )
+    .await;
+    let token = token();
+    start_rotation(&client, &arn, &token).await;
+    function.rotate(&arn, &token).await.unwrap();
+    let current = value(&client, &arn, "AWSCURRENT").await;
+    assert_eq!(current["username"], clone.as_str());
+    assert_eq!(clone.len(), 63);
+    stack
+        .login(
+            Server::Postgres,
+            &clone,
+            current["password"].as_str().unwrap(),
+        )
+        .await
+        .unwrap();
+    stack.drop_user(Server::Postgres, &clone).await;
+    user.drop(stack).await;
+}
