@@ -8,7 +8,7 @@ use db_secret_rotator::Error;
 use db_secret_rotator::rotators::mysql::account_sql;
 use mysql_async::prelude::Queryable;
 use postgres_protocol::escape::escape_identifier;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::mariadb::my_admin;
 use crate::support::server::Table;
@@ -74,13 +74,13 @@ async fn state(stack: &Stack, server: Server, user: &str) -> Option<String> {
     }
 }
 
-/// An alternating-users secret for `user`, with the server's master secret.
-async fn secret(stack: &Stack, server: Server, user: &str, password: &str) -> Value {
+/// Creates an alternating-users secret for `user`, with the server's master secret; its ARN.
+async fn alternating_arn(stack: &Stack, server: Server, user: &str, password: &str) -> String {
     let client = sm_client().await;
     let mut secret = stack.secret(server, user, password);
     secret["masterarn"] = json!(create_secret(&client, &stack.master_secret(server)).await);
     secret["rotation_strategy"] = json!("alternating-users");
-    secret
+    create_secret(&client, &secret).await
 }
 
 /// createSecret, then setSecret, which must be refused as a privilege mismatch naming both
@@ -141,11 +141,7 @@ async fn a_login_named_like_a_clone_does_not_get_the_original(server: Server) {
     let table = stack.grant_table(server, &name).await;
     let attacker_password = fixture_password();
     let attacker = stack.create_user(server, &clone, &attacker_password).await;
-    let arn = create_secret(
-        &sm_client().await,
-        &secret(stack, server, &clone, &attacker_password).await,
-    )
-    .await;
+    let arn = alternating_arn(stack, server, &clone, &attacker_password).await;
     let function = Function::new(stack).await;
     let needle = match server {
         Server::Postgres => "not a member",
@@ -169,11 +165,7 @@ async fn a_login_named_like_a_clone_does_not_get_the_original(server: Server) {
     let lone_clone = format!("{lone}_clone");
     let lone_password = fixture_password();
     let lone_user = stack.create_user(server, &lone_clone, &lone_password).await;
-    let arn = create_secret(
-        &sm_client().await,
-        &secret(stack, server, &lone_clone, &lone_password).await,
-    )
-    .await;
+    let arn = alternating_arn(stack, server, &lone_clone, &lone_password).await;
     refused(
         stack,
         server,
@@ -272,11 +264,7 @@ async fn an_over_privileged_clone_is_not_adopted(server: Server) {
             .replace("{user}", &grantee(server, &name))
             .replace("{table}", &table.sql);
         stack.admin_run(server, &grant).await;
-        let arn = create_secret(
-            &sm_client().await,
-            &secret(stack, server, &name, &password).await,
-        )
-        .await;
+        let arn = alternating_arn(stack, server, &name, &password).await;
         let err = refused(
             stack,
             server,
@@ -313,11 +301,7 @@ async fn an_over_privileged_clone_is_not_adopted(server: Server) {
                 ),
             )
             .await;
-        let arn = create_secret(
-            &sm_client().await,
-            &secret(stack, server, &name, &password).await,
-        )
-        .await;
+        let arn = alternating_arn(stack, server, &name, &password).await;
         refused(
             stack,
             server,
@@ -355,7 +339,7 @@ async fn a_lagging_clone_is_refused_then_caught_up(server: Server) {
     let password = fixture_password();
     let user = stack.create_user(server, &name, &password).await;
     let first = stack.grant_table(server, &name).await;
-    let arn = create_secret(&client, &secret(stack, server, &name, &password).await).await;
+    let arn = alternating_arn(stack, server, &name, &password).await;
 
     // 1: adding the suffix creates the clone.
     rotate(&function, &arn).await.unwrap();
