@@ -22,6 +22,13 @@
 //!   at once, malformed input and injection; figures in `target/tmp/*.txt`.
 //! - `soak` (with `support::runtime_api`, a Lambda Runtime API emulator driving the built binary):
 //!   `DSR_SOAK_ROTATIONS` rotations in one warm process (default 100).
+//!
+//! # Trust
+//!
+//! - `invariant`: alternating users never hand over an account that can do more than the current
+//!   one (docs/protocol.md 5.12).
+//! - `logging`: the built binary's log stream under every directive that could print the raw
+//!   event, and a rotation at TRACE, searched for sentinels (5.10).
 
 // Fixtures fail the test by panicking, helpers included.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -31,6 +38,8 @@ mod concurrency;
 mod faults;
 mod guard;
 mod hostile;
+mod invariant;
+mod logging;
 mod mariadb;
 mod retries;
 mod single_user;
