@@ -1,10 +1,14 @@
 //! Rotation metrics: one CloudWatch Embedded Metric Format (EMF) line per invocation.
 //!
 //! The line goes to stdout, the function's log stream, where CloudWatch turns it into metrics
-//! without any API call: `Duration` (milliseconds), `Success` and `Failure` (counts), with the
+//! without any API call: `Duration` (milliseconds), `Success` and `Failure` (counts), and the
+//! step's Secrets Manager `SecretsManagerRetries` and `SecretsManagerThrottles` (counts), with the
 //! dimensions chosen by `METRICS_DIMENSIONS` among `Engine`, `Strategy`, `Step` and `Outcome`. The
 //! secret id and the error type ride along as properties (searchable in the logs, not dimensions).
 //! No secret value is ever part of it.
+//!
+//! When the step read no secret (finishSecret, or a step the guard ends early), the line leaves
+//! the `Engine` and `Strategy` dimensions out rather than report them as unknown.
 
 use std::io::Write;
 use std::time::Duration;
@@ -19,9 +23,9 @@ use crate::protocol::Strategy;
 /// A metric dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dimension {
-    /// The secret's engine (`unknown` when the step read no secret, e.g. finishSecret).
+    /// The secret's engine (left out when it is not known).
     Engine,
-    /// The rotation strategy (`unknown` likewise).
+    /// The rotation strategy (likewise).
     Strategy,
     /// The step name.
     Step,
@@ -128,12 +132,22 @@ pub struct Report {
     pub duration: Duration,
     /// `errorType` of the failure, `None` on success.
     pub error_type: Option<&'static str>,
+    /// Secrets Manager attempts beyond the first, over the step's calls.
+    pub retries: u32,
+    /// Throttling answers from Secrets Manager during the step.
+    pub throttled: u32,
 }
 
 impl Report {
     /// The EMF JSON line (without a newline) at `timestamp_ms` (milliseconds since the epoch).
     pub(crate) fn emf_line(&self, config: &MetricsConfig, timestamp_ms: u64) -> String {
         let failed = self.error_type.is_some();
+        // EMF requires a member for every dimension named: an unknown one is left out of both.
+        let known = |d: &&Dimension| match d {
+            Dimension::Engine => self.engine.is_some(),
+            Dimension::Strategy => self.strategy.is_some(),
+            Dimension::Step | Dimension::Outcome => true,
+        };
         let mut root = Map::new();
         root.insert(
             "_aws".into(),
@@ -141,23 +155,23 @@ impl Report {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
                     "Namespace": config.namespace,
-                    "Dimensions": [config.dimensions.iter().map(|d| d.name()).collect::<Vec<_>>()],
+                    "Dimensions": [config.dimensions.iter().filter(known).map(|d| d.name()).collect::<Vec<_>>()],
                     "Metrics": [
                         {"Name": "Duration", "Unit": "Milliseconds"},
                         {"Name": "Success", "Unit": "Count"},
                         {"Name": "Failure", "Unit": "Count"},
+                        {"Name": "SecretsManagerRetries", "Unit": "Count"},
+                        {"Name": "SecretsManagerThrottles", "Unit": "Count"},
                     ],
                 }],
             }),
         );
-        root.insert(
-            "Engine".into(),
-            json!(self.engine.map_or("unknown", Engine::as_str)),
-        );
-        root.insert(
-            "Strategy".into(),
-            json!(self.strategy.map_or("unknown", Strategy::as_str)),
-        );
+        if let Some(engine) = self.engine {
+            root.insert("Engine".into(), json!(engine.as_str()));
+        }
+        if let Some(strategy) = self.strategy {
+            root.insert("Strategy".into(), json!(strategy.as_str()));
+        }
         root.insert("Step".into(), json!(self.step));
         root.insert(
             "Outcome".into(),
@@ -169,6 +183,8 @@ impl Report {
         );
         root.insert("Success".into(), json!(u8::from(!failed)));
         root.insert("Failure".into(), json!(u8::from(failed)));
+        root.insert("SecretsManagerRetries".into(), json!(self.retries));
+        root.insert("SecretsManagerThrottles".into(), json!(self.throttled));
         if let Some(secret_id) = &self.secret_id {
             root.insert("SecretId".into(), json!(secret_id));
         }
@@ -235,6 +251,8 @@ mod tests {
             strategy: Some(Strategy::AlternatingUsers),
             duration: Duration::from_micros(1_234_567),
             error_type: Some("LoginFailed"),
+            retries: 4,
+            throttled: 3,
         };
         let line = report.emf_line(&MetricsConfig::default(), 1_700_000_000_000);
         assert!(!line.contains('\n'));
@@ -258,7 +276,15 @@ mod tests {
             (Some(0), Some(1))
         );
         assert_eq!(v["ErrorType"], "LoginFailed");
+        assert_eq!(
+            (
+                v["SecretsManagerRetries"].as_u64(),
+                v["SecretsManagerThrottles"].as_u64()
+            ),
+            (Some(4), Some(3))
+        );
 
+        // Engine and strategy unknown: left out of the dimension set and the members.
         let ok = Report {
             error_type: None,
             engine: None,
@@ -266,9 +292,14 @@ mod tests {
             ..report
         };
         let v: Value = serde_json::from_str(&ok.emf_line(&MetricsConfig::default(), 1)).unwrap();
+        assert_eq!(v["Outcome"].as_str(), Some("success"));
+        assert!(
+            v.get("Engine").is_none() && v.get("Strategy").is_none(),
+            "{v}"
+        );
         assert_eq!(
-            (v["Outcome"].as_str(), v["Engine"].as_str()),
-            (Some("success"), Some("unknown"))
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Step"]])
         );
         assert!(v.get("ErrorType").is_none());
     }

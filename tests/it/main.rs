@@ -32,6 +32,7 @@ mod faults;
 mod guard;
 mod hostile;
 mod mariadb;
+mod not_found;
 mod retries;
 mod single_user;
 mod soak;

@@ -302,6 +302,13 @@ pub enum Rule {
         when: When,
         answer: Answer,
     },
+    /// Only attempt `attempt` (1-based) of the `n`th operation.
+    Attempt {
+        n: usize,
+        attempt: usize,
+        when: When,
+        answer: Answer,
+    },
     /// The next `count` requests, whatever their operation, before forwarding.
     NextRequests { count: usize, answer: Answer },
     /// Every request.
@@ -382,13 +389,22 @@ impl SmProxy {
     }
 }
 
-/// The fault for a request of operation `op`, consuming a `NextRequests` budget.
-fn decide(shared: &SmShared, op: usize) -> Option<(When, Answer)> {
+/// The fault for attempt `attempt` of operation `op`, consuming a `NextRequests` budget.
+fn decide(shared: &SmShared, op: usize, attempt: usize) -> Option<(When, Answer)> {
     let mut rules = shared.rules.lock().unwrap();
     let mut found = None;
     for rule in rules.iter_mut() {
         match rule {
             Rule::Operation { n, when, answer } if *n == op => {
+                found = Some((*when, *answer));
+                break;
+            }
+            Rule::Attempt {
+                n,
+                attempt: a,
+                when,
+                answer,
+            } if *n == op && *a == attempt => {
                 found = Some((*when, *answer));
                 break;
             }
@@ -416,9 +432,10 @@ async fn forward(upstream: &str, request: &Message) -> std::io::Result<Message> 
         .ok_or_else(|| std::io::ErrorKind::UnexpectedEof.into())
 }
 
-fn error_response(status: &str, error_type: &str) -> Message {
-    let body =
-        format!(r#"{{"__type":"{error_type}","message":"fault injected by the test proxy"}}"#);
+/// An error answer as the service writes it (AWS JSON 1.1): the type in `__type` and in the
+/// `x-amzn-ErrorType` header.
+fn error_response(status: &str, error_type: &str, message: &str) -> Message {
+    let body = format!(r#"{{"__type":"{error_type}","message":"{message}"}}"#);
     Message::response(
         status,
         &[
@@ -429,6 +446,8 @@ fn error_response(status: &str, error_type: &str) -> Message {
         body.as_bytes(),
     )
 }
+
+const INJECTED: &str = "fault injected by the test proxy";
 
 async fn sm_connection(client: TcpStream, shared: Arc<SmShared>) {
     let _ = client.set_nodelay(true);
@@ -455,7 +474,7 @@ async fn sm_connection(client: TcpStream, shared: Arc<SmShared>) {
             entry.1 += 1;
             *entry
         };
-        let fault = decide(&shared, op);
+        let fault = decide(&shared, op, attempt);
         let body: serde_json::Value =
             serde_json::from_slice(&request.body).unwrap_or(serde_json::Value::Null);
         shared.log.lock().unwrap().push(SmRecord {
@@ -476,11 +495,17 @@ async fn sm_connection(client: TcpStream, shared: Arc<SmShared>) {
                     let _ = forward(&shared.upstream, &request).await;
                 }
                 match answer {
-                    Answer::ServerError => {
-                        error_response("500 Internal Server Error", "InternalServiceError")
+                    Answer::ServerError => error_response(
+                        "500 Internal Server Error",
+                        "InternalServiceError",
+                        INJECTED,
+                    ),
+                    Answer::Throttle => {
+                        error_response("400 Bad Request", "ThrottlingException", "Rate exceeded")
                     }
-                    Answer::Throttle => error_response("400 Bad Request", "ThrottlingException"),
-                    Answer::Invalid => error_response("400 Bad Request", "InvalidRequestException"),
+                    Answer::Invalid => {
+                        error_response("400 Bad Request", "InvalidRequestException", INJECTED)
+                    }
                     Answer::Cut => {
                         if let Ok(client) = reader.into_inner().reunite(w) {
                             reset(client);
