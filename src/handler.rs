@@ -16,7 +16,7 @@ use crate::deadline::{CallTally, Deadline, StepContext};
 use crate::engine::{Engine, Family, clone_name};
 use crate::error::{Error, Mismatch};
 use crate::event::RotationEvent;
-use crate::metrics::Report;
+use crate::metrics::{Report, SecretKinds};
 use crate::protocol::{Stage, Step, Strategy};
 use crate::rotators::Rotator;
 use crate::secrets::{SecretDescription, SecretStore};
@@ -26,17 +26,20 @@ use crate::secrets::{SecretDescription, SecretStore};
 pub type PasswordSource<'a> = &'a dyn Fn(Family) -> Password;
 
 /// The Lambda entry point: validates the event, runs the guard and dispatches the step, then writes
-/// the invocation's metrics line.
+/// the invocation's metrics line. `kinds` remembers, for the container's lifetime, the engine and
+/// strategy of the secrets it has read, for the steps that read none.
 pub async fn handle<S: SecretStore, R: Rotator>(
     event: LambdaEvent<Value>,
     store: &S,
     rotator: &R,
     config: &Config,
+    kinds: &SecretKinds,
 ) -> Result<(), Error> {
     let deadline = Deadline::from_epoch_millis(event.context.deadline, config.connect_timeout);
     let passwords = |family: Family| config.password_policy.generate(family, &mut rand::rng());
-    let (result, report) =
+    let (result, mut report) =
         run_reporting(&event.payload, deadline, store, rotator, config, &passwords).await;
+    kinds.complete(&mut report);
     report.emit(&config.metrics);
     result
 }

@@ -7,10 +7,14 @@
 //! secret id and the error type ride along as properties (searchable in the logs, not dimensions).
 //! No secret value is ever part of it.
 //!
-//! When the step read no secret (finishSecret, or a step the guard ends early), the line leaves
-//! the `Engine` and `Strategy` dimensions out rather than report them as unknown.
+//! A step that reads no secret (finishSecret, or a step the guard ends early) takes its engine and
+//! strategy from [`SecretKinds`], what the container remembers of the secrets it has read; when
+//! it has forgotten or never seen the secret, the line leaves those dimensions out rather than
+//! report them as unknown.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -23,7 +27,7 @@ use crate::protocol::Strategy;
 /// A metric dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dimension {
-    /// The secret's engine (left out when it is not known).
+    /// The secret's engine (left out when it is not known, see [`SecretKinds`]).
     Engine,
     /// The rotation strategy (likewise).
     Strategy,
@@ -209,6 +213,101 @@ impl Report {
     }
 }
 
+/// Engine and strategy of the secrets this container has read, by secret id, for the metrics of
+/// steps that read no secret. Bounded: when full, the entry used least recently is forgotten. At
+/// the default capacity, with ARNs of about 100 bytes, that is a few hundred kilobytes at most;
+/// only the rotations in flight on this container need to be remembered.
+#[derive(Debug)]
+pub struct SecretKinds {
+    capacity: usize,
+    inner: Mutex<Lru>,
+}
+
+#[derive(Debug, Default)]
+struct Lru {
+    /// Secret id → engine, strategy, and when it was last used.
+    entries: HashMap<String, (Engine, Strategy, u64)>,
+    /// Last use → secret id, oldest first.
+    by_use: BTreeMap<u64, String>,
+    clock: u64,
+}
+
+impl Lru {
+    fn touch(
+        &mut self,
+        secret_id: &str,
+        kind: Option<(Engine, Strategy)>,
+    ) -> Option<(Engine, Strategy)> {
+        self.clock += 1;
+        let now = self.clock;
+        let entry = self.entries.get_mut(secret_id)?;
+        self.by_use.remove(&entry.2);
+        if let Some((engine, strategy)) = kind {
+            (entry.0, entry.1) = (engine, strategy);
+        }
+        entry.2 = now;
+        self.by_use.insert(now, secret_id.to_owned());
+        Some((entry.0, entry.1))
+    }
+}
+
+impl SecretKinds {
+    /// Entries kept by default.
+    pub const DEFAULT_CAPACITY: usize = 1024;
+
+    /// An empty memory of at most `capacity` secrets (at least one).
+    pub fn new(capacity: usize) -> Self {
+        SecretKinds {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Lru::default()),
+        }
+    }
+
+    /// Remembers the report's engine and strategy when its step read the secret, or fills them in
+    /// from memory when it did not.
+    pub fn complete(&self, report: &mut Report) {
+        let Some(secret_id) = report.secret_id.as_deref() else {
+            return;
+        };
+        let mut lru = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        match report.engine.zip(report.strategy) {
+            Some(kind) => {
+                if lru.touch(secret_id, Some(kind)).is_some() {
+                    return;
+                }
+                if lru.entries.len() >= self.capacity {
+                    if let Some((_, oldest)) = lru.by_use.pop_first() {
+                        lru.entries.remove(&oldest);
+                    }
+                }
+                let now = lru.clock;
+                lru.entries
+                    .insert(secret_id.to_owned(), (kind.0, kind.1, now));
+                lru.by_use.insert(now, secret_id.to_owned());
+            }
+            None => {
+                if let Some((engine, strategy)) = lru.touch(secret_id, None) {
+                    (report.engine, report.strategy) = (Some(engine), Some(strategy));
+                }
+            }
+        }
+    }
+
+    /// How many secrets are remembered.
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+            .len()
+    }
+
+    /// Whether no secret is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +401,66 @@ mod tests {
             json!([["Step"]])
         );
         assert!(v.get("ErrorType").is_none());
+    }
+
+    fn report(secret_id: &str, kind: Option<(Engine, Strategy)>) -> Report {
+        Report {
+            secret_id: Some(secret_id.to_owned()),
+            step: "finishSecret".into(),
+            engine: kind.map(|k| k.0),
+            strategy: kind.map(|k| k.1),
+            duration: Duration::ZERO,
+            error_type: None,
+            retries: 0,
+            throttled: 0,
+        }
+    }
+
+    #[test]
+    fn the_container_remembers_what_its_secrets_are_within_a_bound() {
+        let kinds = SecretKinds::new(3);
+        let pg = (Engine::Postgres, Strategy::SingleUser);
+        let maria = (Engine::Mariadb, Strategy::AlternatingUsers);
+        for (id, kind) in [("a", pg), ("b", maria), ("c", pg)] {
+            kinds.complete(&mut report(id, Some(kind)));
+        }
+        // A step that read nothing gets what an earlier step saw.
+        let mut finish = report("b", None);
+        kinds.complete(&mut finish);
+        assert_eq!(
+            (finish.engine, finish.strategy),
+            (Some(maria.0), Some(maria.1))
+        );
+        // Full: "a", the least recently used, goes; "b" was just used and stays.
+        kinds.complete(&mut report("d", Some(maria)));
+        assert_eq!(kinds.len(), 3);
+        let mut forgotten = report("a", None);
+        kinds.complete(&mut forgotten);
+        assert_eq!((forgotten.engine, forgotten.strategy), (None, None));
+        for id in ["b", "c", "d"] {
+            let mut r = report(id, None);
+            kinds.complete(&mut r);
+            assert!(r.engine.is_some(), "{id}");
+        }
+        // A changed strategy replaces the remembered one; a report without a secret is ignored.
+        kinds.complete(&mut report("c", Some(maria)));
+        let mut r = report("c", None);
+        kinds.complete(&mut r);
+        assert_eq!(r.strategy, Some(maria.1));
+        kinds.complete(&mut Report {
+            secret_id: None,
+            ..report("x", Some(pg))
+        });
+        assert_eq!(kinds.len(), 3);
+
+        // Ten thousand secrets through the default capacity: the bound holds.
+        let kinds = SecretKinds::new(SecretKinds::DEFAULT_CAPACITY);
+        for n in 0..10_000 {
+            kinds.complete(&mut report(
+                &format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:s{n}"),
+                Some(pg),
+            ));
+        }
+        assert_eq!(kinds.len(), SecretKinds::DEFAULT_CAPACITY);
     }
 }

@@ -1062,6 +1062,18 @@ async fn each_invocation_reports_its_metrics() {
     }
     assert_eq!(reports[3].step, "finishSecret");
     assert_eq!(reports[3].engine, None, "finishSecret reads no secret");
+    // The container remembers what the earlier steps read, as `handle` does.
+    let kinds = SecretKinds::new(8);
+    for report in &mut reports {
+        kinds.complete(report);
+    }
+    assert_eq!(
+        (reports[3].engine, reports[3].strategy),
+        (
+            Some(crate::engine::Engine::Postgres),
+            Some(Strategy::SingleUser)
+        )
+    );
     assert!(reports.iter().all(|r| r.retries == 0 && r.throttled == 0));
 
     let (result, report) = invoke(&event("bogus"), deadline, &store, &db, &Config::default()).await;
