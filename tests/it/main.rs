@@ -20,6 +20,10 @@
 //!   Secrets Manager call, not only the writing ones.
 //! - `retries`, `concurrency`, `hostile`: retries and deadlines, duplicate delivery and 50 secrets
 //!   at once, malformed input and injection; figures in `target/tmp/*.txt`.
+//! - `storm`: many secrets rotated at once, each through its own function process, against a
+//!   write quota enforced by the Secrets Manager proxy (`DSR_STORM_SECRETS`, `DSR_STORM_TPS`, …;
+//!   `scripts/bench.sh storm` runs it larger); figures in `target/tmp/storm.txt`.
+//! - `not_found`: "not found" from Secrets Manager where the protocol does not expect absence.
 //! - `soak` (with `support::runtime_api`, a Lambda Runtime API emulator driving the built binary):
 //!   `DSR_SOAK_ROTATIONS` rotations in one warm process (default 100).
 
@@ -36,5 +40,6 @@ mod not_found;
 mod retries;
 mod single_user;
 mod soak;
+mod storm;
 mod support;
 mod tls;

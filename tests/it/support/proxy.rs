@@ -13,13 +13,15 @@
 //!   its URL as the explicit endpoint). It speaks just enough HTTP/1.1 to count operations (by
 //!   `amz-sdk-invocation-id`: one operation, however many attempts) and to answer, per rule,
 //!   before or after forwarding: HTTP 500, `ThrottlingException`, a non-retryable
-//!   `InvalidRequestException`, a cut connection, or no answer at all.
+//!   `InvalidRequestException`, a cut connection, or no answer at all. It can also enforce a
+//!   write quota, as the service does per region: a token bucket shared by the writing operations,
+//!   answering `ThrottlingException` (HTTP 400, the service's JSON error) beyond it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -327,6 +329,55 @@ pub struct SmRecord {
     pub fault: Option<(When, Answer)>,
 }
 
+/// The operations that change a secret: in the service they share one regional quota.
+pub const WRITE_OPERATIONS: &[&str] = &[
+    "PutSecretValue",
+    "UpdateSecretVersionStage",
+    "UpdateSecret",
+    "CreateSecret",
+    "DeleteSecret",
+    "RestoreSecret",
+    "RotateSecret",
+    "CancelRotateSecret",
+    "TagResource",
+    "UntagResource",
+    "PutResourcePolicy",
+    "DeleteResourcePolicy",
+];
+
+/// A token bucket: `rate` tokens a second, holding at most `burst`.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What the write quota did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaCount {
+    /// Writes let through.
+    pub admitted: usize,
+    /// Writes answered with `ThrottlingException`.
+    pub throttled: usize,
+}
+
 #[derive(Debug)]
 struct SmShared {
     upstream: String,
@@ -334,6 +385,8 @@ struct SmShared {
     ops: Mutex<HashMap<String, (usize, usize)>>,
     next_op: AtomicUsize,
     log: Mutex<Vec<SmRecord>>,
+    quota: Mutex<Option<Bucket>>,
+    quota_count: Mutex<QuotaCount>,
 }
 
 /// An HTTP proxy in front of the Secrets Manager emulator; stops when dropped.
@@ -358,6 +411,8 @@ impl SmProxy {
             ops: Mutex::new(HashMap::new()),
             next_op: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
+            quota: Mutex::new(None),
+            quota_count: Mutex::new(QuotaCount::default()),
         });
         let accept_shared = Arc::clone(&shared);
         let server =
@@ -387,6 +442,39 @@ impl SmProxy {
     pub fn log(&self) -> Vec<SmRecord> {
         self.shared.log.lock().unwrap().clone()
     }
+
+    /// Limits the [`WRITE_OPERATIONS`] together to `rate` a second, with bursts of up to `burst`
+    /// (the bucket starts full); writes beyond it are answered with `ThrottlingException`.
+    pub fn limit_writes(&self, rate: f64, burst: f64) {
+        *self.shared.quota.lock().unwrap() = Some(Bucket {
+            rate,
+            burst,
+            tokens: burst,
+            at: Instant::now(),
+        });
+    }
+
+    /// What the write quota admitted and refused so far.
+    pub fn quota_count(&self) -> QuotaCount {
+        *self.shared.quota_count.lock().unwrap()
+    }
+}
+
+/// Whether the write quota refuses a request of operation `name` (counting it either way).
+fn over_quota(shared: &SmShared, name: &str) -> bool {
+    if !WRITE_OPERATIONS.contains(&name) {
+        return false;
+    }
+    let Some(admitted) = shared.quota.lock().unwrap().as_mut().map(Bucket::take) else {
+        return false;
+    };
+    let mut count = shared.quota_count.lock().unwrap();
+    if admitted {
+        count.admitted += 1;
+    } else {
+        count.throttled += 1;
+    }
+    !admitted
 }
 
 /// The fault for attempt `attempt` of operation `op`, consuming a `NextRequests` budget.
@@ -474,7 +562,8 @@ async fn sm_connection(client: TcpStream, shared: Arc<SmShared>) {
             entry.1 += 1;
             *entry
         };
-        let fault = decide(&shared, op, attempt);
+        let fault = decide(&shared, op, attempt)
+            .or_else(|| over_quota(&shared, &name).then_some((When::Before, Answer::Throttle)));
         let body: serde_json::Value =
             serde_json::from_slice(&request.body).unwrap_or(serde_json::Value::Null);
         shared.log.lock().unwrap().push(SmRecord {
