@@ -25,7 +25,8 @@
 //!   `scripts/bench.sh storm` runs it larger); figures in `target/tmp/storm.txt`.
 //! - `not_found`: "not found" from Secrets Manager where the protocol does not expect absence.
 //! - `soak` (with `support::runtime_api`, a Lambda Runtime API emulator driving the built binary):
-//!   `DSR_SOAK_ROTATIONS` rotations in one warm process (default 100).
+//!   `DSR_SOAK_ROTATIONS` rotations in one warm process (default 200), its Secrets Manager writes
+//!   throttled by the proxy so that the retry path runs throughout.
 
 // Fixtures fail the test by panicking, helpers included.
 #![allow(clippy::unwrap_used, missing_docs)]
