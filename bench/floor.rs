@@ -29,9 +29,10 @@ use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
 use db_secret_rotator::Config;
+use db_secret_rotator::deadline::{CallTally, Deadline, StepContext};
 use db_secret_rotator::engine::{Engine, Family, clone_name};
 use db_secret_rotator::env::Env;
-use db_secret_rotator::protocol::Stage;
+use db_secret_rotator::protocol::{Stage, Step};
 use db_secret_rotator::rotators::mysql::{account_sql, quote_literal, ssl_opts};
 use db_secret_rotator::secrets::{SdkSecretStore, SecretStore};
 use db_secret_rotator::tls::TlsRoots;
@@ -170,9 +171,16 @@ fn new_password() -> String {
         .collect()
 }
 
-fn parse(text: Option<String>) -> Result<Value, BoxError> {
-    Ok(serde_json::from_str(&text.ok_or("version has no value")?)?)
+fn parse(text: String) -> Result<Value, BoxError> {
+    Ok(serde_json::from_str(&text)?)
 }
+
+static STEPS: [Step; 4] = [
+    Step::CreateSecret,
+    Step::SetSecret,
+    Step::TestSecret,
+    Step::FinishSecret,
+];
 
 /// One rotation; returns each step's wall time in milliseconds.
 async fn rotate(
@@ -185,12 +193,23 @@ async fn rotate(
 ) -> Result<Vec<(&'static str, f64)>, BoxError> {
     let mut steps = Vec::new();
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+    // The function's budget and retries, without an invocation deadline.
+    let tally = CallTally::new();
+    let at = |n: usize| StepContext {
+        secret_id: id,
+        step: &STEPS[n],
+        deadline: Deadline::new(None, config.connect_timeout),
+        tally: &tally,
+    };
 
     // createSecret
     let t = Instant::now();
-    store.describe(id).await?;
-    let mut pending = parse(store.get(id, Stage::Current, None).await?)?;
-    let _ = store.get(id, Stage::Pending, Some(token)).await?;
+    let ctx = at(0);
+    store.describe(id, &ctx).await?;
+    let mut pending = parse(store.get(id, Stage::Current, None, &ctx).await?)?;
+    let _ = store
+        .get_if_exists(id, Stage::Pending, Some(token), &ctx)
+        .await?;
     pending["password"] = json!(new_password());
     if alternating {
         let limit = engine(&pending)?.username_limit(config.mysql_username_limit);
@@ -199,20 +218,21 @@ async fn rotate(
         pending["username"] = json!(clone);
     }
     store
-        .put_pending(id, token, &pending.to_string(), None)
+        .put_pending(id, token, &pending.to_string(), None, &ctx)
         .await?;
     steps.push(("createSecret", ms(t)));
 
     // setSecret
     let t = Instant::now();
-    store.describe(id).await?;
-    let current = parse(store.get(id, Stage::Current, None).await?)?;
-    let pending = parse(store.get(id, Stage::Pending, Some(token)).await?)?;
+    let ctx = at(1);
+    store.describe(id, &ctx).await?;
+    let current = parse(store.get(id, Stage::Current, None, &ctx).await?)?;
+    let pending = parse(store.get(id, Stage::Pending, Some(token), &ctx).await?)?;
     let mut session = login(&current, tls).await?;
     if alternating {
         close(session).await;
         let masterarn = field(&current, "masterarn")?;
-        let mut master = parse(store.get(masterarn, Stage::Current, None).await?)?;
+        let mut master = parse(store.get(masterarn, Stage::Current, None, &ctx).await?)?;
         master["dbname"] = current["dbname"].clone();
         session = login(&master, tls).await?;
     }
@@ -229,18 +249,20 @@ async fn rotate(
 
     // testSecret
     let t = Instant::now();
-    store.describe(id).await?;
-    let pending = parse(store.get(id, Stage::Pending, Some(token)).await?)?;
+    let ctx = at(2);
+    store.describe(id, &ctx).await?;
+    let pending = parse(store.get(id, Stage::Pending, Some(token), &ctx).await?)?;
     close(login(&pending, tls).await?).await;
     steps.push(("testSecret", ms(t)));
 
     // finishSecret
     let t = Instant::now();
-    let description = store.describe(id).await?;
+    let ctx = at(3);
+    let description = store.describe(id, &ctx).await?;
     let current = description
         .version_with(Stage::Current)
         .ok_or("no AWSCURRENT version")?;
-    store.promote(id, token, current).await?;
+    store.promote(id, token, current, &ctx).await?;
     steps.push(("finishSecret", ms(t)));
     Ok(steps)
 }

@@ -1,8 +1,10 @@
 //! The invocation's time budget (docs/protocol.md 5.5) and the context a step acts in.
 //!
 //! Below the rotators and the secret store alike: anything that waits on the network asks
-//! [`Deadline`] how long it may wait.
+//! [`Deadline`] how long it may wait, and a Secrets Manager call's retries are counted in the
+//! step's [`CallTally`] for its metrics line.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::Error;
@@ -23,6 +25,8 @@ impl Deadline {
     const MIN_ATTEMPT: Duration = Duration::from_millis(200);
     /// Bound on a query when the invocation has no deadline (tests, manual runs).
     const UNBOUNDED_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Bound on all attempts of one Secrets Manager call when the invocation has no deadline.
+    pub(crate) const UNBOUNDED_CALL_BUDGET: Duration = Duration::from_secs(30);
 
     /// Deadlines below this (September 2001) are not epoch times: 0 when none is given, and local
     /// emulators such as `cargo lambda watch` send a fixed relative value (600000).
@@ -76,6 +80,59 @@ impl Deadline {
     pub(crate) fn query_timeout(&self, step: &Step, attempt: &str) -> Result<Duration, Error> {
         self.budget(Self::UNBOUNDED_QUERY_TIMEOUT, step, attempt)
     }
+
+    /// The time all attempts of a call starting now may take together: what is left of the
+    /// invocation less the safety margin, or [`Self::UNBOUNDED_CALL_BUDGET`] without an invocation
+    /// deadline. The flag says whether the invocation's deadline set it.
+    pub(crate) fn call_budget(&self) -> (Duration, bool) {
+        match self.usable() {
+            Some(left) => (left, true),
+            None => (Self::UNBOUNDED_CALL_BUDGET, false),
+        }
+    }
+
+    /// Below this much time, an attempt is not started.
+    pub(crate) const fn min_attempt() -> Duration {
+        Self::MIN_ATTEMPT
+    }
+}
+
+/// What a step's Secrets Manager calls cost beyond one attempt each: retries, and how many
+/// answers were throttling. Shared by the step's calls; read for its metrics line.
+#[derive(Debug, Default)]
+pub struct CallTally {
+    retries: AtomicU32,
+    throttled: AtomicU32,
+}
+
+impl CallTally {
+    /// A tally at zero.
+    pub const fn new() -> Self {
+        CallTally {
+            retries: AtomicU32::new(0),
+            throttled: AtomicU32::new(0),
+        }
+    }
+
+    /// Counts one attempt beyond the first.
+    pub(crate) fn retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one throttling answer.
+    pub(crate) fn throttle(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Attempts beyond the first, over every call so far.
+    pub fn retries(&self) -> u32 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Throttling answers received so far.
+    pub fn throttled(&self) -> u32 {
+        self.throttled.load(Ordering::Relaxed)
+    }
 }
 
 /// Who is acting, for errors and logs, and how much time is left.
@@ -87,6 +144,8 @@ pub struct StepContext<'a> {
     pub step: &'a Step,
     /// The invocation's time budget.
     pub deadline: Deadline,
+    /// The step's Secrets Manager retries, for its metrics line.
+    pub tally: &'a CallTally,
 }
 
 impl StepContext<'_> {
@@ -167,10 +226,12 @@ mod tests {
     #[test]
     fn the_context_asks_its_deadline() {
         let step = Step::TestSecret;
+        let tally = CallTally::default();
         let ctx = StepContext {
             secret_id: "s",
             step: &step,
             deadline: Deadline::new(None, Duration::from_millis(1500)),
+            tally: &tally,
         };
         assert_eq!(
             ctx.connect_timeout("x").unwrap(),

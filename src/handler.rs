@@ -12,11 +12,11 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::Config;
 use crate::credentials::{DbSecret, Password, SslSetting};
-use crate::deadline::{Deadline, StepContext};
+use crate::deadline::{CallTally, Deadline, StepContext};
 use crate::engine::{Engine, Family, clone_name};
 use crate::error::{Error, Mismatch};
 use crate::event::RotationEvent;
-use crate::metrics::Report;
+use crate::metrics::{Report, SecretKinds};
 use crate::protocol::{Stage, Step, Strategy};
 use crate::rotators::Rotator;
 use crate::secrets::{SecretDescription, SecretStore};
@@ -26,17 +26,20 @@ use crate::secrets::{SecretDescription, SecretStore};
 pub type PasswordSource<'a> = &'a dyn Fn(Family) -> Password;
 
 /// The Lambda entry point: validates the event, runs the guard and dispatches the step, then writes
-/// the invocation's metrics line.
+/// the invocation's metrics line. `kinds` remembers, for the container's lifetime, the engine and
+/// strategy of the secrets it has read, for the steps that read none.
 pub async fn handle<S: SecretStore, R: Rotator>(
     event: LambdaEvent<Value>,
     store: &S,
     rotator: &R,
     config: &Config,
+    kinds: &SecretKinds,
 ) -> Result<(), Error> {
     let deadline = Deadline::from_epoch_millis(event.context.deadline, config.connect_timeout);
     let passwords = |family: Family| config.password_policy.generate(family, &mut rand::rng());
-    let (result, report) =
+    let (result, mut report) =
         run_reporting(&event.payload, deadline, store, rotator, config, &passwords).await;
+    kinds.complete(&mut report);
     report.emit(&config.metrics);
     result
 }
@@ -75,6 +78,8 @@ pub(crate) async fn run_reporting<S: SecretStore, R: Rotator>(
                 strategy: None,
                 duration: started.elapsed(),
                 error_type: Some(e.error_type()),
+                retries: 0,
+                throttled: 0,
             };
             return (Err(e), report);
         }
@@ -85,6 +90,7 @@ pub(crate) async fn run_reporting<S: SecretStore, R: Rotator>(
         step = %event.step,
         token = %event.token,
     );
+    let tally = CallTally::default();
     let rotation = Rotation {
         event: &event,
         store,
@@ -94,6 +100,7 @@ pub(crate) async fn run_reporting<S: SecretStore, R: Rotator>(
             secret_id: &event.secret_id,
             step: &event.step,
             deadline,
+            tally: &tally,
         },
         passwords,
         seen: Cell::new(None),
@@ -114,6 +121,8 @@ pub(crate) async fn run_reporting<S: SecretStore, R: Rotator>(
         strategy,
         duration: started.elapsed(),
         error_type: result.as_ref().err().map(Error::error_type),
+        retries: tally.retries(),
+        throttled: tally.throttled(),
     };
     (result, report)
 }
@@ -140,7 +149,7 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
     }
 
     async fn guard_and_dispatch(&self) -> Result<(), Error> {
-        let description = self.store.describe(self.secret_id()).await?;
+        let description = self.store.describe(self.secret_id(), &self.ctx).await?;
         if description.rotation_enabled == Some(false) {
             return Err(Error::RotationDisabled {
                 secret_id: self.secret_id().to_owned(),
@@ -174,37 +183,36 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         }
     }
 
-    /// Reads and validates the version at `stage` (the token's version for `AWSPENDING`).
-    /// `Ok(None)` when it has no value.
-    async fn read(&self, stage: Stage) -> Result<Option<DbSecret>, Error> {
+    /// Reads and validates the version at `stage` (the token's version for `AWSPENDING`). Not
+    /// found is an error.
+    async fn read(&self, stage: Stage) -> Result<DbSecret, Error> {
         let version = (stage == Stage::Pending).then(|| self.token());
-        match self.store.get(self.secret_id(), stage, version).await? {
-            Some(text) => {
-                let secret = DbSecret::parse(self.secret_id(), stage, &text)?;
-                if stage != Stage::Previous {
-                    self.seen
-                        .set(Some((secret.engine(), self.strategy(&secret))));
-                }
-                Ok(Some(secret))
-            }
-            None => Ok(None),
-        }
+        let text = self
+            .store
+            .get(self.secret_id(), stage, version, &self.ctx)
+            .await?;
+        self.parse(stage, &text)
     }
 
-    /// Like [`Self::read`], for a version the step cannot do without.
-    async fn read_required(&self, stage: Stage) -> Result<DbSecret, Error> {
-        self.read(stage).await?.ok_or_else(|| {
-            Error::invalid_secret(
-                self.secret_id(),
-                stage,
-                match stage {
-                    Stage::Pending => {
-                        "the token's AWSPENDING version has no value; createSecret must run first"
-                    }
-                    _ => "version has no value",
-                },
-            )
-        })
+    /// Like [`Self::read`], where the protocol expects that the version may be absent (the
+    /// token's pending value in createSecret, `AWSPREVIOUS` in setSecret): `Ok(None)` then.
+    async fn read_if_exists(&self, stage: Stage) -> Result<Option<DbSecret>, Error> {
+        let version = (stage == Stage::Pending).then(|| self.token());
+        let text = self
+            .store
+            .get_if_exists(self.secret_id(), stage, version, &self.ctx)
+            .await?;
+        text.map(|text| self.parse(stage, &text)).transpose()
+    }
+
+    /// Validates a version's value, noting its engine and strategy for metrics.
+    fn parse(&self, stage: Stage, text: &str) -> Result<DbSecret, Error> {
+        let secret = DbSecret::parse(self.secret_id(), stage, text)?;
+        if stage != Stage::Previous {
+            self.seen
+                .set(Some((secret.engine(), self.strategy(&secret))));
+        }
+        Ok(secret)
     }
 
     fn strategy(&self, current: &DbSecret) -> Strategy {
@@ -289,8 +297,8 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
     /// createSecret: stores a copy of the current secret with a new password as `AWSPENDING` under the
     /// token, unless that version already has a value.
     async fn create_secret(&self) -> Result<(), Error> {
-        let current = self.read_required(Stage::Current).await?;
-        if self.read(Stage::Pending).await?.is_some() {
+        let current = self.read(Stage::Current).await?;
+        if self.read_if_exists(Stage::Pending).await?.is_some() {
             info!("AWSPENDING version already has a value; nothing to do");
             return Ok(());
         }
@@ -306,6 +314,7 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
                 self.token(),
                 &pending.to_json(),
                 self.event.rotation_token.as_deref(),
+                &self.ctx,
             )
             .await?;
         info!(stage = %Stage::Pending, strategy = strategy.as_str(), "new version created");
@@ -341,8 +350,8 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
 
     /// setSecret: makes the database accept the pending credential.
     async fn set_secret(&self) -> Result<(), Error> {
-        let current = self.read_required(Stage::Current).await?;
-        let pending = self.read_required(Stage::Pending).await?;
+        let current = self.read(Stage::Current).await?;
+        let pending = self.read(Stage::Pending).await?;
         self.warn_on_unrecognised_ssl(&pending, Stage::Pending);
         let strategy = self.strategy(&current);
         if strategy == Strategy::AlternatingUsers {
@@ -392,20 +401,14 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         let account = self.rotator.account(&session);
         self.rotator.close(session).await;
 
-        let master = match self.store.get(masterarn, Stage::Current, None).await? {
-            // An RDS-managed master secret holds only `username` and `password`: it takes the
-            // rotated secret's engine, and then fails naming its missing `host`.
-            Some(text) => {
-                DbSecret::parse_with_engine(masterarn, Stage::Current, &text, current.engine())?
-            }
-            None => {
-                return Err(Error::invalid_secret(
-                    masterarn,
-                    Stage::Current,
-                    "master secret has no value",
-                ));
-            }
-        };
+        let master = self
+            .store
+            .get(masterarn, Stage::Current, None, &self.ctx)
+            .await?;
+        // An RDS-managed master secret holds only `username` and `password`: it takes the rotated
+        // secret's engine, and then fails naming its missing `host`.
+        let master =
+            DbSecret::parse_with_engine(masterarn, Stage::Current, &master, current.engine())?;
         if master.engine().family() != current.engine().family() {
             return Err(Error::invalid_secret(
                 masterarn,
@@ -475,7 +478,7 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         current: &DbSecret,
         pending: &DbSecret,
     ) -> Result<Option<(R::Session, DbSecret)>, Error> {
-        let previous = match self.read(Stage::Previous).await {
+        let previous = match self.read_if_exists(Stage::Previous).await {
             Ok(Some(previous)) => previous.with_tls_of(current),
             Ok(None) => return Ok(None),
             Err(e @ Error::InvalidSecret { .. }) => {
@@ -493,7 +496,7 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
 
     /// testSecret: logs in with the pending credential and runs a trivial query. Never writes.
     async fn test_secret(&self) -> Result<(), Error> {
-        let pending = self.read_required(Stage::Pending).await?;
+        let pending = self.read(Stage::Pending).await?;
         self.warn_on_unrecognised_ssl(&pending, Stage::Pending);
         let Some(session) = self
             .try_login(&pending, "login with pending secret")
@@ -521,7 +524,7 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
             return Ok(());
         }
         self.store
-            .promote(self.secret_id(), self.token(), current)
+            .promote(self.secret_id(), self.token(), current, &self.ctx)
             .await?;
         info!(stage = %Stage::Current, previous_version = current, "version promoted");
         Ok(())

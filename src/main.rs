@@ -7,6 +7,7 @@
 
 use aws_config::BehaviorVersion;
 use db_secret_rotator::env::Env;
+use db_secret_rotator::metrics::SecretKinds;
 use db_secret_rotator::rotators::Rotators;
 use db_secret_rotator::secrets::SdkSecretStore;
 use db_secret_rotator::tls::TlsRoots;
@@ -56,9 +57,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     }
     let sdk_config = sdk_config.load().await;
     let secrets = SdkSecretStore::new(&sdk_config, config.secrets_manager_endpoint.as_deref());
-    let (secrets, rotators, config) = (&secrets, &rotators, &config);
+    let kinds = SecretKinds::new(SecretKinds::DEFAULT_CAPACITY);
+    let (secrets, rotators, config, kinds) = (&secrets, &rotators, &config, &kinds);
     lambda_runtime::run(service_fn(move |event| {
-        handler::handle(event, secrets, rotators, config)
+        handler::handle(event, secrets, rotators, config, kinds)
     }))
     .await
 }

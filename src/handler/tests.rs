@@ -137,7 +137,7 @@ impl FakeStore {
 }
 
 impl SecretStore for FakeStore {
-    async fn describe(&self, _: &str) -> Result<SecretDescription, Error> {
+    async fn describe(&self, _: &str, _: &StepContext<'_>) -> Result<SecretDescription, Error> {
         self.count(|c| c.describe += 1);
         Ok(SecretDescription {
             rotation_enabled: self.rotation_enabled.get(),
@@ -156,6 +156,24 @@ impl SecretStore for FakeStore {
         secret_id: &str,
         stage: Stage,
         version: Option<&str>,
+        ctx: &StepContext<'_>,
+    ) -> Result<String, Error> {
+        let value = self.get_if_exists(secret_id, stage, version, ctx).await?;
+        value.ok_or_else(|| Error::SecretsManager {
+            secret_id: secret_id.into(),
+            operation: "GetSecretValue",
+            code: Some("ResourceNotFoundException".into()),
+            detail: "ResourceNotFoundException: Secrets Manager can't find the specified secret"
+                .into(),
+        })
+    }
+
+    async fn get_if_exists(
+        &self,
+        secret_id: &str,
+        stage: Stage,
+        version: Option<&str>,
+        _: &StepContext<'_>,
     ) -> Result<Option<String>, Error> {
         self.count(|c| c.get += 1);
         if secret_id != SECRET {
@@ -181,6 +199,7 @@ impl SecretStore for FakeStore {
         token: &str,
         value: &str,
         rotation_token: Option<&str>,
+        _: &StepContext<'_>,
     ) -> Result<(), Error> {
         self.count(|c| c.put += 1);
         self.rotation_tokens
@@ -208,7 +227,13 @@ impl SecretStore for FakeStore {
         Ok(())
     }
 
-    async fn promote(&self, _: &str, token: &str, from: &str) -> Result<(), Error> {
+    async fn promote(
+        &self,
+        _: &str,
+        token: &str,
+        from: &str,
+        _: &StepContext<'_>,
+    ) -> Result<(), Error> {
         self.count(|c| c.promote += 1);
         let mut versions = self.versions.borrow_mut();
         if !versions
@@ -716,10 +741,15 @@ async fn test_secret_alone_never_writes() {
     assert_eq!(store.calls.get().writes(), 0);
     assert!(db.changes.borrow().is_empty());
 
+    // Without a pending value, not found is the service's answer, and not one testSecret expects.
     let store = FakeStore::new(&current_secret());
     let err = step(&store, &db, "testSecret").await.unwrap_err();
-    assert_eq!(err.error_type(), "InvalidSecret");
-    assert!(err.to_string().contains("AWSPENDING"), "{err}");
+    assert_eq!(err.error_type(), "SecretsManagerError");
+    let text = err.to_string();
+    assert!(
+        text.contains("ResourceNotFoundException") && text.contains(SECRET),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -731,6 +761,26 @@ async fn finish_secret_without_a_current_version_writes_nothing() {
     assert_eq!(err.error_type(), "UnknownVersion");
     assert!(err.to_string().contains("AWSCURRENT"), "{err}");
     assert_eq!(store.calls.get().writes(), 0);
+}
+
+#[tokio::test]
+async fn a_vanished_current_version_is_an_error_not_an_absence() {
+    let store = FakeStore::new(&current_secret());
+    store.insert(OLD_TOKEN, Some(current_secret().to_string()), &[]);
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    for name in ["createSecret", "setSecret"] {
+        let before = store.snapshot();
+        let err = step(&store, &db, name).await.unwrap_err();
+        assert_eq!(err.error_type(), "SecretsManagerError", "{name}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("GetSecretValue") && text.contains(SECRET),
+            "{text}"
+        );
+        assert_eq!(store.snapshot(), before);
+    }
+    assert_eq!(store.calls.get().writes(), 0);
+    assert!(db.logins.borrow().is_empty());
 }
 
 #[tokio::test]
@@ -965,7 +1015,7 @@ async fn alternating_users_refusals_change_nothing() {
             secret: alternating_secret("app"),
             master: None,
             step: "setSecret",
-            error_type: "InvalidSecret",
+            error_type: "SecretsManagerError",
             needle: MASTER,
         },
     ];
@@ -1045,6 +1095,19 @@ async fn each_invocation_reports_its_metrics() {
     }
     assert_eq!(reports[3].step, "finishSecret");
     assert_eq!(reports[3].engine, None, "finishSecret reads no secret");
+    // The container remembers what the earlier steps read, as `handle` does.
+    let kinds = SecretKinds::new(8);
+    for report in &mut reports {
+        kinds.complete(report);
+    }
+    assert_eq!(
+        (reports[3].engine, reports[3].strategy),
+        (
+            Some(crate::engine::Engine::Postgres),
+            Some(Strategy::SingleUser)
+        )
+    );
+    assert!(reports.iter().all(|r| r.retries == 0 && r.throttled == 0));
 
     let (result, report) = invoke(&event("bogus"), deadline, &store, &db, &Config::default()).await;
     assert!(result.is_ok(), "already current");

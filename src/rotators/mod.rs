@@ -247,15 +247,17 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::deadline::Deadline;
+    use crate::deadline::{CallTally, Deadline};
     use crate::protocol::Step;
 
     #[test]
     fn handovers_and_their_refusal() {
+        let tally = CallTally::default();
         let ctx = StepContext {
             secret_id: "arn:secret",
             step: &Step::SetSecret,
             deadline: Deadline::new(None, Duration::from_secs(5)),
+            tally: &tally,
         };
         let account = |user: &str| Account {
             user: user.to_owned(),

@@ -14,7 +14,9 @@
 //! statements it cuts around; TLS through the proxy is covered in `retries.rs`. The matrix is
 //! printed to stderr and written to `target/tmp/fault-matrix-<engine>-<strategy>.txt`. By default
 //! Secrets Manager faults are the non-retryable kind plus a few retried kinds (HTTP 500, cut,
-//! throttling) on the writing calls; `DSR_FULL_MATRIX=1` adds the retried kinds on every call.
+//! throttling) on the writing calls; `DSR_FULL_MATRIX=1` adds the retried kinds on every call. A
+//! retried kind at every attempt of a call is retried until the invocation's deadline (5 s for
+//! those points), where the step stops with `DeadlineExceeded`.
 
 use std::time::{Duration, Instant};
 
@@ -208,7 +210,7 @@ async fn calibrate(
 
 /// Runs the rotation with the fault at `point`, checks the state, re-drives it, checks again.
 async fn run_point(stack: &Stack, server: Server, strategy: Strategy, point: Point) -> Row {
-    let scenario = Scenario::new(stack, server, strategy, "fm").await;
+    let mut scenario = Scenario::new(stack, server, strategy, "fm").await;
     if let Point::Sm {
         op, when, answer, ..
     } = &point
@@ -218,6 +220,10 @@ async fn run_point(stack: &Stack, server: Server, strategy: Strategy, point: Poi
             when: *when,
             answer: *answer,
         });
+        // A retried kind at every attempt is retried until the deadline: keep it short.
+        if *answer != Answer::Invalid {
+            scenario.function.deadline = Some(RETRIED_FAULT_DEADLINE);
+        }
     }
     let mut failed = "no step failed".to_owned();
     let mut reached = matches!(point, Point::Between { .. });
@@ -282,6 +288,7 @@ async fn run_point(stack: &Stack, server: Server, strategy: Strategy, point: Poi
         Strategy::SingleUser => current || pending,
         Strategy::AlternatingUsers => current,
     };
+    scenario.function.deadline = Some(Duration::from_secs(20));
     let retry = scenario
         .function
         .rotate(&scenario.arn, &scenario.token)
@@ -364,6 +371,10 @@ pub fn format_matrix(title: &str, rows: &[Row], elapsed: Duration) -> String {
 
 /// How many fault points run at once.
 const PARALLEL: usize = 6;
+
+/// The invocation deadline when every attempt of a Secrets Manager call gets a retried fault
+/// (throttling, HTTP 500, a cut connection): the step retries until it, then stops.
+const RETRIED_FAULT_DEADLINE: Duration = Duration::from_secs(5);
 
 async fn matrix(server: Server, strategy: Strategy) {
     let stack = require_stack!();

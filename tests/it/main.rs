@@ -20,8 +20,13 @@
 //!   Secrets Manager call, not only the writing ones.
 //! - `retries`, `concurrency`, `hostile`: retries and deadlines, duplicate delivery and 50 secrets
 //!   at once, malformed input and injection; figures in `target/tmp/*.txt`.
+//! - `storm`: many secrets rotated at once, each through its own function process, against a
+//!   write quota enforced by the Secrets Manager proxy (`DSR_STORM_SECRETS`, `DSR_STORM_TPS`, …;
+//!   `scripts/bench.sh storm` runs it larger); figures in `target/tmp/storm.txt`.
+//! - `not_found`: "not found" from Secrets Manager where the protocol does not expect absence.
 //! - `soak` (with `support::runtime_api`, a Lambda Runtime API emulator driving the built binary):
-//!   `DSR_SOAK_ROTATIONS` rotations in one warm process (default 100).
+//!   `DSR_SOAK_ROTATIONS` rotations in one warm process (default 200), its Secrets Manager writes
+//!   throttled by the proxy so that the retry path runs throughout.
 //!
 //! # Trust
 //!
@@ -41,8 +46,10 @@ mod hostile;
 mod invariant;
 mod logging;
 mod mariadb;
+mod not_found;
 mod retries;
 mod single_user;
 mod soak;
+mod storm;
 mod support;
 mod tls;

@@ -1,4 +1,5 @@
-//! Retries and time: the SDK's bounded standard retry rides out a brief throttle; database
+//! Retries and time: Secrets Manager calls ride out throttling and transient failures for as long
+//! as the invocation's deadline allows, and a silent endpoint never outlives it; database
 //! connection attempts and statements stay under the invocation deadline in every path; TLS
 //! works through the fault proxy and byte-count cuts fail cleanly.
 
@@ -8,8 +9,11 @@ use serde_json::json;
 
 use db_secret_rotator::protocol::Strategy;
 
+use futures_util::StreamExt;
+
 use crate::support::proxy::{Answer, Fault, Rule, Trigger, TriggerAction, When};
-use crate::support::scenario::Scenario;
+use crate::support::runtime_api::FunctionProcess;
+use crate::support::scenario::{STEPS, Scenario};
 use crate::support::*;
 
 on_every_server!(
@@ -18,9 +22,10 @@ on_every_server!(
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_brief_throttle_does_not_fail_a_rotation() {
+async fn throttling_is_retried_for_as_long_as_the_deadline_allows() {
     let stack = require_stack!();
-    let mut lines = String::from("== Secrets Manager retries (standard strategy, 3 attempts) ==\n");
+    let mut lines =
+        String::from("== Secrets Manager retries (full-jitter backoff under the deadline) ==\n");
     for answer in [Answer::Throttle, Answer::ServerError, Answer::Cut] {
         let scenario = Scenario::new(stack, Server::Postgres, Strategy::SingleUser, "thr").await;
         scenario.sm.add(Rule::NextRequests { count: 2, answer });
@@ -49,29 +54,65 @@ async fn a_brief_throttle_does_not_fail_a_rotation() {
         scenario.cleanup(stack).await;
     }
 
-    // Three throttled attempts exhaust the retry: the step fails, typed, after exactly three.
-    let scenario = Scenario::new(stack, Server::Postgres, Strategy::SingleUser, "thr").await;
+    // A throttle that never lifts: retried, not three times but until the deadline is near; the
+    // step then stops in time with DeadlineExceeded naming the step and the operation, having
+    // written nothing.
+    let mut scenario = Scenario::new(stack, Server::Postgres, Strategy::SingleUser, "thr").await;
     scenario.sm.add(Rule::Operation {
-        n: 1,
+        n: 4,
         when: When::Before,
         answer: Answer::Throttle,
     });
-    let started = Instant::now();
+    let deadline = Duration::from_secs(5);
+    scenario.function.deadline = Some(deadline);
+    let before = snapshot(&scenario.client, &scenario.arn).await;
     let err = scenario
         .function
         .invoke("createSecret", &scenario.arn, &scenario.token)
         .await
         .unwrap_err();
-    let elapsed = started.elapsed();
-    assert_eq!(err.error_type(), "SecretsManagerError", "{err}");
-    assert!(err.to_string().contains("ThrottlingException"), "{err}");
-    let attempts = scenario.sm.log().iter().filter(|r| r.op == 1).count();
-    assert_eq!(attempts, 3, "bounded attempts");
+    let elapsed = scenario.function.handler_time.get();
+    assert_eq!(err.error_type(), "DeadlineExceeded", "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("createSecret")
+            && text.contains("PutSecretValue")
+            && text.contains("ThrottlingException"),
+        "{text}"
+    );
+    assert!(elapsed < deadline, "{elapsed:?}");
+    let attempts = scenario.sm.log().iter().filter(|r| r.op == 4).count();
+    assert!(attempts > 3, "only {attempts} attempts in {elapsed:?}");
+    assert_eq!(snapshot(&scenario.client, &scenario.arn).await, before);
     lines.push_str(&format!(
-        "three throttled attempts: SecretsManagerError (ThrottlingException) after {attempts} attempts in {:.2} s\n",
+        "PutSecretValue throttled at every attempt, {} s deadline: DeadlineExceeded after {attempts} attempts in {:.2} s\n",
+        deadline.as_secs(),
         elapsed.as_secs_f64()
     ));
+
+    // A non-retryable answer fails at once: one attempt.
     scenario.sm.clear();
+    let ops = scenario.sm.operations();
+    scenario.sm.add(Rule::Operation {
+        n: ops + 1,
+        when: When::Before,
+        answer: Answer::Invalid,
+    });
+    let err = scenario
+        .function
+        .invoke("createSecret", &scenario.arn, &scenario.token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "SecretsManagerError", "{err}");
+    assert!(err.to_string().contains("DescribeSecret"), "{err}");
+    let attempts = scenario.sm.log().iter().filter(|r| r.op == ops + 1).count();
+    assert_eq!(attempts, 1);
+    lines.push_str(
+        "a non-retryable answer (InvalidRequestException): SecretsManagerError after 1 attempt\n",
+    );
+
+    scenario.sm.clear();
+    scenario.function.deadline = Some(Duration::from_secs(20));
     scenario
         .function
         .rotate(&scenario.arn, &scenario.token)
@@ -82,42 +123,174 @@ async fn a_brief_throttle_does_not_fail_a_rotation() {
     report("retries-secrets-manager.txt", &lines);
 }
 
-/// A Secrets Manager endpoint that accepts and never answers: each attempt is bounded by the
-/// client's attempt timeout, so the step fails by itself; the time it takes is reported. (The
-/// invocation deadline does not cap Secrets Manager calls yet, which docs/protocol.md 5.5 asks
-/// for.)
+/// The answer to `UpdateSecretVersionStage` lost after the service moved the label: the repeat
+/// is refused (the label is no longer on `RemoveFromVersionId`), and the store reads the labels,
+/// finds the step done, and succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_secrets_manager_fails_the_step_in_bounded_time() {
+async fn a_lost_answer_to_the_label_move_is_read_back_from_the_labels() {
     let stack = require_stack!();
-    let scenario = Scenario::new(stack, Server::Postgres, Strategy::SingleUser, "smhang").await;
+    let scenario = Scenario::new(stack, Server::Postgres, Strategy::SingleUser, "lost").await;
+    for step in &STEPS[..3] {
+        scenario
+            .function
+            .invoke(step, &scenario.arn, &scenario.token)
+            .await
+            .unwrap();
+    }
+    // finishSecret: DescribeSecret, then UpdateSecretVersionStage.
+    let update = scenario.sm.operations() + 2;
+    scenario.sm.add(Rule::Attempt {
+        n: update,
+        attempt: 1,
+        when: When::After,
+        answer: Answer::Cut,
+    });
+    scenario
+        .function
+        .invoke("finishSecret", &scenario.arn, &scenario.token)
+        .await
+        .unwrap();
+    let log = scenario.sm.log();
+    let attempts: Vec<_> = log.iter().filter(|r| r.op == update).collect();
+    assert_eq!(attempts.len(), 2, "{log:?}");
+    assert_eq!(attempts[0].name, "UpdateSecretVersionStage");
+    let last = log.last().unwrap();
+    assert_eq!(
+        (last.op, last.name.as_str()),
+        (update + 1, "DescribeSecret")
+    );
+    scenario.check_rotated(stack).await.unwrap();
+    scenario.cleanup(stack).await;
+}
+
+/// The Secrets Manager operations each step makes in a clean single-user rotation.
+async fn operations_per_step(stack: &Stack) -> Vec<(&'static str, Vec<String>)> {
+    let scenario = Scenario::new(stack, Server::Postgres, Strategy::SingleUser, "smcal").await;
+    let mut steps = Vec::new();
+    for step in STEPS {
+        let before = scenario.sm.operations();
+        scenario
+            .function
+            .invoke(step, &scenario.arn, &scenario.token)
+            .await
+            .unwrap();
+        let log = scenario.sm.log();
+        let names = (before + 1..=scenario.sm.operations())
+            .map(|op| log.iter().find(|r| r.op == op).unwrap().name.clone())
+            .collect();
+        steps.push((step, names));
+    }
+    scenario.cleanup(stack).await;
+    steps
+}
+
+/// A Secrets Manager endpoint that accepts and never answers, at each call of each step in turn,
+/// under a 6 s invocation deadline: the step stops before it with `DeadlineExceeded` naming the
+/// step and the operation, and the rotation completes when re-driven once the endpoint answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_secrets_manager_never_outlives_the_invocation() {
+    let stack = require_stack!();
+    let deadline = Duration::from_secs(6);
+    let mut cases = Vec::new();
+    for (index, (step, names)) in operations_per_step(stack).await.into_iter().enumerate() {
+        for (k, name) in names.into_iter().enumerate() {
+            cases.push((index, step, k + 1, name));
+        }
+    }
+    let rows: Vec<String> = futures_util::stream::iter(cases)
+        .map(|(index, step, k, name)| async move {
+            let mut scenario =
+                Scenario::new(stack, Server::Postgres, Strategy::SingleUser, "smhang").await;
+            for earlier in &STEPS[..index] {
+                scenario
+                    .function
+                    .invoke(earlier, &scenario.arn, &scenario.token)
+                    .await
+                    .unwrap();
+            }
+            let op = scenario.sm.operations() + k;
+            scenario.sm.add(Rule::Operation {
+                n: op,
+                when: When::Before,
+                answer: Answer::Hang,
+            });
+            scenario.function.deadline = Some(deadline);
+            let err = scenario
+                .function
+                .invoke(step, &scenario.arn, &scenario.token)
+                .await
+                .unwrap_err();
+            let elapsed = scenario.function.handler_time.get();
+            let hung = scenario
+                .sm
+                .log()
+                .iter()
+                .any(|r| r.op == op && r.name == name);
+            assert!(hung, "{step}: operation {k} ({name}) was not reached");
+            assert_eq!(err.error_type(), "DeadlineExceeded", "{step} {name}: {err}");
+            let text = err.to_string();
+            assert!(text.contains(step) && text.contains(&name), "{text}");
+            assert!(elapsed < deadline, "{step} {name}: {elapsed:?}");
+            scenario.sm.clear();
+            scenario.function.deadline = Some(Duration::from_secs(20));
+            scenario
+                .function
+                .rotate(&scenario.arn, &scenario.token)
+                .await
+                .unwrap();
+            scenario.check_rotated(stack).await.unwrap();
+            scenario.cleanup(stack).await;
+            format!(
+                "{step} call {k} ({name}) silent: {} after {:.2} s of {} s\n",
+                err.error_type(),
+                elapsed.as_secs_f64(),
+                deadline.as_secs()
+            )
+        })
+        .buffered(4)
+        .collect()
+        .await;
+    report(
+        "retries-silent-secrets-manager.txt",
+        &format!("== a silent Secrets Manager endpoint ==\n{}", rows.concat()),
+    );
+}
+
+/// The same through the real binary, whose deadline comes from the Lambda context: the
+/// invocation ends with an `errorType` before Lambda would kill it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_reports_a_silent_secrets_manager_before_its_deadline() {
+    let stack = require_stack!();
+    let scenario = Scenario::new(stack, Server::Postgres, Strategy::SingleUser, "smbin").await;
     scenario.sm.add(Rule::All {
         when: When::Before,
         answer: Answer::Hang,
     });
-    let started = Instant::now();
-    let err = scenario
-        .function
-        .invoke("createSecret", &scenario.arn, &scenario.token)
-        .await
-        .unwrap_err();
-    let elapsed = started.elapsed();
-    assert_eq!(err.error_type(), "SecretsManagerError", "{err}");
-    let attempts = scenario.sm.log().len();
-    assert_eq!(attempts, 3, "{:?}", scenario.sm.log());
-    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
-    report(
-        "retries-silent-secrets-manager.txt",
-        &format!(
-            "silent Secrets Manager: createSecret failed (SecretsManagerError) after {attempts} attempts in {:.1} s\n",
-            elapsed.as_secs_f64()
-        ),
-    );
-    scenario.sm.clear();
-    scenario
-        .function
-        .rotate(&scenario.arn, &scenario.token)
-        .await
-        .unwrap();
+    let process = FunctionProcess::spawn(
+        stack,
+        "silent-sm",
+        &[("SECRETS_MANAGER_ENDPOINT", &scenario.sm.url)],
+    )
+    .await;
+    let budget = Duration::from_secs(6);
+    for step in STEPS {
+        let event = serde_json::json!({
+            "Step": step,
+            "SecretId": scenario.arn,
+            "ClientRequestToken": scenario.token,
+        });
+        let started = Instant::now();
+        let outcome = process.api.invoke_json(&event, budget).await;
+        let elapsed = started.elapsed();
+        assert_eq!(
+            outcome.error_type(),
+            Some("DeadlineExceeded"),
+            "{step}: {outcome:?}"
+        );
+        assert!(elapsed < budget, "{step}: {elapsed:?}");
+    }
+    assert_no_password_in(&process.logs(), "the function's log stream");
+    drop(process);
     scenario.cleanup(stack).await;
 }
 

@@ -1,8 +1,10 @@
 //! Soak: consecutive rotations in one warm process, the real binary driven through the Lambda
 //! Runtime API emulator: resident memory and open descriptors before and after, connections left
-//! on the servers, the time it takes, and a leak scan of the whole log stream.
+//! on the servers, the time it takes, and a leak scan of the whole log stream. Secrets Manager is
+//! reached through the proxy with a tight write quota, so that the retry path (throttled answers,
+//! backoff, repeated attempts) runs throughout.
 //!
-//! `DSR_SOAK_ROTATIONS` sets the number of rotations (default 100, alternating between a
+//! `DSR_SOAK_ROTATIONS` sets the number of rotations (default 200, alternating between a
 //! PostgreSQL and a MariaDB secret; 4 invocations each).
 
 use std::time::{Duration, Instant};
@@ -11,6 +13,7 @@ use mysql_async::prelude::Queryable;
 use serde_json::json;
 
 use crate::support::mariadb::my_admin;
+use crate::support::proxy::SmProxy;
 use crate::support::runtime_api::{FunctionProcess, Outcome};
 use crate::support::scenario::STEPS;
 use crate::support::*;
@@ -19,7 +22,7 @@ fn rotations() -> usize {
     std::env::var("DSR_SOAK_ROTATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100)
+        .unwrap_or(200)
 }
 
 struct SoakSecret {
@@ -110,7 +113,11 @@ async fn consecutive_rotations_in_one_warm_process() {
             arn,
         });
     }
-    let process = FunctionProcess::spawn(stack, "soak", &[]).await;
+    // One write every 100 ms, no burst: many rotations have a write throttled and retried.
+    let proxy = SmProxy::start(stack).await;
+    proxy.limit_writes(10.0, 1.0);
+    let process =
+        FunctionProcess::spawn(stack, "soak", &[("SECRETS_MANAGER_ENDPOINT", &proxy.url)]).await;
 
     // Warm-up: one rotation per secret, so that every lazily built client and pool exists.
     for secret in &secrets {
@@ -118,6 +125,7 @@ async fn consecutive_rotations_in_one_warm_process() {
     }
     let (rss_start, fds_start, sockets_start) =
         (process.rss_kib(), process.fds(), process.sockets());
+    let throttled_start = proxy.quota_count().throttled;
     let count = rotations();
     let started = Instant::now();
     let mut rss_max = rss_start;
@@ -131,6 +139,7 @@ async fn consecutive_rotations_in_one_warm_process() {
     }
     let elapsed = started.elapsed();
     let (rss_end, fds_end, sockets_end) = (process.rss_kib(), process.fds(), process.sockets());
+    let throttled = proxy.quota_count().throttled - throttled_start;
     let mut sessions = Vec::new();
     for secret in &secrets {
         // A backend may outlive its client's Terminate by a moment: poll for up to 5 s.
@@ -168,6 +177,7 @@ async fn consecutive_rotations_in_one_warm_process() {
          duration {:.1} s ({:.0} ms per rotation, slowest {:.0} ms)\n\
          RSS after warm-up {rss_start} KiB, at the end {rss_end} KiB (growth {} KiB, max {rss_max} KiB)\n\
          open descriptors {fds_start} -> {fds_end} (sockets {sockets_start} -> {sockets_end})\n\
+         throttled writes retried: {throttled}\n\
          sessions left on the servers: {}\n\
          log stream {} bytes, no registered password in it\n",
         count * 4,
@@ -187,6 +197,12 @@ async fn consecutive_rotations_in_one_warm_process() {
     assert!(
         fds_end <= fds_start + 2,
         "descriptors grew from {fds_start} to {fds_end}"
+    );
+    assert!(throttled > 0, "the retry path never ran:\n{text}");
+    // Flat: no more than allocator noise, whatever the number of rotations.
+    assert!(
+        rss_max <= rss_start + 4096,
+        "resident memory grew from {rss_start} KiB to {rss_max} KiB:\n{text}"
     );
     drop(process);
     for secret in secrets {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use db_secret_rotator::config::TlsMode;
 use db_secret_rotator::credentials::{DbSecret, Password};
-use db_secret_rotator::deadline::{Deadline, StepContext};
+use db_secret_rotator::deadline::{CallTally, Deadline, StepContext};
 use db_secret_rotator::engine::Family;
 use db_secret_rotator::handler;
 use db_secret_rotator::protocol::{Stage, Step};
@@ -150,10 +150,12 @@ pub fn rotators_trusting(ca: &Path, mode: TlsMode) -> Rotators {
 /// A setSecret context for `secret_id`, without a Lambda deadline.
 pub fn ctx(secret_id: &str) -> StepContext<'_> {
     static SET_SECRET: Step = Step::SetSecret;
+    static TALLY: CallTally = CallTally::new();
     StepContext {
         secret_id,
         step: &SET_SECRET,
         deadline: Deadline::new(None, Duration::from_secs(5)),
+        tally: &TALLY,
     }
 }
 

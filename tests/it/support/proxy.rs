@@ -13,13 +13,15 @@
 //!   its URL as the explicit endpoint). It speaks just enough HTTP/1.1 to count operations (by
 //!   `amz-sdk-invocation-id`: one operation, however many attempts) and to answer, per rule,
 //!   before or after forwarding: HTTP 500, `ThrottlingException`, a non-retryable
-//!   `InvalidRequestException`, a cut connection, or no answer at all.
+//!   `InvalidRequestException`, a cut connection, or no answer at all. It can also enforce a
+//!   write quota, as the service does per region: a token bucket shared by the writing operations,
+//!   answering `ThrottlingException` (HTTP 400, the service's JSON error) beyond it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -302,6 +304,13 @@ pub enum Rule {
         when: When,
         answer: Answer,
     },
+    /// Only attempt `attempt` (1-based) of the `n`th operation.
+    Attempt {
+        n: usize,
+        attempt: usize,
+        when: When,
+        answer: Answer,
+    },
     /// The next `count` requests, whatever their operation, before forwarding.
     NextRequests { count: usize, answer: Answer },
     /// Every request.
@@ -320,6 +329,55 @@ pub struct SmRecord {
     pub fault: Option<(When, Answer)>,
 }
 
+/// The operations that change a secret: in the service they share one regional quota.
+pub const WRITE_OPERATIONS: &[&str] = &[
+    "PutSecretValue",
+    "UpdateSecretVersionStage",
+    "UpdateSecret",
+    "CreateSecret",
+    "DeleteSecret",
+    "RestoreSecret",
+    "RotateSecret",
+    "CancelRotateSecret",
+    "TagResource",
+    "UntagResource",
+    "PutResourcePolicy",
+    "DeleteResourcePolicy",
+];
+
+/// A token bucket: `rate` tokens a second, holding at most `burst`.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What the write quota did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaCount {
+    /// Writes let through.
+    pub admitted: usize,
+    /// Writes answered with `ThrottlingException`.
+    pub throttled: usize,
+}
+
 #[derive(Debug)]
 struct SmShared {
     upstream: String,
@@ -327,6 +385,8 @@ struct SmShared {
     ops: Mutex<HashMap<String, (usize, usize)>>,
     next_op: AtomicUsize,
     log: Mutex<Vec<SmRecord>>,
+    quota: Mutex<Option<Bucket>>,
+    quota_count: Mutex<QuotaCount>,
 }
 
 /// An HTTP proxy in front of the Secrets Manager emulator; stops when dropped.
@@ -351,6 +411,8 @@ impl SmProxy {
             ops: Mutex::new(HashMap::new()),
             next_op: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
+            quota: Mutex::new(None),
+            quota_count: Mutex::new(QuotaCount::default()),
         });
         let accept_shared = Arc::clone(&shared);
         let server =
@@ -380,15 +442,57 @@ impl SmProxy {
     pub fn log(&self) -> Vec<SmRecord> {
         self.shared.log.lock().unwrap().clone()
     }
+
+    /// Limits the [`WRITE_OPERATIONS`] together to `rate` a second, with bursts of up to `burst`
+    /// (the bucket starts full); writes beyond it are answered with `ThrottlingException`.
+    pub fn limit_writes(&self, rate: f64, burst: f64) {
+        *self.shared.quota.lock().unwrap() = Some(Bucket {
+            rate,
+            burst,
+            tokens: burst,
+            at: Instant::now(),
+        });
+    }
+
+    /// What the write quota admitted and refused so far.
+    pub fn quota_count(&self) -> QuotaCount {
+        *self.shared.quota_count.lock().unwrap()
+    }
 }
 
-/// The fault for a request of operation `op`, consuming a `NextRequests` budget.
-fn decide(shared: &SmShared, op: usize) -> Option<(When, Answer)> {
+/// Whether the write quota refuses a request of operation `name` (counting it either way).
+fn over_quota(shared: &SmShared, name: &str) -> bool {
+    if !WRITE_OPERATIONS.contains(&name) {
+        return false;
+    }
+    let Some(admitted) = shared.quota.lock().unwrap().as_mut().map(Bucket::take) else {
+        return false;
+    };
+    let mut count = shared.quota_count.lock().unwrap();
+    if admitted {
+        count.admitted += 1;
+    } else {
+        count.throttled += 1;
+    }
+    !admitted
+}
+
+/// The fault for attempt `attempt` of operation `op`, consuming a `NextRequests` budget.
+fn decide(shared: &SmShared, op: usize, attempt: usize) -> Option<(When, Answer)> {
     let mut rules = shared.rules.lock().unwrap();
     let mut found = None;
     for rule in rules.iter_mut() {
         match rule {
             Rule::Operation { n, when, answer } if *n == op => {
+                found = Some((*when, *answer));
+                break;
+            }
+            Rule::Attempt {
+                n,
+                attempt: a,
+                when,
+                answer,
+            } if *n == op && *a == attempt => {
                 found = Some((*when, *answer));
                 break;
             }
@@ -416,9 +520,10 @@ async fn forward(upstream: &str, request: &Message) -> std::io::Result<Message> 
         .ok_or_else(|| std::io::ErrorKind::UnexpectedEof.into())
 }
 
-fn error_response(status: &str, error_type: &str) -> Message {
-    let body =
-        format!(r#"{{"__type":"{error_type}","message":"fault injected by the test proxy"}}"#);
+/// An error answer as the service writes it (AWS JSON 1.1): the type in `__type` and in the
+/// `x-amzn-ErrorType` header.
+fn error_response(status: &str, error_type: &str, message: &str) -> Message {
+    let body = format!(r#"{{"__type":"{error_type}","message":"{message}"}}"#);
     Message::response(
         status,
         &[
@@ -429,6 +534,8 @@ fn error_response(status: &str, error_type: &str) -> Message {
         body.as_bytes(),
     )
 }
+
+const INJECTED: &str = "fault injected by the test proxy";
 
 async fn sm_connection(client: TcpStream, shared: Arc<SmShared>) {
     let _ = client.set_nodelay(true);
@@ -455,7 +562,8 @@ async fn sm_connection(client: TcpStream, shared: Arc<SmShared>) {
             entry.1 += 1;
             *entry
         };
-        let fault = decide(&shared, op);
+        let fault = decide(&shared, op, attempt)
+            .or_else(|| over_quota(&shared, &name).then_some((When::Before, Answer::Throttle)));
         let body: serde_json::Value =
             serde_json::from_slice(&request.body).unwrap_or(serde_json::Value::Null);
         shared.log.lock().unwrap().push(SmRecord {
@@ -476,11 +584,17 @@ async fn sm_connection(client: TcpStream, shared: Arc<SmShared>) {
                     let _ = forward(&shared.upstream, &request).await;
                 }
                 match answer {
-                    Answer::ServerError => {
-                        error_response("500 Internal Server Error", "InternalServiceError")
+                    Answer::ServerError => error_response(
+                        "500 Internal Server Error",
+                        "InternalServiceError",
+                        INJECTED,
+                    ),
+                    Answer::Throttle => {
+                        error_response("400 Bad Request", "ThrottlingException", "Rate exceeded")
                     }
-                    Answer::Throttle => error_response("400 Bad Request", "ThrottlingException"),
-                    Answer::Invalid => error_response("400 Bad Request", "InvalidRequestException"),
+                    Answer::Invalid => {
+                        error_response("400 Bad Request", "InvalidRequestException", INJECTED)
+                    }
                     Answer::Cut => {
                         if let Ok(client) = reader.into_inner().reunite(w) {
                             reset(client);

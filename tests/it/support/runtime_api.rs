@@ -54,6 +54,8 @@ struct Shared {
     queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
     waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_error: Mutex<Option<String>>,
+    /// `GET …/invocation/next` requests received.
+    polls: AtomicUsize,
 }
 
 /// The emulator on 127.0.0.1; stops when dropped.
@@ -83,6 +85,7 @@ impl RuntimeApi {
             queue: tokio::sync::Mutex::new(receiver),
             waiting: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
+            polls: AtomicUsize::new(0),
         });
         let accept_shared = Arc::clone(&shared);
         let server =
@@ -124,6 +127,19 @@ impl RuntimeApi {
         }
     }
 
+    /// Waits until the runtime asks for its first invocation: the function has started. Panics
+    /// after `limit`.
+    pub async fn ready(&self, limit: Duration) {
+        let started = std::time::Instant::now();
+        while self.shared.polls.load(Ordering::SeqCst) == 0 {
+            assert!(
+                started.elapsed() < limit,
+                "the function did not start in {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// [`Self::invoke`] with a JSON event.
     pub async fn invoke_json(&self, event: &Value, budget: Duration) -> Outcome {
         self.invoke(event.to_string(), budget).await
@@ -150,6 +166,7 @@ async fn connection(socket: TcpStream, shared: Arc<Shared>) {
         );
         let response = match (method.as_str(), route) {
             ("GET", "invocation/next") => {
+                shared.polls.fetch_add(1, Ordering::SeqCst);
                 let next = shared.queue.lock().await.recv().await;
                 let Some(invocation) = next else { return };
                 let deadline = invocation.deadline_ms.to_string();

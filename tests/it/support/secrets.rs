@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use aws_config::BehaviorVersion;
 use aws_sdk_secretsmanager::Client;
 use db_secret_rotator::Error;
+use db_secret_rotator::deadline::StepContext;
 use db_secret_rotator::protocol::Stage;
 use db_secret_rotator::secrets::{SecretDescription, SecretStore};
 use serde_json::Value;
@@ -184,18 +185,29 @@ impl<S> CountingStore<S> {
 }
 
 impl<S: SecretStore> SecretStore for CountingStore<S> {
-    async fn describe(&self, id: &str) -> Result<SecretDescription, Error> {
+    async fn describe(&self, id: &str, ctx: &StepContext<'_>) -> Result<SecretDescription, Error> {
         self.count("DescribeSecret");
-        self.inner.describe(id).await
+        self.inner.describe(id, ctx).await
     }
     async fn get(
         &self,
         id: &str,
         stage: Stage,
         version: Option<&str>,
+        ctx: &StepContext<'_>,
+    ) -> Result<String, Error> {
+        self.count("GetSecretValue");
+        self.inner.get(id, stage, version, ctx).await
+    }
+    async fn get_if_exists(
+        &self,
+        id: &str,
+        stage: Stage,
+        version: Option<&str>,
+        ctx: &StepContext<'_>,
     ) -> Result<Option<String>, Error> {
         self.count("GetSecretValue");
-        self.inner.get(id, stage, version).await
+        self.inner.get_if_exists(id, stage, version, ctx).await
     }
     async fn put_pending(
         &self,
@@ -203,12 +215,19 @@ impl<S: SecretStore> SecretStore for CountingStore<S> {
         token: &str,
         value: &str,
         rt: Option<&str>,
+        ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
         self.count("PutSecretValue");
-        self.inner.put_pending(id, token, value, rt).await
+        self.inner.put_pending(id, token, value, rt, ctx).await
     }
-    async fn promote(&self, id: &str, token: &str, from: &str) -> Result<(), Error> {
+    async fn promote(
+        &self,
+        id: &str,
+        token: &str,
+        from: &str,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
         self.count("UpdateSecretVersionStage");
-        self.inner.promote(id, token, from).await
+        self.inner.promote(id, token, from, ctx).await
     }
 }
