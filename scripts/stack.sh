@@ -4,6 +4,8 @@
 #   PostgreSQL 15 cluster A, ssl=on          :55432                 postgres-a
 #   PostgreSQL 15 cluster B, ssl=off         :55433                 postgres-b
 #   MariaDB 10.11, TLS available             :53306                 mariadb
+#   Redis 7 (ACL file), TLS                  :56379                 redis
+#                       plaintext            :56380
 # plus a test CA, a leaf certificate for 127.0.0.1/localhost, and an unrelated second CA.
 #
 # Usage: scripts/stack.sh up | down [--purge | SERVICE...] | env | status | running
@@ -14,11 +16,11 @@
 #   running    the names of the running services, one per line
 #
 # All state lives in ${DSR_STACK_DIR:-<repo>/.stack}. Ports can be overridden with DSR_MOTO_PORT,
-# DSR_PG_PORT, DSR_PG_PLAIN_PORT and DSR_MARIADB_PORT (use the same values for every subcommand;
-# `env` exports them). Missing software is installed: postgresql-15 and mariadb-server with
-# apt-get, moto into a virtualenv (scripts/lib/python.sh). moto keeps secrets in memory only, so
-# stopping it forgets them. Must run as root: the databases run as the `postgres` and `mysql`
-# system users.
+# DSR_PG_PORT, DSR_PG_PLAIN_PORT, DSR_MARIADB_PORT, DSR_REDIS_PORT and DSR_REDIS_PLAIN_PORT (use
+# the same values for every subcommand; `env` exports them). Missing software is installed:
+# postgresql-15, mariadb-server and redis-server with apt-get, moto into a virtualenv
+# (scripts/lib/python.sh). moto keeps secrets in memory only, so stopping it forgets them. Must
+# run as root: the servers run as the `postgres`, `mysql` and `redis` system users.
 set -euo pipefail
 
 LOG_TAG=stack
@@ -31,9 +33,11 @@ readonly MOTO_PORT=${DSR_MOTO_PORT:-45123}
 readonly PG_PORT=${DSR_PG_PORT:-55432}
 readonly PG_PLAIN_PORT=${DSR_PG_PLAIN_PORT:-55433}
 readonly MARIADB_PORT=${DSR_MARIADB_PORT:-53306}
+readonly REDIS_PORT=${DSR_REDIS_PORT:-56379}
+readonly REDIS_PLAIN_PORT=${DSR_REDIS_PLAIN_PORT:-56380}
 readonly PG_BIN=${DSR_PG_BIN:-/usr/lib/postgresql/15/bin}
 readonly WAIT_SECONDS=${DSR_STACK_WAIT_SECONDS:-90}
-readonly SERVICES=(moto postgres-a postgres-b mariadb)
+readonly SERVICES=(moto postgres-a postgres-b mariadb redis)
 
 readonly STACK_DIR
 readonly TLS_DIR=$STACK_DIR/tls
@@ -46,6 +50,7 @@ readonly OTHER_CA_PEM=$TLS_DIR/other-ca.pem
 readonly PG_PW_FILE=$SECRETS_DIR/pg_admin_password
 readonly MARIADB_PW_FILE=$SECRETS_DIR/mariadb_admin_password
 readonly MARIADB_ADMIN_CNF=$SECRETS_DIR/mariadb-admin.cnf
+readonly REDIS_PW_FILE=$SECRETS_DIR/redis_admin_password
 
 # RUN_DIR holds the data of the services that run as `postgres` / `mysql`. It is $STACK_DIR/run,
 # or, when those users cannot reach the state dir (e.g. a clone under /root, mode 0700) or the
@@ -55,6 +60,8 @@ RUN_DIR=
 MARIADBD=
 MARIADB_CLIENT=
 MARIADB_INSTALL_DB=
+REDIS_SERVER=
+REDIS_CLI=
 
 # ---------------------------------------------------------------------------------------------
 # Installation
@@ -65,15 +72,20 @@ ensure_software() {
     have flock || pkgs+=(util-linux)
     [[ -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl && -x $PG_BIN/psql ]] || pkgs+=(postgresql-15)
     find_mariadb || pkgs+=(mariadb-server mariadb-client)
+    # Debian's package starts its own server on :6379 where a policy allows it; the stack never
+    # uses that one.
+    find_redis || pkgs+=(redis-server redis-tools)
     have python3 || [[ -n ${PYTHON:-} ]] || pkgs+=(python3)
     if ((${#pkgs[@]} > 0)); then
         apt_install "${pkgs[@]}"
     fi
     [[ -x $PG_BIN/initdb ]] || die "PostgreSQL 15 not found in $PG_BIN after install"
     find_mariadb || die "mariadbd / mariadb / mariadb-install-db not found after install"
+    find_redis || die "redis-server / redis-cli not found after install"
     ensure_moto
     ensure_system_user postgres /var/lib/postgresql
     ensure_system_user mysql /nonexistent
+    ensure_system_user redis /var/lib/redis
 }
 
 ensure_system_user() {
@@ -143,6 +155,8 @@ source "$REPO_ROOT/scripts/lib/stack/moto.sh"
 source "$REPO_ROOT/scripts/lib/stack/postgres.sh"
 # shellcheck source=scripts/lib/stack/mariadb.sh
 source "$REPO_ROOT/scripts/lib/stack/mariadb.sh"
+# shellcheck source=scripts/lib/stack/redis.sh
+source "$REPO_ROOT/scripts/lib/stack/redis.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Subcommands
@@ -160,6 +174,7 @@ service_running() {
         postgres-a) pg_running pg-a ;;
         postgres-b) pg_running pg-b ;;
         mariadb) mariadb_running ;;
+        redis) redis_running ;;
         *) return 1 ;;
     esac
 }
@@ -171,6 +186,7 @@ service_stop() {
         postgres-a) pg_stop pg-a ;;
         postgres-b) pg_stop pg-b ;;
         mariadb) mariadb_stop ;;
+        redis) redis_stop ;;
     esac
 }
 
@@ -185,16 +201,19 @@ cmd_up() {
     ensure_tls
     ensure_password "$PG_PW_FILE"
     ensure_password "$MARIADB_PW_FILE"
+    ensure_password "$REDIS_PW_FILE"
     resolve_run_dir create
 
     moto_start
     pg_up pg-a "$PG_PORT" on
     pg_up pg-b "$PG_PLAIN_PORT" off
     mariadb_up
+    redis_up
     moto_wait
     pg_check pg-a "$PG_PORT" on
     pg_check pg-b "$PG_PLAIN_PORT" off
     mariadb_check
+    redis_check
 
     cat <<EOF
 stack up in $((SECONDS - start))s (state: $STACK_DIR)
@@ -202,6 +221,8 @@ stack up in $((SECONDS - start))s (state: $STACK_DIR)
   postgres A (TLS)        $HOST:$PG_PORT        admin $ADMIN_USER
   postgres B (no TLS)     $HOST:$PG_PLAIN_PORT        admin $ADMIN_USER
   mariadb (TLS)           $HOST:$MARIADB_PORT        admin $ADMIN_USER
+  redis (TLS)             $HOST:$REDIS_PORT        admin $ADMIN_USER
+  redis (no TLS)          $HOST:$REDIS_PLAIN_PORT
   test CA                 $CA_PEM
   unrelated CA            $OTHER_CA_PEM
 use: eval "\$(scripts/stack.sh env)"
@@ -213,7 +234,7 @@ cmd_down() {
     while (($# > 0)); do
         case "$1" in
             --purge) purge=1 ;;
-            moto | postgres-a | postgres-b | mariadb) names+=("$1") ;;
+            moto | postgres-a | postgres-b | mariadb | redis) names+=("$1") ;;
             *) die "usage: scripts/stack.sh down [--purge | SERVICE...] (services: ${SERVICES[*]})" ;;
         esac
         shift
@@ -227,6 +248,7 @@ cmd_down() {
     lock_stack
     resolve_run_dir
     find_mariadb || true
+    find_redis || true
     for name in "${names[@]}"; do
         service_stop "$name"
     done
@@ -253,6 +275,23 @@ cmd_env() {
     port_answers "$PG_PORT" || silent+=("postgres-a :$PG_PORT")
     port_answers "$PG_PLAIN_PORT" || silent+=("postgres-b :$PG_PLAIN_PORT")
     port_answers "$MARIADB_PORT" || silent+=("mariadb :$MARIADB_PORT")
+    # A stack made before Redis joined it has no Redis password: its variables are left out, and
+    # the Redis tests say so (or fail, under CI).
+    local redis=()
+    if [[ -s $REDIS_PW_FILE ]]; then
+        port_answers "$REDIS_PORT" || silent+=("redis :$REDIS_PORT")
+        port_answers "$REDIS_PLAIN_PORT" || silent+=("redis :$REDIS_PLAIN_PORT")
+        resolve_run_dir
+        redis_paths
+        redis=(
+            "DSR_REDIS_HOST=$HOST"
+            "DSR_REDIS_PORT=$REDIS_PORT"
+            "DSR_REDIS_PLAIN_PORT=$REDIS_PLAIN_PORT"
+            "DSR_REDIS_ADMIN_USER=$ADMIN_USER"
+            "DSR_REDIS_ADMIN_PASSWORD=$(read_password "$REDIS_PW_FILE")"
+            "DSR_REDIS_ACL_FILE=$RDS_ACL"
+        )
+    fi
     printf '# The local test stack in %s (scripts/stack.sh). The admin passwords below are\n' "$STACK_DIR"
     printf '# random values generated for this stack on this machine: local test credentials only.\n'
     for kv in \
@@ -273,6 +312,7 @@ cmd_env() {
         "DSR_MARIADB_PORT=$MARIADB_PORT" \
         "DSR_MARIADB_ADMIN_USER=$ADMIN_USER" \
         "DSR_MARIADB_ADMIN_PASSWORD=$(read_password "$MARIADB_PW_FILE")" \
+        "${redis[@]}" \
         "DSR_TEST_CA=$CA_PEM" \
         "DSR_OTHER_CA=$OTHER_CA_PEM"; do
         printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
@@ -293,6 +333,7 @@ cmd_status() {
     (($# == 0)) || die "usage: scripts/stack.sh status"
     resolve_run_dir
     mariadb_paths
+    redis_paths
     printf 'state dir: %s\n' "$STACK_DIR"
     for name in "${SERVICES[@]}"; do
         case $name in
@@ -300,6 +341,7 @@ cmd_status() {
             postgres-a) pidfile=$RUN_DIR/pg-a/data/postmaster.pid where="$HOST:$PG_PORT" ;;
             postgres-b) pidfile=$RUN_DIR/pg-b/data/postmaster.pid where="$HOST:$PG_PLAIN_PORT" ;;
             mariadb) pidfile=$MDB_PID where="$HOST:$MARIADB_PORT" ;;
+            redis) pidfile=$RDS_PID where="$HOST:$REDIS_PORT $HOST:$REDIS_PLAIN_PORT" ;;
         esac
         if service_running "$name"; then
             printf '  %-11s running  pid %-7s %s\n' "$name" "$(pid_of "$pidfile")" "$where"

@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2153  # HOST, the ports and paths are set by stack.sh
 # MariaDB for scripts/stack.sh (sourced by it): TLS available, a password-protected admin account,
-# root only over the local socket, no anonymous accounts.
+# root only over the local socket, no anonymous accounts, the ed25519 authentication plugin.
 
 find_mariadb() {
     local d
@@ -87,10 +87,12 @@ EOF
         [[ -s $MDB_PID ]] || echo "$pid" >"$MDB_PID"
     fi
 
-    # Admin account (idempotent), no anonymous accounts.
+    # Admin account (idempotent), no anonymous accounts, and the ed25519 authentication plugin
+    # (the dual-password tests rotate an ed25519 account).
     local pw host
     pw="$(read_password "$MARIADB_PW_FILE")"
     {
+        echo "INSTALL PLUGIN IF NOT EXISTS ed25519 SONAME 'auth_ed25519';"
         for host in '%' '127.0.0.1' 'localhost'; do
             printf "CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s';\n" "$ADMIN_USER" "$host" "$pw"
             printf "ALTER USER '%s'@'%s' IDENTIFIED BY '%s';\n" "$ADMIN_USER" "$host" "$pw"
