@@ -1,6 +1,6 @@
 //! Database engines and what differs between them before any connection: the `engine` names of
 //! docs/protocol.md section 4, default ports, default excluded password characters, user-name
-//! limits and the alternating-users clone name (5.8).
+//! limits, the alternating-users clone name (5.8) and how an engine holds two passwords (5.13).
 //!
 //! A leaf module: it imports nothing of this crate. A new engine is a variant here (and its family's
 //! arms), plus its rotator folder under `rotators/`.
@@ -20,6 +20,8 @@ pub enum Engine {
     AuroraMysql,
     /// `mariadb`
     Mariadb,
+    /// `redis`: Redis 6+ and Valkey ACL users.
+    Redis,
 }
 
 /// Engines that share a wire protocol and SQL dialect, and so one rotator.
@@ -29,12 +31,25 @@ pub enum Family {
     Postgres,
     /// MySQL, Aurora MySQL and MariaDB.
     Mysql,
+    /// Redis and Valkey.
+    Redis,
+}
+
+/// How an engine keeps a second password for one account (docs/protocol.md 5.13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DualMethod {
+    /// The user adds the new password itself and the server keeps the old one (MySQL 8.0.14+:
+    /// `RETAIN CURRENT PASSWORD`).
+    OwnAccount,
+    /// The master (`masterarn`) writes both passwords: MariaDB's authentication methods joined by
+    /// `OR`, which unprivileged accounts cannot set; Redis ACL users' password list.
+    Master,
 }
 
 impl Engine {
     /// Every accepted `engine` value, for error messages.
     pub(crate) const ACCEPTED: &'static str =
-        "postgres, aurora-postgresql, mysql, aurora-mysql, mariadb";
+        "postgres, aurora-postgresql, mysql, aurora-mysql, mariadb, redis";
 
     /// Parses the exact, case-sensitive `engine` value.
     pub fn parse(value: &str) -> Option<Self> {
@@ -44,6 +59,7 @@ impl Engine {
             "mysql" => Some(Engine::Mysql),
             "aurora-mysql" => Some(Engine::AuroraMysql),
             "mariadb" => Some(Engine::Mariadb),
+            "redis" => Some(Engine::Redis),
             _ => None,
         }
     }
@@ -56,6 +72,7 @@ impl Engine {
             Engine::Mysql => "mysql",
             Engine::AuroraMysql => "aurora-mysql",
             Engine::Mariadb => "mariadb",
+            Engine::Redis => "redis",
         }
     }
 
@@ -64,6 +81,7 @@ impl Engine {
         match self {
             Engine::Postgres | Engine::AuroraPostgres => Family::Postgres,
             Engine::Mysql | Engine::AuroraMysql | Engine::Mariadb => Family::Mysql,
+            Engine::Redis => Family::Redis,
         }
     }
 
@@ -72,6 +90,7 @@ impl Engine {
         match self.family() {
             Family::Postgres => 5432,
             Family::Mysql => 3306,
+            Family::Redis => 6379,
         }
     }
 
@@ -83,6 +102,32 @@ impl Engine {
             Engine::Postgres | Engine::AuroraPostgres => NameLimit::Bytes(63),
             Engine::Mysql | Engine::AuroraMysql => NameLimit::Characters(mysql_limit),
             Engine::Mariadb => NameLimit::Characters(80),
+            // Redis user names have no limit; its secrets never get a clone (see
+            // `alternating_users`).
+            Engine::Redis => NameLimit::Characters(usize::MAX),
+        }
+    }
+
+    /// Whether the alternating-users strategy (a `_clone` account) serves the engine. Redis
+    /// does not: its ACL users hold several passwords, so `dual-password` gives the same zero
+    /// downtime without a second identity whose rules would have to be kept in step.
+    pub fn alternating_users(self) -> bool {
+        self.family() != Family::Redis
+    }
+
+    /// Whether an account may accept every password (a Redis `nopass` user), so that a password
+    /// logging in proves nothing until a wrong one is refused.
+    pub fn accounts_may_accept_any_password(self) -> bool {
+        self.family() == Family::Redis
+    }
+
+    /// How the engine holds two passwords for one account; `None`: it cannot (PostgreSQL
+    /// keeps one password per role).
+    pub fn dual_password(self) -> Option<DualMethod> {
+        match self {
+            Engine::Postgres | Engine::AuroraPostgres => None,
+            Engine::Mysql | Engine::AuroraMysql => Some(DualMethod::OwnAccount),
+            Engine::Mariadb | Engine::Redis => Some(DualMethod::Master),
         }
     }
 }
@@ -95,13 +140,14 @@ impl fmt::Display for Engine {
 
 impl Family {
     /// Every family, for checks that must hold for each (a password policy is validated for all).
-    pub(crate) const ALL: [Family; 2] = [Family::Postgres, Family::Mysql];
+    pub(crate) const ALL: [Family; 3] = [Family::Postgres, Family::Mysql, Family::Redis];
 
     /// The reference's `EXCLUDE_CHARACTERS` default: the characters its SQL or connection strings
-    /// would have to escape.
+    /// would have to escape. Redis has no reference function; its default is PostgreSQL's, the
+    /// characters a `redis://user:password@host` URL would have to escape.
     pub(crate) fn default_excluded_characters(self) -> &'static str {
         match self {
-            Family::Postgres => ":/@\"'\\",
+            Family::Postgres | Family::Redis => ":/@\"'\\",
             Family::Mysql => "/@\"'\\",
         }
     }
@@ -219,6 +265,7 @@ mod tests {
             Engine::Mysql,
             Engine::AuroraMysql,
             Engine::Mariadb,
+            Engine::Redis,
         ] {
             assert_eq!(Engine::parse(engine.as_str()), Some(engine));
             assert!(Engine::ACCEPTED.contains(engine.as_str()));
@@ -227,5 +274,23 @@ mod tests {
         assert_eq!(Engine::parse("Postgres"), None);
         assert_eq!(Engine::AuroraPostgres.default_port(), 5432);
         assert_eq!(Engine::Mariadb.default_port(), 3306);
+        assert_eq!(Engine::Redis.default_port(), 6379);
+        assert_eq!(Engine::parse("valkey"), None);
+    }
+
+    #[test]
+    fn strategies_each_engine_serves() {
+        assert_eq!(Engine::Postgres.dual_password(), None);
+        assert_eq!(Engine::AuroraPostgres.dual_password(), None);
+        assert_eq!(
+            Engine::AuroraMysql.dual_password(),
+            Some(DualMethod::OwnAccount)
+        );
+        assert_eq!(Engine::Mariadb.dual_password(), Some(DualMethod::Master));
+        assert_eq!(Engine::Redis.dual_password(), Some(DualMethod::Master));
+        assert!(!Engine::Redis.alternating_users());
+        assert!(Engine::Redis.accounts_may_accept_any_password());
+        assert!(!Engine::Mariadb.accounts_may_accept_any_password());
+        assert!(Engine::Mariadb.alternating_users() && Engine::Postgres.alternating_users());
     }
 }

@@ -303,9 +303,9 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
             return Ok(());
         }
         let strategy = self.strategy(&current);
+        self.require_supported(&current, strategy)?;
         let mut pending = current.with_password((self.passwords)(current.engine().family()));
         if strategy == Strategy::AlternatingUsers {
-            self.masterarn(&current)?;
             pending = pending.with_username(self.clone_name(&current)?);
         }
         self.store
@@ -321,13 +321,16 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         Ok(())
     }
 
-    /// The current secret's `masterarn`, required by the alternating-users strategy.
-    fn masterarn<'s>(&self, current: &'s DbSecret) -> Result<&'s str, Error> {
+    /// The current secret's `masterarn`, required by `strategy` (alternating users, and dual
+    /// passwords written by the master).
+    fn masterarn<'s>(&self, current: &'s DbSecret, strategy: Strategy) -> Result<&'s str, Error> {
         current.masterarn().ok_or_else(|| {
             Error::invalid_secret(
                 self.secret_id(),
                 Stage::Current,
-                "masterarn key is missing from secret JSON (required by the alternating-users strategy)",
+                format!(
+                    "masterarn key is missing from secret JSON (required by the {strategy} strategy)"
+                ),
             )
         })
     }
@@ -354,22 +357,22 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         let pending = self.read(Stage::Pending).await?;
         self.warn_on_unrecognised_ssl(&pending, Stage::Pending);
         let strategy = self.strategy(&current);
-        if strategy == Strategy::AlternatingUsers {
-            // Before any database work.
-            self.masterarn(&current)?;
-        }
+        // Before any database work.
+        self.require_supported(&current, strategy)?;
 
         if let Some(session) = self
             .try_login(&pending, "login with pending secret")
             .await?
         {
             self.rotator.close(session).await;
+            self.require_password_checked(&pending).await?;
             info!("pending secret already logs in; nothing to do");
             return Ok(());
         }
         match strategy {
             Strategy::SingleUser => self.set_secret_single_user(&current, &pending).await,
             Strategy::AlternatingUsers => self.set_secret_alternating(&current, &pending).await,
+            Strategy::DualPassword => self.set_secret_dual(&current, &pending).await,
         }
     }
 
@@ -380,7 +383,7 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         current: &DbSecret,
         pending: &DbSecret,
     ) -> Result<(), Error> {
-        let masterarn = self.masterarn(current)?;
+        let masterarn = self.masterarn(current, Strategy::AlternatingUsers)?;
         let expected_user = self.clone_name(current)?;
         if pending.username() != expected_user {
             return Err(self.mismatch(
@@ -401,6 +404,24 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         let account = self.rotator.account(&session);
         self.rotator.close(session).await;
 
+        let session = self.master_session(current, masterarn).await?;
+        self.use_then_close(session, async |session| {
+            self.rotator
+                .set_password_as_master(session, &account, pending, &self.ctx)
+                .await
+        })
+        .await?;
+        info!(user = pending.username(), "password set by the master user");
+        Ok(())
+    }
+
+    /// Logs in with the master secret named by `masterarn`, on the current secret's host and
+    /// database.
+    async fn master_session(
+        &self,
+        current: &DbSecret,
+        masterarn: &str,
+    ) -> Result<R::Session, Error> {
         let master = self
             .store
             .get(masterarn, Stage::Current, None, &self.ctx)
@@ -424,17 +445,9 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
             return Err(self.mismatch("host", current.host(), "master host", master.host()));
         }
         let master = master.with_dbname(current.dbname().map(str::to_owned));
-        let Some(session) = self.try_login(&master, "login with master secret").await? else {
-            return Err(self.login_failed(masterarn, "master"));
-        };
-        self.use_then_close(session, async |session| {
-            self.rotator
-                .set_password_as_master(session, &account, pending, &self.ctx)
-                .await
-        })
-        .await?;
-        info!(user = pending.username(), "password set by the master user");
-        Ok(())
+        self.try_login(&master, "login with master secret")
+            .await?
+            .ok_or_else(|| self.login_failed(masterarn, "master"))
     }
 
     async fn set_secret_single_user(
@@ -531,5 +544,6 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
     }
 }
 
+mod dual;
 #[cfg(test)]
 mod tests;

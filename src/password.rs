@@ -162,7 +162,7 @@ impl PasswordPolicy {
         .collect()
     }
 
-    /// `self` if both families can generate from it, else the error naming the variable to change.
+    /// `self` if every family can generate from it, else the error naming the variable to change.
     fn validated(self) -> Result<Self, Error> {
         let mut required = 0;
         for family in Family::ALL {
@@ -266,7 +266,7 @@ mod tests {
 
     use super::*;
 
-    const FAMILIES: [Family; 2] = Family::ALL;
+    const FAMILIES: [Family; 3] = Family::ALL;
 
     fn from_pairs(pairs: &[(&str, &str)]) -> Result<(PasswordPolicy, Vec<String>), Error> {
         PasswordPolicy::from_env(&Env::from_pairs(pairs))
@@ -347,7 +347,11 @@ mod tests {
     #[test]
     fn family_defaults_exclude_their_characters_and_nothing_else() {
         let policy = PasswordPolicy::default();
-        for (family, excluded) in [(Family::Postgres, ":/@\"'\\"), (Family::Mysql, "/@\"'\\")] {
+        for (family, excluded) in [
+            (Family::Postgres, ":/@\"'\\"),
+            (Family::Mysql, "/@\"'\\"),
+            (Family::Redis, ":/@\"'\\"),
+        ] {
             let expected: HashSet<char> = printable()
                 .into_iter()
                 .filter(|&c| !excluded.contains(c))

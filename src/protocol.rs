@@ -87,17 +87,21 @@ pub enum Strategy {
     SingleUser,
     /// `alternating-users`: a superuser alternates the password between the user and its `_clone`.
     AlternatingUsers,
+    /// `dual-password`: one user with two passwords, the new one added beside the current one
+    /// (docs/protocol.md 5.13).
+    DualPassword,
 }
 
 impl Strategy {
     /// Accepted spellings, for error messages.
-    pub const ACCEPTED: &'static str = "single-user, alternating-users";
+    pub const ACCEPTED: &'static str = "single-user, alternating-users, dual-password";
 
     /// Parses an exact strategy name.
     pub fn parse(value: &str) -> Option<Self> {
         match value {
             "single-user" => Some(Strategy::SingleUser),
             "alternating-users" => Some(Strategy::AlternatingUsers),
+            "dual-password" => Some(Strategy::DualPassword),
             _ => None,
         }
     }
@@ -107,6 +111,7 @@ impl Strategy {
         match self {
             Strategy::SingleUser => "single-user",
             Strategy::AlternatingUsers => "alternating-users",
+            Strategy::DualPassword => "dual-password",
         }
     }
 }
@@ -135,7 +140,11 @@ mod tests {
             Step::parse("CreateSecret"),
             Step::Other("CreateSecret".into())
         );
-        for strategy in [Strategy::SingleUser, Strategy::AlternatingUsers] {
+        for strategy in [
+            Strategy::SingleUser,
+            Strategy::AlternatingUsers,
+            Strategy::DualPassword,
+        ] {
             assert_eq!(Strategy::parse(strategy.as_str()), Some(strategy));
             assert!(Strategy::ACCEPTED.contains(strategy.as_str()));
         }

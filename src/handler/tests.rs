@@ -275,6 +275,11 @@ struct FakeDb {
     require_current: Cell<bool>,
     /// The password each own-password change named as the one it replaces.
     replaced: RefCell<Vec<String>>,
+    /// Second passwords (dual-password strategy), by user.
+    second: RefCell<HashMap<String, String>>,
+    /// The account every login is authenticated as, when the server maps logins to another
+    /// account (an anonymous or proxied one).
+    authenticated_as: RefCell<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -304,17 +309,18 @@ impl Rotator for FakeDb {
         ctx: &StepContext<'_>,
     ) -> Result<FakeSession, Error> {
         ctx.deadline.connect_timeout(ctx.step, "login")?;
-        let ok = creds.host() == HOST
-            && self
-                .users
-                .borrow()
-                .get(creds.username())
-                .map(String::as_str)
-                == Some(creds.password().expose());
+        let accepts = |passwords: &RefCell<HashMap<String, String>>| {
+            passwords.borrow().get(creds.username()).map(String::as_str)
+                == Some(creds.password().expose())
+        };
+        let ok = creds.host() == HOST && (accepts(&self.users) || accepts(&self.second));
         self.logins.borrow_mut().push((creds.username().into(), ok));
         if ok {
+            let mapped = self.authenticated_as.borrow().clone();
             Ok(FakeSession {
-                user: creds.username().into(),
+                user: mapped
+                    .filter(|_| creds.username() != "master")
+                    .unwrap_or_else(|| creds.username().into()),
             })
         } else {
             Err(Error::Database {
@@ -388,7 +394,50 @@ impl Rotator for FakeDb {
         Ok(())
     }
 
+    async fn add_own_password(
+        &self,
+        session: &mut FakeSession,
+        current: &DbSecret,
+        pending: &DbSecret,
+        _: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        assert_eq!(session.user, pending.username(), "only its own account");
+        self.keep_both(current, pending);
+        Ok(())
+    }
+
+    async fn add_password_as_master(
+        &self,
+        master: &mut FakeSession,
+        account: &Account,
+        current: &DbSecret,
+        pending: &DbSecret,
+        _: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        assert_eq!(
+            master.user, "master",
+            "only the master writes both passwords"
+        );
+        assert_eq!(account.user, pending.username());
+        self.keep_both(current, pending);
+        Ok(())
+    }
+
     async fn close(&self, _: FakeSession) {}
+}
+
+impl FakeDb {
+    /// The pending password becomes the user's, current's is kept as the second one.
+    fn keep_both(&self, current: &DbSecret, pending: &DbSecret) {
+        let user = pending.username().to_owned();
+        self.users
+            .borrow_mut()
+            .insert(user.clone(), pending.password().expose().into());
+        self.second
+            .borrow_mut()
+            .insert(user.clone(), current.password().expose().into());
+        self.changes.borrow_mut().push(user);
+    }
 }
 
 fn current_secret() -> Value {
@@ -1167,3 +1216,6 @@ async fn an_rds_managed_master_secret_is_named_with_its_missing_host() {
     );
     assert!(db.changes.borrow().is_empty());
 }
+
+/// The dual-password strategy.
+mod dual;

@@ -1,12 +1,13 @@
 //! The rotators that change passwords on databases: the [`Rotator`] trait, one folder per engine
 //! family, and [`Rotators`], which dispatches on the secret's engine.
 //!
-//! A family's folder holds its driver session, its SQL and its alternating-users path;
+//! A family's folder holds its driver session, its SQL (or commands) and its strategies' paths;
 //! `driver` holds the glue they share (TLS choice, bounded calls, error text, close timeout).
 
 mod driver;
 pub mod mysql;
 pub mod postgres;
+pub mod redis;
 
 use std::future::Future;
 
@@ -15,6 +16,7 @@ use crate::credentials::{DbSecret, Password};
 use crate::deadline::StepContext;
 use crate::engine::{Family, is_clone_of};
 use crate::error::{Error, Mismatch, PrivilegeGap};
+use crate::protocol::Stage;
 use crate::tls::TlsRoots;
 
 /// What a database engine must do for a rotation. One implementation per protocol family, and
@@ -67,8 +69,38 @@ pub trait Rotator {
         ctx: &StepContext<'_>,
     ) -> impl Future<Output = Result<(), Error>>;
 
+    /// Adds `pending`'s password to the logged-in account, beside `current`'s, with which the
+    /// session logged in (dual-password strategy on engines whose users may do it themselves,
+    /// [`DualMethod::OwnAccount`](crate::engine::DualMethod::OwnAccount)). The server keeps both.
+    fn add_own_password(
+        &self,
+        session: &mut Self::Session,
+        current: &DbSecret,
+        pending: &DbSecret,
+        ctx: &StepContext<'_>,
+    ) -> impl Future<Output = Result<(), Error>>;
+
+    /// As the master session, makes `account` (the account `current` logged in as) accept
+    /// `current`'s and `pending`'s passwords and no other (dual-password strategy,
+    /// [`DualMethod::Master`](crate::engine::DualMethod::Master)). Nothing else of the account
+    /// changes.
+    fn add_password_as_master(
+        &self,
+        master: &mut Self::Session,
+        account: &Account,
+        current: &DbSecret,
+        pending: &DbSecret,
+        ctx: &StepContext<'_>,
+    ) -> impl Future<Output = Result<(), Error>>;
+
     /// Closes the session.
     fn close(&self, session: Self::Session) -> impl Future<Output = ()>;
+}
+
+/// The error of a strategy an engine does not serve, for a rotator reached despite the handler's
+/// check (docs/protocol.md 5.13).
+pub(crate) fn unsupported_strategy(ctx: &StepContext<'_>, problem: &str) -> Error {
+    Error::invalid_secret(ctx.secret_id, Stage::Current, problem)
 }
 
 /// A database account as the server identifies it.
@@ -138,6 +170,8 @@ pub enum Session {
     Postgres(postgres::PgSession),
     /// MySQL, Aurora MySQL or MariaDB.
     Mysql(mysql::MySession),
+    /// Redis or Valkey.
+    Redis(redis::RedisSession),
 }
 
 /// The rotators of every engine, built once per container, chosen by the secret's `engine`.
@@ -145,6 +179,7 @@ pub enum Session {
 pub struct Rotators {
     postgres: postgres::PostgresRotator,
     mysql: mysql::MysqlRotator,
+    redis: redis::RedisRotator,
 }
 
 impl Rotators {
@@ -159,6 +194,7 @@ impl Rotators {
         Rotators {
             postgres: postgres::PostgresRotator::new(roots.client_config(), config.tls_mode),
             mysql: mysql::MysqlRotator::new(roots, config.tls_mode),
+            redis: redis::RedisRotator::new(roots.client_config(), config.tls_mode),
         }
     }
 }
@@ -183,6 +219,11 @@ impl Rotator for Rotators {
                 .connect(creds, attempt, ctx)
                 .await
                 .map(Session::Mysql),
+            Family::Redis => self
+                .redis
+                .connect(creds, attempt, ctx)
+                .await
+                .map(Session::Redis),
         }
     }
 
@@ -190,6 +231,7 @@ impl Rotator for Rotators {
         match session {
             Session::Postgres(s) => self.postgres.check(s, ctx).await,
             Session::Mysql(s) => self.mysql.check(s, ctx).await,
+            Session::Redis(s) => self.redis.check(s, ctx).await,
         }
     }
 
@@ -203,6 +245,7 @@ impl Rotator for Rotators {
         match session {
             Session::Postgres(s) => self.postgres.set_own_password(s, login, new, ctx).await,
             Session::Mysql(s) => self.mysql.set_own_password(s, login, new, ctx).await,
+            Session::Redis(s) => self.redis.set_own_password(s, login, new, ctx).await,
         }
     }
 
@@ -210,6 +253,7 @@ impl Rotator for Rotators {
         match session {
             Session::Postgres(s) => self.postgres.account(s),
             Session::Mysql(s) => self.mysql.account(s),
+            Session::Redis(s) => self.redis.account(s),
         }
     }
 
@@ -231,6 +275,56 @@ impl Rotator for Rotators {
                     .set_password_as_master(s, current, pending, ctx)
                     .await
             }
+            Session::Redis(s) => {
+                self.redis
+                    .set_password_as_master(s, current, pending, ctx)
+                    .await
+            }
+        }
+    }
+
+    async fn add_own_password(
+        &self,
+        session: &mut Session,
+        current: &DbSecret,
+        pending: &DbSecret,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        match session {
+            Session::Postgres(s) => {
+                self.postgres
+                    .add_own_password(s, current, pending, ctx)
+                    .await
+            }
+            Session::Mysql(s) => self.mysql.add_own_password(s, current, pending, ctx).await,
+            Session::Redis(s) => self.redis.add_own_password(s, current, pending, ctx).await,
+        }
+    }
+
+    async fn add_password_as_master(
+        &self,
+        master: &mut Session,
+        account: &Account,
+        current: &DbSecret,
+        pending: &DbSecret,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        match master {
+            Session::Postgres(s) => {
+                self.postgres
+                    .add_password_as_master(s, account, current, pending, ctx)
+                    .await
+            }
+            Session::Mysql(s) => {
+                self.mysql
+                    .add_password_as_master(s, account, current, pending, ctx)
+                    .await
+            }
+            Session::Redis(s) => {
+                self.redis
+                    .add_password_as_master(s, account, current, pending, ctx)
+                    .await
+            }
         }
     }
 
@@ -238,6 +332,7 @@ impl Rotator for Rotators {
         match session {
             Session::Postgres(s) => self.postgres.close(s).await,
             Session::Mysql(s) => self.mysql.close(s).await,
+            Session::Redis(s) => self.redis.close(s).await,
         }
     }
 }

@@ -5,10 +5,12 @@
 //! token, as the service does.
 //!
 //! After the fault: single user, the `AWSCURRENT` or the `AWSPENDING` credential logs in;
-//! alternating users, `AWSCURRENT` logs in. After the retry: the rotation completed, exactly one
-//! new version exists, the new credential logs in, and the old one is rejected (single user) or
-//! still logs in as `AWSPREVIOUS` (alternating users, whose new credential must also still read
-//! the original user's table).
+//! alternating users and dual passwords, `AWSCURRENT` logs in. After the retry: the rotation
+//! completed, exactly one new version exists, the new credential logs in, and the old one is
+//! rejected (single user) or still logs in as `AWSPREVIOUS` (alternating users, whose new
+//! credential must also still read the original user's table; dual passwords, for the same user,
+//! and on Redis saved in the ACL file). Dual passwords run on MariaDB and on Redis, whose
+//! transaction (`MULTI`, `ACL SETUSER`, `ACL SAVE`, `EXEC`) is cut at each command.
 //!
 //! The databases are reached in plaintext (`"ssl": false`) so that the proxy can recognise the
 //! statements it cuts around; TLS through the proxy is covered in `retries.rs`. The matrix is
@@ -24,7 +26,7 @@ use db_secret_rotator::protocol::Strategy;
 use futures_util::StreamExt;
 
 use crate::support::proxy::{Answer, Fault, Rule, Trigger, TriggerAction, When};
-use crate::support::scenario::{STEPS, Scenario};
+use crate::support::scenario::{STEPS, Scenario, Target};
 use crate::support::*;
 
 /// A database fault.
@@ -95,7 +97,21 @@ pub struct Row {
 }
 
 /// The statements a fault can be aimed at, per engine and strategy: (label, pattern).
-fn statements(server: Server, strategy: Strategy) -> Vec<(&'static str, &'static str)> {
+fn statements(target: Target, strategy: Strategy) -> Vec<(&'static str, &'static str)> {
+    let Target::Sql(server) = target else {
+        return match strategy {
+            // MULTI, the queued commands and EXEC each travel alone.
+            Strategy::DualPassword => vec![
+                ("ACL GETUSER", "GETUSER"),
+                ("CONFIG GET aclfile", "aclfile"),
+                ("MULTI", "MULTI"),
+                ("ACL SETUSER (queued)", "SETUSER"),
+                ("ACL SAVE (queued)", "SAVE"),
+                ("EXEC", "EXEC"),
+            ],
+            _ => unreachable!("Redis matrices rotate with dual passwords"),
+        };
+    };
     match (server, strategy) {
         (Server::Postgres, Strategy::SingleUser) => vec![("ALTER ROLE", "ALTER ROLE")],
         (Server::Mariadb, Strategy::SingleUser) => vec![("SET PASSWORD", "SET PASSWORD")],
@@ -110,6 +126,11 @@ fn statements(server: Server, strategy: Strategy) -> Vec<(&'static str, &'static
             ("GRANT (replay)", "GRANT SELECT"),
             ("ALTER USER … REQUIRE", "REQUIRE"),
         ],
+        (Server::Mariadb, Strategy::DualPassword) => vec![
+            ("SELECT … global_priv", "global_priv"),
+            ("ALTER USER … VIA … OR", "IDENTIFIED VIA"),
+        ],
+        (Server::Postgres, Strategy::DualPassword) => unreachable!("refused before any work"),
     }
 }
 
@@ -118,7 +139,7 @@ fn full_matrix() -> bool {
 }
 
 /// Every fault point of a rotation, from a clean calibration run's Secrets Manager operations.
-fn points(server: Server, strategy: Strategy, ops: &[(usize, String, &'static str)]) -> Vec<Point> {
+fn points(target: Target, strategy: Strategy, ops: &[(usize, String, &'static str)]) -> Vec<Point> {
     let mut points = Vec::new();
     for (op, name, step) in ops {
         let writes =
@@ -145,7 +166,7 @@ fn points(server: Server, strategy: Strategy, ops: &[(usize, String, &'static st
         }
     }
     let mut set = vec![DbFault::Down, DbFault::Silent];
-    for (label, pattern) in statements(server, strategy) {
+    for (label, pattern) in statements(target, strategy) {
         set.push(DbFault::CutBefore(label, pattern));
         set.push(DbFault::ReplyLost(label, pattern));
     }
@@ -155,11 +176,15 @@ fn points(server: Server, strategy: Strategy, ops: &[(usize, String, &'static st
             fault,
         });
     }
+    let test = match target {
+        Target::Sql(_) => "SELECT NOW()",
+        Target::Redis => "PING",
+    };
     for fault in [
         DbFault::Down,
         DbFault::Silent,
-        DbFault::CutBefore("SELECT NOW()", "SELECT NOW()"),
-        DbFault::ReplyLost("SELECT NOW()", "SELECT NOW()"),
+        DbFault::CutBefore(test, test),
+        DbFault::ReplyLost(test, test),
     ] {
         points.push(Point::Db {
             step: "testSecret",
@@ -175,10 +200,10 @@ fn points(server: Server, strategy: Strategy, ops: &[(usize, String, &'static st
 /// A clean rotation through the proxies: the Secrets Manager operations and their steps.
 async fn calibrate(
     stack: &Stack,
-    server: Server,
+    target: Target,
     strategy: Strategy,
 ) -> Vec<(usize, String, &'static str)> {
-    let scenario = Scenario::new(stack, server, strategy, "fmcal").await;
+    let scenario = Scenario::new(stack, target, strategy, "fmcal").await;
     let mut ops = Vec::new();
     for step in STEPS {
         let before = scenario.sm.operations();
@@ -209,8 +234,8 @@ async fn calibrate(
 }
 
 /// Runs the rotation with the fault at `point`, checks the state, re-drives it, checks again.
-async fn run_point(stack: &Stack, server: Server, strategy: Strategy, point: Point) -> Row {
-    let mut scenario = Scenario::new(stack, server, strategy, "fm").await;
+async fn run_point(stack: &Stack, target: Target, strategy: Strategy, point: Point) -> Row {
+    let mut scenario = Scenario::new(stack, target, strategy, "fm").await;
     if let Point::Sm {
         op, when, answer, ..
     } = &point
@@ -286,7 +311,7 @@ async fn run_point(stack: &Stack, server: Server, strategy: Strategy, point: Poi
     };
     let fault_ok = match strategy {
         Strategy::SingleUser => current || pending,
-        Strategy::AlternatingUsers => current,
+        Strategy::AlternatingUsers | Strategy::DualPassword => current,
     };
     scenario.function.deadline = Some(Duration::from_secs(20));
     let retry = scenario
@@ -376,27 +401,23 @@ const PARALLEL: usize = 6;
 /// (throttling, HTTP 500, a cut connection): the step retries until it, then stops.
 const RETRIED_FAULT_DEADLINE: Duration = Duration::from_secs(5);
 
-async fn matrix(server: Server, strategy: Strategy) {
+async fn matrix(target: Target, strategy: Strategy) {
     let stack = require_stack!();
+    if target == Target::Redis && redis_stack().is_none() {
+        return;
+    }
     let started = Instant::now();
-    let ops = calibrate(stack, server, strategy).await;
-    let points = points(server, strategy, &ops);
+    let ops = calibrate(stack, target, strategy).await;
+    let points = points(target, strategy, &ops);
     let stacks_ref = stack;
     let mut rows: Vec<(usize, Row)> = futures_util::stream::iter(points.into_iter().enumerate())
-        .map(|(i, point)| async move { (i, run_point(stacks_ref, server, strategy, point).await) })
+        .map(|(i, point)| async move { (i, run_point(stacks_ref, target, strategy, point).await) })
         .buffer_unordered(PARALLEL)
         .collect()
         .await;
     rows.sort_by_key(|(i, _)| *i);
     let rows: Vec<Row> = rows.into_iter().map(|(_, row)| row).collect();
-    let title = format!(
-        "{} {}",
-        match server {
-            Server::Postgres => "postgres",
-            Server::Mariadb => "mariadb",
-        },
-        strategy.as_str()
-    );
+    let title = format!("{} {}", target.name(), strategy.as_str());
     let text = format_matrix(&title, &rows, started.elapsed());
     report(
         &format!("fault-matrix-{}.txt", title.replace(' ', "-")),
@@ -408,20 +429,30 @@ async fn matrix(server: Server, strategy: Strategy) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matrix_postgres_single_user() {
-    matrix(Server::Postgres, Strategy::SingleUser).await;
+    matrix(Server::Postgres.into(), Strategy::SingleUser).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matrix_mariadb_single_user() {
-    matrix(Server::Mariadb, Strategy::SingleUser).await;
+    matrix(Server::Mariadb.into(), Strategy::SingleUser).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matrix_postgres_alternating_users() {
-    matrix(Server::Postgres, Strategy::AlternatingUsers).await;
+    matrix(Server::Postgres.into(), Strategy::AlternatingUsers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matrix_mariadb_alternating_users() {
-    matrix(Server::Mariadb, Strategy::AlternatingUsers).await;
+    matrix(Server::Mariadb.into(), Strategy::AlternatingUsers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_mariadb_dual_password() {
+    matrix(Server::Mariadb.into(), Strategy::DualPassword).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_redis_dual_password() {
+    matrix(Target::Redis, Strategy::DualPassword).await;
 }

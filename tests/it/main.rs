@@ -40,6 +40,7 @@
 
 mod alternating;
 mod concurrency;
+mod dual;
 mod faults;
 mod guard;
 mod hostile;
@@ -47,6 +48,7 @@ mod invariant;
 mod logging;
 mod mariadb;
 mod not_found;
+mod redis;
 mod retries;
 mod single_user;
 mod soak;

@@ -444,9 +444,10 @@ async fn logs_in_token(scenario: &Scenario, stack: &Stack, token: &str) -> bool 
     };
     register_secret(&text);
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    stack
+    scenario
+        .target
         .login(
-            scenario.server,
+            stack,
             value["username"].as_str().unwrap(),
             value["password"].as_str().unwrap(),
         )

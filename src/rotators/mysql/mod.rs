@@ -18,6 +18,9 @@
 //! - **Accounts** are written as backtick identifiers (`` `user`@`host` ``, backticks doubled),
 //!   which no `sql_mode` changes. The host always comes from the server (`CURRENT_USER()`, split at
 //!   the last `@`), never assumed `'%'`.
+//! - **Dual password** (docs/protocol.md 5.13): MySQL 8 users retain their current password as
+//!   they set the new one; MariaDB accounts get both from the master, as authentication methods
+//!   joined by `OR`, with values computed client-side. See `dual`.
 //! - **Alternating users.** The clone is `<clone>@<current account's host>`. Before and after
 //!   the master changes it, the privilege invariant is enforced by comparing both accounts'
 //!   `SHOW GRANTS`. Every rotation replays the current account's `SHOW GRANTS` onto it and copies
@@ -36,8 +39,12 @@
 //! - `lexer` and `grants`: `SHOW GRANTS` lines, tokenised and rewritten for another account;
 //! - `privileges`: what an account may do, from its `SHOW GRANTS`, compared with another's;
 //! - `tls_requirement`: an account's `REQUIRE` setting;
-//! - `master`: the alternating-users path, as named steps.
+//! - `master`: the alternating-users path, as named steps;
+//! - `dual` and `auth_plugin`: the dual-password paths, and the values MariaDB's password plugins
+//!   store.
 
+mod auth_plugin;
+mod dual;
 mod grants;
 mod lexer;
 mod master;
@@ -198,6 +205,29 @@ impl Rotator for MysqlRotator {
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
         master::set_password_as_master(master, current, pending, ctx).await
+    }
+
+    /// MySQL 8: see the `dual` module.
+    async fn add_own_password(
+        &self,
+        session: &mut MySession,
+        current: &DbSecret,
+        pending: &DbSecret,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        dual::add_own_password(self, session, current, pending, ctx).await
+    }
+
+    /// MariaDB: see the `dual` module.
+    async fn add_password_as_master(
+        &self,
+        master: &mut MySession,
+        account: &Account,
+        current: &DbSecret,
+        pending: &DbSecret,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        dual::add_password_as_master(master, account, current, pending, ctx).await
     }
 
     async fn close(&self, session: MySession) {

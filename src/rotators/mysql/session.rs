@@ -37,7 +37,7 @@ pub(super) struct ServerSession {
 
 impl ServerSession {
     /// From the session's `@@SESSION.sql_mode` and `@@version`.
-    fn from_row(sql_mode: &str, version: &str) -> Self {
+    pub(super) fn from_row(sql_mode: &str, version: &str) -> Self {
         ServerSession {
             no_backslash_escapes: sql_mode
                 .split(',')

@@ -24,12 +24,16 @@ pub use session::PgSession;
 use super::driver::{
     CLOSE_TIMEOUT, MAY_HAVE_APPLIED, bounded, connect_per_tls_choice, database_error,
 };
-use super::{Account, Rotator};
+use super::{Account, Rotator, unsupported_strategy};
 use crate::config::TlsMode;
 use crate::credentials::{DbSecret, Password};
 use crate::deadline::StepContext;
 use crate::error::Error;
 use session::{describe, statement_code};
+
+/// Why PostgreSQL cannot rotate with two passwords, and what to use instead.
+const DUAL_UNSUPPORTED: &str = "strategy dual-password is not supported for PostgreSQL, which \
+     keeps one password per role; use alternating-users for rotation without downtime";
 
 /// The PostgreSQL rotator: TLS configuration shared by every connection.
 #[derive(Clone)]
@@ -136,6 +140,30 @@ impl Rotator for PostgresRotator {
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
         master::set_password_as_master(master, current, pending, ctx).await
+    }
+
+    /// PostgreSQL keeps one password per role: the handler refuses the dual-password strategy
+    /// before any database work, and so does this.
+    async fn add_own_password(
+        &self,
+        _: &mut PgSession,
+        _: &DbSecret,
+        _: &DbSecret,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        Err(unsupported_strategy(ctx, DUAL_UNSUPPORTED))
+    }
+
+    /// See [`PostgresRotator::add_own_password`].
+    async fn add_password_as_master(
+        &self,
+        _: &mut PgSession,
+        _: &Account,
+        _: &DbSecret,
+        _: &DbSecret,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        Err(unsupported_strategy(ctx, DUAL_UNSUPPORTED))
     }
 
     async fn close(&self, session: PgSession) {

@@ -118,6 +118,13 @@ impl Function {
         result
     }
 
+    /// Generates every new password with each of AWS's 32 punctuation characters in it.
+    pub fn generate_every_punctuation(&mut self) {
+        self.password = Some(Box::new(|_| {
+            Password::new(format!("N{:08x}{PUNCTUATION}", rand::random::<u32>()))
+        }));
+    }
+
     /// Runs the four steps in order.
     pub async fn rotate(&self, arn: &str, token: &str) -> Result<(), Error> {
         for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
@@ -126,6 +133,9 @@ impl Function {
         Ok(())
     }
 }
+
+/// AWS's 32 punctuation characters, every one the password generator may draw.
+pub const PUNCTUATION: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 
 // ---------------------------------------------------------------------------------------------
 // The rotators, called directly

@@ -65,7 +65,9 @@ fn registry() -> &'static Mutex<Registry> {
     REGISTRY.get_or_init(|| {
         let mut registry = Registry::default();
         if let Some(stack) = stack() {
-            for password in [&stack.pg_admin_password, &stack.mariadb_admin_password] {
+            let redis = stack.redis.as_ref().map(|r| &r.admin_password);
+            let admins = [&stack.pg_admin_password, &stack.mariadb_admin_password];
+            for password in admins.into_iter().chain(redis) {
                 if password.len() >= MIN_REGISTERED {
                     registry.passwords.insert(password.clone());
                 }

@@ -55,6 +55,13 @@ pub async fn my_admin_run(stack: &Stack, statement: &str) {
 
 /// Logs in as `user` and runs `SELECT 1`; `Err` is the server's error number (1045 for a wrong
 /// password or a plaintext login to a `REQUIRE SSL` account). Other failures panic.
+///
+/// A second authentication switch counts as 1045. MariaDB sends one when a login fails an
+/// account's first method and the account has another that needs a different exchange (`VIA
+/// unix_socket OR …`, two ed25519 methods). It does so for unknown users too: it fakes their
+/// authentication with an existing account picked by a hash of the name, so a login as a user
+/// that does not exist yet (a clone) meets such an account whenever one exists. mysql_async
+/// cannot follow a second switch; every client-side login that needs one is refused here.
 pub async fn my_login(stack: &Stack, user: &str, password: &str, tls: bool) -> Result<(), u16> {
     let login = async {
         let mut conn = Conn::new(opts(stack, user, password, tls)).await?;
@@ -64,6 +71,9 @@ pub async fn my_login(stack: &Stack, user: &str, password: &str, tls: bool) -> R
     match tokio::time::timeout(Duration::from_secs(10), login).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(mysql_async::Error::Server(e))) => Err(e.code),
+        Ok(Err(mysql_async::Error::Driver(mysql_async::DriverError::UnexpectedPacket {
+            payload,
+        }))) if payload.first() == Some(&0xfe) => Err(1045),
         Ok(Err(e)) => panic!("login as {user} failed outside the server: {e}"),
         Err(_) => panic!("login as {user} timed out"),
     }
@@ -205,4 +215,79 @@ pub fn mariadb_admin_secret(stack: &Stack) -> Value {
         &stack.mariadb_admin_user,
         &stack.mariadb_admin_password,
     )
+}
+
+/// `SHOW GRANTS` of `user@host`, sorted.
+pub async fn show_grants(stack: &Stack, user: &str, host: &str) -> Vec<String> {
+    let mut admin = my_admin(stack).await;
+    let mut grants: Vec<String> = admin
+        .query(format!("SHOW GRANTS FOR {}", account_sql(user, host)))
+        .await
+        .expect("SHOW GRANTS");
+    admin.disconnect().await.unwrap();
+    grants.sort();
+    grants
+}
+
+/// The account's `mysql.global_priv` JSON: its authentication methods, `REQUIRE`, limits, locks.
+pub async fn global_priv(stack: &Stack, user: &str, host: &str) -> Value {
+    let mut admin = my_admin(stack).await;
+    let text: Option<String> = admin
+        .exec_first(
+            "SELECT Priv FROM mysql.global_priv WHERE User = ? AND Host = ?",
+            (user, host),
+        )
+        .await
+        .expect("mysql.global_priv");
+    admin.disconnect().await.unwrap();
+    serde_json::from_str(&text.expect("the account exists")).unwrap()
+}
+
+/// The plugins of the account's authentication methods, in order (`auth_or` lists them, an empty
+/// object standing for the top-level method).
+pub fn auth_plugins(privileges: &Value) -> Vec<String> {
+    let top = privileges["plugin"].as_str().unwrap().to_owned();
+    match privileges["auth_or"].as_array() {
+        None => vec![top],
+        Some(methods) => methods
+            .iter()
+            .map(|m| {
+                m["plugin"]
+                    .as_str()
+                    .map_or_else(|| top.clone(), str::to_owned)
+            })
+            .collect(),
+    }
+}
+
+/// Whether the server has the ed25519 authentication plugin (scripts/stack.sh installs it).
+pub async fn ed25519_loaded(stack: &Stack) -> bool {
+    let mut admin = my_admin(stack).await;
+    let status: Option<String> = admin
+        .query_first(
+            "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ed25519'",
+        )
+        .await
+        .unwrap();
+    admin.disconnect().await.unwrap();
+    status.as_deref() == Some("ACTIVE")
+}
+
+impl MyUser {
+    /// Creates `name@host` authenticated by `methods` (`VIA ed25519 USING PASSWORD('…')`, …).
+    pub async fn create_via(stack: &Stack, name: &str, host: &str, methods: &str) -> Self {
+        drop_user(stack, name, host).await;
+        my_admin_run(
+            stack,
+            &format!(
+                "CREATE USER {} IDENTIFIED {methods}",
+                account_sql(name, host)
+            ),
+        )
+        .await;
+        MyUser {
+            name: name.to_owned(),
+            host: host.to_owned(),
+        }
+    }
 }

@@ -10,6 +10,7 @@ mod logs;
 pub mod mariadb;
 pub mod postgres;
 pub mod proxy;
+pub mod redis;
 pub mod runtime_api;
 pub mod scenario;
 mod secrets;
@@ -24,8 +25,8 @@ pub use postgres::{PgUser, pg_admin, pg_client, pg_login, pg_secret};
 pub use secrets::*;
 pub(crate) use server::on_every_server;
 pub use server::{Server, TestUser};
-pub(crate) use stack::require_stack;
-pub use stack::{Stack, stack};
+pub use stack::{RedisStack, Stack, redis_stack, stack};
+pub(crate) use stack::{require_redis, require_stack};
 
 /// A name no other test (or earlier run) uses: prefix, process id and a counter.
 pub fn unique(prefix: &str) -> String {

@@ -1,5 +1,6 @@
 //! A rotation under fault: one secret on a server behind a database proxy, driven by a function
-//! behind a Secrets Manager proxy, and the state every completed rotation must reach.
+//! behind a Secrets Manager proxy, and the state every completed rotation must reach. The server
+//! is one of the SQL servers or Redis ([`Target`]).
 
 use std::time::Duration;
 
@@ -9,17 +10,121 @@ use db_secret_rotator::rotators::Rotators;
 use serde_json::{Value, json};
 
 use super::proxy::{SmProxy, TcpProxy};
+use super::redis::{RedisUser, acl_hash, redis_admin_secret, redis_login, redis_secret};
 use super::server::{Server, Table, TestUser};
 use super::*;
+
+/// The server a scenario rotates on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// PostgreSQL or MariaDB.
+    Sql(Server),
+    /// The stack's Redis (plaintext port, ACL file).
+    Redis,
+}
+
+impl From<Server> for Target {
+    fn from(server: Server) -> Self {
+        Target::Sql(server)
+    }
+}
+
+impl Target {
+    /// The engine's name, for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Sql(Server::Postgres) => "postgres",
+            Target::Sql(Server::Mariadb) => "mariadb",
+            Target::Redis => "redis",
+        }
+    }
+
+    /// The stack's Redis; a Redis scenario runs only when the stack has one.
+    fn redis(stack: &Stack) -> &RedisStack {
+        stack
+            .redis
+            .as_ref()
+            .expect("a Redis scenario needs the stack's Redis")
+    }
+
+    /// The server's address, plaintext (the proxy reads the statements it cuts around).
+    fn address(self, stack: &Stack) -> (String, u16) {
+        match self {
+            Target::Sql(server) => server.address(stack),
+            Target::Redis => {
+                let redis = Self::redis(stack);
+                (redis.host.clone(), redis.plain_port)
+            }
+        }
+    }
+
+    async fn create_user(self, stack: &Stack, name: &str, password: &str) -> ScenarioUser {
+        match self {
+            Target::Sql(server) => {
+                ScenarioUser::Sql(stack.create_user(server, name, password).await)
+            }
+            Target::Redis => {
+                let redis = Self::redis(stack);
+                let rules = super::redis::APP_RULES;
+                ScenarioUser::Redis(RedisUser::create(stack, redis, name, password, rules).await)
+            }
+        }
+    }
+
+    fn secret(self, stack: &Stack, name: &str, password: &str) -> Value {
+        match self {
+            Target::Sql(server) => stack.secret(server, name, password),
+            Target::Redis => redis_secret(Self::redis(stack), name, password),
+        }
+    }
+
+    fn master_secret(self, stack: &Stack) -> Value {
+        match self {
+            Target::Sql(server) => stack.master_secret(server),
+            Target::Redis => redis_admin_secret(Self::redis(stack)),
+        }
+    }
+
+    /// Logs in directly over verified TLS; `Err` carries the server's code.
+    pub async fn login(self, stack: &Stack, name: &str, password: &str) -> Result<(), String> {
+        match self {
+            Target::Sql(server) => stack.login(server, name, password).await,
+            Target::Redis => redis_login(stack, Self::redis(stack), name, password).await,
+        }
+    }
+
+    /// The code of a rejected password.
+    pub fn rejected(self) -> &'static str {
+        match self {
+            Target::Sql(server) => server.rejected(),
+            Target::Redis => "WRONGPASS",
+        }
+    }
+}
+
+/// The scenario's user.
+pub enum ScenarioUser {
+    Sql(TestUser),
+    Redis(RedisUser),
+}
+
+impl ScenarioUser {
+    pub fn name(&self) -> &str {
+        match self {
+            ScenarioUser::Sql(user) => user.name(),
+            ScenarioUser::Redis(user) => &user.name,
+        }
+    }
+}
 
 /// The four steps, in order.
 pub const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 /// One secret on a server behind a database proxy, driven by a function behind a Secrets
 /// Manager proxy.
 pub struct Scenario {
-    pub server: Server,
+    pub target: Target,
     pub strategy: Strategy,
-    pub user: TestUser,
+    pub user: ScenarioUser,
     pub password: String,
     pub clone: Option<String>,
     pub table: Option<Table>,
@@ -44,26 +149,34 @@ pub fn fault_config(stack: &Stack) -> Config {
 
 impl Scenario {
     /// A user with its secret pointing at a fresh database proxy, its rotation staged.
-    pub async fn new(stack: &Stack, server: Server, strategy: Strategy, prefix: &str) -> Self {
+    pub async fn new(
+        stack: &Stack,
+        target: impl Into<Target>,
+        strategy: Strategy,
+        prefix: &str,
+    ) -> Self {
+        let target = target.into();
         let name = unique(prefix);
         let password = fixture_password();
-        let user = stack.create_user(server, &name, &password).await;
-        let (host, port) = server.address(stack);
+        let user = target.create_user(stack, &name, &password).await;
+        let (host, port) = target.address(stack);
         let db = TcpProxy::start(&host, port).await;
         let client = sm_client().await;
-        let mut secret = stack.secret(server, &name, &password);
+        let mut secret = target.secret(stack, &name, &password);
         secret["host"] = json!("127.0.0.1");
         secret["port"] = json!(db.port.to_string());
         secret["ssl"] = json!(false);
         let (mut clone, mut table) = (None, None);
-        if strategy == Strategy::AlternatingUsers {
-            let mut master = stack.master_secret(server);
+        if strategy != Strategy::SingleUser {
+            let mut master = target.master_secret(stack);
             master["host"] = json!("127.0.0.1");
             master["port"] = json!(db.port);
             master["ssl"] = json!(false);
             let master_arn = create_secret(&client, &master).await;
             secret["masterarn"] = json!(master_arn);
-            secret["rotation_strategy"] = json!("alternating-users");
+            secret["rotation_strategy"] = json!(strategy.as_str());
+        }
+        if let (Strategy::AlternatingUsers, Target::Sql(server)) = (strategy, target) {
             clone = Some(format!("{name}_clone"));
             table = Some(stack.grant_table(server, &name).await);
         }
@@ -77,7 +190,7 @@ impl Scenario {
         let mut function = Function::with_endpoint(config, rotators, Some(&sm.url)).await;
         function.deadline = Some(Duration::from_secs(20));
         Scenario {
-            server,
+            target,
             strategy,
             user,
             password,
@@ -95,13 +208,22 @@ impl Scenario {
 
     /// Drops the users (and the clone, and the table) this scenario created.
     pub async fn cleanup(self, stack: &Stack) {
-        if let Some(table) = self.table {
-            stack.drop_table(self.server, table).await;
-        }
-        if let Some(clone) = &self.clone {
-            stack.drop_user(self.server, clone).await;
-        }
-        self.user.drop(stack).await;
+        let user = match (self.target, self.user) {
+            (Target::Sql(server), ScenarioUser::Sql(user)) => {
+                if let Some(table) = self.table {
+                    stack.drop_table(server, table).await;
+                }
+                if let Some(clone) = &self.clone {
+                    stack.drop_user(server, clone).await;
+                }
+                user
+            }
+            (_, ScenarioUser::Redis(user)) => {
+                return user.drop(stack, Target::redis(stack)).await;
+            }
+            (Target::Redis, ScenarioUser::Sql(_)) => unreachable!("a Redis scenario's user"),
+        };
+        user.drop(stack).await;
     }
 
     /// The credential at `stage` (`None`: no value), read directly from the emulator.
@@ -126,7 +248,7 @@ impl Scenario {
     /// Whether the credential at `stage` logs in directly (verified TLS, no proxy).
     pub async fn logs_in(&self, stack: &Stack, stage: &str) -> bool {
         match self.credential(stage).await {
-            Some((user, password)) => stack.login(self.server, &user, &password).await.is_ok(),
+            Some((user, password)) => self.target.login(stack, &user, &password).await.is_ok(),
             None => false,
         }
     }
@@ -155,24 +277,28 @@ impl Scenario {
         if password == self.password {
             return Err("the password did not change".into());
         }
-        stack
-            .login(self.server, &user, &password)
+        self.target
+            .login(stack, &user, &password)
             .await
             .map_err(|e| format!("the new credential does not log in: {e}"))?;
         match self.strategy {
             Strategy::SingleUser => {
-                match stack
-                    .login(self.server, self.user.name(), &self.password)
+                match self
+                    .target
+                    .login(stack, self.user.name(), &self.password)
                     .await
                 {
-                    Err(code) if code == self.server.rejected() => {}
+                    Err(code) if code == self.target.rejected() => {}
                     other => return Err(format!("the old password is not rejected: {other:?}")),
                 }
                 Ok("rotated; old password rejected".into())
             }
             Strategy::AlternatingUsers => {
+                let Target::Sql(server) = self.target else {
+                    return Err("alternating users on Redis".into());
+                };
                 stack
-                    .login(self.server, self.user.name(), &self.password)
+                    .login(server, self.user.name(), &self.password)
                     .await
                     .map_err(|e| format!("AWSPREVIOUS no longer logs in: {e}"))?;
                 if Some(&user) != self.clone.as_ref() {
@@ -180,10 +306,29 @@ impl Scenario {
                 }
                 let table = self.table.as_ref().expect("a table");
                 stack
-                    .reads(self.server, table, &user, &password)
+                    .reads(server, table, &user, &password)
                     .await
                     .map_err(|e| format!("the clone lacks the original's privileges ({e})"))?;
                 Ok("rotated; AWSPREVIOUS logs in; clone has the grants".into())
+            }
+            Strategy::DualPassword => {
+                if user != self.user.name() {
+                    return Err(format!("AWSCURRENT is {user}, not the same user"));
+                }
+                self.target
+                    .login(stack, self.user.name(), &self.password)
+                    .await
+                    .map_err(|e| format!("AWSPREVIOUS no longer logs in: {e}"))?;
+                if let ScenarioUser::Redis(redis_user) = &self.user {
+                    // What logs in is also saved: a restart would not undo the rotation.
+                    let saved = redis_user
+                        .saved_line(Target::redis(stack))
+                        .unwrap_or_default();
+                    if !saved.contains(&acl_hash(&password)) {
+                        return Err("the new password is not in the ACL file".into());
+                    }
+                }
+                Ok("rotated; AWSPREVIOUS logs in too".into())
             }
         }
     }

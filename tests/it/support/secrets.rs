@@ -119,6 +119,31 @@ pub async fn raw_value(client: &Client, arn: &str, stage: &str) -> String {
     text
 }
 
+/// The `password` of the `AWSPENDING` version under `token`, read directly.
+pub async fn pending_password(client: &Client, arn: &str, token: &str) -> String {
+    let text = client
+        .get_secret_value()
+        .secret_id(arn)
+        .version_id(token)
+        .version_stage("AWSPENDING")
+        .send()
+        .await
+        .expect("GetSecretValue AWSPENDING")
+        .secret_string
+        .expect("SecretString");
+    register_secret(&text);
+    let value: Value = serde_json::from_str(&text).expect("JSON");
+    value["password"].as_str().expect("a password").to_owned()
+}
+
+/// The `password` of the `AWSCURRENT` version.
+pub async fn current_password(client: &Client, arn: &str) -> String {
+    value(client, arn, "AWSCURRENT").await["password"]
+        .as_str()
+        .expect("a password")
+        .to_owned()
+}
+
 /// The parsed value at `stage`.
 pub async fn value(client: &Client, arn: &str, stage: &str) -> Value {
     serde_json::from_str(&raw_value(client, arn, stage).await).expect("JSON")

@@ -25,6 +25,39 @@ pub struct Stack {
     pub test_ca: PathBuf,
     /// A CA that signed nothing the servers present.
     pub other_ca: PathBuf,
+    /// Redis, which a stack made before it joined lacks (its tests then say so, or fail in CI).
+    pub redis: Option<RedisStack>,
+}
+
+/// The stack's Redis: one server, TLS on one port and plaintext on another, users from an ACL
+/// file.
+#[derive(Debug)]
+pub struct RedisStack {
+    pub host: String,
+    /// TLS with the test CA.
+    pub port: u16,
+    /// Plaintext.
+    pub plain_port: u16,
+    pub admin_user: String,
+    pub admin_password: String,
+    /// The ACL file the server loads and `ACL SAVE` writes.
+    pub acl_file: PathBuf,
+}
+
+fn read_redis(var: impl Fn(&str) -> Result<String, String>) -> Result<RedisStack, String> {
+    let port = |name: &str| -> Result<u16, String> {
+        var(name)?
+            .parse()
+            .map_err(|_| format!("{name} is not a port"))
+    };
+    Ok(RedisStack {
+        host: var("DSR_REDIS_HOST")?,
+        port: port("DSR_REDIS_PORT")?,
+        plain_port: port("DSR_REDIS_PLAIN_PORT")?,
+        admin_user: var("DSR_REDIS_ADMIN_USER")?,
+        admin_password: var("DSR_REDIS_ADMIN_PASSWORD")?,
+        acl_file: var("DSR_REDIS_ACL_FILE")?.into(),
+    })
 }
 
 fn read_stack() -> Result<Stack, String> {
@@ -47,6 +80,7 @@ fn read_stack() -> Result<Stack, String> {
         mariadb_admin_password: var("DSR_MARIADB_ADMIN_PASSWORD")?,
         test_ca: var("DSR_TEST_CA")?.into(),
         other_ca: var("DSR_OTHER_CA")?.into(),
+        redis: read_redis(var).ok(),
     })
 }
 
@@ -58,7 +92,7 @@ pub fn stack() -> Option<&'static Stack> {
     STACK
         .get_or_init(|| match read_stack() {
             Ok(stack) => Some(stack),
-            Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            Err(why) if ci() => {
                 panic!("CI=true but the local stack is missing ({why}); run scripts/test.sh")
             }
             Err(why) => {
@@ -68,6 +102,40 @@ pub fn stack() -> Option<&'static Stack> {
         })
         .as_ref()
 }
+
+fn ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// The stack's Redis, or `None` (test skipped) when the stack has none; under `CI=true` a
+/// missing Redis fails the run, as a missing stack does.
+#[allow(clippy::print_stderr, reason = "a skipped test says why")]
+pub fn redis_stack() -> Option<(&'static Stack, &'static RedisStack)> {
+    let stack = stack()?;
+    match &stack.redis {
+        Some(redis) => Some((stack, redis)),
+        None if ci() => panic!(
+            "CI=true but the stack has no Redis (DSR_REDIS_* unset); run scripts/stack.sh up"
+        ),
+        None => {
+            eprintln!(
+                "skipping a Redis test: the stack has no Redis (scripts/stack.sh up adds it)"
+            );
+            None
+        }
+    }
+}
+
+/// The stack and its Redis, or returns from the test when either is missing (outside CI).
+macro_rules! require_redis {
+    () => {
+        match $crate::support::redis_stack() {
+            Some(found) => found,
+            None => return,
+        }
+    };
+}
+pub(crate) use require_redis;
 
 /// The stack, or returns from the test when it is missing (outside CI).
 macro_rules! require_stack {

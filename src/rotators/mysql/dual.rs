@@ -1,0 +1,523 @@
+//! The dual-password strategy on the MySQL family (docs/protocol.md 5.13): one account, two
+//! passwords, the new one added beside the current one.
+//!
+//! - **MySQL 8.0.14+, as the user**: `ALTER USER CURRENT_USER() IDENTIFIED BY <new> REPLACE
+//!   <current> RETAIN CURRENT PASSWORD`. The server keeps the primary password it replaces as the
+//!   secondary one, dropping the older secondary. `REPLACE` makes the statement a compare-and-set:
+//!   the server runs it only while current is still the primary password. Without it, the
+//!   statement repeated after a lost reply would retain the new password as its own secondary and
+//!   push current out; with it, the repeat fails with error 3891, and the rotator then checks that
+//!   the pending password logs in (the change was made) rather than trusting the failure.
+//!   `RETAIN CURRENT PASSWORD` on one's own account needs `APPLICATION_PASSWORD_ADMIN`, which the
+//!   error names when it is missing (1227).
+//! - **MariaDB 10.4+, as the master**: `ALTER USER <account> IDENTIFIED VIA <plugin> USING
+//!   '<new>' OR <plugin> USING '<current>'`, both values computed client-side (`auth_plugin`), so
+//!   no plaintext reaches the server's logs. The statement lists every method the account keeps,
+//!   so repeating it changes nothing. The account's methods are read from `mysql.global_priv`
+//!   first: every one must use a plugin whose value the function can compute, else the step is
+//!   refused naming the plugin before any change (a `unix_socket` or PAM method would otherwise
+//!   be dropped). The account's other settings (grants, `REQUIRE`, limits, locks) are not part
+//!   of the statement and stay as they are.
+//!
+//! No MySQL 8 server runs in the test stack: the MySQL statements are unit-tested against a
+//! scripted fake of the session ([`Statements`]).
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use serde_json::Value;
+use tracing::info;
+
+use super::MysqlRotator;
+use super::auth_plugin::PasswordPlugin;
+use super::quote::account_sql;
+use super::session::{MySession, ServerSession, error_code, server_error_number};
+use crate::credentials::{DbSecret, Password};
+use crate::deadline::StepContext;
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::protocol::Stage;
+use crate::rotators::driver::{MAY_HAVE_APPLIED, bounded, database_error};
+use crate::rotators::{Account, Rotator};
+
+/// What the change is called in errors.
+const ADDING: &str = "adding the pending password beside the current one";
+
+/// `ER_SPECIFIC_ACCESS_DENIED_ERROR`: here, `APPLICATION_PASSWORD_ADMIN` is missing.
+const ER_SPECIFIC_ACCESS_DENIED: u16 = 1227;
+/// `ER_PARSE_ERROR`: the server predates the statement's syntax.
+const ER_PARSE_ERROR: u16 = 1064;
+/// `ER_INCORRECT_CURRENT_PASSWORD` (MySQL 8.0.13+): `REPLACE` names a password that is not the
+/// primary one.
+const ER_INCORRECT_CURRENT_PASSWORD: u16 = 3891;
+/// `ER_NOT_VALID_PASSWORD`: a password validation plugin refused the value.
+const ER_NOT_VALID_PASSWORD: u16 = 1819;
+
+/// A statement's failure: the server's error number when it answered, and the code text kept
+/// for the error (number and SQLSTATE, or the transport description; never the message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Failed {
+    pub(super) number: Option<u16>,
+    pub(super) code: String,
+}
+
+/// Where the dual-password statements run: a session under a timeout, or a fake in tests.
+pub(super) trait Statements {
+    /// Runs `statement`, which contains passwords: never log it.
+    async fn execute(&mut self, statement: &str) -> Result<(), Failed>;
+}
+
+/// A session whose statements each run within `timeout`.
+struct Timed<'a> {
+    session: &'a mut MySession,
+    timeout: Duration,
+}
+
+impl Statements for Timed<'_> {
+    async fn execute(&mut self, statement: &str) -> Result<(), Failed> {
+        let run = async {
+            self.session
+                .conn
+                .query_drop(statement)
+                .await
+                .map_err(|e| Failed {
+                    number: server_error_number(&e),
+                    code: error_code(&e),
+                })
+        };
+        bounded(self.timeout, run, |timed_out| Failed {
+            number: None,
+            code: format!("{timed_out}; {MAY_HAVE_APPLIED}"),
+        })
+        .await
+    }
+}
+
+/// MySQL's statement: the new password, `current` as the compare-and-set `REPLACE`, and the
+/// current password retained as the secondary one. Contains passwords: never log it.
+fn retain_statement(server: &ServerSession, new: &str, current: &str) -> String {
+    format!(
+        "ALTER USER CURRENT_USER() IDENTIFIED BY {} REPLACE {} RETAIN CURRENT PASSWORD",
+        server.literal(new),
+        server.literal(current)
+    )
+}
+
+/// What the MySQL statement came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Retained {
+    /// The new password is primary, current secondary.
+    Added,
+    /// Current is no longer the primary password (error 3891): the change was made before, or
+    /// the password was changed outside the rotation. The caller tells which.
+    NotPrimary(String),
+}
+
+/// Runs MySQL's statement; the errors name what the account lacks.
+async fn retain_current(
+    db: &mut impl Statements,
+    server: &ServerSession,
+    engine: Engine,
+    new: &Password,
+    current: &Password,
+) -> Result<Retained, Error> {
+    let statement = retain_statement(server, new.expose(), current.expose());
+    let Failed { number, code } = match db.execute(&statement).await {
+        Ok(()) => return Ok(Retained::Added),
+        Err(failed) => failed,
+    };
+    let hint = match number {
+        Some(ER_INCORRECT_CURRENT_PASSWORD) => return Ok(Retained::NotPrimary(code)),
+        Some(ER_SPECIFIC_ACCESS_DENIED) => {
+            "; RETAIN CURRENT PASSWORD on one's own account needs the APPLICATION_PASSWORD_ADMIN \
+             privilege: GRANT APPLICATION_PASSWORD_ADMIN ON *.* TO the account"
+        }
+        Some(ER_PARSE_ERROR) => "; RETAIN CURRENT PASSWORD needs MySQL 8.0.14 or later",
+        _ => "",
+    };
+    Err(database_error(engine, ADDING, format!("{code}{hint}")))
+}
+
+/// MySQL: the user adds its own second password (see the module documentation).
+pub(super) async fn add_own_password(
+    rotator: &MysqlRotator,
+    session: &mut MySession,
+    current: &DbSecret,
+    pending: &DbSecret,
+    ctx: &StepContext<'_>,
+) -> Result<(), Error> {
+    if session.server.mariadb {
+        return Err(Error::invalid_secret(
+            ctx.secret_id,
+            Stage::Current,
+            "field `engine` names MySQL but the server is MariaDB, whose accounts get a second \
+             password from the master: set `engine` to mariadb and add `masterarn`",
+        ));
+    }
+    let (engine, server) = (session.engine, session.server);
+    let timeout = ctx.query_timeout(ADDING)?;
+    let mut db = Timed { session, timeout };
+    let code = match retain_current(
+        &mut db,
+        &server,
+        engine,
+        pending.password(),
+        current.password(),
+    )
+    .await?
+    {
+        Retained::Added => return Ok(()),
+        Retained::NotPrimary(code) => code,
+    };
+    // The statement ran before (its reply lost) if and only if the pending password logs in.
+    match rotator
+        .connect(pending, "login with pending secret", ctx)
+        .await
+    {
+        Ok(check) => {
+            rotator.close(check).await;
+            info!("the pending password was already added; nothing to do");
+            Ok(())
+        }
+        Err(e @ Error::DeadlineExceeded { .. }) => Err(e),
+        Err(_) => Err(database_error(
+            engine,
+            ADDING,
+            format!(
+                "{code}; the current secret's password is no longer the account's primary \
+                 password and the pending one does not log in: it was changed outside the rotation"
+            ),
+        )),
+    }
+}
+
+/// MariaDB's statement: both values under `plugin`, the new one first. Contains values derived
+/// from passwords: never log it.
+fn or_statement(
+    server: &ServerSession,
+    account: &str,
+    plugin: PasswordPlugin,
+    new: &Password,
+    current: &Password,
+) -> String {
+    let method = |password: &Password| {
+        format!(
+            "{} USING {}",
+            plugin.name(),
+            server.literal(&plugin.stored_value(password.expose()))
+        )
+    };
+    format!(
+        "ALTER USER {account} IDENTIFIED VIA {} OR {}",
+        method(new),
+        method(current)
+    )
+}
+
+/// The plugins of an account's authentication methods, in order, from its `mysql.global_priv`
+/// JSON: `auth_or` lists the methods, an empty object standing for the top-level one; without
+/// `auth_or`, the top-level method is the only one. `None` when the JSON is unreadable.
+fn auth_methods(privileges: &str) -> Option<Vec<String>> {
+    let value: Value = serde_json::from_str(privileges).ok()?;
+    // MariaDB's default when an account names no plugin.
+    let top = value
+        .get("plugin")
+        .and_then(Value::as_str)
+        .unwrap_or("mysql_native_password");
+    let methods = match value.get("auth_or") {
+        None => vec![top.to_owned()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.get("plugin").and_then(Value::as_str).unwrap_or(top))
+            .map(str::to_owned)
+            .collect(),
+        Some(_) => return None,
+    };
+    Some(methods)
+}
+
+/// The plugin the new methods use: the account's first method's. `Err` names the first plugin
+/// whose value cannot be computed.
+fn choose_plugin(methods: &[String]) -> Result<PasswordPlugin, &str> {
+    let mut plugins = methods
+        .iter()
+        .map(|name| PasswordPlugin::parse(name).ok_or(name.as_str()));
+    let first = plugins.next().unwrap_or(Ok(PasswordPlugin::Native))?;
+    plugins.try_for_each(|plugin| plugin.map(drop))?;
+    Ok(first)
+}
+
+/// Reads the account's methods and picks the plugin, or refuses naming the plugin.
+async fn account_plugin(
+    master: &mut MySession,
+    user: &str,
+    host: &str,
+) -> Result<PasswordPlugin, Error> {
+    const READING: &str = "reading the account's authentication methods";
+    let engine = master.engine;
+    let privileges: Option<String> = master
+        .conn
+        .exec_first(
+            "SELECT Priv FROM mysql.global_priv WHERE User = ? AND Host = ?",
+            (user, host),
+        )
+        .await
+        .map_err(|e| database_error(engine, READING, error_code(&e)))?;
+    let privileges =
+        privileges.ok_or_else(|| database_error(engine, READING, "the account has no row"))?;
+    let methods = auth_methods(&privileges)
+        .ok_or_else(|| database_error(engine, READING, "its JSON is not understood"))?;
+    choose_plugin(&methods).map_err(|plugin| {
+        database_error(
+            engine,
+            ADDING,
+            format!(
+                "the account authenticates with the plugin `{plugin}`, whose stored value the \
+                 function cannot compute (it computes {}); the account is left unchanged",
+                PasswordPlugin::SUPPORTED
+            ),
+        )
+    })
+}
+
+/// MariaDB: as the master, makes `account` accept `pending`'s and `current`'s passwords and no
+/// other (see the module documentation).
+pub(super) async fn add_password_as_master(
+    master: &mut MySession,
+    account: &Account,
+    current: &DbSecret,
+    pending: &DbSecret,
+    ctx: &StepContext<'_>,
+) -> Result<(), Error> {
+    let engine = master.engine;
+    if !master.server.mariadb {
+        return Err(Error::invalid_secret(
+            ctx.secret_id,
+            Stage::Current,
+            "field `engine` is mariadb but the server is not MariaDB; for MySQL 8 set `engine` to \
+             mysql, whose users keep their own second password",
+        ));
+    }
+    let Some(host) = account.host.as_deref() else {
+        return Err(database_error(engine, ADDING, "the account has no host"));
+    };
+    let timeout = ctx.query_timeout(ADDING)?;
+    let work = async {
+        let plugin = account_plugin(master, &account.user, host).await?;
+        let statement = or_statement(
+            &master.server,
+            &account_sql(&account.user, host),
+            plugin,
+            pending.password(),
+            current.password(),
+        );
+        let mut db = Timed {
+            session: master,
+            timeout,
+        };
+        match db.execute(&statement).await {
+            Ok(()) => Ok(plugin),
+            Err(Failed { number, code }) => {
+                let hint = match number {
+                    Some(ER_PARSE_ERROR) => {
+                        "; authentication methods joined by OR need MariaDB 10.4 or later"
+                    }
+                    Some(ER_NOT_VALID_PASSWORD) => {
+                        "; a password validation plugin refuses computed values while strict_password_validation is ON"
+                    }
+                    _ => "",
+                };
+                Err(database_error(engine, ADDING, format!("{code}{hint}")))
+            }
+        }
+    };
+    let plugin = bounded(timeout, work, |timed_out| {
+        database_error(engine, ADDING, format!("{timed_out}; {MAY_HAVE_APPLIED}"))
+    })
+    .await?;
+    info!(
+        user = account.user,
+        host,
+        plugin = plugin.name(),
+        "pending password added beside the current one"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    /// A session that records statements and answers from a script.
+    #[derive(Default)]
+    struct Scripted {
+        answers: VecDeque<Result<(), Failed>>,
+        seen: Vec<String>,
+    }
+
+    impl Statements for Scripted {
+        async fn execute(&mut self, statement: &str) -> Result<(), Failed> {
+            self.seen.push(statement.to_owned());
+            self.answers.pop_front().unwrap_or(Ok(()))
+        }
+    }
+
+    fn server_error(number: u16, state: &str) -> Result<(), Failed> {
+        Err(Failed {
+            number: Some(number),
+            code: format!("error {number} ({state})"),
+        })
+    }
+
+    const NEW: &str = "n3w'pw\\\"";
+    const CURRENT: &str = "cur'pw\\";
+
+    fn mysql8() -> ServerSession {
+        ServerSession::from_row("STRICT_TRANS_TABLES", "8.0.36")
+    }
+
+    async fn run(answers: Vec<Result<(), Failed>>) -> (Result<Retained, Error>, Vec<String>) {
+        let mut db = Scripted {
+            answers: answers.into(),
+            seen: Vec::new(),
+        };
+        let result = retain_current(
+            &mut db,
+            &mysql8(),
+            Engine::Mysql,
+            &Password::new(NEW),
+            &Password::new(CURRENT),
+        )
+        .await;
+        (result, db.seen)
+    }
+
+    #[tokio::test]
+    async fn mysql_retains_current_with_one_conditional_statement() {
+        let (result, seen) = run(vec![Ok(())]).await;
+        assert_eq!(result.unwrap(), Retained::Added);
+        assert_eq!(
+            seen,
+            [
+                r#"ALTER USER CURRENT_USER() IDENTIFIED BY 'n3w\'pw\\\"' REPLACE 'cur\'pw\\' RETAIN CURRENT PASSWORD"#
+            ]
+        );
+        // The session's sql_mode decides the quoting.
+        let nbe = ServerSession::from_row("NO_BACKSLASH_ESCAPES", "8.4.0");
+        assert_eq!(
+            retain_statement(&nbe, NEW, CURRENT),
+            r#"ALTER USER CURRENT_USER() IDENTIFIED BY 'n3w''pw\"' REPLACE 'cur''pw\' RETAIN CURRENT PASSWORD"#
+        );
+    }
+
+    #[tokio::test]
+    async fn a_repeat_is_told_apart_by_the_server_never_retried() {
+        let (result, seen) = run(vec![server_error(3891, "HY000")]).await;
+        assert_eq!(
+            result.unwrap(),
+            Retained::NotPrimary("error 3891 (HY000)".into())
+        );
+        assert_eq!(seen.len(), 1, "never a second statement: {seen:?}");
+    }
+
+    #[tokio::test]
+    async fn refusals_name_what_the_account_lacks_without_passwords() {
+        for (answer, needle) in [
+            (server_error(1227, "42000"), "APPLICATION_PASSWORD_ADMIN"),
+            (server_error(1064, "42000"), "MySQL 8.0.14 or later"),
+            (server_error(1045, "28000"), "error 1045 (28000)"),
+            (
+                Err(Failed {
+                    number: None,
+                    code: "timed out after 1s".into(),
+                }),
+                "timed out",
+            ),
+        ] {
+            let (result, seen) = run(vec![answer]).await;
+            let e = result.unwrap_err();
+            let shown = format!("{e} {e:?}");
+            assert_eq!(e.error_type(), "DatabaseError");
+            assert!(shown.contains(needle), "{shown}");
+            assert!(!shown.contains("pw"), "{shown}");
+            assert_eq!(seen.len(), 1);
+        }
+    }
+
+    #[test]
+    fn mariadb_lists_both_values_under_the_accounts_plugin() {
+        let server = ServerSession::from_row("STRICT_TRANS_TABLES", "10.11.6-MariaDB");
+        let statement = or_statement(
+            &server,
+            &account_sql("app", "10.0.%"),
+            PasswordPlugin::Native,
+            &Password::new("b"),
+            &Password::new("a"),
+        );
+        assert_eq!(
+            statement,
+            "ALTER USER `app`@`10.0.%` IDENTIFIED VIA \
+             mysql_native_password USING '*F33AE6DD04EF4C7C1D3105568E7FB7C1EE16C937' OR \
+             mysql_native_password USING '*667F407DE7C6AD07358FA38DAED7828A72014B4E'"
+        );
+        let statement = or_statement(
+            &server,
+            &account_sql("app", "%"),
+            PasswordPlugin::Ed25519,
+            &Password::new(NEW),
+            &Password::new(CURRENT),
+        );
+        assert!(
+            statement.starts_with("ALTER USER `app`@`%` IDENTIFIED VIA ed25519 USING '")
+                && statement.contains("' OR ed25519 USING '"),
+            "{statement}"
+        );
+        assert!(!statement.contains("pw"), "no plaintext: {statement}");
+    }
+
+    #[test]
+    fn the_accounts_methods_come_from_global_priv() {
+        let methods = |json: &str| auth_methods(json).unwrap();
+        // As MariaDB 10.11 stores `VIA mysql_native_password … OR mysql_native_password …`.
+        assert_eq!(
+            methods(
+                r#"{"access":0,"plugin":"mysql_native_password","authentication_string":"*F3","auth_or":[{},{"plugin":"mysql_native_password","authentication_string":"*66"}]}"#
+            ),
+            ["mysql_native_password", "mysql_native_password"]
+        );
+        // `VIA unix_socket OR mysql_native_password …`: the empty object is the top-level method.
+        assert_eq!(
+            methods(
+                r#"{"plugin":"mysql_native_password","authentication_string":"*B6","auth_or":[{"plugin":"unix_socket"},{}]}"#
+            ),
+            ["unix_socket", "mysql_native_password"]
+        );
+        assert_eq!(methods(r#"{"plugin":"ed25519"}"#), ["ed25519"]);
+        assert_eq!(methods(r#"{"access":0}"#), ["mysql_native_password"]);
+        assert_eq!(auth_methods("not json"), None);
+        assert_eq!(auth_methods(r#"{"auth_or":7}"#), None);
+    }
+
+    #[test]
+    fn other_plugins_are_refused_by_name() {
+        let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            choose_plugin(&names(&["ed25519", "mysql_native_password"])),
+            Ok(PasswordPlugin::Ed25519)
+        );
+        assert_eq!(
+            choose_plugin(&names(&["mysql_native_password"])),
+            Ok(PasswordPlugin::Native)
+        );
+        assert_eq!(
+            choose_plugin(&names(&["unix_socket", "mysql_native_password"])),
+            Err("unix_socket")
+        );
+        assert_eq!(
+            choose_plugin(&names(&["mysql_native_password", "pam"])),
+            Err("pam")
+        );
+    }
+}
