@@ -28,8 +28,9 @@ if (architecture !== 'arm64' && architecture !== 'x86_64') {
   throw new Error(`architecture must be arm64 or x86_64, not ${architecture}`);
 }
 const strategy = context('rotationStrategy');
-if (strategy && strategy !== 'single-user' && strategy !== 'alternating-users') {
-  throw new Error(`rotationStrategy must be single-user or alternating-users, not ${strategy}`);
+const strategies = ['single-user', 'alternating-users', 'dual-password'];
+if (strategy && !strategies.includes(strategy)) {
+  throw new Error(`rotationStrategy must be one of ${strategies.join(', ')}, not ${strategy}`);
 }
 const rotationStrategy = strategy as RotatorStackProps['rotationStrategy'];
 

@@ -17,9 +17,12 @@ export interface RotatorStackProps extends StackProps {
   readonly functionName?: string;
   /** `arm64` (default) or `x86_64`: must match the architecture `bootstrap` was built for. */
   readonly architecture?: 'arm64' | 'x86_64';
-  /** `single-user` (default) or `alternating-users`. */
-  readonly rotationStrategy?: 'single-user' | 'alternating-users';
-  /** Superuser secret, for alternating users: the role may read it (never write it). */
+  /** `single-user` (default), `alternating-users` or `dual-password`. */
+  readonly rotationStrategy?: 'single-user' | 'alternating-users' | 'dual-password';
+  /**
+   * Superuser secret, for alternating users and for dual passwords on MariaDB and Redis: the role
+   * may read it (never write it).
+   */
   readonly masterSecretArn?: string;
   /** Customer managed KMS key of the rotated secrets, used only through Secrets Manager. */
   readonly kmsKeyArn?: string;
