@@ -305,16 +305,10 @@ async fn refused(
 }
 
 #[tokio::test]
-async fn refusals_change_nothing() {
+async fn an_account_on_another_plugin_is_refused_naming_it() {
     let stack = require_stack!();
     let client = sm_client().await;
     let function = Function::new(stack).await;
-    let name = unique("myrefuse");
-    let password = fixture_password();
-    let user = MyUser::create(stack, &name, "%", &password, "").await;
-    let stored = user.auth_string(stack).await;
-    let secret = dual_secret(stack, &client, &name, &password).await;
-
     // An account with a method whose value the function cannot compute.
     let socket_name = unique("mysocket");
     let accounts = [(socket_name.clone(), "%".to_owned())];
@@ -332,6 +326,18 @@ async fn refusals_change_nothing() {
         assert_eq!(global_priv(stack, &socket_name, "%").await, before);
     };
     dropping_afterwards(stack, &accounts, on_socket).await;
+}
+
+#[tokio::test]
+async fn refusals_change_nothing() {
+    let stack = require_stack!();
+    let client = sm_client().await;
+    let function = Function::new(stack).await;
+    let name = unique("myrefuse");
+    let password = fixture_password();
+    let user = MyUser::create(stack, &name, "%", &password, "").await;
+    let stored = user.auth_string(stack).await;
+    let secret = dual_secret(stack, &client, &name, &password).await;
 
     let mut far = mariadb_admin_secret(stack);
     far["host"] = json!("localhost");

@@ -191,6 +191,27 @@ async fn single_user_without_the_permission_says_it_needs_a_master() {
     user.drop(stack, redis).await;
 }
 
+/// Stages a rotation of a new secret holding `secret` and runs createSecret, then setSecret
+/// unless `failing_step` is createSecret; returns the failing step's error.
+async fn first_error(
+    function: &Function,
+    client: &aws_sdk_secretsmanager::Client,
+    secret: &Value,
+    failing_step: &str,
+) -> db_secret_rotator::Error {
+    let arn = create_secret(client, secret).await;
+    let token = token();
+    start_rotation(client, &arn, &token).await;
+    for step in ["createSecret", "setSecret"] {
+        let result = function.invoke(step, &arn, &token).await;
+        if step == failing_step {
+            return result.expect_err(failing_step);
+        }
+        result.unwrap();
+    }
+    unreachable!("{failing_step} is createSecret or setSecret")
+}
+
 #[tokio::test]
 async fn refusals_change_nothing() {
     let (stack, redis) = require_redis!();
@@ -205,14 +226,8 @@ async fn refusals_change_nothing() {
     far_master["host"] = json!("localhost");
     let far_master = create_secret(&client, &far_master).await;
     let nopass_name = unique("rnopass");
-    let nopass = RedisUser::create(
-        stack,
-        redis,
-        &nopass_name,
-        "unused-pw",
-        &["nopass", "+ping"],
-    )
-    .await;
+    let nopass_rules = ["nopass", "+ping"];
+    let nopass = RedisUser::create(stack, redis, &nopass_name, "unused-pw", &nopass_rules).await;
 
     let with = |f: &dyn Fn(&mut Value)| {
         let mut secret = case.secret.clone();
@@ -269,18 +284,7 @@ async fn refusals_change_nothing() {
         ),
     ];
     for (what, secret, failing_step, error_type, needle) in cases {
-        let arn = create_secret(&client, &secret).await;
-        let token = token();
-        start_rotation(&client, &arn, &token).await;
-        let mut result = Ok(());
-        for step in ["createSecret", "setSecret"] {
-            result = function.invoke(step, &arn, &token).await;
-            if step == failing_step {
-                break;
-            }
-            result.as_ref().unwrap();
-        }
-        let err = result.expect_err(what);
+        let err = first_error(&function, &client, &secret, failing_step).await;
         assert_eq!(err.error_type(), error_type, "{what}: {err}");
         assert!(err.to_string().contains(needle), "{what}: {err}");
         assert_eq!(
