@@ -28,26 +28,29 @@
 //! - [`rotators`]: the [`rotators::Rotator`] trait, [`rotators::Rotators`] dispatching on the
 //!   secret's engine, the driver glue every engine shares, and one folder per engine family
 //!   (`rotators/postgres/`, `rotators/mysql/`: session, SQL, alternating-users path and its
-//!   privilege invariant).
-//! - [`handler`]: the guard and the four steps, generic over a secret store and a rotator.
+//!   privilege invariant, dual-password path; `rotators/redis/`: session, ACL rules, saving a
+//!   change).
+//! - [`handler`]: the guard and the four steps, generic over a secret store and a rotator; the
+//!   dual-password path in `handler/dual.rs`.
 //!
 //! # Adding an engine
 //!
 //! A new engine is a folder under `rotators/` and an enum variant. Add its `engine` name to
 //! [`engine::Engine`] (and, when it speaks a new protocol, a variant of [`engine::Family`], whose
-//! exhaustive matches in `engine.rs` then ask for its default port, excluded password characters
-//! and user-name limit). Write `rotators/<family>/` with a session type and a rotator implementing
-//! [`rotators::Rotator`], using the shared glue for TLS choice, bounded calls and error text. Then
-//! give [`rotators::Session`] and [`rotators::Rotators`] one arm each for it. No other module
-//! names an engine: the handler, the secret store and the configuration stay as they are.
+//! exhaustive matches in `engine.rs` then ask for its default port, excluded password characters,
+//! user-name limit and the strategies it serves). Write `rotators/<family>/` with a session type
+//! and a rotator implementing [`rotators::Rotator`], using the shared glue for TLS choice, bounded
+//! calls and error text. Then give [`rotators::Session`] and [`rotators::Rotators`] one arm each
+//! for it. No other module names an engine: the handler, the secret store and the configuration
+//! stay as they are.
 //!
 //! # Testing
 //!
 //! Unit tests run beside the code: the protocol against in-memory fakes (`handler/tests.rs`),
 //! parsers with property tests, SQL building against fixed inputs. The integration tests
 //! (`tests/it`, one binary) run against the local stack: `scripts/stack.sh up` starts a Secrets
-//! Manager emulator and real PostgreSQL and MariaDB servers (password authentication, TLS), and
-//! `scripts/stack.sh env` prints the variables the tests read, once, in `tests/it/support`. A
+//! Manager emulator and real PostgreSQL, MariaDB and Redis servers (password authentication, TLS),
+//! and `scripts/stack.sh env` prints the variables the tests read, once, in `tests/it/support`. A
 //! missing stack skips them, except under `CI=true`, where it fails the run. `scripts/test.sh`
 //! does all of it.
 
