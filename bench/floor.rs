@@ -9,12 +9,15 @@
 //!   users add one: the master secret.
 //! - The database: log in with current, change the password, log in with the new one. Alternating
 //!   users log in with current (the protocol requires that it works), then as the master, which
-//!   changes the other user's password.
+//!   changes the other user's password. Dual passwords (MariaDB, Redis) do the same, the master
+//!   writing both passwords in one statement (`ALTER USER … IDENTIFIED VIA … OR …`; `ACL SETUSER
+//!   <user> resetpass #<new> #<current>` and `ACL SAVE`), without reading the account first.
 //!
 //! It uses the crate's own configuration reader ([`Config::from_env`]), Secrets Manager client
 //! ([`SdkSecretStore`], same timeouts and retries), trust roots and TLS configuration
 //! ([`TlsRoots::load`] with `TLS_EXTRA_CA_FILE`, verified TLS when the secret says `"ssl": true`),
-//! MySQL literal and account quoting, and alternating-users clone name.
+//! MySQL literal and account quoting, MariaDB's and Redis's password values, and
+//! alternating-users clone name.
 //!
 //! It reads one JSON request per line on stdin, `{"secret_id", "token", "strategy"}`, rotates, and
 //! answers one JSON line on stdout: `{"ok", "total_ms", "steps": {"createSecret": ms, …}}` or
@@ -32,8 +35,9 @@ use db_secret_rotator::Config;
 use db_secret_rotator::deadline::{CallTally, Deadline, StepContext};
 use db_secret_rotator::engine::{Engine, Family, clone_name};
 use db_secret_rotator::env::Env;
-use db_secret_rotator::protocol::{Stage, Step};
-use db_secret_rotator::rotators::mysql::{account_sql, quote_literal, ssl_opts};
+use db_secret_rotator::protocol::{Stage, Step, Strategy};
+use db_secret_rotator::rotators::mysql::{PasswordPlugin, account_sql, quote_literal, ssl_opts};
+use db_secret_rotator::rotators::redis::password_hash;
 use db_secret_rotator::secrets::{SdkSecretStore, SecretStore};
 use db_secret_rotator::tls::TlsRoots;
 use mysql_async::prelude::Queryable;
@@ -53,6 +57,10 @@ struct Tls {
 enum Session {
     Pg(tokio_postgres::Client, tokio::task::JoinHandle<()>),
     My(mysql_async::Conn),
+    Redis(
+        redis::aio::MultiplexedConnection,
+        tokio::task::JoinHandle<()>,
+    ),
 }
 
 fn field<'a>(secret: &'a Value, key: &str) -> Result<&'a str, BoxError> {
@@ -74,8 +82,35 @@ fn engine(secret: &Value) -> Result<Engine, BoxError> {
     Engine::parse(field(secret, "engine")?).ok_or_else(|| "secret has an unknown `engine`".into())
 }
 
+/// `AUTH` as the secret's user over `stream`.
+async fn redis_login<S>(secret: &Value, stream: S) -> Result<Session, BoxError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let info = redis::RedisConnectionInfo::default()
+        .set_username(field(secret, "username")?)
+        .set_password(field(secret, "password")?)
+        .set_skip_set_lib_name();
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let (conn, driver) =
+        redis::aio::MultiplexedConnection::new_with_config(&info, stream, config).await?;
+    Ok(Session::Redis(conn, tokio::spawn(driver)))
+}
+
 async fn login(secret: &Value, tls: &Tls) -> Result<Session, BoxError> {
     let use_tls = secret["ssl"] == json!(true);
+    if engine(secret)?.family() == Family::Redis {
+        let host = field(secret, "host")?;
+        let tcp = tokio::net::TcpStream::connect((host, port(secret, 6379))).await?;
+        if !use_tls {
+            return redis_login(secret, tcp).await;
+        }
+        let name = rustls_pki_types::ServerName::try_from(host.to_owned())?;
+        let stream = tokio_rustls::TlsConnector::from(Arc::clone(&tls.pg))
+            .connect(name, tcp)
+            .await?;
+        return redis_login(secret, stream).await;
+    }
     if engine(secret)?.family() == Family::Postgres {
         let mut config = tokio_postgres::Config::new();
         config
@@ -122,6 +157,10 @@ async fn close(session: Session) {
         Session::My(conn) => {
             let _ = conn.disconnect().await;
         }
+        Session::Redis(conn, driver) => {
+            drop(conn);
+            let _ = tokio::time::timeout(Duration::from_secs(1), driver).await;
+        }
     }
 }
 
@@ -158,6 +197,52 @@ async fn set_password(
             };
             conn.query_drop(sql).await?;
         }
+        Session::Redis(..) => return Err("the bench rotates Redis with dual passwords".into()),
+    }
+    Ok(())
+}
+
+/// As the master, makes `user` accept `new` and `current` (dual passwords), in one statement.
+async fn add_password(
+    session: &mut Session,
+    user: &str,
+    new: &str,
+    current: &str,
+) -> Result<(), BoxError> {
+    match session {
+        Session::My(conn) => {
+            let method = |password: &str| {
+                let value = PasswordPlugin::Native.stored_value(password);
+                format!(
+                    "mysql_native_password USING {}",
+                    quote_literal(&value, false)
+                )
+            };
+            let sql = format!(
+                "ALTER USER {} IDENTIFIED VIA {} OR {}",
+                account_sql(user, "%"),
+                method(new),
+                method(current)
+            );
+            conn.query_drop(sql).await?;
+        }
+        Session::Redis(conn, _) => {
+            let (new, current) = (password_hash(new), password_hash(current));
+            redis::pipe()
+                .cmd("ACL")
+                .arg("SETUSER")
+                .arg(user)
+                .arg("resetpass")
+                .arg(format!("#{new}"))
+                .arg(format!("#{current}"))
+                .ignore()
+                .cmd("ACL")
+                .arg("SAVE")
+                .ignore()
+                .exec_async(conn)
+                .await?;
+        }
+        Session::Pg(..) => return Err("PostgreSQL has no dual passwords".into()),
     }
     Ok(())
 }
@@ -182,6 +267,37 @@ static STEPS: [Step; 4] = [
     Step::FinishSecret,
 ];
 
+/// setSecret's database work: log in with current, then as the master unless single user, and set
+/// or add the pending password.
+async fn set_secret(
+    store: &SdkSecretStore,
+    tls: &Tls,
+    current: &Value,
+    pending: &Value,
+    strategy: Strategy,
+    ctx: &StepContext<'_>,
+) -> Result<(), BoxError> {
+    let mut session = login(current, tls).await?;
+    if strategy != Strategy::SingleUser {
+        close(session).await;
+        let masterarn = field(current, "masterarn")?;
+        let mut master = parse(store.get(masterarn, Stage::Current, None, ctx).await?)?;
+        master["dbname"] = current["dbname"].clone();
+        session = login(&master, tls).await?;
+    }
+    let (user, password) = (field(pending, "username")?, field(pending, "password")?);
+    let own = strategy == Strategy::SingleUser;
+    let result = match strategy {
+        Strategy::DualPassword => {
+            add_password(&mut session, user, password, field(current, "password")?).await
+        }
+        _ => set_password(&mut session, user, password, own).await,
+    };
+    close(session).await;
+    result?;
+    Ok(())
+}
+
 /// One rotation; returns each step's wall time in milliseconds.
 async fn rotate(
     store: &SdkSecretStore,
@@ -189,8 +305,9 @@ async fn rotate(
     tls: &Tls,
     id: &str,
     token: &str,
-    alternating: bool,
+    strategy: Strategy,
 ) -> Result<Vec<(&'static str, f64)>, BoxError> {
+    let alternating = strategy == Strategy::AlternatingUsers;
     let mut steps = Vec::new();
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
     // The function's budget and retries, without an invocation deadline.
@@ -228,23 +345,7 @@ async fn rotate(
     store.describe(id, &ctx).await?;
     let current = parse(store.get(id, Stage::Current, None, &ctx).await?)?;
     let pending = parse(store.get(id, Stage::Pending, Some(token), &ctx).await?)?;
-    let mut session = login(&current, tls).await?;
-    if alternating {
-        close(session).await;
-        let masterarn = field(&current, "masterarn")?;
-        let mut master = parse(store.get(masterarn, Stage::Current, None, &ctx).await?)?;
-        master["dbname"] = current["dbname"].clone();
-        session = login(&master, tls).await?;
-    }
-    let result = set_password(
-        &mut session,
-        field(&pending, "username")?,
-        field(&pending, "password")?,
-        !alternating,
-    )
-    .await;
-    close(session).await;
-    result?;
+    set_secret(store, tls, &current, &pending, strategy, &ctx).await?;
     steps.push(("setSecret", ms(t)));
 
     // testSecret
@@ -288,9 +389,10 @@ fn main() -> Result<(), BoxError> {
         let request: Value = serde_json::from_str(&line?)?;
         let id = field(&request, "secret_id")?;
         let token = field(&request, "token")?;
-        let alternating = request["strategy"] == json!("alternating-users");
+        let strategy = Strategy::parse(field(&request, "strategy")?)
+            .ok_or("the request's strategy is unknown")?;
         let started = Instant::now();
-        let answer = match runtime.block_on(rotate(&store, &config, &tls, id, token, alternating)) {
+        let answer = match runtime.block_on(rotate(&store, &config, &tls, id, token, strategy)) {
             Ok(steps) => json!({
                 "ok": true,
                 "total_ms": started.elapsed().as_secs_f64() * 1000.0,

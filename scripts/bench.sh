@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Measures db-secret-rotator on this machine (docs/benchmarks.md says what each figure means):
-#   1. brings the local stack up (scripts/stack.sh up: moto, PostgreSQL, MariaDB, a test CA) and
-#      installs valgrind when it is missing;
+#   1. brings the local stack up (scripts/stack.sh up: moto, PostgreSQL, MariaDB, Redis, a test
+#      CA) and installs valgrind when it is missing;
 #   2. builds the release binary and the floor (bench/floor.rs, `cargo build --release`);
 #   3. builds the Lambda zips for x86_64 and arm64 with cargo lambda, for their sizes (an
 #      architecture that cannot be built here is reported as unavailable);
 #   4. runs scripts/bench/bench.py: at full CPU and at each CPU share (a cgroup capping the
-#      function and the floor; moto and the databases stay outside it), per engine and strategy,
-#      cold and warm rotations of the function and of the floor, their CPU time, peak RSS and
-#      Secrets Manager calls; then the instructions of a cold rotation under callgrind;
+#      function and the floor; moto and the databases stay outside it), per engine and strategy
+#      (PostgreSQL single user and alternating users; MariaDB those and dual password; Redis dual
+#      password), cold and warm rotations of the function and of the floor, their CPU time, peak
+#      RSS and Secrets Manager calls; then the instructions of a cold rotation under callgrind;
 #   5. prints the tables and writes the JSON results.
 # Not part of the test suite. The stack is left running: `scripts/stack.sh down` stops it.
 #

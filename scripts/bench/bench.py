@@ -2,8 +2,9 @@
 """The benchmark driver behind scripts/bench.sh (docs/benchmarks.md explains every figure).
 
 For each CPU share (full CPU, then the shares Lambda gives at 128, 256 and 512 MB, each a cgroup
-of its own: cpucap.py), each engine (postgres, mariadb) and strategy (single-user,
-alternating-users) it runs, against the local stack (moto and the databases are never capped):
+of its own: cpucap.py), each engine (postgres, mariadb, redis) and strategy it serves
+(single-user, alternating-users, dual-password: GROUPS) it runs, against the local stack (moto and
+the databases are never capped):
 
 - N cold rotations: a fresh function process per rotation, under the Runtime API emulator
   (runtime_api.py) with the first event already queued: spawn → first GET /next ("ready"), spawn
@@ -25,7 +26,8 @@ It prints the tables and writes the JSON results. Secrets and database users are
 
     bench.py --binary PATH --floor PATH [--runs N] [--out FILE] [--artifacts DIR]
              [--cpu-shares full,0.0724,...] [--instruction-runs N]
-             [--engines postgres,mariadb] [--strategies single-user,alternating-users]
+             [--engines postgres,mariadb,redis]
+             [--strategies single-user,alternating-users,dual-password]
 
 Reads the stack's variables (eval "$(scripts/stack.sh env)").
 """
@@ -56,9 +58,17 @@ from runtime_api import RuntimeApi  # noqa: E402
 from sm_proxy import CountingProxy  # noqa: E402
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
-ENGINES = ("postgres", "mariadb")
-STRATEGIES = ("single-user", "alternating-users")
-SHORT = {"postgres": "pg", "mariadb": "my", "single-user": "su", "alternating-users": "au"}
+ENGINES = ("postgres", "mariadb", "redis")
+STRATEGIES = ("single-user", "alternating-users", "dual-password")
+# The engine and strategy pairs measured: each engine with the strategies the bench's users can
+# take (a Redis single user would need ACL SETUSER on itself, which the bench does not give).
+GROUPS = {
+    ("postgres", "single-user"), ("postgres", "alternating-users"),
+    ("mariadb", "single-user"), ("mariadb", "alternating-users"), ("mariadb", "dual-password"),
+    ("redis", "dual-password"),
+}
+SHORT = {"postgres": "pg", "mariadb": "my", "redis": "rd", "single-user": "su",
+         "alternating-users": "au", "dual-password": "dp"}
 FAKE_LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:db-secret-rotator"
 REPO = Path(__file__).resolve().parents[2]
 # The default shares: the CPU Lambda gives at these memory sizes.
@@ -112,6 +122,8 @@ class Databases:
                    env("DSR_PG_ADMIN_PASSWORD"))
         self.my = (env("DSR_MARIADB_HOST"), int(env("DSR_MARIADB_PORT")),
                    env("DSR_MARIADB_ADMIN_USER"), env("DSR_MARIADB_ADMIN_PASSWORD"))
+        self.redis = (env("DSR_REDIS_HOST"), int(env("DSR_REDIS_PORT")),
+                      env("DSR_REDIS_ADMIN_USER"), env("DSR_REDIS_ADMIN_PASSWORD"))
         self.mycnf = workdir / "mariadb-admin.cnf"
         fd = os.open(self.mycnf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -119,13 +131,26 @@ class Databases:
         pg_bin = Path("/usr/lib/postgresql/15/bin/psql")
         self.psql = str(pg_bin) if pg_bin.exists() else "psql"
 
+    def server(self, engine: str) -> tuple[str, int, str, str]:
+        return {"postgres": self.pg, "mariadb": self.my, "redis": self.redis}[engine]
+
     def host_port(self, engine: str) -> tuple[str, int]:
-        h = self.pg if engine == "postgres" else self.my
+        h = self.server(engine)
         return h[0], h[1]
 
     def admin(self, engine: str) -> tuple[str, str]:
-        h = self.pg if engine == "postgres" else self.my
+        h = self.server(engine)
         return h[2], h[3]
+
+    def redis_run(self, commands: str) -> None:
+        """Runs redis-cli commands (one a line, on stdin) as the admin over verified TLS."""
+        host, port, user, pw = self.redis
+        cmd = ["redis-cli", "--no-auth-warning", "--user", user, "-h", host, "-p", str(port),
+               "--tls", "--cacert", self.ca]
+        out = subprocess.run(cmd, input=commands, text=True, capture_output=True,
+                             env={**os.environ, "REDISCLI_AUTH": pw})
+        if out.returncode != 0 or "ERR" in out.stdout:
+            sys.exit(f"bench.py: redis set-up failed: {out.stderr.strip()} {out.stdout.strip()}")
 
     def run(self, engine: str, sql: str) -> None:
         if engine == "postgres":
@@ -148,6 +173,9 @@ class Databases:
         """(Re)creates `user` with `password`; with `clone_password`, also `<user>_clone` (else the
         clone is dropped, so the function's first alternating rotation creates it)."""
         clone = f"{user}_clone"
+        if engine == "redis":
+            self.redis_run(f"ACL SETUSER {user} reset on >{password} ~bench:* +ping +get\n")
+            return
         if engine == "postgres":
             sql = f'DROP ROLE IF EXISTS "{clone}";\nDROP ROLE IF EXISTS "{user}";\n'
             sql += f"CREATE ROLE \"{user}\" LOGIN PASSWORD '{password}';\n"
@@ -438,8 +466,9 @@ def set_up_group(engine: str, strategy: str, dbs: Databases, sm: Secrets) -> Gro
     log(f"{engine} {strategy}: set-up")
     host, port = dbs.host_port(engine)
     alternating = strategy == "alternating-users"
+    mastered = alternating or strategy == "dual-password"
     masterarn = None
-    if alternating:
+    if mastered:
         admin_user, admin_pw = dbs.admin(engine)
         master = {"engine": engine, "host": host, "port": port, "username": admin_user,
                   "password": admin_pw, "ssl": True}
@@ -457,7 +486,7 @@ def set_up_group(engine: str, strategy: str, dbs: Databases, sm: Secrets) -> Gro
                  "password": password, "ssl": True}
         if engine == "postgres":
             value["dbname"] = "postgres"
-        if alternating:
+        if mastered:
             value["masterarn"] = masterarn
             value["rotation_strategy"] = strategy
         arns[who] = sm.create(f"dsr-bench/{engine}/{strategy}/{who}", value)
@@ -945,7 +974,8 @@ def main() -> int:
     passes, instructions = [], []
     with tempfile.TemporaryDirectory() as tmp:
         dbs = Databases(Path(tmp))
-        pairs = [(e, s) for e in args.engines.split(",") for s in args.strategies.split(",")]
+        pairs = [(e, s) for e in args.engines.split(",") for s in args.strategies.split(",")
+                 if (e, s) in GROUPS]
         for share in shares:
             groups = [set_up_group(e, s, dbs, sm) for e, s in pairs]
             passes.append(run_pass(share, groups, args, sm, proxy, moto, logdir))

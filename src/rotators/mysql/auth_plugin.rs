@@ -22,7 +22,7 @@ use sha2::{Digest, Sha512};
 
 /// An authentication plugin whose stored value the function can compute from a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum PasswordPlugin {
+pub enum PasswordPlugin {
     /// `mysql_native_password`
     Native,
     /// `ed25519` (MariaDB's `auth_ed25519`)
@@ -31,10 +31,10 @@ pub(super) enum PasswordPlugin {
 
 impl PasswordPlugin {
     /// The plugins dual-password can write, for error messages.
-    pub(super) const SUPPORTED: &'static str = "mysql_native_password, ed25519";
+    pub const SUPPORTED: &'static str = "mysql_native_password, ed25519";
 
     /// The plugin named `name` as MariaDB spells it, if the function can compute its value.
-    pub(super) fn parse(name: &str) -> Option<Self> {
+    pub fn parse(name: &str) -> Option<Self> {
         match name {
             "mysql_native_password" => Some(PasswordPlugin::Native),
             "ed25519" => Some(PasswordPlugin::Ed25519),
@@ -43,7 +43,7 @@ impl PasswordPlugin {
     }
 
     /// The plugin's name in SQL.
-    pub(super) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             PasswordPlugin::Native => "mysql_native_password",
             PasswordPlugin::Ed25519 => "ed25519",
@@ -52,7 +52,7 @@ impl PasswordPlugin {
 
     /// What the plugin stores for `password` (`USING '<value>'`). Derived from a password: never
     /// log it.
-    pub(super) fn stored_value(self, password: &str) -> String {
+    pub fn stored_value(self, password: &str) -> String {
         if password.is_empty() {
             return String::new();
         }

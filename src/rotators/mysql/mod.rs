@@ -58,6 +58,7 @@ use std::fmt;
 use mysql_async::SslOpts;
 use mysql_async::prelude::Queryable;
 
+pub use auth_plugin::PasswordPlugin;
 pub use quote::{account_sql, quote_literal};
 pub use session::MySession;
 

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 /// The SHA-256 of `password` in lower-case hex, as ACL rules and `ACL GETUSER` name it. Derived
 /// from a password: never log it.
-pub(super) fn password_hash(password: &str) -> String {
+pub fn password_hash(password: &str) -> String {
     let mut out = String::with_capacity(64);
     for byte in Sha256::digest(password.as_bytes()) {
         let _ = write!(out, "{byte:02x}");

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use ::redis::{Value, cmd};
 use tokio_rustls::TlsConnector;
 
+pub use acl::password_hash;
 pub use session::RedisSession;
 
 use super::driver::{connect_per_tls_choice, database_error};
@@ -41,7 +42,7 @@ use crate::config::TlsMode;
 use crate::credentials::{DbSecret, Password};
 use crate::deadline::StepContext;
 use crate::error::Error;
-use acl::{AclUser, PasswordChange, password_hash};
+use acl::{AclUser, PasswordChange};
 use change::CHANGING;
 
 /// Why Redis secrets do not rotate with alternating users, and what to use instead.
