@@ -28,14 +28,19 @@ use tracing::debug;
 
 use crate::deadline::CallTally;
 
-/// Error codes that mean "slow down": the request was refused, not acted on.
+/// Error codes that mean "slow down": the request was refused, not acted on. The list AWS gives
+/// for Secrets Manager, less `LimitExceededException`, which Secrets Manager uses for quotas on
+/// the secret itself (too many versions) that no retry can fix.
 const THROTTLING_CODES: &[&str] = &[
     "ThrottlingException",
     "Throttling",
     "ThrottledException",
     "RequestThrottledException",
     "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
     "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
     "RequestThrottled",
     "SlowDown",
 ];
@@ -47,6 +52,7 @@ const TRANSIENT_CODES: &[&str] = &[
     "ServiceUnavailable",
     "RequestTimeout",
     "RequestTimeoutException",
+    "PriorRequestNotComplete",
 ];
 
 /// How the attempts of one Secrets Manager call are spaced and bounded.
