@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
 # Measures db-secret-rotator on this machine (docs/benchmarks.md says what each figure means):
-#   1. brings the local stack up (scripts/stack.sh up: moto, PostgreSQL, MariaDB, a test CA);
+#   1. brings the local stack up (scripts/stack.sh up: moto, PostgreSQL, MariaDB, a test CA) and
+#      installs valgrind when it is missing;
 #   2. builds the release binary and the floor (bench/floor.rs, `cargo build --release`);
 #   3. builds the Lambda zips for x86_64 and arm64 with cargo lambda, for their sizes (an
 #      architecture that cannot be built here is reported as unavailable);
-#   4. runs scripts/bench/bench.py: per engine and strategy, cold starts under a Runtime API
-#      emulator, warm rotations, the floor, peak RSS and Secrets Manager calls;
-#   5. prints the table and writes the JSON results.
+#   4. runs scripts/bench/bench.py: at full CPU and at each CPU share (a cgroup capping the
+#      function and the floor; moto and the databases stay outside it), per engine and strategy,
+#      cold and warm rotations of the function and of the floor, their CPU time, peak RSS and
+#      Secrets Manager calls; then the instructions of a cold rotation under callgrind;
+#   5. prints the tables and writes the JSON results.
 # Not part of the test suite. The stack is left running: `scripts/stack.sh down` stops it.
 #
-# Usage: scripts/bench.sh [--runs N] [--no-sizes] [--out FILE]
-#   --runs N     repetitions of every figure (default 10; BENCH_RUNS works too)
-#   --no-sizes   skip the cargo lambda builds (the size rows then read "not built")
-#   --out FILE   the JSON results (default ${DSR_STACK_DIR:-.stack}/bench/results.json)
+# Usage: scripts/bench.sh [--cpu-share F]... [--runs N] [--instruction-runs N] [--no-sizes]
+#                         [--out FILE]
+#   --cpu-share F        measure at F of one CPU (a fraction, e.g. 0.0724, or `full`); repeat it
+#                        for several. Default: full CPU and the shares Lambda gives at 128, 256 and
+#                        512 MB (memory / 1,769 MB). Fails, saying why, when the machine does not
+#                        allow a CPU-capped cgroup; by default the shares are then skipped, and
+#                        the output says so.
+#   --runs N             repetitions of every timed figure (default 10; BENCH_RUNS works too)
+#   --instruction-runs N cold rotations per group under callgrind (default 3; 0 skips them)
+#   --no-sizes           skip the cargo lambda builds (the size rows then read "not built")
+#   --out FILE           the JSON results (default ${DSR_STACK_DIR:-.stack}/bench/results.json)
 # The stack's ports and state directory follow scripts/stack.sh (DSR_STACK_DIR, DSR_*_PORT).
 set -euo pipefail
 
@@ -22,6 +32,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
 
 RUNS=${BENCH_RUNS:-10}
+INSTRUCTION_RUNS=3
+SHARES=()
 SIZES=1
 STACK_DIR=${DSR_STACK_DIR:-$REPO_ROOT/.stack}
 [[ $STACK_DIR == /* ]] || STACK_DIR="$PWD/$STACK_DIR"
@@ -30,6 +42,11 @@ OUT=$STACK_DIR/bench/results.json
 while (($# > 0)); do
     case "$1" in
         --runs) RUNS=${2:?--runs needs a number}; shift 2 ;;
+        --cpu-share) SHARES+=("${2:?--cpu-share needs a fraction of one CPU or full}"); shift 2 ;;
+        --instruction-runs)
+            INSTRUCTION_RUNS=${2:?--instruction-runs needs a number}
+            shift 2
+            ;;
         --no-sizes) SIZES=0; shift ;;
         --out) OUT=${2:?--out needs a path}; shift 2 ;;
         -h | --help)
@@ -40,6 +57,11 @@ while (($# > 0)); do
     esac
 done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+[[ $INSTRUCTION_RUNS =~ ^[0-9]+$ ]] || die "--instruction-runs must be a number"
+for share in "${SHARES[@]}"; do
+    [[ $share == full || $share =~ ^0?\.[0-9]+$ ]] ||
+        die "--cpu-share '$share' must be a fraction of one CPU (e.g. 0.0724) or 'full'"
+done
 
 readonly ARTIFACTS=$STACK_DIR/bench/artifacts
 readonly BUILD_LOG=$STACK_DIR/bench/build.log
@@ -67,16 +89,16 @@ main() {
 
     scripts/stack.sh up
     eval "$(scripts/stack.sh env)"
+    if ((INSTRUCTION_RUNS > 0)) && ! have valgrind; then
+        apt_install valgrind
+    fi
 
     log "cargo build --release (the function and the floor; log: $BUILD_LOG)"
     cargo build --release --bin db-secret-rotator --example floor >>"$BUILD_LOG" 2>&1 ||
         { log_tail "$BUILD_LOG"; die "cargo build --release failed"; }
 
     if ((SIZES)); then
-        if ! cargo lambda --version >/dev/null 2>&1; then
-            pip_install cargo-lambda
-        fi
-        if cargo lambda --version >/dev/null 2>&1; then
+        if (ensure_cargo_lambda) && tools_on_path && cargo lambda --version >/dev/null 2>&1; then
             build_zip x86_64 --x86-64
             build_zip arm64 --arm64
         else
@@ -91,9 +113,14 @@ main() {
         rm -rf "$ARTIFACTS"
     fi
 
-    python3 scripts/bench/bench.py --binary target/release/db-secret-rotator \
+    local shares=default
+    if ((${#SHARES[@]} > 0)); then
+        shares=$(IFS=,; echo "${SHARES[*]}")
+    fi
+    # bench.py drives moto through boto3, which lives in the stack's virtualenv.
+    "$(stack_python)" scripts/bench/bench.py --binary target/release/db-secret-rotator \
         --floor target/release/examples/floor --runs "$RUNS" --out "$OUT" \
-        --artifacts "$ARTIFACTS"
+        --artifacts "$ARTIFACTS" --cpu-shares "$shares" --instruction-runs "$INSTRUCTION_RUNS"
     log "done in $((SECONDS - start))s; the stack is still running (scripts/stack.sh down stops it)"
 }
 

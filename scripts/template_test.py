@@ -271,7 +271,7 @@ def check_template(template: dict, c: Checker) -> None:
     meta = fn.get("Metadata", {})
     c.check(props.get("Runtime") == "provided.al2023", "Runtime provided.al2023", props.get("Runtime"))
     c.check(props.get("Handler") == "bootstrap", "Handler bootstrap", props.get("Handler"))
-    c.check(props.get("MemorySize") == 128, "MemorySize 128", str(props.get("MemorySize")))
+    c.check(props.get("MemorySize") == 256, "MemorySize 256", str(props.get("MemorySize")))
     c.check(props.get("CodeUri") == ".", "CodeUri is the Cargo package at the repository root")
     c.check(meta.get("BuildMethod") == "rust-cargolambda", "Metadata BuildMethod rust-cargolambda")
     c.check(
@@ -665,7 +665,7 @@ MUTATIONS: list[tuple[str, Callable[[dict], None]]] = [
     ("permission for another principal", lambda t: _set(_perm(t), "Principal", "*")),
     ("Runtime provided.al2", lambda t: _set(_fn(t)["Properties"], "Runtime", "provided.al2")),
     ("Handler main", lambda t: _set(_fn(t)["Properties"], "Handler", "main")),
-    ("MemorySize 256", lambda t: _set(_fn(t)["Properties"], "MemorySize", 256)),
+    ("MemorySize 128", lambda t: _set(_fn(t)["Properties"], "MemorySize", 128)),
     ("BuildMethod makefile", lambda t: _set(_fn(t)["Metadata"], "BuildMethod", "makefile")),
     ("LogFormat Text", lambda t: _set(_fn(t)["Properties"]["LoggingConfig"], "LogFormat", "Text")),
     ("Architecture default x86_64", lambda t: _set(t["Parameters"]["Architecture"], "Default", "x86_64")),

@@ -76,12 +76,13 @@ impl Engine {
     }
 
     /// The longest user name the engine accepts for a clone; `mysql_limit` is
-    /// `USERNAME_CHARACTER_LIMIT`, which applies to MySQL and Aurora MySQL only.
-    pub fn username_limit(self, mysql_limit: usize) -> usize {
+    /// `USERNAME_CHARACTER_LIMIT`, which applies to MySQL and Aurora MySQL only. PostgreSQL counts
+    /// bytes (`NAMEDATALEN - 1` of UTF-8), MySQL and MariaDB count characters.
+    pub fn username_limit(self, mysql_limit: usize) -> NameLimit {
         match self {
-            Engine::Postgres | Engine::AuroraPostgres => 63,
-            Engine::Mysql | Engine::AuroraMysql => mysql_limit,
-            Engine::Mariadb => 80,
+            Engine::Postgres | Engine::AuroraPostgres => NameLimit::Bytes(63),
+            Engine::Mysql | Engine::AuroraMysql => NameLimit::Characters(mysql_limit),
+            Engine::Mariadb => NameLimit::Characters(80),
         }
     }
 }
@@ -106,28 +107,58 @@ impl Family {
     }
 }
 
+/// The longest user name an engine accepts, in the unit the engine counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameLimit {
+    /// UTF-8 bytes: PostgreSQL's identifiers (`é` counts 2). A longer name is silently truncated
+    /// by the server, so it would name another role.
+    Bytes(usize),
+    /// Characters: MySQL and MariaDB user names.
+    Characters(usize),
+}
+
+impl NameLimit {
+    /// Whether `name` fits.
+    pub fn admits(self, name: &str) -> bool {
+        match self {
+            NameLimit::Bytes(max) => name.len() <= max,
+            NameLimit::Characters(max) => name.chars().count() <= max,
+        }
+    }
+}
+
+impl fmt::Display for NameLimit {
+    /// `63 bytes`, `16 characters`: how an error states the limit.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameLimit::Bytes(max) => write!(f, "{max} bytes"),
+            NameLimit::Characters(max) => write!(f, "{max} characters"),
+        }
+    }
+}
+
 /// Suffix of the alternate user's name.
 const CLONE_SUFFIX: &str = "_clone";
 
 /// The alternating-users partner of `username`: `_clone` appended, or stripped when present. Only
-/// the lengthened name is checked against `limit`, in characters; `Err` carries the limit.
-pub fn clone_name(username: &str, limit: usize) -> Result<String, usize> {
+/// the lengthened name is checked against `limit`; `Err` carries the limit.
+pub fn clone_name(username: &str, limit: NameLimit) -> Result<String, NameLimit> {
     match username.strip_suffix(CLONE_SUFFIX) {
         Some(original) if !original.is_empty() => Ok(original.to_owned()),
         _ => {
             let clone = format!("{username}{CLONE_SUFFIX}");
-            if clone.chars().count() > limit {
-                Err(limit)
-            } else {
+            if limit.admits(&clone) {
                 Ok(clone)
+            } else {
+                Err(limit)
             }
         }
     }
 }
 
-/// Of a user and its clone, the original (the name without `_clone`).
-pub(crate) fn original_name<'a>(a: &'a str, b: &'a str) -> &'a str {
-    if a.len() <= b.len() { a } else { b }
+/// Whether `clone` is `original` with `_clone` appended.
+pub fn is_clone_of(clone: &str, original: &str) -> bool {
+    clone.strip_suffix(CLONE_SUFFIX) == Some(original)
 }
 
 #[cfg(test)]
@@ -136,20 +167,48 @@ mod tests {
 
     #[test]
     fn clone_names() {
-        assert_eq!(clone_name("app", 63), Ok("app_clone".to_owned()));
-        assert_eq!(clone_name("app_clone", 63), Ok("app".to_owned()));
-        assert_eq!(clone_name("_clone", 63), Ok("_clone_clone".to_owned()));
+        let pg = Engine::Postgres.username_limit(16);
+        let mysql = Engine::Mysql.username_limit(16);
+        assert_eq!(clone_name("app", pg), Ok("app_clone".to_owned()));
+        assert_eq!(clone_name("app_clone", pg), Ok("app".to_owned()));
+        assert_eq!(clone_name("_clone", pg), Ok("_clone_clone".to_owned()));
         assert_eq!(
-            clone_name("abcdefghij", 16),
+            clone_name("abcdefghij", mysql),
             Ok("abcdefghij_clone".to_owned())
         );
-        assert_eq!(clone_name("abcdefghijk", 16), Err(16));
-        assert_eq!(clone_name(&"x".repeat(57), 63).map(|n| n.len()), Ok(63));
-        assert_eq!(clone_name(&"x".repeat(58), 63), Err(63));
-        assert_eq!(clone_name(&"x".repeat(80), 16), Err(16));
-        assert_eq!(Engine::Mariadb.username_limit(16), 80);
-        assert_eq!(Engine::AuroraMysql.username_limit(32), 32);
-        assert_eq!(original_name("app_clone", "app"), "app");
+        assert_eq!(clone_name("abcdefghijk", mysql), Err(mysql));
+        assert_eq!(clone_name(&"x".repeat(57), pg).map(|n| n.len()), Ok(63));
+        assert_eq!(clone_name(&"x".repeat(58), pg), Err(pg));
+        assert_eq!(clone_name(&"x".repeat(80), mysql), Err(mysql));
+        assert_eq!(
+            Engine::Mariadb.username_limit(16),
+            NameLimit::Characters(80)
+        );
+        assert_eq!(
+            Engine::AuroraMysql.username_limit(32),
+            NameLimit::Characters(32)
+        );
+        assert!(is_clone_of("app_clone", "app"));
+        assert!(!is_clone_of("app", "app_clone") && !is_clone_of("app_clone", "App"));
+    }
+
+    #[test]
+    fn postgres_counts_bytes_and_mysql_characters() {
+        // 30 characters, 58 bytes: the clone name has 36 characters but 64 bytes.
+        let name = format!("{}ab", "é".repeat(28));
+        assert_eq!((name.chars().count(), name.len()), (30, 58));
+        let pg = Engine::AuroraPostgres.username_limit(16);
+        assert_eq!(clone_name(&name, pg), Err(NameLimit::Bytes(63)));
+        assert_eq!(pg.to_string(), "63 bytes");
+        // One byte less fits exactly.
+        let fits = format!("{}a", "é".repeat(28));
+        assert_eq!(clone_name(&fits, pg).map(|n| n.len()), Ok(63));
+        // MariaDB counts the same name's clone as 36 characters, within 80; 74 `é` reach 80.
+        let mariadb = Engine::Mariadb.username_limit(16);
+        assert!(clone_name(&name, mariadb).is_ok());
+        assert!(clone_name(&"é".repeat(74), mariadb).is_ok());
+        assert_eq!(clone_name(&"é".repeat(75), mariadb), Err(mariadb));
+        assert_eq!(mariadb.to_string(), "80 characters");
     }
 
     #[test]

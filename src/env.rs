@@ -29,7 +29,8 @@ use std::str::FromStr;
 
 use crate::error::Error;
 
-/// Every variable the function reads (docs/protocol.md 8), plus Lambda's logging controls.
+/// Every variable the function reads (docs/protocol.md 8), plus Lambda's logging controls and
+/// concurrency setting.
 const VARIABLES: &[&str] = &[
     "PASSWORD_LENGTH",
     "EXCLUDE_CHARACTERS",
@@ -50,6 +51,7 @@ const VARIABLES: &[&str] = &[
     "AWS_LAMBDA_LOG_LEVEL",
     "AWS_LAMBDA_LOG_FORMAT",
     "RUST_LOG",
+    "AWS_LAMBDA_MAX_CONCURRENCY",
 ];
 
 /// Spellings of true, case-insensitive (the reference's).

@@ -38,6 +38,48 @@ impl fmt::Display for Mismatch {
     }
 }
 
+/// Details of [`Error::PrivilegeMismatch`]: the account whose password a rotation would hand over
+/// can do more than the secret's current account (docs/protocol.md 5.12). Boxed to keep
+/// `Result<_, Error>` small.
+#[derive(Debug)]
+pub struct PrivilegeGap {
+    /// Secret ARN or name.
+    pub secret_id: String,
+    /// The step that refused.
+    pub step: Step,
+    /// The account whose password the rotation would set (`app_clone`, `app_clone@%`).
+    pub given: String,
+    /// The secret's current account.
+    pub current: String,
+    /// What `given` may do and `current` may not: privilege, role, attribute and object names,
+    /// never values.
+    pub excess: Vec<String>,
+}
+
+/// How many differences an error lists before it counts the rest.
+const LISTED: usize = 8;
+
+impl fmt::Display for PrivilegeGap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "secret {} ({}): refusing to hand over the alternate user {}: it can do more than the \
+             current user {}, which lacks ",
+            self.secret_id, self.step, self.given, self.current
+        )?;
+        for (i, item) in self.excess.iter().take(LISTED).enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            f.write_str(item)?;
+        }
+        if self.excess.len() > LISTED {
+            write!(f, "; and {} more", self.excess.len() - LISTED)?;
+        }
+        f.write_str(" (nothing was changed)")
+    }
+}
+
 /// Every way a rotation step can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -108,6 +150,11 @@ pub enum Error {
     #[error("{0}")]
     IdentityMismatch(Box<Mismatch>),
 
+    /// Alternating users: the other account can do more than the current one, so handing over its
+    /// password would escalate privileges. Its `errorType` is `IdentityMismatch`.
+    #[error("{0}")]
+    PrivilegeMismatch(Box<PrivilegeGap>),
+
     /// No credential that the step may use logs in.
     #[error("secret {secret_id} ({step}): unable to log into the database with the {tried} secret")]
     LoginFailed {
@@ -172,7 +219,7 @@ impl Error {
             Error::NotPending { .. } => "NotPending",
             Error::InvalidStep { .. } => "InvalidStep",
             Error::InvalidSecret { .. } => "InvalidSecret",
-            Error::IdentityMismatch { .. } => "IdentityMismatch",
+            Error::IdentityMismatch { .. } | Error::PrivilegeMismatch(_) => "IdentityMismatch",
             Error::LoginFailed { .. } => "LoginFailed",
             Error::Database { .. } => "DatabaseError",
             Error::SecretsManager { .. } => "SecretsManagerError",

@@ -342,7 +342,7 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
                 self.secret_id(),
                 Stage::Current,
                 format!(
-                    "unable to clone user, username length with _clone appended would exceed {limit} characters"
+                    "unable to clone user, username length with _clone appended would exceed {limit}"
                 ),
             )
         })
@@ -443,16 +443,26 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         pending: &DbSecret,
     ) -> Result<(), Error> {
         self.require_same_account(pending, current, "current user", "current host")?;
-        let session = match self.try_login(current, "login with current secret").await? {
-            Some(session) => Some(session),
-            None => self.login_with_previous(current, pending).await?,
+        let previous;
+        let (session, login) = match self.try_login(current, "login with current secret").await? {
+            Some(session) => (session, current),
+            None => match self.login_with_previous(current, pending).await? {
+                Some((session, secret)) => {
+                    previous = secret;
+                    (session, &previous)
+                }
+                None => {
+                    return Err(
+                        self.login_failed(self.secret_id(), "previous, current, or pending")
+                    );
+                }
+            },
         };
-        let Some(session) = session else {
-            return Err(self.login_failed(self.secret_id(), "previous, current, or pending"));
-        };
+        // The credential that opened the session goes with it: MySQL's `REPLACE` needs its
+        // password (docs/protocol.md 5.7).
         self.use_then_close(session, async |session| {
             self.rotator
-                .set_own_password(session, pending, pending.password(), &self.ctx)
+                .set_own_password(session, login, pending.password(), &self.ctx)
                 .await
         })
         .await?;
@@ -461,12 +471,13 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
     }
 
     /// Falls back to `AWSPREVIOUS`, with current's TLS settings, when current no longer logs in (a
-    /// rotation whose finishSecret never ran, or a password changed by hand).
+    /// rotation whose finishSecret never ran, or a password changed by hand). Returns the session
+    /// and the credential that opened it.
     async fn login_with_previous(
         &self,
         current: &DbSecret,
         pending: &DbSecret,
-    ) -> Result<Option<R::Session>, Error> {
+    ) -> Result<Option<(R::Session, DbSecret)>, Error> {
         let previous = match self.read_if_exists(Stage::Previous).await {
             Ok(Some(previous)) => previous.with_tls_of(current),
             Ok(None) => return Ok(None),
@@ -477,8 +488,10 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
             Err(e) => return Err(e),
         };
         self.require_same_account(pending, &previous, "previous valid user", "previous host")?;
-        self.try_login(&previous, "login with previous secret")
-            .await
+        Ok(self
+            .try_login(&previous, "login with previous secret")
+            .await?
+            .map(|session| (session, previous)))
     }
 
     /// testSecret: logs in with the pending credential and runs a trivial query. Never writes.

@@ -21,12 +21,14 @@
 //! - [`password`]: password generation from the `PASSWORD_LENGTH`/`EXCLUDE_*` policy.
 //! - [`metrics`]: one CloudWatch Embedded Metric Format line per invocation.
 //! - [`config`]: the environment turned into a validated [`config::Config`].
-//! - [`logging`]: log set-up honouring Lambda's logging controls, raw events never logged.
+//! - [`logging`]: log set-up honouring Lambda's logging controls, with a filter layer that keeps
+//!   raw events, SDK bodies and driver statements out whatever they ask for.
 //! - [`event`]: the rotation event, validated before any API call.
 //! - [`secrets`]: the [`secrets::SecretStore`] trait and its AWS SDK implementation.
 //! - [`rotators`]: the [`rotators::Rotator`] trait, [`rotators::Rotators`] dispatching on the
 //!   secret's engine, the driver glue every engine shares, and one folder per engine family
-//!   (`rotators/postgres/`, `rotators/mysql/`: session, SQL, alternating-users path).
+//!   (`rotators/postgres/`, `rotators/mysql/`: session, SQL, alternating-users path and its
+//!   privilege invariant).
 //! - [`handler`]: the guard and the four steps, generic over a secret store and a rotator.
 //!
 //! # Adding an engine

@@ -1,4 +1,5 @@
-//! The Lambda binary: configuration, clients and trust roots are built once per container.
+//! The Lambda binary: configuration, trust roots, clients and rotators are built once per
+//! container.
 
 // The runtime's future nests the handler's (SDK, tokio-postgres, mysql_async): its layout needs a
 // deeper query stack than rustc's default 128, which a clean build otherwise overflows.
@@ -9,6 +10,7 @@ use db_secret_rotator::env::Env;
 use db_secret_rotator::metrics::SecretKinds;
 use db_secret_rotator::rotators::Rotators;
 use db_secret_rotator::secrets::SdkSecretStore;
+use db_secret_rotator::tls::TlsRoots;
 use db_secret_rotator::{Config, Error};
 use db_secret_rotator::{handler, logging};
 use lambda_runtime::{LambdaEvent, service_fn, tracing};
@@ -23,11 +25,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             for warning in warnings {
                 tracing::warn!(%warning, "configuration");
             }
-            Rotators::new(&config).map(|rotators| (config, rotators))
+            TlsRoots::load(config.tls_extra_ca_file.as_deref()).map(|roots| (config, roots))
         }
         Err(e) => Err(e),
     };
-    let (config, rotators) = match setup {
+    let (config, roots) = match setup {
         Ok(setup) => setup,
         Err(e) => {
             // Reported as every invocation's error, naming the variable, before any AWS call.
@@ -43,7 +45,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .await;
         }
     };
-    let sdk_config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let rotators = Rotators::with_roots(&roots, &config);
+    // The SDK's HTTPS client trusts the system roots loaded above instead of loading them again.
+    let http_client = roots.sdk_http_client();
+    // The rotators and the SDK client keep what they need; the DER copies go back to the heap
+    // before the first database connection makes its own.
+    drop(roots);
+    let mut sdk_config = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(http_client) = http_client {
+        sdk_config = sdk_config.http_client(http_client);
+    }
+    let sdk_config = sdk_config.load().await;
     let secrets = SdkSecretStore::new(&sdk_config, config.secrets_manager_endpoint.as_deref());
     let kinds = SecretKinds::new(SecretKinds::DEFAULT_CAPACITY);
     let (secrets, rotators, config, kinds) = (&secrets, &rotators, &config, &kinds);

@@ -10,12 +10,14 @@
 //! - an optional **extra** PEM bundle named by `TLS_EXTRA_CA_FILE`, which must be usable: a bad
 //!   file fails start-up rather than silently leaving the database untrusted.
 //!
-//! Start-up cost. Decoding PEM dominated the function's start-up (callgrind, docs/benchmarks.md):
-//! rustls-pki-types decodes base64 in constant time, since PEM may hold private keys, and
-//! rustls-native-certs reads every system root twice (the bundle, then the hashed directory). The
-//! system bundle and the embedded RDS bundle hold public certificates only, so they are read once
-//! and decoded by `parse_public_bundle`, a plain table-driven decoder; the extra file keeps the
-//! strict parser and its precise errors.
+//! Start-up cost (callgrind, docs/benchmarks.md). rustls-pki-types decodes PEM's base64 in constant
+//! time, since PEM may hold private keys: about 26 instructions a byte. The system bundle and the
+//! embedded RDS bundle hold public certificates only, so [`parse_public_bundle`] splits them into
+//! sections itself and decodes them with the `base64` crate's ordinary decoder (about 7 a byte); the
+//! extra file keeps the strict parser and its precise errors. rustls-native-certs would read every
+//! system root twice (the bundle, then the hashed directory), so the bundle is read alone when
+//! there is one. The AWS SDK's HTTPS client would load the system store once more for itself:
+//! [`TlsRoots::sdk_http_client`] hands it the roots already loaded.
 //!
 //! The resulting [`rustls::ClientConfig`] (PostgreSQL's) uses the aws-lc-rs provider explicitly,
 //! so it never depends on (or panics for lack of) a process-wide default provider. mysql_async
@@ -29,6 +31,12 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use aws_sdk_secretsmanager::config::SharedHttpClient;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_http_client::{Builder as SdkClientBuilder, ConnectorBuilder};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -153,6 +161,76 @@ impl TlsRoots {
     /// drivers that build their own TLS configuration from certificates (mysql_async's `SslOpts`).
     pub fn certificates(&self) -> &[CertificateDer<'static>] {
         &self.certs
+    }
+
+    /// The roots that came from the operating system's store (the first [`RootCounts::system`]
+    /// of [`TlsRoots::certificates`]: they are added first).
+    pub fn system_certificates(&self) -> &[CertificateDer<'static>] {
+        &self.certs[..self.counts.system]
+    }
+
+    /// The HTTPS client for the AWS SDK: the SDK's default client (rustls with aws-lc-rs, the
+    /// SDK's cipher suites, proxy settings from the environment), trusting exactly the system
+    /// roots loaded here, as the default client would after loading the system store again for
+    /// itself (bundle and hashed directory, with the constant-time decoder).
+    ///
+    /// `None` when no system root was loaded: the SDK's default client then does as before.
+    pub fn sdk_http_client(&self) -> Option<SharedHttpClient> {
+        let pem = self.system_roots_pem()?;
+        let contexts = TlsContext::builder()
+            .with_trust_store(TrustStore::empty().with_pem_certificate(pem))
+            .build()
+            .and_then(|roots| {
+                let none = TlsContext::builder()
+                    .with_trust_store(TrustStore::empty())
+                    .build()?;
+                Ok((roots, none))
+            });
+        let (roots, no_roots) = match contexts {
+            Ok(contexts) => contexts,
+            Err(error) => {
+                tracing::warn!(%error, "system roots not usable by the SDK; it loads its own");
+                return None;
+            }
+        };
+        // What aws-smithy-runtime's default HTTPS client does, with our trust store. The SDK takes
+        // roots as PEM only and decodes them (in constant time) for every connector it builds:
+        // one per connection settings, which makes requests, and one more per SDK client created
+        // (two at start-up: Secrets Manager's and the STS client of aws-config's credential
+        // chain), built with neither settings nor runtime components only to load the default
+        // client's trust store early, then dropped. That probe gets a connector that trusts
+        // nothing, so that it costs nothing; were it ever used, its TLS handshakes would fail.
+        Some(
+            SdkClientBuilder::new().build_with_connector_fn(move |settings, components| {
+                let probe = settings.is_none() && components.is_none();
+                let mut builder = ConnectorBuilder::default()
+                    .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+                    .tls_context(if probe { &no_roots } else { &roots }.clone());
+                builder.set_connector_settings(settings.cloned());
+                if let Some(components) = components {
+                    builder.set_sleep_impl(components.sleep_impl());
+                }
+                builder.set_proxy_config(Some(ProxyConfig::from_env()));
+                builder.build()
+            }),
+        )
+    }
+
+    /// The system roots as one PEM bundle, `None` when there are none. Each was accepted by
+    /// [`RootCertStore::add`], so the SDK, which panics on a certificate it cannot add, accepts
+    /// every one too.
+    fn system_roots_pem(&self) -> Option<String> {
+        let system = self.system_certificates();
+        if system.is_empty() {
+            return None;
+        }
+        let mut pem = String::with_capacity(system.iter().map(|c| c.len() * 4 / 3 + 64).sum());
+        for cert in system {
+            pem.push_str("-----BEGIN CERTIFICATE-----\n");
+            BASE64.encode_string(cert, &mut pem);
+            pem.push_str("\n-----END CERTIFICATE-----\n");
+        }
+        Some(pem)
     }
 
     fn build(roots: Anchors, counts: RootCounts) -> Result<Self, Error> {
@@ -319,8 +397,9 @@ fn add_parsable(roots: &mut Anchors, certs: Vec<CertificateDer<'static>>) -> (us
 /// The certificates of a PEM bundle of **public** certificates: `CERTIFICATE` sections, other
 /// sections skipped, text outside sections ignored, as [`parse_bundle`] does.
 ///
-/// Base64 is decoded by table lookup rather than in constant time: the input holds no secret.
-/// Never use it for a file that may hold a private key.
+/// Base64 is decoded by the `base64` crate (standard alphabet, padded, as PEM bodies are), which
+/// is not constant-time: the input holds no secret. Never use it for a file that may hold a
+/// private key.
 fn parse_public_bundle(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, BundleProblem> {
     // A bundle that is not text is left to the strict parsers (system) or is a build fault (RDS).
     let text =
@@ -351,9 +430,9 @@ fn parse_public_bundle(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Bundl
             return Err(BundleProblem::Pem("a section has no END line"));
         }
         if label == "CERTIFICATE" {
-            let der = decode_base64(&body).ok_or(BundleProblem::Pem(
-                "a section's base64 body does not decode",
-            ))?;
+            let der = BASE64
+                .decode(&body)
+                .map_err(|_| BundleProblem::Pem("a section's base64 body does not decode"))?;
             certs.push(CertificateDer::from(der));
         }
     }
@@ -361,56 +440,6 @@ fn parse_public_bundle(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Bundl
         return Err(BundleProblem::NoCertificate);
     }
     Ok(certs)
-}
-
-/// Standard, padded base64 (RFC 4648 section 4), as PEM bodies are; `None` when malformed.
-fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
-    /// Marks a byte outside the alphabet (every valid value is below 64, so bit 7 is clear).
-    const INVALID: u8 = 0xff;
-    const VALUES: [u8; 256] = {
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut values = [INVALID; 256];
-        let mut i = 0;
-        while i < alphabet.len() {
-            values[alphabet[i] as usize] = i as u8;
-            i += 1;
-        }
-        values
-    };
-    let value = |c: &u8| VALUES[usize::from(*c)];
-    if text.len() % 4 != 0 {
-        return None;
-    }
-    let Some(last_start) = text.len().checked_sub(4) else {
-        return Some(Vec::new());
-    };
-    let (groups, last) = text.split_at(last_start);
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    for group in groups.chunks_exact(4) {
-        let [a, b, c, d] = [&group[0], &group[1], &group[2], &group[3]].map(value);
-        if (a | b | c | d) & 0x80 != 0 {
-            return None;
-        }
-        let n = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
-        out.extend_from_slice(&n.to_be_bytes()[1..]);
-    }
-    // Only the last group may end in one or two `=`.
-    let padding = last.iter().rev().take_while(|&&c| c == b'=').count();
-    if padding > 2 {
-        return None;
-    }
-    let mut n = 0u32;
-    for v in last[..4 - padding].iter().map(value) {
-        if v & 0x80 != 0 {
-            return None;
-        }
-        n = n << 6 | u32::from(v);
-    }
-    for _ in 0..padding {
-        n <<= 6;
-    }
-    out.extend_from_slice(&n.to_be_bytes()[1..4 - padding]);
-    Some(out)
 }
 
 /// The operating system's roots, and what failed to load.
@@ -631,18 +660,6 @@ mod tests {
     }
 
     #[test]
-    fn base64_decoding() {
-        assert_eq!(decode_base64(b"").unwrap(), b"");
-        assert_eq!(decode_base64(b"TQ==").unwrap(), b"M");
-        assert_eq!(decode_base64(b"TWE=").unwrap(), b"Ma");
-        assert_eq!(decode_base64(b"TWFu").unwrap(), b"Man");
-        assert_eq!(decode_base64(b"+/+/").unwrap(), [0xfb, 0xff, 0xbf]);
-        for bad in [&b"TWF"[..], b"TW=u", b"T===", b"TWFu\n", b"TW-u"] {
-            assert_eq!(decode_base64(bad), None, "{}", String::from_utf8_lossy(bad));
-        }
-    }
-
-    #[test]
     fn system_roots_load() {
         // The system store may be empty in a bare container; where it has a bundle, its roots
         // load without error.
@@ -667,6 +684,36 @@ mod tests {
         let config = roots.client_config();
         assert!(Arc::ptr_eq(&config, &roots.client_config()));
         assert!(format!("{roots:?}").contains("rds: 115"));
+    }
+
+    #[test]
+    fn system_roots_come_first_and_reach_the_sdk_unchanged() {
+        let roots = TlsRoots::load(Some(&testdata("test-ca.pem"))).unwrap();
+        let system = roots.system_certificates();
+        assert_eq!(system.len(), roots.counts.system);
+        let extra = CertificateDer::from_pem_slice(TEST_CA).unwrap();
+        assert!(!system.contains(&extra));
+        assert_eq!(roots.certificates().last(), Some(&extra));
+        match roots.system_roots_pem() {
+            // The SDK reads it with the strict parser and adds every certificate.
+            Some(pem) => {
+                let parsed = parse_bundle(pem.as_bytes()).unwrap();
+                assert_eq!(parsed, system);
+                let mut store = RootCertStore::empty();
+                for cert in parsed {
+                    store.add(cert).unwrap();
+                }
+                assert!(roots.sdk_http_client().is_some());
+            }
+            // A bare container: the SDK keeps its own default client.
+            None => {
+                assert!(system.is_empty());
+                assert!(roots.sdk_http_client().is_none());
+            }
+        }
+        let bare = TlsRoots::from_pem(TEST_CA).unwrap();
+        assert!(bare.system_certificates().is_empty());
+        assert!(bare.sdk_http_client().is_none());
     }
 
     #[test]

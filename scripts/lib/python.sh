@@ -122,10 +122,3 @@ ensure_sam_tools() {
 ensure_awscli() {
     venv_install "$AWSCLI_VENV" "$AWSCLI_REQUIREMENT"
 }
-
-# pip_install REQUIREMENT...: install into the tools virtualenv (scripts that predate
-# ensure_cargo_lambda call this for cargo-lambda).
-pip_install() {
-    venv_install "$TOOLS_VENV" "$@"
-    if [[ -x $TOOLS_VENV/bin/cargo-lambda ]]; then link_tools "$TOOLS_VENV" cargo-lambda; fi
-}

@@ -270,6 +270,11 @@ struct FakeDb {
     logins: RefCell<Vec<(String, bool)>>,
     changes: RefCell<Vec<String>>,
     fail_set: Cell<bool>,
+    /// Models MySQL's `PASSWORD REQUIRE CURRENT`: a user changing its own password must name
+    /// the password it has now (`REPLACE`), else error 3891.
+    require_current: Cell<bool>,
+    /// The password each own-password change named as the one it replaces.
+    replaced: RefCell<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -327,26 +332,32 @@ impl Rotator for FakeDb {
     async fn set_own_password(
         &self,
         session: &mut FakeSession,
-        user: &DbSecret,
+        login: &DbSecret,
         new: &Password,
         _: &StepContext<'_>,
     ) -> Result<(), Error> {
         assert_eq!(
             session.user,
-            user.username(),
+            login.username(),
             "a user may change only its own password"
         );
+        let failure = |code: &str| Error::Database {
+            engine: login.engine(),
+            action: "setting the password",
+            code: code.into(),
+        };
         if self.fail_set.get() {
-            return Err(Error::Database {
-                engine: user.engine(),
-                action: "setting the password",
-                code: "SQLSTATE 42501".into(),
-            });
+            return Err(failure("SQLSTATE 42501"));
+        }
+        let replaced = login.password().expose().to_owned();
+        self.replaced.borrow_mut().push(replaced.clone());
+        if self.require_current.get() && self.password_of(login.username()) != Some(replaced) {
+            return Err(failure("error 3891 (HY000)"));
         }
         self.users
             .borrow_mut()
-            .insert(user.username().into(), new.expose().into());
-        self.changes.borrow_mut().push(user.username().into());
+            .insert(login.username().into(), new.expose().into());
+        self.changes.borrow_mut().push(login.username().into());
         Ok(())
     }
 
@@ -617,6 +628,28 @@ async fn set_secret_falls_back_to_previous() {
     assert_eq!(db.password_of("app").as_deref(), Some(NEW_PASSWORD));
     let logins: Vec<bool> = db.logins.borrow().iter().map(|(_, ok)| *ok).collect();
     assert_eq!(logins, [false, false, true], "pending, current, previous");
+}
+
+#[tokio::test]
+async fn the_password_replaced_is_that_of_the_credential_that_logged_in() {
+    // Current logs in: its password is the one replaced.
+    let store = FakeStore::new(&current_secret());
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    db.require_current.set(true);
+    rotate(&store, &db).await.unwrap();
+    assert_eq!(*db.replaced.borrow(), [OLD_PASSWORD]);
+    assert_eq!(db.password_of("app").as_deref(), Some(NEW_PASSWORD));
+
+    // Current no longer logs in, previous does: previous's password is the one replaced.
+    let store = FakeStore::new(&current_secret());
+    let mut previous = current_secret();
+    previous["password"] = json!("previous-pw");
+    store.insert("prev", Some(previous.to_string()), &["AWSPREVIOUS"]);
+    let db = FakeDb::with_user("app", "previous-pw");
+    db.require_current.set(true);
+    rotate(&store, &db).await.unwrap();
+    assert_eq!(*db.replaced.borrow(), ["previous-pw"]);
+    assert_eq!(db.password_of("app").as_deref(), Some(NEW_PASSWORD));
 }
 
 #[tokio::test]
@@ -959,7 +992,7 @@ async fn alternating_users_refusals_change_nothing() {
             master: None,
             step: "createSecret",
             error_type: "InvalidSecret",
-            needle: "exceed 63 characters",
+            needle: "exceed 63 bytes",
         },
         Case {
             name: "master password wrong",

@@ -13,8 +13,8 @@ use std::future::Future;
 use crate::config::Config;
 use crate::credentials::{DbSecret, Password};
 use crate::deadline::StepContext;
-use crate::engine::Family;
-use crate::error::Error;
+use crate::engine::{Family, is_clone_of};
+use crate::error::{Error, Mismatch, PrivilegeGap};
 use crate::tls::TlsRoots;
 
 /// What a database engine must do for a rotation. One implementation per protocol family, and
@@ -40,11 +40,13 @@ pub trait Rotator {
         ctx: &StepContext<'_>,
     ) -> impl Future<Output = Result<(), Error>>;
 
-    /// Changes the logged-in user's own password to `new` (single-user strategy).
+    /// Changes the logged-in user's own password to `new` (single-user strategy). `login` is the
+    /// credential that opened `session` (current's, or previous's after the fallback): its user
+    /// is the one changed, and MySQL's `REPLACE` clause needs its password, never the pending one.
     fn set_own_password(
         &self,
         session: &mut Self::Session,
-        user: &DbSecret,
+        login: &DbSecret,
         new: &Password,
         ctx: &StepContext<'_>,
     ) -> impl Future<Output = Result<(), Error>>;
@@ -76,6 +78,57 @@ pub struct Account {
     pub user: String,
     /// MySQL account host (`%`, `10.0.%`, `127.0.0.1`, …); `None` for PostgreSQL.
     pub host: Option<String>,
+}
+
+/// Which way an alternating-users rotation hands over (docs/protocol.md 5.12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handover {
+    /// Current `X`, pending `X_clone`: an existing clone must have nothing `X` lacks.
+    Append,
+    /// Current `X_clone`, pending `X`: the clone must already hold everything `X` holds.
+    Strip,
+}
+
+impl Handover {
+    /// The direction from the current user to the pending one, which must be its clone or its
+    /// original; anything else is refused naming both.
+    pub(crate) fn between(
+        current: &Account,
+        pending: &str,
+        ctx: &StepContext<'_>,
+    ) -> Result<Self, Error> {
+        if is_clone_of(pending, &current.user) {
+            Ok(Handover::Append)
+        } else if is_clone_of(&current.user, pending) {
+            Ok(Handover::Strip)
+        } else {
+            Err(Error::IdentityMismatch(Box::new(Mismatch {
+                secret_id: ctx.secret_id.to_owned(),
+                step: ctx.step.clone(),
+                what: "user",
+                found: pending.to_owned(),
+                expected_role: "current user or clone",
+                expected: current.user.clone(),
+            })))
+        }
+    }
+}
+
+/// The error refusing to hand over `given`, which may do `excess` beyond `current`; nothing has
+/// been changed when it is returned.
+pub(crate) fn privilege_gap(
+    ctx: &StepContext<'_>,
+    given: String,
+    current: String,
+    excess: Vec<String>,
+) -> Error {
+    Error::PrivilegeMismatch(Box::new(PrivilegeGap {
+        secret_id: ctx.secret_id.to_owned(),
+        step: ctx.step.clone(),
+        given,
+        current,
+        excess,
+    }))
 }
 
 /// An open session on any engine.
@@ -143,13 +196,13 @@ impl Rotator for Rotators {
     async fn set_own_password(
         &self,
         session: &mut Session,
-        user: &DbSecret,
+        login: &DbSecret,
         new: &Password,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
         match session {
-            Session::Postgres(s) => self.postgres.set_own_password(s, user, new, ctx).await,
-            Session::Mysql(s) => self.mysql.set_own_password(s, user, new, ctx).await,
+            Session::Postgres(s) => self.postgres.set_own_password(s, login, new, ctx).await,
+            Session::Mysql(s) => self.mysql.set_own_password(s, login, new, ctx).await,
         }
     }
 
@@ -186,5 +239,57 @@ impl Rotator for Rotators {
             Session::Postgres(s) => self.postgres.close(s).await,
             Session::Mysql(s) => self.mysql.close(s).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::deadline::{CallTally, Deadline};
+    use crate::protocol::Step;
+
+    #[test]
+    fn handovers_and_their_refusal() {
+        let tally = CallTally::default();
+        let ctx = StepContext {
+            secret_id: "arn:secret",
+            step: &Step::SetSecret,
+            deadline: Deadline::new(None, Duration::from_secs(5)),
+            tally: &tally,
+        };
+        let account = |user: &str| Account {
+            user: user.to_owned(),
+            host: Some("%".to_owned()),
+        };
+        assert_eq!(
+            Handover::between(&account("app"), "app_clone", &ctx).ok(),
+            Some(Handover::Append)
+        );
+        assert_eq!(
+            Handover::between(&account("app_clone"), "app", &ctx).ok(),
+            Some(Handover::Strip)
+        );
+        // Anything else: the server authenticated another account than the secret names.
+        let err = Handover::between(&account(""), "app_clone", &ctx).unwrap_err();
+        assert_eq!(err.error_type(), "IdentityMismatch");
+
+        let excess = (0..10).map(|i| format!("SELECT ON `db{i}`.*")).collect();
+        let err = privilege_gap(&ctx, "app_clone@%".into(), "app@%".into(), excess);
+        assert_eq!(err.error_type(), "IdentityMismatch");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(
+                "secret arn:secret (setSecret): refusing to hand over the alternate user \
+                 app_clone@%: it can do more than the current user app@%, which lacks \
+                 SELECT ON `db0`.*; "
+            ),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("SELECT ON `db7`.*; and 2 more (nothing was changed)"),
+            "{message}"
+        );
     }
 }

@@ -99,7 +99,11 @@ async fn refusals_change_nothing(server: Server) {
     let mut no_master = good.clone();
     no_master.as_object_mut().unwrap().remove("masterarn");
     let long_name = "l".repeat(stack.clone_limit(server) - "_clone".len() + 1);
-    let limit = format!("exceed {} characters", stack.clone_limit(server));
+    let unit = match server {
+        Server::Postgres => "bytes",
+        Server::Mariadb => "characters",
+    };
+    let limit = format!("exceed {} {unit}", stack.clone_limit(server));
     let mut too_long = good.clone();
     too_long["username"] = json!(long_name);
     let mut bad_master = good.clone();
@@ -329,18 +333,6 @@ async fn postgres_clone_owns_nothing_and_is_repaired() {
         .get(0);
     assert_eq!(owner, setup.user.name);
 
-    // Drift between rotations: the clone loses its membership and default role (it must keep LOGIN:
-    // it is the current credential); the next rotation repairs both.
-    pg_admin(stack, stack.pg_port)
-        .await
-        .batch_execute(&format!(
-            "REVOKE {o} FROM {c}; ALTER ROLE {c} RESET role",
-            o = escape_identifier(&setup.user.name),
-            c = escape_identifier(&setup.clone_name())
-        ))
-        .await
-        .unwrap();
-
     // Second rotation: back to the original, without creating anything.
     let token2 = token();
     start_rotation(&setup.client, &arn, &token2).await;
@@ -352,10 +344,23 @@ async fn postgres_clone_owns_nothing_and_is_repaired() {
     pg_login(stack, stack.pg_port, &setup.user.name, &setup.password)
         .await
         .expect_err("the original's old password is gone");
-    // The previous credential (the clone) still works and was repaired.
+    // The previous credential (the clone) still works.
     assert_eq!(setup.reads_table(stack, &user, &password).await, 42);
 
-    // Third rotation: the clone again, password changed by ALTER, privileges intact.
+    // Drift between rotations, while the original is current: the clone loses its membership
+    // and default role; adding the suffix again repairs both. (Removing the suffix refuses a
+    // clone that lags behind: tests/it/invariant.rs.)
+    pg_admin(stack, stack.pg_port)
+        .await
+        .batch_execute(&format!(
+            "REVOKE {o} FROM {c}; ALTER ROLE {c} RESET role",
+            o = escape_identifier(&setup.user.name),
+            c = escape_identifier(&setup.clone_name())
+        ))
+        .await
+        .unwrap();
+
+    // Third rotation: the clone again, password changed by ALTER, privileges repaired.
     let token3 = token();
     start_rotation(&setup.client, &arn, &token3).await;
     function.rotate(&arn, &token3).await.unwrap();
@@ -363,8 +368,81 @@ async fn postgres_clone_owns_nothing_and_is_repaired() {
     assert_eq!(user3, setup.clone_name());
     assert_ne!(password3, password);
     assert_eq!(setup.reads_table(stack, &user3, &password3).await, 42);
+    let acting_as: String = pg_client(stack, &user3, &password3)
+        .await
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(acting_as, setup.user.name, "the default role was repaired");
     pg_login(stack, stack.pg_port, &user2, &password2)
         .await
         .expect("previous still logs in");
     setup.teardown(stack).await;
+}
+
+/// PostgreSQL limits names to 63 bytes of UTF-8, not characters: a 30-character user name of 58
+/// bytes has a 64-byte clone name, which the server would truncate into another name. One byte
+/// less rotates, the clone's name exactly 63 bytes.
+#[tokio::test]
+async fn postgres_clone_names_are_limited_in_bytes() {
+    let stack = require_stack!();
+    let client = sm_client().await;
+    let master_arn = create_secret(&client, &stack.master_secret(Server::Postgres)).await;
+    let function = Function::new(stack).await;
+
+    let too_long = format!("{}ab", "é".repeat(28));
+    assert_eq!((too_long.chars().count(), too_long.len()), (30, 58));
+    let secret = alternating_secret(
+        stack,
+        Server::Postgres,
+        &too_long,
+        &fixture_password(),
+        &master_arn,
+    );
+    let arn = create_secret(&client, &secret).await;
+    let refused_token = token();
+    start_rotation(&client, &arn, &refused_token).await;
+    let before = snapshot(&client, &arn).await;
+    let err = function
+        .invoke("createSecret", &arn, &refused_token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "InvalidSecret", "{err}");
+    assert!(err.to_string().contains("exceed 63 bytes"), "{err}");
+    assert_eq!(snapshot(&client, &arn).await, before, "nothing written");
+
+    // 57 bytes, unique: `é`s and the counter's ASCII.
+    let suffix = unique("b");
+    let name = format!("{}{suffix}", "é".repeat((57 - suffix.len()) / 2));
+    let name = if name.len() < 57 {
+        format!("{name}x")
+    } else {
+        name
+    };
+    assert_eq!(name.len(), 57);
+    let clone = format!("{name}_clone");
+    let password = fixture_password();
+    let user = stack.create_user(Server::Postgres, &name, &password).await;
+    let arn = create_secret(
+        &client,
+        &alternating_secret(stack, Server::Postgres, &name, &password, &master_arn),
+    )
+    .await;
+    let token = token();
+    start_rotation(&client, &arn, &token).await;
+    function.rotate(&arn, &token).await.unwrap();
+    let current = value(&client, &arn, "AWSCURRENT").await;
+    assert_eq!(current["username"], clone.as_str());
+    assert_eq!(clone.len(), 63);
+    stack
+        .login(
+            Server::Postgres,
+            &clone,
+            current["password"].as_str().unwrap(),
+        )
+        .await
+        .unwrap();
+    stack.drop_user(Server::Postgres, &clone).await;
+    user.drop(stack).await;
 }

@@ -27,6 +27,13 @@
 //! - `soak` (with `support::runtime_api`, a Lambda Runtime API emulator driving the built binary):
 //!   `DSR_SOAK_ROTATIONS` rotations in one warm process (default 200), its Secrets Manager writes
 //!   throttled by the proxy so that the retry path runs throughout.
+//!
+//! # Trust
+//!
+//! - `invariant`: alternating users never hand over an account that can do more than the current
+//!   one (docs/protocol.md 5.12).
+//! - `logging`: the built binary's log stream under every directive that could print the raw
+//!   event, and a rotation at TRACE, searched for sentinels (5.10).
 
 // Fixtures fail the test by panicking, helpers included.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -36,6 +43,8 @@ mod concurrency;
 mod faults;
 mod guard;
 mod hostile;
+mod invariant;
+mod logging;
 mod mariadb;
 mod not_found;
 mod retries;

@@ -390,25 +390,23 @@ async fn alternating_users_clone_follows_the_current_account() {
     .await
     .unwrap();
 
-    // A privilege only the clone holds is reported (never revoked), without grant text.
+    // A privilege only the clone holds refuses the rotation (docs/protocol.md 5.12), naming it;
+    // nothing is revoked and the password stays. Once the operator revokes it, rotations resume.
+    let delete = format!("DELETE ON {db_sql}.* TO {}", account_sql(&clone, host));
+    my_admin_run(stack, &format!("GRANT {delete}")).await;
+    let err = set(nasty_password()).await.unwrap_err();
+    assert_eq!(err.error_type(), "IdentityMismatch", "{err}");
+    assert!(
+        err.to_string().contains(&format!("DELETE ON {db_sql}.*")),
+        "{err}"
+    );
+    my_login(stack, &clone, &pw3, true).await.unwrap();
     my_admin_run(
         stack,
-        &format!(
-            "GRANT DELETE ON {db_sql}.* TO {}",
-            account_sql(&clone, host)
-        ),
+        &format!("REVOKE {}", delete.replace(" TO ", " FROM ")),
     )
     .await;
-    set(nasty_password()).await.unwrap();
-    let warned = log_lines_with("target", &clone);
-    assert!(
-        warned.iter().any(|l| l["level"] == "WARN"
-            && l["fields"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("privileges the current user lacks")),
-        "{warned:?}"
-    );
+    set(pw3.clone()).await.unwrap();
 
     // A specified REQUIRE is copied value for value, quotes and backslashes included.
     my_admin_run(
@@ -458,12 +456,13 @@ async fn password_statement_failures_keep_only_the_error_number() {
         (action, code)
     };
 
-    // CREATE USER … IDENTIFIED BY fails: the name is too long for MariaDB (128 characters).
+    // CREATE USER … IDENTIFIED BY fails: the clone's name is too long for MariaDB (128
+    // characters).
     let current = Account {
-        user: "dsr_unused".to_owned(),
+        user: "x".repeat(194),
         host: Some("%".to_owned()),
     };
-    let too_long = "x".repeat(200);
+    let too_long = format!("{}_clone", current.user);
     let pending = db_secret(&mariadb_secret(stack, &too_long, SENTINEL));
     let mut master = connect(&rotators, &mariadb_admin_secret(stack), "arn:fail")
         .await
@@ -482,21 +481,35 @@ async fn password_statement_failures_keep_only_the_error_number() {
     );
     assert!(auth_string(stack, &too_long, "%").await.is_none());
 
-    // ALTER USER … IDENTIFIED BY fails: a "master" that may read mysql.user but not manage users.
+    // ALTER USER … IDENTIFIED BY fails, after the account statements before it succeeded: a
+    // master allowed one update an hour adds the suffix onto an existing clone, whose TLS
+    // requirement it sets (the one update), then fails on the password (error 1226).
     let weak_name = unique("my_weak");
     let weak_pw = nasty_password();
-    let weak = MyUser::create(stack, &weak_name, "%", &weak_pw, "").await;
+    let weak = MyUser::create(
+        stack,
+        &weak_name,
+        "%",
+        &weak_pw,
+        "WITH MAX_UPDATES_PER_HOUR 1",
+    )
+    .await;
     my_admin_run(
         stack,
         &format!("GRANT SELECT ON `mysql`.* TO {}", weak.sql()),
     )
     .await;
+    my_admin_run(
+        stack,
+        &format!("GRANT CREATE USER ON *.* TO {}", weak.sql()),
+    )
+    .await;
     let target_name = unique("my_target");
+    let clone_name = format!("{target_name}_clone");
     let target = MyUser::create(stack, &target_name, "%", &nasty_password(), "").await;
-    let before = target.auth_string(stack).await;
-    let pending = db_secret(&mariadb_secret(stack, &target_name, SENTINEL));
-    // The target as its own "current" account: the password statement, which otherwise comes
-    // after the grant replay, is the first statement.
+    let clone = MyUser::create(stack, &clone_name, "%", &nasty_password(), "").await;
+    let before = clone.auth_string(stack).await;
+    let pending = db_secret(&mariadb_secret(stack, &clone_name, SENTINEL));
     let current = Account {
         user: target_name.clone(),
         host: Some("%".to_owned()),
@@ -515,11 +528,12 @@ async fn password_statement_failures_keep_only_the_error_number() {
     rotators.close(master).await;
     assert_eq!(
         check(err),
-        ("setting the password", "error 1227 (42000)".to_owned())
+        ("setting the password", "error 1226 (42000)".to_owned())
     );
-    assert_eq!(target.auth_string(stack).await, before);
+    assert_eq!(clone.auth_string(stack).await, before);
 
     assert!(!logs().contains("S3ntinel"));
     weak.drop(stack).await;
+    clone.drop(stack).await;
     target.drop(stack).await;
 }

@@ -1,9 +1,7 @@
-//! `SHOW GRANTS` lines rewritten for another account, and the privileges a grant confers
-//! (docs/protocol.md 5.8 and 5.12). Grant text is never logged.
+//! `SHOW GRANTS` lines rewritten for another account (docs/protocol.md 5.8). Grant text is never
+//! logged.
 
-use std::ops::Range;
-
-use super::lexer::{Token, find_top_level, tokenize};
+use super::lexer::{find_top_level, tokenize};
 
 /// One line of `SHOW GRANTS`, rewritten for another account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,71 +100,6 @@ pub(super) fn rewrite_grant(
         out.push_str(line[start..].trim_end());
     }
     Ok(GrantLine::Replay(out))
-}
-
-/// The privileges a rewritten grant line confers, one entry per privilege and object
-/// (`SELECT ON `db`.*`, `GRANT OPTION ON `db`.*`, `ROLE `r``), so that two accounts' grants can be
-/// compared whatever way the server groups them. Lines it does not understand count whole.
-pub(super) fn grant_units(line: &str) -> Vec<String> {
-    let whole = || vec![line.trim().to_owned()];
-    let Some(tokens) = tokenize(line) else {
-        return whole();
-    };
-    if !tokens.first().is_some_and(|t| t.is_word("GRANT")) {
-        return whole();
-    }
-    let Some(to) = find_top_level(&tokens, 1, "TO") else {
-        return whole();
-    };
-    let text = |r: Range<usize>| line[r].trim().to_owned();
-    // Privileges (or roles) are separated by top-level commas.
-    let list_end = find_top_level(&tokens[..to], 1, "ON").unwrap_or(to);
-    let mut items = Vec::new();
-    let mut depth = 0usize;
-    let mut item_start: Option<usize> = None;
-    let mut item_end = 0;
-    for token in &tokens[1..list_end] {
-        if token.is_punct(',') && depth == 0 {
-            if let Some(start) = item_start.take() {
-                items.push(text(start..item_end));
-            }
-            continue;
-        }
-        if token.is_punct('(') {
-            depth += 1;
-        } else if token.is_punct(')') {
-            depth = depth.saturating_sub(1);
-        }
-        item_start.get_or_insert(token.span.start);
-        item_end = token.span.end;
-    }
-    if let Some(start) = item_start {
-        items.push(text(start..item_end));
-    }
-    let tail: Vec<&Token> = tokens[to..].iter().collect();
-    let has = |first: &str, second: &str| {
-        tail.windows(2)
-            .any(|w| w[0].is_word(first) && w[1].is_word(second))
-    };
-    let mut units = Vec::new();
-    if list_end < to {
-        let object = text(tokens[list_end + 1].span.start..tokens[to - 1].span.end);
-        for item in items {
-            units.push(format!("{item} ON {object}"));
-        }
-        if has("GRANT", "OPTION") {
-            units.push(format!("GRANT OPTION ON {object}"));
-        }
-    } else {
-        let admin = has("ADMIN", "OPTION");
-        for item in items {
-            if admin {
-                units.push(format!("ADMIN OPTION {item}"));
-            }
-            units.push(format!("ROLE {item}"));
-        }
-    }
-    units
 }
 
 #[cfg(test)]
@@ -382,29 +315,6 @@ mod tests {
                 "x"
             )
             .is_ok()
-        );
-    }
-
-    #[test]
-    fn grant_units_compare_privileges() {
-        let units = grant_units(
-            "GRANT SELECT, INSERT (`a`, `b`) ON `db`.* TO `app_clone`@`%` WITH GRANT OPTION",
-        );
-        assert_eq!(
-            units,
-            [
-                "SELECT ON `db`.*",
-                "INSERT (`a`, `b`) ON `db`.*",
-                "GRANT OPTION ON `db`.*"
-            ]
-        );
-        assert_eq!(
-            grant_units("GRANT `r1`, `r2` TO `app_clone`@`%`"),
-            ["ROLE `r1`", "ROLE `r2`"]
-        );
-        assert_eq!(
-            grant_units("SET DEFAULT ROLE `r1` FOR `app_clone`@`%`"),
-            ["SET DEFAULT ROLE `r1` FOR `app_clone`@`%`"]
         );
     }
 }

@@ -1,31 +1,33 @@
 //! The alternating-users path, as the master (docs/protocol.md 5.8): the target is `<pending
 //! user>@<current account's host>`. Every rotation runs the same named steps, each idempotent:
 //!
-//! 1. [`ensure the account`](MasterChange::ensure_account): create it when missing (`CREATE USER IF
-//!    NOT EXISTS`, with a throwaway password);
-//! 2. [`replay the grants`](MasterChange::replay_grants) of the current account's `SHOW GRANTS`;
-//! 3. [`copy the TLS requirement`](MasterChange::copy_tls_requirement) from its `mysql.user` row;
-//! 4. [`check the privileges`](MasterChange::check_privileges) the target holds against the
-//!    current account's (docs/protocol.md 5.12);
-//! 5. [`set the password`](MasterChange::set_password), last.
+//! 1. [`enforce the privilege invariant`](MasterChange::enforce_invariant) (5.12), before the
+//!    master changes anything: an existing clone may have nothing the current account lacks
+//!    (adding `_clone`), and the clone must already hold everything the original holds (removing
+//!    it);
+//! 2. [`create the account`](MasterChange::create_account) when missing, with a throwaway
+//!    password;
+//! 3. [`replay the grants`](MasterChange::replay_grants) of the current account's `SHOW GRANTS`;
+//! 4. [`copy the TLS requirement`](MasterChange::copy_tls_requirement) from its `mysql.user` row;
+//! 5. enforce the invariant again, so that nothing granted by anyone meanwhile is handed over;
+//! 6. [`set the password`](MasterChange::set_password), last.
 //!
 //! Account statements commit implicitly, so this is not one transaction; because the pending
 //! password comes last, a rotation interrupted anywhere is repeated in full by the retry.
 
-use std::collections::BTreeSet;
-
 use mysql_async::prelude::Queryable;
 use tracing::{info, warn};
 
-use super::grants::{GrantLine, grant_units, rewrite_grant};
+use super::grants::{GrantLine, rewrite_grant};
+use super::privileges::Privileges;
 use super::quote::account_sql;
 use super::session::{MySession, error_code};
 use super::tls_requirement::{RequireRow, TlsRequirement};
 use crate::credentials::{DbSecret, Password};
 use crate::deadline::StepContext;
 use crate::error::Error;
-use crate::rotators::Account;
 use crate::rotators::driver::{bounded, database_error};
+use crate::rotators::{Account, Handover, privilege_gap};
 
 /// What the whole change is called in errors.
 const CHANGING: &str = "creating or updating the alternate user";
@@ -46,10 +48,13 @@ pub(super) async fn set_password_as_master(
             "the current account has no host",
         ));
     };
-    let timeout = ctx.query_timeout(CHANGING)?;
     let target_user = pending.username();
+    let handover = Handover::between(current, target_user, ctx)?;
+    let timeout = ctx.query_timeout(CHANGING)?;
     let mut change = MasterChange {
         master,
+        ctx,
+        handover,
         current_user: &current.user,
         host,
         target_user,
@@ -74,6 +79,9 @@ pub(super) async fn set_password_as_master(
 /// `current_user@host`.
 struct MasterChange<'a> {
     master: &'a mut MySession,
+    ctx: &'a StepContext<'a>,
+    /// Adding or removing `_clone`.
+    handover: Handover,
     current_user: &'a str,
     host: &'a str,
     target_user: &'a str,
@@ -85,28 +93,23 @@ impl MasterChange<'_> {
     /// The steps in order; returns whether the account was created and how many grant lines
     /// were replayed.
     async fn apply(&mut self, password: &Password) -> Result<(bool, usize), Error> {
-        let created = self.ensure_account().await?;
-        if self.target_user == self.current_user {
-            self.set_password(password).await?;
-            return Ok((created, 0));
+        let exists = self.account_exists().await?;
+        self.enforce_invariant(exists).await?;
+        if !exists {
+            self.create_account().await?;
         }
-        let (replayed, expected) = self.replay_grants().await?;
+        let replayed = self.replay_grants().await?;
         self.copy_tls_requirement().await?;
-        self.check_privileges(&expected).await?;
+        self.enforce_invariant(true).await?;
         self.set_password(password).await?;
-        Ok((created, replayed))
+        Ok((!exists, replayed))
     }
 
     fn failed(&self, action: &'static str, e: &mysql_async::Error) -> Error {
         database_error(self.master.engine, action, error_code(e))
     }
 
-    /// Creates the target when missing. The pending password is set last: once it logs in, a
-    /// retried setSecret returns early (docs/protocol.md 3), so the grants and the TLS
-    /// requirement must be in place before it does. A new account therefore starts with a
-    /// throwaway password nobody knows (mixed classes, for password-validation plugins).
-    /// Returns whether this call created it.
-    async fn ensure_account(&mut self) -> Result<bool, Error> {
+    async fn account_exists(&mut self) -> Result<bool, Error> {
         let exists: Option<u8> = self
             .master
             .conn
@@ -116,25 +119,68 @@ impl MasterChange<'_> {
             )
             .await
             .map_err(|e| self.failed("looking up the alternate user", &e))?;
-        if exists.is_some() {
-            return Ok(false);
-        }
+        Ok(exists.is_some())
+    }
+
+    /// Creates the missing target. The pending password is set last: once it logs in, a
+    /// retried setSecret returns early (docs/protocol.md 3), so the grants and the TLS
+    /// requirement must be in place before it does. A new account therefore starts with a
+    /// throwaway password nobody knows (mixed classes, for password-validation plugins). Not
+    /// `IF NOT EXISTS`: an account that appeared since the lookup fails the step (error 1396)
+    /// instead of being adopted unchecked; the retry checks it.
+    async fn create_account(&mut self) -> Result<(), Error> {
         let throwaway = format!("Tw{:032x}-Aa1!", rand::random::<u128>());
         let statement = format!(
-            "CREATE USER IF NOT EXISTS {} IDENTIFIED BY {}",
+            "CREATE USER {} IDENTIFIED BY {}",
             self.target,
             self.master.literal(&throwaway)
         );
         self.master
             .execute(&statement, "creating the alternate user")
-            .await?;
-        // A warning means the account appeared meanwhile.
-        Ok(self.master.conn.get_warnings() == 0)
+            .await
+    }
+
+    /// What `user@host` may do, from its `SHOW GRANTS`.
+    async fn privileges_of(&mut self, user: &str) -> Result<Privileges, Error> {
+        const READING: &str = "reading grants to compare privileges";
+        let lines: Vec<String> = self
+            .master
+            .conn
+            .query(format!("SHOW GRANTS FOR {}", account_sql(user, self.host)))
+            .await
+            .map_err(|e| self.failed(READING, &e))?;
+        Privileges::from_show_grants(&lines, user, self.host)
+            .map_err(|problem| database_error(self.master.engine, READING, problem))
+    }
+
+    /// The privilege invariant (docs/protocol.md 5.12): the target, whose password the rotation
+    /// hands over, may do nothing the current account may not. Adding `_clone`, a clone that
+    /// does not exist yet holds nothing; removing it, the original must exist.
+    async fn enforce_invariant(&mut self, exists: bool) -> Result<(), Error> {
+        let given = format!("{}@{}", self.target_user, self.host);
+        let current = format!("{}@{}", self.current_user, self.host);
+        let excess = match (self.handover, exists) {
+            (Handover::Append, false) => return Ok(()),
+            (Handover::Strip, false) => vec![format!(
+                "the account {given} itself, which does not exist, so the clone cannot be shown \
+                 to hold its privileges"
+            )],
+            (_, true) => {
+                let target = self.privileges_of(self.target_user).await?;
+                let source = self.privileges_of(self.current_user).await?;
+                target.excess_over(&source)
+            }
+        };
+        if excess.is_empty() {
+            Ok(())
+        } else {
+            Err(privilege_gap(self.ctx, given, current, excess))
+        }
     }
 
     /// Replays every grant of the current account onto the target, grantee rewritten. Returns
-    /// the number of lines replayed and the privileges they confer ([`grant_units`]).
-    async fn replay_grants(&mut self) -> Result<(usize, BTreeSet<String>), Error> {
+    /// the number of lines replayed.
+    async fn replay_grants(&mut self) -> Result<usize, Error> {
         let source = account_sql(self.current_user, self.host);
         let grants: Vec<String> = self
             .master
@@ -143,11 +189,9 @@ impl MasterChange<'_> {
             .await
             .map_err(|e| self.failed("reading the current account's grants", &e))?;
         let mut replayed = 0usize;
-        let mut expected = BTreeSet::new();
         for line in &grants {
             match rewrite_grant(line, self.current_user, self.host, &self.target) {
                 Ok(GrantLine::Replay(statement)) => {
-                    expected.extend(grant_units(&statement));
                     self.master
                         .execute(&statement, "copying the current account's grants")
                         .await?;
@@ -169,7 +213,7 @@ impl MasterChange<'_> {
                 }
             }
         }
-        Ok((replayed, expected))
+        Ok(replayed)
     }
 
     fn warn_not_copied(&self, message: &'static str) {
@@ -219,40 +263,6 @@ impl MasterChange<'_> {
         self.master
             .execute(&statement, "copying the current account's TLS requirement")
             .await
-    }
-
-    /// Compares what the target holds with what the replay gave it (`expected`). The replay only
-    /// adds, so privileges the current account lacks are reported, never revoked: the place where
-    /// the privilege invariant of docs/protocol.md 5.12 is enforced.
-    async fn check_privileges(&mut self, expected: &BTreeSet<String>) -> Result<(), Error> {
-        let held: Vec<String> = self
-            .master
-            .conn
-            .query(format!("SHOW GRANTS FOR {}", self.target))
-            .await
-            .map_err(|e| self.failed("reading the alternate user's grants", &e))?;
-        let extra = held
-            .iter()
-            .filter_map(|line| {
-                match rewrite_grant(line, self.target_user, self.host, &self.target) {
-                    Ok(GrantLine::Replay(statement)) => Some(grant_units(&statement)),
-                    _ => None,
-                }
-            })
-            .flatten()
-            .filter(|unit| !expected.contains(unit))
-            .count();
-        if extra > 0 {
-            warn!(
-                user = self.current_user,
-                target = self.target_user,
-                host = self.host,
-                extra,
-                "the alternate user holds privileges the current user lacks; \
-                 the replay only adds, so revoke them by hand if unintended"
-            );
-        }
-        Ok(())
     }
 
     /// Sets the target's password to the pending one.

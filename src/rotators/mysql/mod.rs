@@ -18,9 +18,10 @@
 //! - **Accounts** are written as backtick identifiers (`` `user`@`host` ``, backticks doubled),
 //!   which no `sql_mode` changes. The host always comes from the server (`CURRENT_USER()`, split at
 //!   the last `@`), never assumed `'%'`.
-//! - **Alternating users.** The clone is `<clone>@<current account's host>`. Every rotation
-//!   replays the current account's `SHOW GRANTS` onto it and copies its
-//!   `REQUIRE` setting from its `mysql.user` row (`ssl_type`, `ssl_cipher`, `x509_issuer`,
+//! - **Alternating users.** The clone is `<clone>@<current account's host>`. Before and after
+//!   the master changes it, the privilege invariant is enforced by comparing both accounts'
+//!   `SHOW GRANTS`. Every rotation replays the current account's `SHOW GRANTS` onto it and copies
+//!   its `REQUIRE` setting from its `mysql.user` row (`ssl_type`, `ssl_cipher`, `x509_issuer`,
 //!   `x509_subject`: a table in MySQL, a view in MariaDB 10.4+, read with bound parameters rather
 //!   than by parsing `SHOW CREATE USER`, whose MySQL 8 output carries a binary password hash).
 //! - **Errors.** A statement failure keeps only the server's error number and SQLSTATE (the message
@@ -33,12 +34,14 @@
 //! - `session`: opening a session, running statements, what is kept of a driver error;
 //! - `quote`: literals for the session's `sql_mode`, and account names;
 //! - `lexer` and `grants`: `SHOW GRANTS` lines, tokenised and rewritten for another account;
+//! - `privileges`: what an account may do, from its `SHOW GRANTS`, compared with another's;
 //! - `tls_requirement`: an account's `REQUIRE` setting;
 //! - `master`: the alternating-users path, as named steps.
 
 mod grants;
 mod lexer;
 mod master;
+mod privileges;
 mod quote;
 mod session;
 mod tls_requirement;
@@ -143,7 +146,8 @@ impl Rotator for MysqlRotator {
     /// Changes the password of exactly the account the server authenticated, whatever its host:
     ///
     /// - MySQL: `ALTER USER CURRENT_USER() IDENTIFIED BY …`; under `PASSWORD REQUIRE CURRENT`
-    ///   (error 3892) again with `REPLACE <the password used to log in>`.
+    ///   (error 3892) again with `REPLACE <login's password>`: the credential that opened the
+    ///   session, current's or previous's, never the pending one (the server would answer 3891).
     /// - MariaDB: `SET PASSWORD = PASSWORD(…)`, because MariaDB (10.11 included) refuses `ALTER
     ///   USER CURRENT_USER()` with error 1227 unless the user holds `CREATE USER`, which
     ///   application users do not. Not attempting `ALTER USER` first keeps a failing statement
@@ -151,7 +155,7 @@ impl Rotator for MysqlRotator {
     async fn set_own_password(
         &self,
         session: &mut MySession,
-        user: &DbSecret,
+        login: &DbSecret,
         new: &Password,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
@@ -172,10 +176,9 @@ impl Rotator for MysqlRotator {
             Ok(()) => Ok(()),
             Err(e) if server_error_number(&e) == Some(ER_MISSING_CURRENT_PASSWORD) => {
                 let timeout = ctx.query_timeout("ALTER USER … REPLACE")?;
-                let statement = format!(
-                    "{statement} REPLACE {}",
-                    session.literal(user.password().expose())
-                );
+                let statement = session
+                    .server
+                    .own_password_replacing(new.expose(), login.password().expose());
                 session.run(&statement, timeout, SETTING_PASSWORD).await
             }
             Err(e) => Err(database_error(engine, SETTING_PASSWORD, error_code(&e))),

@@ -64,6 +64,17 @@ impl ServerSession {
             )
         }
     }
+
+    /// MySQL's statement for an account under `PASSWORD REQUIRE CURRENT`: `ALTER USER
+    /// CURRENT_USER() IDENTIFIED BY <new> REPLACE <login>`, where `login` is the password that
+    /// opened the session. Contains both passwords: never log it.
+    pub(super) fn own_password_replacing(&self, new: &str, login: &str) -> String {
+        format!(
+            "ALTER USER CURRENT_USER() IDENTIFIED BY {} REPLACE {}",
+            self.literal(new),
+            self.literal(login)
+        )
+    }
 }
 
 impl fmt::Debug for MySession {
@@ -264,6 +275,20 @@ mod tests {
         assert_eq!(
             mysql_nbe.own_password_statement(password),
             "ALTER USER CURRENT_USER() IDENTIFIED BY 'a''b\\c\"%_'"
+        );
+    }
+
+    #[test]
+    fn replace_names_the_password_that_logged_in() {
+        let mysql = ServerSession::from_row("STRICT_TRANS_TABLES", "8.0.36");
+        assert_eq!(
+            mysql.own_password_replacing("new'pw", "login\\pw"),
+            "ALTER USER CURRENT_USER() IDENTIFIED BY 'new\\'pw' REPLACE 'login\\\\pw'"
+        );
+        let nbe = ServerSession::from_row("NO_BACKSLASH_ESCAPES", "8.4.0");
+        assert_eq!(
+            nbe.own_password_replacing("new'pw", "login\\pw"),
+            "ALTER USER CURRENT_USER() IDENTIFIED BY 'new''pw' REPLACE 'login\\pw'"
         );
     }
 

@@ -1,18 +1,21 @@
 //! The alternating-users path, as the master (docs/protocol.md 5.8), in one transaction of named
-//! steps: [set the pending user's password](set_role_password) (creating the clone on the first
-//! rotation), then [repair the clone](repair_clone): `LOGIN`, membership in the original role, and
-//! `SET role` to the original, so that objects it creates belong to the original.
+//! steps: [enforce the privilege invariant](invariant::enforce) (5.12) before anything changes;
+//! [set the pending user's password](set_role_password) (creating the clone on the first
+//! rotation); [repair the clone](repair_clone): `LOGIN`, membership in the original role, and
+//! `SET role` to the original, so that objects it creates belong to the original; enforce the
+//! invariant again, so that nothing granted by anyone meanwhile is handed over; commit.
 
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use tokio_postgres::Transaction;
 
+use super::invariant;
 use super::session::{PgSession, statement_code};
 use crate::credentials::{DbSecret, Password};
 use crate::deadline::StepContext;
-use crate::engine::{Engine, original_name};
+use crate::engine::Engine;
 use crate::error::Error;
-use crate::rotators::Account;
 use crate::rotators::driver::{bounded, database_error};
+use crate::rotators::{Account, Handover};
 
 /// What the whole change is called in errors.
 const CHANGING: &str = "creating or updating the alternate user";
@@ -27,11 +30,10 @@ pub(super) async fn set_password_as_master(
 ) -> Result<(), Error> {
     let engine = master.engine;
     let target = pending.username();
-    let original = original_name(&current.user, target);
-    let clone = if original == target {
-        current.user.as_str()
-    } else {
-        target
+    let handover = Handover::between(current, target, ctx)?;
+    let (original, clone) = match handover {
+        Handover::Append => (current.user.as_str(), target),
+        Handover::Strip => (target, current.user.as_str()),
     };
     let timeout = ctx.query_timeout(CHANGING)?;
     let work = async {
@@ -40,8 +42,10 @@ pub(super) async fn set_password_as_master(
             .transaction()
             .await
             .map_err(|e| failed(engine, "starting a transaction", &e))?;
+        invariant::enforce(&transaction, engine, ctx, handover, original, clone).await?;
         let created = set_role_password(&transaction, engine, target, pending.password()).await?;
         repair_clone(&transaction, engine, original, clone).await?;
+        invariant::enforce(&transaction, engine, ctx, handover, original, clone).await?;
         transaction
             .commit()
             .await

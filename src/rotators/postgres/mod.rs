@@ -7,8 +7,10 @@
 //! # Layout
 //!
 //! - `session`: opening a session, what is kept of a driver error;
-//! - `master`: the alternating-users path, as named steps.
+//! - `master`: the alternating-users path, as named steps;
+//! - `invariant`: the privilege invariant of that path, from the catalogs.
 
+mod invariant;
 mod master;
 mod session;
 
@@ -91,7 +93,7 @@ impl Rotator for PostgresRotator {
     async fn set_own_password(
         &self,
         session: &mut PgSession,
-        user: &DbSecret,
+        login: &DbSecret,
         new: &Password,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
@@ -101,7 +103,7 @@ impl Rotator for PostgresRotator {
         // Contains the verifier, not the password; still never logged.
         let statement = format!(
             "ALTER ROLE {} PASSWORD {}",
-            escape_identifier(user.username()),
+            escape_identifier(login.username()),
             escape_literal(&verifier)
         );
         let engine = session.engine;

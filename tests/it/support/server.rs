@@ -123,7 +123,8 @@ impl Stack {
         }
     }
 
-    async fn admin_run(&self, server: Server, sql: &str) {
+    /// Runs `sql` as the server's admin (statements separated by `;`, none containing one).
+    pub async fn admin_run(&self, server: Server, sql: &str) {
         match server {
             Server::Postgres => pg_admin(self, self.pg_port)
                 .await
