@@ -7,6 +7,8 @@
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::primitives::Blob;
+use db_secret_rotator::rotators::mysql::PasswordPlugin;
+use db_secret_rotator::rotators::redis::password_hash;
 use serde_json::{Value, json};
 
 use crate::support::runtime_api::{FunctionProcess, Outcome};
@@ -439,7 +441,7 @@ async fn injection_leaves_other_accounts_untouched(server: Server) {
 }
 
 /// The leak check itself: a registered password is found raw and JSON-escaped (as log lines
-/// carry it), and the report masks it.
+/// carry it), and so are the values servers store for it; the report masks what it found.
 #[test]
 fn the_leak_check_finds_registered_passwords() {
     let password = format!("Lk-{:016x}-'\\\"", rand::random::<u64>());
@@ -448,6 +450,12 @@ fn the_leak_check_finds_registered_passwords() {
     for text in [
         format!("plain {password} text"),
         format!(r#"{{"fields":{{"message":{escaped}}}}}"#),
+        format!("USING '{}'", PasswordPlugin::Native.stored_value(&password)),
+        format!(
+            "USING '{}'",
+            PasswordPlugin::Ed25519.stored_value(&password)
+        ),
+        format!("#{}", password_hash(&password)),
     ] {
         let caught = std::panic::catch_unwind(|| assert_no_password_in(&text, "a test text"));
         let message = caught.expect_err("the leak check missed a password");

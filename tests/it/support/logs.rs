@@ -1,10 +1,12 @@
-//! The log capture and the leak check: every password a test creates or reads is registered, and
-//! log lines and errors are scanned for all of them.
+//! The log capture and the leak check: every password a test creates or reads is registered, with
+//! the values servers store for it, and log lines and errors are scanned for all of them.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use db_secret_rotator::Error;
+use db_secret_rotator::rotators::mysql::PasswordPlugin;
+use db_secret_rotator::rotators::redis::password_hash;
 use serde_json::Value;
 
 use super::stack;
@@ -69,7 +71,7 @@ fn registry() -> &'static Mutex<Registry> {
             let admins = [&stack.pg_admin_password, &stack.mariadb_admin_password];
             for password in admins.into_iter().chain(redis) {
                 if password.len() >= MIN_REGISTERED {
-                    registry.passwords.insert(password.clone());
+                    registry.passwords.extend(forms(password));
                 }
             }
         }
@@ -77,11 +79,26 @@ fn registry() -> &'static Mutex<Registry> {
     })
 }
 
-/// Registers a password the leak check must never find in a log line or an error.
+/// A password and what servers store for it, which the function computes for dual passwords
+/// (MariaDB's `mysql_native_password` and `ed25519` values, Redis's SHA-256): none of them may
+/// appear in a log line or an error either.
+fn forms(password: &str) -> [String; 4] {
+    [
+        password.to_owned(),
+        PasswordPlugin::Native.stored_value(password),
+        PasswordPlugin::Ed25519.stored_value(password),
+        password_hash(password),
+    ]
+}
+
+/// Registers a password the leak check must never find, nor a value derived from it (`forms`),
+/// in a log line or an error.
 pub fn register_password(password: &str) {
     if password.len() >= MIN_REGISTERED {
         let mut registry = registry().lock().unwrap();
-        if registry.passwords.insert(password.to_owned()) {
+        let before = registry.passwords.len();
+        registry.passwords.extend(forms(password));
+        if registry.passwords.len() != before {
             registry.matcher = None;
         }
     }
