@@ -611,7 +611,8 @@ def set_up_group(engine: str, strategy: str, dbs: Databases, sm: Secrets) -> Gro
                   "password": admin_pw, "ssl": True}
         if engine == "postgres":
             master["dbname"] = "postgres"
-        masterarn = sm.create(f"dsr-bench/{engine}/master", master)
+        # One master secret per group: a second group of the engine must not recreate the first's.
+        masterarn = sm.create(f"dsr-bench/{engine}/{strategy}/master", master)
 
     arns = {}
     for who in ("fn", "floor"):
