@@ -75,6 +75,45 @@ pub(super) async fn set_password_as_master(
     Ok(())
 }
 
+/// What the next rotation's privilege check would refuse, without changing anything: the
+/// invariant (5.12) for handing `<pending_user>@<current account's host>` over, read from both
+/// accounts' `SHOW GRANTS` as the master. Empty when it holds.
+pub(crate) async fn audit_clone(
+    master: &mut MySession,
+    current: &Account,
+    pending_user: &str,
+    ctx: &StepContext<'_>,
+) -> Result<Vec<String>, Error> {
+    const AUDITING: &str = "comparing the user and its clone (read-only)";
+    let engine = master.engine;
+    let Some(host) = current.host.as_deref() else {
+        return Err(database_error(
+            engine,
+            AUDITING,
+            "the current account has no host",
+        ));
+    };
+    let handover = Handover::between(current, pending_user, ctx)?;
+    let timeout = ctx.query_timeout(AUDITING)?;
+    let mut change = MasterChange {
+        master,
+        ctx,
+        handover,
+        current_user: &current.user,
+        host,
+        target_user: pending_user,
+        target: account_sql(pending_user, host),
+    };
+    let work = async {
+        let exists = change.account_exists().await?;
+        change.excess(exists).await
+    };
+    bounded(timeout, work, |timed_out| {
+        database_error(engine, AUDITING, timed_out)
+    })
+    .await
+}
+
 /// One rotation's change, as the master, of the account `target` for the current account
 /// `current_user@host`.
 struct MasterChange<'a> {
@@ -154,28 +193,35 @@ impl MasterChange<'_> {
     }
 
     /// The privilege invariant (docs/protocol.md 5.12): the target, whose password the rotation
-    /// hands over, may do nothing the current account may not. Adding `_clone`, a clone that
-    /// does not exist yet holds nothing; removing it, the original must exist.
+    /// hands over, may do nothing the current account may not.
     async fn enforce_invariant(&mut self, exists: bool) -> Result<(), Error> {
-        let given = format!("{}@{}", self.target_user, self.host);
-        let current = format!("{}@{}", self.current_user, self.host);
-        let excess = match (self.handover, exists) {
-            (Handover::Append, false) => return Ok(()),
+        let excess = self.excess(exists).await?;
+        if excess.is_empty() {
+            Ok(())
+        } else {
+            let given = format!("{}@{}", self.target_user, self.host);
+            let current = format!("{}@{}", self.current_user, self.host);
+            Err(privilege_gap(self.ctx, given, current, excess))
+        }
+    }
+
+    /// What the target may do and the current account may not, from both accounts' `SHOW
+    /// GRANTS`: empty when the invariant holds. Adding `_clone`, a clone that does not exist yet
+    /// holds nothing; removing it, the original must exist.
+    async fn excess(&mut self, exists: bool) -> Result<Vec<String>, Error> {
+        Ok(match (self.handover, exists) {
+            (Handover::Append, false) => Vec::new(),
             (Handover::Strip, false) => vec![format!(
-                "the account {given} itself, which does not exist, so the clone cannot be shown \
-                 to hold its privileges"
+                "the account {}@{} itself, which does not exist, so the clone cannot be shown \
+                 to hold its privileges",
+                self.target_user, self.host
             )],
             (_, true) => {
                 let target = self.privileges_of(self.target_user).await?;
                 let source = self.privileges_of(self.current_user).await?;
                 target.excess_over(&source)
             }
-        };
-        if excess.is_empty() {
-            Ok(())
-        } else {
-            Err(privilege_gap(self.ctx, given, current, excess))
-        }
+        })
     }
 
     /// Replays every grant of the current account onto the target, grantee rewritten. Returns

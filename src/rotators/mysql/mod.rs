@@ -51,6 +51,7 @@ use std::fmt;
 use mysql_async::SslOpts;
 use mysql_async::prelude::Queryable;
 
+pub(crate) use master::audit_clone;
 pub use quote::{account_sql, quote_literal};
 pub use session::MySession;
 
