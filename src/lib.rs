@@ -30,6 +30,9 @@
 //!   (`rotators/postgres/`, `rotators/mysql/`: session, SQL, alternating-users path and its
 //!   privilege invariant).
 //! - [`handler`]: the guard and the four steps, generic over a secret store and a rotator.
+//! - [`doctor`]: the operator's tool, `db-secret-rotator doctor`: an audit of rotation health
+//!   across secrets and a safe repair of a stuck `AWSPENDING`, from the command line or as the
+//!   function's scheduled audit. Beside the handler, over the same secret store and rotators.
 //!
 //! # Adding an engine
 //!
@@ -56,6 +59,7 @@ mod arbitrary;
 pub mod config;
 pub mod credentials;
 pub mod deadline;
+pub mod doctor;
 pub mod engine;
 pub mod env;
 pub mod error;
