@@ -294,22 +294,13 @@ where
         pending: Option<&Pending>,
         problems: &mut Vec<Problem>,
     ) -> Result<Logins, Error> {
-        let mut account = None;
-        if let Some(current) = current {
-            match self.login(current, "login with current secret").await? {
-                Ok(found) => account = Some(found),
-                Err(e) => problems.push(Problem::new(
-                    Code::CurrentLoginFailed,
-                    format!(
-                        "AWSCURRENT (user {} at {}:{}) does not log in: {e}; its password was \
-                         changed outside Secrets Manager, or the network or TLS fails",
-                        current.username(),
-                        current.host(),
-                        current.port()
-                    ),
-                )),
-            }
-        }
+        let current = match current {
+            Some(secret) => Some((
+                secret,
+                self.login(secret, "login with current secret").await?,
+            )),
+            None => None,
+        };
         // A version without a usable credential is not tried: its value says why.
         let pending = match pending {
             Some(Pending::Usable(secret)) => Some(
@@ -319,6 +310,27 @@ where
                     .map_err(|e| e.to_string()),
             ),
             Some(Pending::Empty | Pending::Unusable(_)) | None => None,
+        };
+        let account = match current {
+            Some((_, Ok(account))) => Some(account),
+            Some((secret, Err(e))) => {
+                let why = if matches!(pending, Some(Ok(()))) {
+                    "the stuck rotation already gave the database AWSPENDING's password"
+                } else {
+                    "its password was changed outside Secrets Manager, or the network or TLS fails"
+                };
+                problems.push(Problem::new(
+                    Code::CurrentLoginFailed,
+                    format!(
+                        "AWSCURRENT (user {} at {}:{}) does not log in: {e}; {why}",
+                        secret.username(),
+                        secret.host(),
+                        secret.port()
+                    ),
+                ));
+                None
+            }
+            None => None,
         };
         Ok(Logins {
             current: account,
