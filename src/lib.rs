@@ -24,11 +24,12 @@
 //! - [`logging`]: log set-up honouring Lambda's logging controls, with a filter layer that keeps
 //!   raw events, SDK bodies and driver statements out whatever they ask for.
 //! - [`event`]: the rotation event, validated before any API call.
-//! - [`secrets`]: the [`secrets::SecretStore`] trait and its AWS SDK implementation.
+//! - [`secrets`]: the [`secrets::SecretStore`] trait (and [`secrets::SecretInventory`], an
+//!   audit's reads) and their AWS SDK implementation.
 //! - [`rotators`]: the [`rotators::Rotator`] trait, [`rotators::Rotators`] dispatching on the
 //!   secret's engine, the driver glue every engine shares, and one folder per engine family
 //!   (`rotators/postgres/`, `rotators/mysql/`: session, SQL, alternating-users path and its
-//!   privilege invariant).
+//!   privilege invariant), and [`rotators::CloneAudit`], that invariant checked read-only.
 //! - [`handler`]: the guard and the four steps, generic over a secret store and a rotator.
 //! - [`doctor`]: the operator's tool, `db-secret-rotator doctor`: an audit of rotation health
 //!   across secrets and a safe repair of a stuck `AWSPENDING`, from the command line or as the

@@ -17,7 +17,7 @@ use rand::RngExt;
 use tracing::info;
 
 use super::retry::{AttemptError, Failure, RetryPolicy, full_jitter, with_retries};
-use super::{SecretDescription, SecretStore};
+use super::{SecretDescription, SecretInventory, SecretStore};
 use crate::deadline::{Deadline, StepContext};
 use crate::error::Error;
 use crate::protocol::Stage;
@@ -240,20 +240,7 @@ impl SecretStore for SdkSecretStore {
         secret_id: &str,
         ctx: &StepContext<'_>,
     ) -> Result<SecretDescription, Error> {
-        let out = self
-            .call(ctx, secret_id, "DescribeSecret", |layer| async {
-                let request = self.client.describe_secret().secret_id(secret_id);
-                let request = request.customize().config_override(layer);
-                request.send().await.map_err(|e| AttemptError::from_sdk(&e))
-            })
-            .await?;
-        Ok(SecretDescription {
-            rotation_enabled: out.rotation_enabled(),
-            versions: out
-                .version_ids_to_stages()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
-        })
+        Ok(self.inspect(secret_id, ctx).await?.description)
     }
 
     async fn get(

@@ -26,7 +26,7 @@ use super::tls_requirement::{RequireRow, TlsRequirement};
 use crate::credentials::{DbSecret, Password};
 use crate::deadline::StepContext;
 use crate::error::Error;
-use crate::rotators::driver::{bounded, database_error};
+use crate::rotators::driver::{AUDITING, bounded, database_error};
 use crate::rotators::{Account, Handover, privilege_gap};
 
 /// What the whole change is called in errors.
@@ -41,25 +41,10 @@ pub(super) async fn set_password_as_master(
     ctx: &StepContext<'_>,
 ) -> Result<(), Error> {
     let engine = master.engine;
-    let Some(host) = current.host.as_deref() else {
-        return Err(database_error(
-            engine,
-            "looking up the alternate user",
-            "the current account has no host",
-        ));
-    };
     let target_user = pending.username();
-    let handover = Handover::between(current, target_user, ctx)?;
+    let mut change = MasterChange::new(master, current, target_user, ctx)?;
+    let host = change.host;
     let timeout = ctx.query_timeout(CHANGING)?;
-    let mut change = MasterChange {
-        master,
-        ctx,
-        handover,
-        current_user: &current.user,
-        host,
-        target_user,
-        target: account_sql(target_user, host),
-    };
     let (created, grants) = bounded(timeout, change.apply(pending.password()), |timed_out| {
         database_error(
             engine,
@@ -84,26 +69,9 @@ pub(crate) async fn audit_clone(
     pending_user: &str,
     ctx: &StepContext<'_>,
 ) -> Result<Vec<String>, Error> {
-    const AUDITING: &str = "comparing the user and its clone (read-only)";
     let engine = master.engine;
-    let Some(host) = current.host.as_deref() else {
-        return Err(database_error(
-            engine,
-            AUDITING,
-            "the current account has no host",
-        ));
-    };
-    let handover = Handover::between(current, pending_user, ctx)?;
+    let mut change = MasterChange::new(master, current, pending_user, ctx)?;
     let timeout = ctx.query_timeout(AUDITING)?;
-    let mut change = MasterChange {
-        master,
-        ctx,
-        handover,
-        current_user: &current.user,
-        host,
-        target_user: pending_user,
-        target: account_sql(pending_user, host),
-    };
     let work = async {
         let exists = change.account_exists().await?;
         change.excess(exists).await
@@ -128,7 +96,33 @@ struct MasterChange<'a> {
     target: String,
 }
 
-impl MasterChange<'_> {
+impl<'a> MasterChange<'a> {
+    /// The change, as `master`, of `<pending_user>@<current account's host>`, which must be the
+    /// current user or its clone.
+    fn new(
+        master: &'a mut MySession,
+        current: &'a Account,
+        pending_user: &'a str,
+        ctx: &'a StepContext<'a>,
+    ) -> Result<Self, Error> {
+        let Some(host) = current.host.as_deref() else {
+            return Err(database_error(
+                master.engine,
+                "looking up the alternate user",
+                "the current account has no host",
+            ));
+        };
+        Ok(MasterChange {
+            handover: Handover::between(current, pending_user, ctx)?,
+            master,
+            ctx,
+            current_user: &current.user,
+            host,
+            target_user: pending_user,
+            target: account_sql(pending_user, host),
+        })
+    }
+
     /// The steps in order; returns whether the account was created and how many grant lines
     /// were replayed.
     async fn apply(&mut self, password: &Password) -> Result<(bool, usize), Error> {

@@ -14,7 +14,7 @@ use crate::credentials::{DbSecret, Password};
 use crate::deadline::StepContext;
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::rotators::driver::{bounded, database_error};
+use crate::rotators::driver::{AUDITING, bounded, database_error};
 use crate::rotators::{Account, Handover};
 
 /// What the whole change is called in errors.
@@ -70,7 +70,6 @@ pub(crate) async fn audit_clone(
     pending_user: &str,
     ctx: &StepContext<'_>,
 ) -> Result<Vec<String>, Error> {
-    const AUDITING: &str = "comparing the user and its clone (read-only)";
     let engine = master.engine;
     let handover = Handover::between(current, pending_user, ctx)?;
     let (original, clone) = roles(handover, current, pending_user);
