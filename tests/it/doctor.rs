@@ -109,6 +109,17 @@ async fn case(stack: &Stack, server: Server, prefix: &str) -> Case {
 }
 
 impl Case {
+    /// A rotation that stopped after `steps`: a new token staged, those steps run. Returns the
+    /// token, whose version is now stuck.
+    async fn stall(&self, steps: &[&str]) -> String {
+        let token = token();
+        start_rotation(&self.client, &self.arn, &token).await;
+        for step in steps {
+            self.function.invoke(step, &self.arn, &token).await.unwrap();
+        }
+        token
+    }
+
     /// A full rotation with a new token: it succeeds, the new password logs in and the one
     /// before it no longer does.
     async fn rotates(&self, stack: &Stack, server: Server) {
@@ -134,8 +145,7 @@ async fn a_healthy_secret(server: Server) {
     let case = case(stack, server, "dochealthy").await;
     // Rotation configured and one rotation done (AWSPENDING lingers on the new current version,
     // which is not stuck).
-    let token = token();
-    start_rotation(&case.client, &case.arn, &token).await;
+    let token = case.stall(&[]).await;
     case.function.rotate(&case.arn, &token).await.unwrap();
     let report = audit(&case.function, &[&case.arn], true, false, SystemTime::now()).await;
     assert_eq!(codes(&report), [Vec::<&str>::new()]);
@@ -147,13 +157,8 @@ async fn a_healthy_secret(server: Server) {
 async fn stuck_pending_where_current_logs_in(server: Server) {
     let stack = require_stack!();
     let case = case(stack, server, "docstale").await;
-    let token = token();
-    start_rotation(&case.client, &case.arn, &token).await;
     // createSecret ran, then the rotation stopped: a value the database never took.
-    case.function
-        .invoke("createSecret", &case.arn, &token)
-        .await
-        .unwrap();
+    let token = case.stall(&["createSecret"]).await;
     let report = audit(
         &case.function,
         &[&case.arn],
@@ -208,12 +213,8 @@ async fn stuck_pending_where_current_logs_in(server: Server) {
 async fn stuck_pending_where_only_pending_logs_in(server: Server) {
     let stack = require_stack!();
     let case = case(stack, server, "docdone").await;
-    let token = token();
-    start_rotation(&case.client, &case.arn, &token).await;
     // setSecret ran: the database has the pending password; testSecret and finishSecret did not.
-    for step in ["createSecret", "setSecret"] {
-        case.function.invoke(step, &case.arn, &token).await.unwrap();
-    }
+    let token = case.stall(&["createSecret", "setSecret"]).await;
     let report = audit(&case.function, &[&case.arn], true, false, SystemTime::now()).await;
     assert_eq!(codes(&report), [["stuck-pending", "current-login-failed"]]);
     assert_eq!(repair(&report), (Action::CompletedRotation, false));
@@ -240,12 +241,7 @@ async fn stuck_pending_where_neither_logs_in_changes_nothing() {
     let stack = require_stack!();
     let server = Server::Postgres;
     let case = case(stack, server, "docneither").await;
-    let token = token();
-    start_rotation(&case.client, &case.arn, &token).await;
-    case.function
-        .invoke("createSecret", &case.arn, &token)
-        .await
-        .unwrap();
+    case.stall(&["createSecret"]).await;
     // Someone changed the password by hand: neither version logs in.
     case.user.set_password(stack, &fixture_password()).await;
     let verifier = case.user.verifier(stack).await;
@@ -296,8 +292,7 @@ async fn unusable_secrets_name_the_field() {
 async fn disabled_rotation() {
     let stack = require_stack!();
     let case = case(stack, Server::Postgres, "docoff").await;
-    let token = token();
-    start_rotation(&case.client, &case.arn, &token).await;
+    let token = case.stall(&[]).await;
     // Rotation turned off, and the stuck version cleared by hand.
     case.client
         .update_secret_version_stage()
@@ -324,20 +319,6 @@ async fn disabled_rotation() {
     case.user.drop(stack).await;
 }
 
-/// An alternating-users secret for `user`, with `masterarn`.
-fn alternating(
-    stack: &Stack,
-    server: Server,
-    user: &str,
-    password: &str,
-    masterarn: &str,
-) -> Value {
-    let mut secret = stack.secret(server, user, password);
-    secret["masterarn"] = json!(masterarn);
-    secret["rotation_strategy"] = json!("alternating-users");
-    secret
-}
-
 #[tokio::test]
 async fn a_missing_master() {
     let stack = require_stack!();
@@ -349,7 +330,7 @@ async fn a_missing_master() {
     case.user.set_password(stack, &password).await;
     let arn = create_secret(
         &case.client,
-        &alternating(stack, server, case.user.name(), &password, absent),
+        &stack.alternating_secret(server, case.user.name(), &password, absent),
     )
     .await;
     let mut wrong = stack.master_secret(server);
@@ -357,7 +338,7 @@ async fn a_missing_master() {
     let wrong_arn = create_secret(&case.client, &wrong).await;
     let locked_out = create_secret(
         &case.client,
-        &alternating(stack, server, case.user.name(), &password, &wrong_arn),
+        &stack.alternating_secret(server, case.user.name(), &password, &wrong_arn),
     )
     .await;
     let report = audit(
@@ -392,7 +373,7 @@ async fn a_drifted_clone(server: Server) {
     let master = create_secret(&case.client, &stack.master_secret(server)).await;
     let arn = create_secret(
         &case.client,
-        &alternating(stack, server, &name, &password, &master),
+        &stack.alternating_secret(server, &name, &password, &master),
     )
     .await;
     // A clone that can do more than the user: the next rotation would refuse to hand it over.

@@ -113,13 +113,7 @@ async fn exit_statuses_json_table_and_no_secret_value() {
     let server = Server::Postgres;
     let healthy = case(stack, server, "clihealthy").await;
     let stuck = case(stack, server, "clistuck").await;
-    let token = token();
-    start_rotation(&stuck.client, &stuck.arn, &token).await;
-    stuck
-        .function
-        .invoke("createSecret", &stuck.arn, &token)
-        .await
-        .unwrap();
+    stuck.stall(&["createSecret"]).await;
     let (h, s) = (healthy.arn.as_str(), stuck.arn.as_str());
 
     let ok = run(stack, &["doctor", "--secret", h, "--login", "--json"], &[]);
@@ -280,13 +274,7 @@ async fn the_secrets_of_a_function_over_every_page() {
 async fn the_scheduled_audit_in_the_function() {
     let stack = require_stack!();
     let stuck = case(stack, Server::Mariadb, "schedstuck").await;
-    let token = token();
-    start_rotation(&stuck.client, &stuck.arn, &token).await;
-    stuck
-        .function
-        .invoke("createSecret", &stuck.arn, &token)
-        .await
-        .unwrap();
+    stuck.stall(&["createSecret"]).await;
     let process = FunctionProcess::spawn(
         stack,
         &unique("scheduled"),
