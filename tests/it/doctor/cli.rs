@@ -232,23 +232,13 @@ async fn the_secrets_of_a_function_over_every_page() {
         .await;
         // The emulator configures rotation, then fails to invoke the unknown function; the
         // stuck version it leaves is cleared.
-        let _ = client
-            .rotate_secret()
-            .secret_id(&arn)
-            .rotation_lambda_arn(rotated_by)
-            .rotation_rules(
-                aws_sdk_secretsmanager::types::RotationRulesType::builder()
-                    .automatically_after_days(30)
-                    .build(),
-            )
-            .send()
-            .await;
-        let pending = version_with(&client, &arn, "AWSPENDING").await.unwrap();
+        let token = token();
+        start_rotation_by(&client, &arn, &token, rotated_by).await;
         client
             .update_secret_version_stage()
             .secret_id(&arn)
             .version_stage("AWSPENDING")
-            .remove_from_version_id(pending)
+            .remove_from_version_id(token)
             .send()
             .await
             .unwrap();
