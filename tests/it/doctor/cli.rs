@@ -212,6 +212,26 @@ async fn exit_statuses_json_table_and_no_secret_value() {
     stuck.user.drop(stack).await;
 }
 
+/// Secrets per `ListSecrets` page the doctor asks for.
+const PAGE: usize = 100;
+
+/// Makes sure the emulator holds more than one page of secrets, so that secrets created next are
+/// listed after the first page (the emulator lists in creation order).
+async fn more_than_a_page(client: &aws_sdk_secretsmanager::Client) {
+    let first = client
+        .list_secrets()
+        .max_results(PAGE as i32)
+        .send()
+        .await
+        .unwrap();
+    if first.next_token().is_some_and(|t| !t.is_empty()) {
+        return;
+    }
+    for _ in first.secret_list().len()..=PAGE {
+        create_secret(client, &json!({"note": unique("filler")})).await;
+    }
+}
+
 #[tokio::test]
 async fn the_secrets_of_a_function_over_every_page() {
     let stack = require_stack!();
@@ -220,6 +240,7 @@ async fn the_secrets_of_a_function_over_every_page() {
         "arn:aws:lambda:us-east-1:123456789012:function:{}",
         unique("doctor-list")
     );
+    more_than_a_page(&client).await;
     let mut mine = Vec::new();
     for (i, rotated_by) in [&function, &function, &format!("{function}-other")]
         .into_iter()
@@ -246,6 +267,21 @@ async fn the_secrets_of_a_function_over_every_page() {
             mine.push(arn);
         }
     }
+    let first_page = client
+        .list_secrets()
+        .max_results(PAGE as i32)
+        .send()
+        .await
+        .unwrap();
+    let first_page: Vec<&str> = first_page
+        .secret_list()
+        .iter()
+        .filter_map(|s| s.arn())
+        .collect();
+    assert!(
+        mine.iter().all(|arn| !first_page.contains(&arn.as_str())),
+        "the fixture needs the function's secrets past the first page"
+    );
     let listed = run(stack, &["doctor", "--function", &function, "--json"], &[]);
     assert_eq!(listed.status, 0, "{}", listed.stderr);
     let document = listed.json();
