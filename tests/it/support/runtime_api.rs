@@ -327,7 +327,9 @@ impl FunctionProcess {
         let api = RuntimeApi::start().await;
         // `option_env!`, not `env!`: bench/harness.rs includes this file in builds where Cargo
         // sets neither variable; it never spawns a process this way.
+        #[allow(clippy::option_env_unwrap)]
         let tmp = option_env!("CARGO_TARGET_TMPDIR").expect("set for integration tests");
+        #[allow(clippy::option_env_unwrap)]
         let bin =
             option_env!("CARGO_BIN_EXE_db-secret-rotator").expect("set for integration tests");
         let log = PathBuf::from(tmp).join(format!("{name}-{}.log", std::process::id()));
