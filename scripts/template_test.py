@@ -7,9 +7,11 @@ role cannot be widened silently:
 
 - every secretsmanager statement is limited to the four rotation actions on this account's
   secrets, under the condition secretsmanager:resource/AllowRotationLambdaArn == this function
-  (the only exception: GetSecretValue on the superuser secret parameter, when it is given);
+  (the exceptions: GetSecretValue on the superuser secret parameter, when it is given, and the
+  scheduled audit's reads below);
 - no "*" or wildcard action, no NotAction/NotResource, no Deny tricks, no managed policies;
-- Resource "*" only on the Lambda VPC network-interface actions, and only under the VPC condition;
+- Resource "*" only on the Lambda VPC network-interface actions, under the VPC condition, and on
+  ListSecrets, under the audit's;
 - KMS only on the key parameter, only when it is given, only through Secrets Manager;
 - logs only on the function's own log group, which the template creates with a retention;
 - the Lambda permission lets only secretsmanager.amazonaws.com invoke, with SourceAccount;
@@ -18,7 +20,13 @@ role cannot be widened silently:
   the metrics variables of src/metrics.rs;
 - the optional alerting: the EventBridge rule (Secrets Manager's rotation failure events), its SNS
   topic, the topic policy and the email subscription exist only when EnableRotationAlerts is true
-  (off by default), and only EventBridge, on behalf of that rule (aws:SourceArn), may publish.
+  (off by default), and only EventBridge, on behalf of that rule (aws:SourceArn), may publish;
+- the optional scheduled audit (AuditSchedule, off by default): a schedule rule invoking this
+  function with the documented doctor event for its own secrets (--repair only when AuditRepair
+  is true), a Lambda permission for that rule alone, ListSecrets (the one action on Resource "*")
+  and ListSecretVersionIds on the secrets naming this function only while it is on, and, with
+  alerts too, an alarm on the UnhealthySecrets metric that alone may publish to the alert topic
+  besides the failure rule.
 
 Any resource type it does not know fails the test, so a new resource needs a new check.
 
@@ -57,6 +65,11 @@ SECRETS_RESOURCE = {
     "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*"
 }
 ALLOW_ROTATION_KEY = "secretsmanager:resource/AllowRotationLambdaArn"
+# The scheduled audit's reads beyond the rotation's: the listing (no resource-level permission)
+# and the versions' dates (on the secrets naming this function).
+AUDIT_LIST_ACTION = "secretsmanager:ListSecrets"
+AUDIT_SECRET_ACTIONS = {"secretsmanager:ListSecretVersionIds"}
+AUDIT_METRIC = "UnhealthySecrets"
 KMS_ACTIONS = {"kms:Decrypt", "kms:GenerateDataKey"}
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 # The ec2 actions of AWS's managed policy AWSLambdaVPCAccessExecutionRole (v3).
@@ -107,6 +120,7 @@ KNOWN_TYPES = {
     "AWS::SNS::Topic",
     "AWS::SNS::TopicPolicy",
     "AWS::SNS::Subscription",
+    "AWS::CloudWatch::Alarm",
 }
 EXAMPLE_FORBIDDEN_TYPES = {
     "AWS::IAM::Policy",
@@ -208,6 +222,24 @@ def is_alerts_condition(template: dict, name: Any) -> bool:
     return cond in ({"Fn::Equals": [ref, "true"]}, {"Fn::Equals": ["true", ref]})
 
 
+def is_audit_condition(template: dict, name: Any) -> bool:
+    """True when Conditions[name] is exactly `AuditSchedule is not empty`."""
+    return is_nonempty_condition(template, name, "AuditSchedule")
+
+
+def requires(template: dict, name: Any, test: Callable[[Any], bool]) -> bool:
+    """True when condition `name` is, or is an Fn::And of, one that passes `test`."""
+    return any(test(n) for n in condition_parts(template, name))
+
+
+def requires_true(template: dict, name: Any, param: str) -> bool:
+    """True when condition `name` requires `param` == "true" (itself, or a term of its Fn::And)."""
+    cond = template.get("Conditions", {}).get(name) if isinstance(name, str) else None
+    terms = cond["Fn::And"] if isinstance(cond, dict) and list(cond) == ["Fn::And"] else [cond]
+    ref = {"Ref": param}
+    return any(t in ({"Fn::Equals": [ref, "true"]}, {"Fn::Equals": ["true", ref]}) for t in terms)
+
+
 def condition_parts(template: dict, name: Any) -> list:
     """The condition names an Fn::And condition requires (or [name] itself)."""
     cond = template.get("Conditions", {}).get(name) if isinstance(name, str) else None
@@ -220,11 +252,31 @@ def resources_of(template: dict, rtype: str) -> dict:
     return {k: v for k, v in template.get("Resources", {}).items() if v.get("Type") == rtype}
 
 
-def single(c: Checker, template: dict, rtype: str) -> tuple[str, dict] | tuple[None, None]:
-    found = resources_of(template, rtype)
-    if c.check(len(found) == 1, f"exactly one {rtype}", f"found {sorted(found)}"):
+def single(
+    c: Checker, template: dict, rtype: str, which: Callable[[dict], bool] | None = None, what: str = ""
+) -> tuple[str, dict] | tuple[None, None]:
+    """The one resource of `rtype` (for which `which` holds, when given)."""
+    found = {k: v for k, v in resources_of(template, rtype).items() if which is None or which(v)}
+    label = f"exactly one {rtype}" + (f" {what}" if what else "")
+    if c.check(len(found) == 1, label, f"found {sorted(found)}"):
         return next(iter(found.items()))
     return None, None
+
+
+def props(res: dict) -> dict:
+    return res.get("Properties", {})
+
+
+def is_alert_rule(res: dict) -> bool:
+    return "EventPattern" in props(res)
+
+
+def is_schedule_rule(res: dict) -> bool:
+    return "ScheduleExpression" in props(res)
+
+
+def is_rotation_permission(res: dict) -> bool:
+    return props(res).get("Principal") == "secretsmanager.amazonaws.com"
 
 
 def param_default(template: dict, name: str) -> Any:
@@ -393,6 +445,9 @@ def check_template(template: dict, c: Checker) -> None:
             continue
         service = services.pop()
 
+        if service == "secretsmanager" and actions & ({AUDIT_LIST_ACTION} | AUDIT_SECRET_ACTIONS):
+            check_audit_statement(template, c, where, stmt, actions, conds, function_arn)
+            continue
         if service == "secretsmanager":
             condition = stmt.get("Condition")
             if condition is not None:
@@ -452,7 +507,7 @@ def check_template(template: dict, c: Checker) -> None:
     )
 
     # --- invoke permission ----------------------------------------------------------------
-    _, perm = single(c, template, "AWS::Lambda::Permission")
+    _, perm = single(c, template, "AWS::Lambda::Permission", is_rotation_permission, "for Secrets Manager")
     if perm is not None:
         pp = perm.get("Properties", {})
         c.check(pp.get("Principal") == "secretsmanager.amazonaws.com", "permission principal secretsmanager.amazonaws.com")
@@ -468,6 +523,133 @@ def check_template(template: dict, c: Checker) -> None:
     c.check(out.get("Value") == {"Fn::GetAtt": [fname, "Arn"]}, "output RotationLambdaArn is the function's ARN")
 
     check_alerts(template, c)
+    check_audit(template, c, fname, function_arn)
+
+
+def check_audit_statement(
+    template: dict, c: Checker, where: str, stmt: dict, actions: set, conds: tuple, function_arn: dict
+) -> None:
+    """The scheduled audit's reads: only while it is on, and no more than it needs."""
+    resources_l = as_list(stmt.get("Resource"))
+    c.check(
+        any(is_audit_condition(template, n) for n in conds),
+        f"{where}: only when AuditSchedule is given",
+        f"exists under {conds}",
+    )
+    if actions == {AUDIT_LIST_ACTION}:
+        c.check(
+            resources_l == ["*"] and "Condition" not in stmt,
+            f"{where}: ListSecrets alone, on Resource \"*\" (it has no resource-level permission)",
+            json.dumps(stmt.get("Resource")),
+        )
+    else:
+        c.check(actions <= AUDIT_SECRET_ACTIONS, f"{where}: only ListSecretVersionIds", str(sorted(actions)))
+        c.check(resources_l == [SECRETS_RESOURCE], f"{where}: only this account's and Region's secrets")
+        c.check(
+            stmt.get("Condition") == {"StringEquals": {ALLOW_ROTATION_KEY: function_arn}},
+            f"{where}: condition {ALLOW_ROTATION_KEY} == this function's ARN",
+            json.dumps(stmt.get("Condition")),
+        )
+
+
+def audit_event(value: Any, function_arn: dict) -> tuple[bool, list]:
+    """(the Input is the doctor event for this function's secrets with --login, its other
+    arguments) for one Fn::Sub'd Input string."""
+    if not (isinstance(value, dict) and list(value) == ["Fn::Sub"] and isinstance(value["Fn::Sub"], str)):
+        return False, []
+    try:
+        event = json.loads(value["Fn::Sub"])
+    except ValueError:
+        return False, []
+    arguments = event.get("Arguments") if isinstance(event, dict) else None
+    if event.get("Command") != "doctor" or not isinstance(arguments, list) or set(event) != {"Command", "Arguments"}:
+        return False, []
+    rest = list(arguments)
+    ok = rest[:2] == ["--function", function_arn["Fn::Sub"]] and "--login" in rest
+    return ok, [a for a in rest[2:] if a != "--login"]
+
+
+def check_audit(template: dict, c: Checker, fname: str | None, function_arn: dict) -> None:
+    """The optional scheduled audit: off by default, invoking this function with the doctor event
+    for its own secrets, repairing only when asked, alarming only with alerts on."""
+    params = template.get("Parameters", {})
+    c.check(str(param_default(template, "AuditSchedule")) == "", "AuditSchedule: empty (no audit) by default")
+    repair = params.get("AuditRepair", {})
+    c.check(
+        str(repair.get("Default")) == "false" and set(repair.get("AllowedValues", [])) == {"true", "false"},
+        "AuditRepair: true or false, off by default",
+    )
+    sname, rule = single(c, template, "AWS::Events::Rule", is_schedule_rule, "with a schedule")
+    if rule is not None:
+        rp = props(rule)
+        c.check(is_audit_condition(template, rule.get("Condition")), f"{sname}: only when AuditSchedule is given")
+        c.check(rp.get("ScheduleExpression") == {"Ref": "AuditSchedule"}, f"{sname}: the AuditSchedule expression")
+        targets = rp.get("Targets", [])
+        target = targets[0] if isinstance(targets, list) and len(targets) == 1 else {}
+        c.check(
+            target.get("Arn") == {"Fn::GetAtt": [fname, "Arn"]} and "RoleArn" not in target,
+            f"{sname}: one target, this function",
+            json.dumps(targets),
+        )
+        inputs = list(expand(target.get("Input")))
+        for value, conds in inputs:
+            ok, extra = audit_event(value, function_arn)
+            c.check(ok, f"{sname}: the Input is the doctor event for this function's secrets, --login", json.dumps(value))
+            repairs = any(requires_true(template, n, "AuditRepair") for n in conds)
+            c.check(
+                extra == (["--repair"] if repairs else []),
+                f"{sname}: --repair only when AuditRepair is true, no other argument",
+                f"{extra} under {conds}",
+            )
+        c.check(bool(inputs), f"{sname}: has an Input")
+    pname, perm = single(
+        c, template, "AWS::Lambda::Permission", lambda r: props(r).get("Principal") == "events.amazonaws.com",
+        "for EventBridge",
+    )
+    if perm is not None:
+        pp = props(perm)
+        c.check(is_audit_condition(template, perm.get("Condition")), f"{pname}: only when AuditSchedule is given")
+        c.check(
+            pp.get("SourceArn") == {"Fn::GetAtt": [sname, "Arn"]},
+            f"{pname}: only for the audit rule (SourceArn)",
+            json.dumps(pp.get("SourceArn")),
+        )
+        c.check(pp.get("Action") == "lambda:InvokeFunction", f"{pname}: lambda:InvokeFunction")
+        c.check(pp.get("FunctionName") == {"Fn::GetAtt": [fname, "Arn"]}, f"{pname}: on the rotation function")
+    aname, alarm = single(c, template, "AWS::CloudWatch::Alarm")
+    if alarm is not None:
+        ap = props(alarm)
+        parts = condition_parts(template, alarm.get("Condition"))
+        c.check(
+            any(is_audit_condition(template, n) for n in parts) and any(is_alerts_condition(template, n) for n in parts),
+            f"{aname}: only when AuditSchedule is given and EnableRotationAlerts is true",
+        )
+        c.check(
+            ap.get("MetricName") == AUDIT_METRIC
+            and ap.get("Namespace") == {"Fn::If": ["SetMetricsNamespace", {"Ref": "MetricsNamespace"}, ENV_DEFAULTS["METRICS_NAMESPACE"]]}
+            and ap.get("Dimensions") == [{"Name": "FunctionName", "Value": {"Ref": "FunctionName"}}],
+            f"{aname}: the audit's {AUDIT_METRIC} metric for this function, in METRICS_NAMESPACE",
+        )
+        c.check(
+            ap.get("ComparisonOperator") == "GreaterThanThreshold"
+            and str(ap.get("Threshold")) == "0"
+            and ap.get("TreatMissingData") == "notBreaching",
+            f"{aname}: alarms on any unhealthy secret, not on missing data",
+        )
+        topics = resources_of(template, "AWS::SNS::Topic")
+        c.check(
+            ap.get("AlarmActions") == [{"Ref": t} for t in topics] and len(topics) == 1,
+            f"{aname}: notifies the alert topic only",
+            json.dumps(ap.get("AlarmActions")),
+        )
+    assertion = template.get("Rules", {}).get("AuditAlarmNeedsMetrics", {})
+    c.check(
+        assertion.get("Assertions") == [
+            {"Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Metrics"}, "off"]}]},
+             "AssertDescription": assertion.get("Assertions", [{}])[0].get("AssertDescription")}
+        ],
+        "rule AuditAlarmNeedsMetrics: the alarm's metric is not turned off",
+    )
 
 
 def check_alerts(template: dict, c: Checker) -> None:
@@ -478,7 +660,7 @@ def check_alerts(template: dict, c: Checker) -> None:
         str(enable.get("Default")) == "false" and set(enable.get("AllowedValues", [])) == {"true", "false"},
         "EnableRotationAlerts: true or false, off by default",
     )
-    rname, rule = single(c, template, "AWS::Events::Rule")
+    rname, rule = single(c, template, "AWS::Events::Rule", is_alert_rule, "with an event pattern")
     tname, topic = single(c, template, "AWS::SNS::Topic")
     pname, policy = single(c, template, "AWS::SNS::TopicPolicy")
     for name, res in ((rname, rule), (tname, topic), (pname, policy)):
@@ -514,9 +696,13 @@ def check_alerts(template: dict, c: Checker) -> None:
     if policy is not None:
         pp = policy.get("Properties", {})
         c.check(pp.get("Topics") == [topic_ref], f"{pname}: applies to the alert topic only")
-        stmts = [s for s, _ in expand_list(pp.get("PolicyDocument", {}).get("Statement", []))]
+        expanded = list(expand_list(pp.get("PolicyDocument", {}).get("Statement", [])))
+        stmts = [s for s, conds in expanded if not conds]
         stmt = stmts[0] if len(stmts) == 1 and isinstance(stmts[0], dict) else {}
-        c.check(len(stmts) == 1, f"{pname}: exactly one statement", str(len(stmts)))
+        c.check(len(stmts) == 1, f"{pname}: exactly one unconditional statement", str(len(stmts)))
+        for extra, conds in expanded:
+            if conds:
+                check_alarm_statement(template, c, pname, extra, conds, topic_ref)
         c.check(stmt.get("Effect") == "Allow", f"{pname}: Effect Allow")
         c.check(
             stmt.get("Principal") == {"Service": "events.amazonaws.com"},
@@ -551,6 +737,32 @@ def check_alerts(template: dict, c: Checker) -> None:
     for oname, out in template.get("Outputs", {}).items():
         if tname is not None and out.get("Value") == topic_ref:
             c.check(is_alerts_condition(template, out.get("Condition")), f"output {oname}: only when the topic exists")
+
+
+def check_alarm_statement(template: dict, c: Checker, pname: str, stmt: Any, conds: tuple, topic_ref: dict) -> None:
+    """The topic policy's other statement: the audit alarm, and only it, may publish."""
+    stmt = stmt if isinstance(stmt, dict) else {}
+    alarms = list(resources_of(template, "AWS::CloudWatch::Alarm"))
+    c.check(
+        any(requires(template, n, lambda m: is_audit_condition(template, m)) for n in conds),
+        f"{pname}: the second statement only with the scheduled audit",
+        str(conds),
+    )
+    c.check(
+        stmt.get("Effect") == "Allow"
+        and stmt.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+        and as_list(stmt.get("Action")) == ["sns:Publish"]
+        and as_list(stmt.get("Resource")) == [topic_ref]
+        and not any(k in stmt for k in ("NotAction", "NotResource", "NotPrincipal")),
+        f"{pname}: CloudWatch may only publish to the alert topic",
+        json.dumps(stmt),
+    )
+    c.check(
+        len(alarms) == 1
+        and stmt.get("Condition") == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [alarms[0], "Arn"]}}},
+        f"{pname}: only on behalf of the audit alarm (aws:SourceArn)",
+        json.dumps(stmt.get("Condition")),
+    )
 
 
 def check_example(template: dict, c: Checker) -> None:
@@ -593,7 +805,7 @@ def _fn(t: dict) -> dict:
 
 
 def _perm(t: dict) -> dict:
-    return next(iter(resources_of(t, "AWS::Lambda::Permission").values()))["Properties"]
+    return next(p for p in resources_of(t, "AWS::Lambda::Permission").values() if is_rotation_permission(p))["Properties"]
 
 
 def _vpc_policy(t: dict) -> dict:
@@ -601,7 +813,38 @@ def _vpc_policy(t: dict) -> dict:
 
 
 def _alert(t: dict, rtype: str) -> dict:
-    return next(iter(resources_of(t, rtype).values()))
+    found = resources_of(t, rtype).values()
+    return next(r for r in found if rtype != "AWS::Events::Rule" or is_alert_rule(r))
+
+
+def _audit(t: dict, rtype: str) -> dict:
+    found = resources_of(t, rtype).values()
+    return next(
+        r for r in found
+        if (rtype != "AWS::Events::Rule" or is_schedule_rule(r))
+        and (rtype != "AWS::Lambda::Permission" or not is_rotation_permission(r))
+    )
+
+
+def _audit_input(t: dict) -> list:
+    return _audit(t, "AWS::Events::Rule")["Properties"]["Targets"][0]["Input"]["Fn::If"]
+
+
+def _audit_stmt(t: dict, action: str) -> list:
+    """The role's Fn::If holding the audit statement with `action`, as [condition, statement, no]."""
+    return next(
+        s["Fn::If"] for s in _stmts(t, 0) if isinstance(s, dict) and "Fn::If" in s and s["Fn::If"][1].get("Action") == action
+    )
+
+
+def _unwrap_audit_stmt(t: dict, action: str) -> None:
+    statements = _stmts(t, 0)
+    i = next(i for i, s in enumerate(statements) if isinstance(s, dict) and "Fn::If" in s and s["Fn::If"][1].get("Action") == action)
+    statements[i] = statements[i]["Fn::If"][1]
+
+
+def _alarm_stmt(t: dict) -> list:
+    return _alert(t, "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]["Statement"][1]["Fn::If"]
 
 
 def _topic_stmt(t: dict) -> dict:
@@ -697,6 +940,41 @@ MUTATIONS: list[tuple[str, Callable[[dict], None]]] = [
         lambda t: _set(_alert(t, "AWS::Events::Rule")["Properties"]["EventPattern"], "detail-type", ["AWS API Call via CloudTrail"]),
     ),
     ("email subscription without an address", lambda t: _set(_alert(t, "AWS::SNS::Subscription"), "Condition", "RotationAlerts")),
+    ("audit on by default", lambda t: _set(t["Parameters"]["AuditSchedule"], "Default", "rate(1 day)")),
+    ("audit repairs by default", lambda t: _set(t["Parameters"]["AuditRepair"], "Default", "true")),
+    ("audit rule unconditional", lambda t: _audit(t, "AWS::Events::Rule").pop("Condition")),
+    (
+        "audit rule invokes another function",
+        lambda t: _set(
+            _audit(t, "AWS::Events::Rule")["Properties"]["Targets"][0],
+            "Arn",
+            {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:other"},
+        ),
+    ),
+    ("audit event for every secret", lambda t: _set(_audit_input(t)[2], "Fn::Sub", '{"Command": "doctor", "Arguments": ["--all", "--login"]}')),
+    ("audit repairs whatever AuditRepair says", lambda t: _audit_input(t).__setitem__(2, _audit_input(t)[1])),
+    ("audit permission without SourceArn", lambda t: _audit(t, "AWS::Lambda::Permission")["Properties"].pop("SourceArn")),
+    ("audit permission for any principal", lambda t: _set(_audit(t, "AWS::Lambda::Permission")["Properties"], "Principal", "*")),
+    ("ListSecrets without the audit", lambda t: _unwrap_audit_stmt(t, "secretsmanager:ListSecrets")),
+    (
+        "GetSecretValue on every secret beside ListSecrets",
+        lambda t: _set(_audit_stmt(t, "secretsmanager:ListSecrets")[1], "Action", ["secretsmanager:ListSecrets", "secretsmanager:GetSecretValue"]),
+    ),
+    ("ListSecretVersionIds without the rotation condition", lambda t: _audit_stmt(t, "secretsmanager:ListSecretVersionIds")[1].pop("Condition")),
+    ("ListSecretVersionIds without the audit", lambda t: _unwrap_audit_stmt(t, "secretsmanager:ListSecretVersionIds")),
+    ("alarm on another metric", lambda t: _set(_alert(t, "AWS::CloudWatch::Alarm")["Properties"], "MetricName", "Errors")),
+    ("alarm without alerts", lambda t: _set(_alert(t, "AWS::CloudWatch::Alarm"), "Condition", "ScheduledAudit")),
+    ("alarm fires on missing data", lambda t: _set(_alert(t, "AWS::CloudWatch::Alarm")["Properties"], "TreatMissingData", "breaching")),
+    (
+        "topic policy for any alarm",
+        lambda t: _set(
+            _alarm_stmt(t)[1]["Condition"]["ArnEquals"],
+            "aws:SourceArn",
+            {"Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"},
+        ),
+    ),
+    ("alarm statement without the audit", lambda t: _alert(t, "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]["Statement"].__setitem__(1, _alarm_stmt(t)[1])),
+    ("alarm metric may be turned off", lambda t: t["Rules"].pop("AuditAlarmNeedsMetrics")),
 ]
 
 

@@ -24,14 +24,18 @@
 //! - [`logging`]: log set-up honouring Lambda's logging controls, with a filter layer that keeps
 //!   raw events, SDK bodies and driver statements out whatever they ask for.
 //! - [`event`]: the rotation event, validated before any API call.
-//! - [`secrets`]: the [`secrets::SecretStore`] trait and its AWS SDK implementation.
+//! - [`secrets`]: the [`secrets::SecretStore`] trait (and [`secrets::SecretInventory`], an
+//!   audit's reads) and their AWS SDK implementation.
 //! - [`rotators`]: the [`rotators::Rotator`] trait, [`rotators::Rotators`] dispatching on the
 //!   secret's engine, the driver glue every engine shares, and one folder per engine family
 //!   (`rotators/postgres/`, `rotators/mysql/`: session, SQL, alternating-users path and its
 //!   privilege invariant, dual-password path; `rotators/redis/`: session, ACL rules, saving a
-//!   change).
+//!   change), and [`rotators::CloneAudit`], the privilege invariant checked read-only.
 //! - [`handler`]: the guard and the four steps, generic over a secret store and a rotator; the
 //!   dual-password path in `handler/dual.rs`.
+//! - [`doctor`]: the operator's tool, `db-secret-rotator doctor`: an audit of rotation health
+//!   across secrets and a safe repair of a stuck `AWSPENDING`, from the command line or as the
+//!   function's scheduled audit. Beside the handler, over the same secret store and rotators.
 //!
 //! # Adding an engine
 //!
@@ -59,6 +63,7 @@ mod arbitrary;
 pub mod config;
 pub mod credentials;
 pub mod deadline;
+pub mod doctor;
 pub mod engine;
 pub mod env;
 pub mod error;

@@ -1,11 +1,17 @@
-//! The Lambda binary: configuration, trust roots, clients and rotators are built once per
-//! container.
+//! The binary. Without arguments (as the Lambda runtime starts it) it is the function:
+//! configuration, trust roots, clients and rotators are built once per container, and each event
+//! is a rotation step, or the scheduled audit. With arguments it is the operator's command line,
+//! `db-secret-rotator doctor …` (docs/protocol.md 8).
 
 // The runtime's future nests the handler's (SDK, tokio-postgres, mysql_async): its layout needs a
 // deeper query stack than rustc's default 128, which a clean build otherwise overflows.
 #![recursion_limit = "256"]
 
+use std::io::Write;
+use std::process::ExitCode;
+
 use aws_config::BehaviorVersion;
+use db_secret_rotator::doctor::{self, Command, EXIT_USAGE, schedule};
 use db_secret_rotator::env::Env;
 use db_secret_rotator::metrics::SecretKinds;
 use db_secret_rotator::rotators::Rotators;
@@ -13,24 +19,91 @@ use db_secret_rotator::secrets::SdkSecretStore;
 use db_secret_rotator::tls::TlsRoots;
 use db_secret_rotator::{Config, Error};
 use db_secret_rotator::{handler, logging};
-use lambda_runtime::{LambdaEvent, service_fn, tracing};
+use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
+fn main() -> ExitCode {
+    let arguments: Vec<_> = std::env::args_os().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
     let env = Env::from_process();
-    logging::init(&env);
-    let setup = match Config::from_env(&env) {
-        Ok((config, warnings)) => {
-            for warning in warnings {
-                tracing::warn!(%warning, "configuration");
+    if arguments.is_empty() {
+        logging::init(&env);
+        return match runtime.block_on(function(&env)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "the Lambda runtime stopped");
+                ExitCode::FAILURE
             }
-            TlsRoots::load(config.tls_extra_ca_file.as_deref()).map(|roots| (config, roots))
+        };
+    }
+    let command = arguments
+        .into_iter()
+        .map(|a| {
+            a.into_string()
+                .map_err(|_| "an argument is not valid Unicode")
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| doctor::UsageError(e.to_owned()))
+        .and_then(doctor::parse);
+    let mut stdout = std::io::stdout().lock();
+    let status = match command {
+        Ok(Command::Help) => write!(stdout, "{}", doctor::HELP).map_or(1, |()| 0),
+        Ok(Command::Version) => {
+            writeln!(stdout, "db-secret-rotator {}", env!("CARGO_PKG_VERSION")).map_or(1, |()| 0)
         }
-        Err(e) => Err(e),
+        Ok(Command::Doctor(options)) => {
+            // Logs to stderr: stdout carries the report.
+            if tracing::subscriber::set_global_default(logging::subscriber(&env, std::io::stderr))
+                .is_err()
+            {
+                tracing::warn!("a log subscriber was already installed");
+            }
+            runtime.block_on(command_line(&env, &options, &mut stdout))
+        }
+        Err(usage) => {
+            let _ = writeln!(std::io::stderr(), "db-secret-rotator: {usage}");
+            EXIT_USAGE
+        }
     };
-    let (config, roots) = match setup {
-        Ok(setup) => setup,
+    ExitCode::from(status)
+}
+
+/// What the function and the command line share: the configuration, its warnings logged, the
+/// rotators over the trust roots, and the Secrets Manager client trusting the same system roots.
+async fn clients(env: &Env) -> Result<(Config, Rotators, SdkSecretStore), Error> {
+    let (config, warnings) = Config::from_env(env)?;
+    for warning in warnings {
+        tracing::warn!(%warning, "configuration");
+    }
+    let roots = TlsRoots::load(config.tls_extra_ca_file.as_deref())?;
+    let rotators = Rotators::with_roots(&roots, &config);
+    // The SDK's HTTPS client trusts the system roots loaded above instead of loading them again.
+    let http_client = roots.sdk_http_client();
+    // The rotators and the SDK client keep what they need; the DER copies go back to the heap
+    // before the first database connection makes its own.
+    drop(roots);
+    let mut sdk_config = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(http_client) = http_client {
+        sdk_config = sdk_config.http_client(http_client);
+    }
+    let sdk_config = sdk_config.load().await;
+    if sdk_config.region().is_none() {
+        return Err(Error::Config {
+            variable: "AWS_REGION",
+            problem: "is not set, and no profile names a Region".to_owned(),
+        });
+    }
+    let secrets = SdkSecretStore::new(&sdk_config, config.secrets_manager_endpoint.as_deref());
+    Ok((config, rotators, secrets))
+}
+
+/// The Lambda function: each event is a rotation step, or a scheduled audit.
+async fn function(env: &Env) -> Result<(), lambda_runtime::Error> {
+    let (config, rotators, secrets) = match clients(env).await {
+        Ok(clients) => clients,
         Err(e) => {
             // Reported as every invocation's error, naming the variable, before any AWS call.
             tracing::error!(error = %e, "invalid configuration");
@@ -45,22 +118,29 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .await;
         }
     };
-    let rotators = Rotators::with_roots(&roots, &config);
-    // The SDK's HTTPS client trusts the system roots loaded above instead of loading them again.
-    let http_client = roots.sdk_http_client();
-    // The rotators and the SDK client keep what they need; the DER copies go back to the heap
-    // before the first database connection makes its own.
-    drop(roots);
-    let mut sdk_config = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(http_client) = http_client {
-        sdk_config = sdk_config.http_client(http_client);
-    }
-    let sdk_config = sdk_config.load().await;
-    let secrets = SdkSecretStore::new(&sdk_config, config.secrets_manager_endpoint.as_deref());
     let kinds = SecretKinds::new(SecretKinds::DEFAULT_CAPACITY);
     let (secrets, rotators, config, kinds) = (&secrets, &rotators, &config, &kinds);
-    lambda_runtime::run(service_fn(move |event| {
-        handler::handle(event, secrets, rotators, config, kinds)
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        if schedule::is_audit_event(&event.payload) {
+            schedule::handle(event, secrets, rotators, config).await
+        } else {
+            handler::handle(event, secrets, rotators, config, kinds)
+                .await
+                .map(|()| Value::Null)
+        }
     }))
     .await
+}
+
+/// `doctor`: the audit and its report on `out`; an unusable configuration is a usage error.
+async fn command_line(env: &Env, options: &doctor::Options, out: &mut dyn Write) -> u8 {
+    match clients(env).await {
+        Ok((config, rotators, secrets)) => {
+            doctor::cli::run(options, &secrets, &rotators, &config, out).await
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration");
+            EXIT_USAGE
+        }
+    }
 }

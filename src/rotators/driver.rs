@@ -15,6 +15,9 @@ use crate::error::Error;
 /// safety margin, which a statement timeout leaves for closing and reporting.
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_millis(250);
 
+/// What a read-only audit of the alternate account is called in errors.
+pub(crate) const AUDITING: &str = "comparing the user and its clone (read-only)";
+
 /// What a statement that timed out may have done, for its error.
 pub(crate) const MAY_HAVE_APPLIED: &str = "the change may or may not have been applied";
 

@@ -4,6 +4,7 @@
 //! A family's folder holds its driver session, its SQL (or commands) and its strategies' paths;
 //! `driver` holds the glue they share (TLS choice, bounded calls, error text, close timeout).
 
+mod audit;
 mod driver;
 pub mod mysql;
 pub mod postgres;
@@ -18,6 +19,8 @@ use crate::engine::{Family, is_clone_of};
 use crate::error::{Error, Mismatch, PrivilegeGap};
 use crate::protocol::Stage;
 use crate::tls::TlsRoots;
+
+pub use audit::CloneAudit;
 
 /// What a database engine must do for a rotation. One implementation per protocol family, and
 /// [`Rotators`] dispatching on the secret's engine.

@@ -5,6 +5,7 @@
 //! `aws-sdk-secretsmanager`, every call under the step's time budget and retried by
 //! [`RetryPolicy`] when the service throttles or fails transiently.
 
+mod inventory;
 mod retry;
 mod sdk;
 
@@ -15,6 +16,7 @@ use crate::deadline::StepContext;
 use crate::error::Error;
 use crate::protocol::Stage;
 
+pub use inventory::{RotationSchedule, SecretInfo, SecretInventory};
 pub use retry::RetryPolicy;
 pub use sdk::SdkSecretStore;
 

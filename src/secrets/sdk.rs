@@ -17,10 +17,12 @@ use rand::RngExt;
 use tracing::info;
 
 use super::retry::{AttemptError, Failure, RetryPolicy, full_jitter, with_retries};
-use super::{SecretDescription, SecretStore};
+use super::{SecretDescription, SecretInventory, SecretStore};
 use crate::deadline::{Deadline, StepContext};
 use crate::error::Error;
 use crate::protocol::Stage;
+
+mod inventory;
 
 /// Hands the SDK one invocation id for every attempt of a call.
 #[derive(Debug)]
@@ -202,6 +204,34 @@ impl SdkSecretStore {
             Some(_) | None => Ok(None),
         }
     }
+
+    /// `UpdateSecretVersionStage` moving `stage` as `attempt` asks. A repeat refused
+    /// (`InvalidParameterException`) after an attempt whose outcome was unknown may mean that
+    /// attempt already moved the label: the labels say, through `done`.
+    async fn change_label<T, F, Fut>(
+        &self,
+        ctx: &StepContext<'_>,
+        secret_id: &str,
+        stage: Stage,
+        done: impl Fn(&SecretDescription) -> bool,
+        attempt: F,
+    ) -> Result<(), Error>
+    where
+        F: FnMut(ConfigOverride) -> Fut,
+        Fut: Future<Output = Result<T, AttemptError>>,
+    {
+        let operation = "UpdateSecretVersionStage";
+        let retries_before = ctx.tally.retries();
+        let result = self.call(ctx, secret_id, operation, attempt).await;
+        let refused_repeat = ctx.tally.retries() > retries_before
+            && matches!(&result, Err(Error::SecretsManager { code: Some(code), .. })
+                if code == "InvalidParameterException");
+        if refused_repeat && done(&self.describe(secret_id, ctx).await?) {
+            info!(operation, %stage, "an earlier attempt had already moved the label");
+            return Ok(());
+        }
+        result.map(|_| ())
+    }
 }
 
 impl SecretStore for SdkSecretStore {
@@ -210,20 +240,7 @@ impl SecretStore for SdkSecretStore {
         secret_id: &str,
         ctx: &StepContext<'_>,
     ) -> Result<SecretDescription, Error> {
-        let out = self
-            .call(ctx, secret_id, "DescribeSecret", |layer| async {
-                let request = self.client.describe_secret().secret_id(secret_id);
-                let request = request.customize().config_override(layer);
-                request.send().await.map_err(|e| AttemptError::from_sdk(&e))
-            })
-            .await?;
-        Ok(SecretDescription {
-            rotation_enabled: out.rotation_enabled(),
-            versions: out
-                .version_ids_to_stages()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
-        })
+        Ok(self.inspect(secret_id, ctx).await?.description)
     }
 
     async fn get(
@@ -282,36 +299,19 @@ impl SecretStore for SdkSecretStore {
         from_version: &str,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
-        let operation = "UpdateSecretVersionStage";
-        let retries_before = ctx.tally.retries();
-        let result = self
-            .call(ctx, secret_id, operation, |layer| async {
-                let request = self
-                    .client
-                    .update_secret_version_stage()
-                    .secret_id(secret_id)
-                    .version_stage(Stage::Current.as_str())
-                    .move_to_version_id(token)
-                    .remove_from_version_id(from_version)
-                    .customize()
-                    .config_override(layer);
-                request.send().await.map_err(|e| AttemptError::from_sdk(&e))
-            })
-            .await;
-        // A repeat refused after an attempt whose outcome was unknown: that attempt may have moved
-        // the label already. The labels say.
-        let refused_repeat = ctx.tally.retries() > retries_before
-            && matches!(&result, Err(Error::SecretsManager { code: Some(code), .. })
-                if code == "InvalidParameterException");
-        if refused_repeat
-            && self
-                .describe(secret_id, ctx)
-                .await?
-                .has_stage(token, Stage::Current)
-        {
-            info!(operation, "an earlier attempt had already moved AWSCURRENT");
-            return Ok(());
-        }
-        result.map(|_| ())
+        let moved = |labels: &SecretDescription| labels.has_stage(token, Stage::Current);
+        self.change_label(ctx, secret_id, Stage::Current, moved, |layer| async {
+            let request = self
+                .client
+                .update_secret_version_stage()
+                .secret_id(secret_id)
+                .version_stage(Stage::Current.as_str())
+                .move_to_version_id(token)
+                .remove_from_version_id(from_version)
+                .customize()
+                .config_override(layer);
+            request.send().await.map_err(|e| AttemptError::from_sdk(&e))
+        })
+        .await
     }
 }

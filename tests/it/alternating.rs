@@ -11,19 +11,6 @@ on_every_server!(
     refusals_change_nothing
 );
 
-fn alternating_secret(
-    stack: &Stack,
-    server: Server,
-    user: &str,
-    password: &str,
-    masterarn: &str,
-) -> Value {
-    let mut secret = stack.secret(server, user, password);
-    secret["masterarn"] = json!(masterarn);
-    secret["rotation_strategy"] = json!("alternating-users");
-    secret
-}
-
 async fn rotations_alternate_between_user_and_clone(server: Server) {
     let stack = require_stack!();
     let client = sm_client().await;
@@ -33,7 +20,7 @@ async fn rotations_alternate_between_user_and_clone(server: Server) {
     let user = stack.create_user(server, &name, &password).await;
     let table = stack.grant_table(server, &name).await;
     let master_arn = create_secret(&client, &stack.master_secret(server)).await;
-    let original_secret = alternating_secret(stack, server, &name, &password, &master_arn);
+    let original_secret = stack.alternating_secret(server, &name, &password, &master_arn);
     let arn = create_secret(&client, &original_secret).await;
     let function = Function::new(stack).await;
 
@@ -94,7 +81,7 @@ async fn refusals_change_nothing(server: Server) {
     let mut far = master.clone();
     far["host"] = json!("localhost");
     let far_master = create_secret(&client, &far).await;
-    let good = alternating_secret(stack, server, &name, &password, &master_arn);
+    let good = stack.alternating_secret(server, &name, &password, &master_arn);
 
     let mut no_master = good.clone();
     no_master.as_object_mut().unwrap().remove("masterarn");
@@ -393,8 +380,7 @@ async fn postgres_clone_names_are_limited_in_bytes() {
 
     let too_long = format!("{}ab", "é".repeat(28));
     assert_eq!((too_long.chars().count(), too_long.len()), (30, 58));
-    let secret = alternating_secret(
-        stack,
+    let secret = stack.alternating_secret(
         Server::Postgres,
         &too_long,
         &fixture_password(),
@@ -426,7 +412,7 @@ async fn postgres_clone_names_are_limited_in_bytes() {
     let user = stack.create_user(Server::Postgres, &name, &password).await;
     let arn = create_secret(
         &client,
-        &alternating_secret(stack, Server::Postgres, &name, &password, &master_arn),
+        &stack.alternating_secret(Server::Postgres, &name, &password, &master_arn),
     )
     .await;
     let token = token();

@@ -34,12 +34,19 @@
 //!   one (docs/protocol.md 5.12).
 //! - `logging`: the built binary's log stream under every directive that could print the raw
 //!   event, and a rotation at TRACE, searched for sentinels (5.10).
+//!
+//! # The doctor
+//!
+//! - `doctor`: each state a rotation can leave a secret in, the audit's answer, each repair and
+//!   a full rotation after it; `doctor::cli`, the binary as the operator and the scheduled audit
+//!   run it.
 
 // Fixtures fail the test by panicking, helpers included.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod alternating;
 mod concurrency;
+mod doctor;
 mod dual;
 mod faults;
 mod guard;

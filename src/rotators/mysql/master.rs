@@ -26,7 +26,7 @@ use super::tls_requirement::{RequireRow, TlsRequirement};
 use crate::credentials::{DbSecret, Password};
 use crate::deadline::StepContext;
 use crate::error::Error;
-use crate::rotators::driver::{bounded, database_error};
+use crate::rotators::driver::{AUDITING, bounded, database_error};
 use crate::rotators::{Account, Handover, privilege_gap};
 
 /// What the whole change is called in errors.
@@ -41,25 +41,10 @@ pub(super) async fn set_password_as_master(
     ctx: &StepContext<'_>,
 ) -> Result<(), Error> {
     let engine = master.engine;
-    let Some(host) = current.host.as_deref() else {
-        return Err(database_error(
-            engine,
-            "looking up the alternate user",
-            "the current account has no host",
-        ));
-    };
     let target_user = pending.username();
-    let handover = Handover::between(current, target_user, ctx)?;
+    let mut change = MasterChange::new(master, current, target_user, ctx)?;
+    let host = change.host;
     let timeout = ctx.query_timeout(CHANGING)?;
-    let mut change = MasterChange {
-        master,
-        ctx,
-        handover,
-        current_user: &current.user,
-        host,
-        target_user,
-        target: account_sql(target_user, host),
-    };
     let (created, grants) = bounded(timeout, change.apply(pending.password()), |timed_out| {
         database_error(
             engine,
@@ -73,6 +58,28 @@ pub(super) async fn set_password_as_master(
         host, created, grants, "alternate user updated"
     );
     Ok(())
+}
+
+/// What the next rotation's privilege check would refuse, without changing anything: the
+/// invariant (5.12) for handing `<pending_user>@<current account's host>` over, read from both
+/// accounts' `SHOW GRANTS` as the master. Empty when it holds.
+pub(crate) async fn audit_clone(
+    master: &mut MySession,
+    current: &Account,
+    pending_user: &str,
+    ctx: &StepContext<'_>,
+) -> Result<Vec<String>, Error> {
+    let engine = master.engine;
+    let mut change = MasterChange::new(master, current, pending_user, ctx)?;
+    let timeout = ctx.query_timeout(AUDITING)?;
+    let work = async {
+        let exists = change.account_exists().await?;
+        change.excess(exists).await
+    };
+    bounded(timeout, work, |timed_out| {
+        database_error(engine, AUDITING, timed_out)
+    })
+    .await
 }
 
 /// One rotation's change, as the master, of the account `target` for the current account
@@ -89,7 +96,33 @@ struct MasterChange<'a> {
     target: String,
 }
 
-impl MasterChange<'_> {
+impl<'a> MasterChange<'a> {
+    /// The change, as `master`, of `<pending_user>@<current account's host>`, which must be the
+    /// current user or its clone.
+    fn new(
+        master: &'a mut MySession,
+        current: &'a Account,
+        pending_user: &'a str,
+        ctx: &'a StepContext<'a>,
+    ) -> Result<Self, Error> {
+        let Some(host) = current.host.as_deref() else {
+            return Err(database_error(
+                master.engine,
+                "looking up the alternate user",
+                "the current account has no host",
+            ));
+        };
+        Ok(MasterChange {
+            handover: Handover::between(current, pending_user, ctx)?,
+            master,
+            ctx,
+            current_user: &current.user,
+            host,
+            target_user: pending_user,
+            target: account_sql(pending_user, host),
+        })
+    }
+
     /// The steps in order; returns whether the account was created and how many grant lines
     /// were replayed.
     async fn apply(&mut self, password: &Password) -> Result<(bool, usize), Error> {
@@ -154,28 +187,35 @@ impl MasterChange<'_> {
     }
 
     /// The privilege invariant (docs/protocol.md 5.12): the target, whose password the rotation
-    /// hands over, may do nothing the current account may not. Adding `_clone`, a clone that
-    /// does not exist yet holds nothing; removing it, the original must exist.
+    /// hands over, may do nothing the current account may not.
     async fn enforce_invariant(&mut self, exists: bool) -> Result<(), Error> {
-        let given = format!("{}@{}", self.target_user, self.host);
-        let current = format!("{}@{}", self.current_user, self.host);
-        let excess = match (self.handover, exists) {
-            (Handover::Append, false) => return Ok(()),
+        let excess = self.excess(exists).await?;
+        if excess.is_empty() {
+            Ok(())
+        } else {
+            let given = format!("{}@{}", self.target_user, self.host);
+            let current = format!("{}@{}", self.current_user, self.host);
+            Err(privilege_gap(self.ctx, given, current, excess))
+        }
+    }
+
+    /// What the target may do and the current account may not, from both accounts' `SHOW
+    /// GRANTS`: empty when the invariant holds. Adding `_clone`, a clone that does not exist yet
+    /// holds nothing; removing it, the original must exist.
+    async fn excess(&mut self, exists: bool) -> Result<Vec<String>, Error> {
+        Ok(match (self.handover, exists) {
+            (Handover::Append, false) => Vec::new(),
             (Handover::Strip, false) => vec![format!(
-                "the account {given} itself, which does not exist, so the clone cannot be shown \
-                 to hold its privileges"
+                "the account {}@{} itself, which does not exist, so the clone cannot be shown \
+                 to hold its privileges",
+                self.target_user, self.host
             )],
             (_, true) => {
                 let target = self.privileges_of(self.target_user).await?;
                 let source = self.privileges_of(self.current_user).await?;
                 target.excess_over(&source)
             }
-        };
-        if excess.is_empty() {
-            Ok(())
-        } else {
-            Err(privilege_gap(self.ctx, given, current, excess))
-        }
+        })
     }
 
     /// Replays every grant of the current account onto the target, grantee rewritten. Returns

@@ -59,6 +59,7 @@ use mysql_async::SslOpts;
 use mysql_async::prelude::Queryable;
 
 pub use auth_plugin::PasswordPlugin;
+pub(crate) use master::audit_clone;
 pub use quote::{account_sql, quote_literal};
 pub use session::MySession;
 

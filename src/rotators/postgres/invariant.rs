@@ -203,14 +203,39 @@ pub(super) async fn enforce(
     original: &str,
     clone: &str,
 ) -> Result<(), Error> {
+    let excess = excess(transaction, engine, handover, original, clone).await?;
+    if excess.is_empty() {
+        return Ok(());
+    }
+    let (given, current) = match handover {
+        Handover::Append => (clone, original),
+        Handover::Strip => (original, clone),
+    };
+    Err(privilege_gap(
+        ctx,
+        given.to_owned(),
+        current.to_owned(),
+        excess,
+    ))
+}
+
+/// What the account handed over in `handover`'s direction may do and the current one may not:
+/// empty when the invariant holds. Reads the catalogs only.
+pub(super) async fn excess(
+    transaction: &Transaction<'_>,
+    engine: Engine,
+    handover: Handover,
+    original: &str,
+    clone: &str,
+) -> Result<Vec<String>, Error> {
     let catalog = Catalog {
         transaction,
         engine,
     };
-    let (given, current, excess) = match handover {
+    match handover {
         Handover::Append => {
             let Some(clone_role) = catalog.role(clone).await? else {
-                return Ok(());
+                return Ok(Vec::new());
             };
             let Some(original_role) = catalog.role(original).await? else {
                 return Err(database_error(
@@ -226,41 +251,28 @@ pub(super) async fn enforce(
                 dependencies: catalog.dependencies(clone_role.oid).await?,
                 settings: catalog.settings(clone_role.oid, original_role.oid).await?,
             };
-            (clone, original, append_excess(&facts, original))
+            Ok(append_excess(&facts, original))
         }
-        Handover::Strip => {
-            let excess = match (catalog.role(original).await?, catalog.role(clone).await?) {
-                (Some(original_role), Some(clone_role)) => {
-                    let reach = catalog.reach(clone_role.oid, original_role.oid).await?;
-                    let power = reach
-                        .iter()
-                        .find(|r| r.role == original)
-                        .map(|r| r.clone)
-                        .unwrap_or_default();
-                    strip_excess(
-                        power,
-                        clone_role.attributes,
-                        original_role.attributes,
-                        original,
-                    )
-                }
-                _ => vec![format!(
-                    "the role {original} itself, which does not exist, so the clone cannot be \
-                     shown to hold its privileges"
-                )],
-            };
-            (original, clone, excess)
-        }
-    };
-    if excess.is_empty() {
-        Ok(())
-    } else {
-        Err(privilege_gap(
-            ctx,
-            given.to_owned(),
-            current.to_owned(),
-            excess,
-        ))
+        Handover::Strip => match (catalog.role(original).await?, catalog.role(clone).await?) {
+            (Some(original_role), Some(clone_role)) => {
+                let reach = catalog.reach(clone_role.oid, original_role.oid).await?;
+                let power = reach
+                    .iter()
+                    .find(|r| r.role == original)
+                    .map(|r| r.clone)
+                    .unwrap_or_default();
+                Ok(strip_excess(
+                    power,
+                    clone_role.attributes,
+                    original_role.attributes,
+                    original,
+                ))
+            }
+            _ => Ok(vec![format!(
+                "the role {original} itself, which does not exist, so the clone cannot be \
+                 shown to hold its privileges"
+            )]),
+        },
     }
 }
 

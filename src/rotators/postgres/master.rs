@@ -14,7 +14,7 @@ use crate::credentials::{DbSecret, Password};
 use crate::deadline::StepContext;
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::rotators::driver::{bounded, database_error};
+use crate::rotators::driver::{AUDITING, bounded, database_error};
 use crate::rotators::{Account, Handover};
 
 /// What the whole change is called in errors.
@@ -31,10 +31,7 @@ pub(super) async fn set_password_as_master(
     let engine = master.engine;
     let target = pending.username();
     let handover = Handover::between(current, target, ctx)?;
-    let (original, clone) = match handover {
-        Handover::Append => (current.user.as_str(), target),
-        Handover::Strip => (target, current.user.as_str()),
-    };
+    let (original, clone) = roles(handover, current, target);
     let timeout = ctx.query_timeout(CHANGING)?;
     let work = async {
         let transaction = master
@@ -62,6 +59,48 @@ pub(super) async fn set_password_as_master(
     .await?;
     tracing::info!(user = target, created, "alternate user updated");
     Ok(())
+}
+
+/// What the next rotation's privilege check would refuse, without changing anything: the
+/// invariant (5.12) for handing `pending_user` (`current`'s user or its clone) over, checked in a
+/// read-only transaction of the master's session that is rolled back. Empty when it holds.
+pub(crate) async fn audit_clone(
+    master: &mut PgSession,
+    current: &Account,
+    pending_user: &str,
+    ctx: &StepContext<'_>,
+) -> Result<Vec<String>, Error> {
+    let engine = master.engine;
+    let handover = Handover::between(current, pending_user, ctx)?;
+    let (original, clone) = roles(handover, current, pending_user);
+    let timeout = ctx.query_timeout(AUDITING)?;
+    let work = async {
+        let transaction = master
+            .client
+            .build_transaction()
+            .read_only(true)
+            .start()
+            .await
+            .map_err(|e| failed(engine, "starting a read-only transaction", &e))?;
+        let excess = invariant::excess(&transaction, engine, handover, original, clone).await?;
+        transaction
+            .rollback()
+            .await
+            .map_err(|e| failed(engine, "ending the read-only transaction", &e))?;
+        Ok(excess)
+    };
+    bounded(timeout, work, |timed_out| {
+        database_error(engine, AUDITING, timed_out)
+    })
+    .await
+}
+
+/// The original account and its clone, for a handover from `current` to `target`.
+fn roles<'a>(handover: Handover, current: &'a Account, target: &'a str) -> (&'a str, &'a str) {
+    match handover {
+        Handover::Append => (current.user.as_str(), target),
+        Handover::Strip => (target, current.user.as_str()),
+    }
 }
 
 fn failed(engine: Engine, action: &'static str, e: &tokio_postgres::Error) -> Error {

@@ -21,6 +21,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use session::PgSession;
 
+pub(crate) use master::audit_clone;
+
 use super::driver::{
     CLOSE_TIMEOUT, MAY_HAVE_APPLIED, bounded, connect_per_tls_choice, database_error,
 };

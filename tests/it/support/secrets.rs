@@ -40,6 +40,17 @@ pub async fn create_secret(client: &Client, value: &Value) -> String {
 /// Stages `token` the way the service does before `createSecret`: `RotateSecret` creates an empty
 /// `AWSPENDING` version (the emulator then fails to invoke the unknown function, which is expected).
 pub async fn start_rotation(client: &Client, arn: &str, token: &str) {
+    start_rotation_by(
+        client,
+        arn,
+        token,
+        "arn:aws:lambda:us-east-1:123456789012:function:db-secret-rotator",
+    )
+    .await;
+}
+
+/// [`start_rotation`], with `function` as the secret's rotation function.
+pub async fn start_rotation_by(client: &Client, arn: &str, token: &str, function: &str) {
     // After a finished rotation the service clears the AWSPENDING label left on the new current
     // version; a new rotation is refused while it lingers.
     for (version, stages) in labels(client, arn).await {
@@ -58,7 +69,7 @@ pub async fn start_rotation(client: &Client, arn: &str, token: &str) {
         .rotate_secret()
         .secret_id(arn)
         .client_request_token(token)
-        .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:db-secret-rotator")
+        .rotation_lambda_arn(function)
         .rotation_rules(
             aws_sdk_secretsmanager::types::RotationRulesType::builder()
                 .automatically_after_days(30)

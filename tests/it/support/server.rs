@@ -115,6 +115,20 @@ impl Stack {
         }
     }
 
+    /// An alternating-users secret for `name`, whose master secret is `masterarn`.
+    pub fn alternating_secret(
+        &self,
+        server: Server,
+        name: &str,
+        password: &str,
+        masterarn: &str,
+    ) -> Value {
+        let mut secret = self.secret(server, name, password);
+        secret["masterarn"] = json!(masterarn);
+        secret["rotation_strategy"] = json!("alternating-users");
+        secret
+    }
+
     /// The longest user name whose clone name the engine still accepts.
     pub fn clone_limit(&self, server: Server) -> usize {
         match server {

@@ -1,0 +1,47 @@
+//! `doctor` on the command line: the audit, its report on stdout, its exit status.
+
+use std::io::Write;
+
+use tracing::{error, warn};
+
+use super::args::Options;
+use super::audit::Doctor;
+use super::probe::Probe;
+use super::report::EXIT_INCOMPLETE;
+use crate::config::Config;
+use crate::secrets::{SecretInventory, SecretStore};
+
+/// Runs the audit `options` ask for and writes its report to `out`: the table, or with `--json`
+/// one JSON document. Secrets that could not be audited are logged (stderr) as well. Returns the
+/// exit status ([`super::Report::exit_status`]).
+pub async fn run<S, R>(
+    options: &Options,
+    store: &S,
+    rotator: &R,
+    config: &Config,
+    out: &mut dyn Write,
+) -> u8
+where
+    S: SecretStore + SecretInventory,
+    R: Probe,
+{
+    let report = Doctor::new(store, rotator, config).run(options).await;
+    for failure in &report.failures {
+        error!(secret_id = %failure.secret, error = %failure.error, "could not audit the secret");
+    }
+    if report.secrets.is_empty() && report.failures.is_empty() {
+        warn!("no secret was audited");
+    }
+    let written = if options.json {
+        serde_json::to_writer_pretty(&mut *out, &report.to_json())
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else {
+        report.write_table(out)
+    };
+    if let Err(e) = written.and_then(|()| out.flush()) {
+        error!(error = %e, "could not write the report");
+        return EXIT_INCOMPLETE;
+    }
+    report.exit_status()
+}

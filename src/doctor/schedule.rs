@@ -1,0 +1,265 @@
+//! The scheduled audit: the function invoked with a doctor event instead of a rotation event
+//! (`events/scheduledAudit.json`; the template's optional EventBridge schedule sends it):
+//!
+//! ```json
+//! {"Command": "doctor", "Arguments": ["--function", "<the function's ARN>", "--login"]}
+//! ```
+//!
+//! `Arguments` are the command line's, checked by the same rules. The audit runs within the
+//! invocation's deadline and writes one CloudWatch Embedded Metric Format line per unhealthy (or
+//! unaudited) secret: the metric `UnhealthySecrets` (1) in `METRICS_NAMESPACE`, dimension
+//! `FunctionName`, with the secret's id and problem codes as properties, never a value. The
+//! invocation answers the report's JSON document; when a secret could not be audited it fails
+//! with that call's error instead.
+
+use std::io::Write;
+
+use lambda_runtime::LambdaEvent;
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use super::args::{self, Command, Options};
+use super::audit::Doctor;
+use super::probe::Probe;
+use super::report::Report;
+use crate::config::Config;
+use crate::deadline::Deadline;
+use crate::error::Error;
+use crate::secrets::{SecretInventory, SecretStore};
+
+/// The event's `Command`.
+pub const COMMAND: &str = "doctor";
+
+/// The metric counted per unhealthy secret.
+pub const METRIC: &str = "UnhealthySecrets";
+
+/// Whether `payload` asks for an audit rather than a rotation step: it has a `Command` and no
+/// `Step`.
+pub fn is_audit_event(payload: &Value) -> bool {
+    payload.get("Command").is_some() && payload.get("Step").is_none()
+}
+
+/// The audit an event asks for.
+fn options(payload: &Value) -> Result<Options, Error> {
+    if payload.get("Command").and_then(Value::as_str) != Some(COMMAND) {
+        return Err(Error::InvalidEvent {
+            field: "Command",
+            problem: "must be \"doctor\"",
+        });
+    }
+    let invalid = Error::InvalidEvent {
+        field: "Arguments",
+        problem: "must be a list of strings",
+    };
+    let arguments = match payload.get("Arguments") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(invalid)?,
+        Some(_) => return Err(invalid),
+    };
+    let command = std::iter::once(COMMAND.to_owned()).chain(arguments);
+    match args::parse(command) {
+        Ok(Command::Doctor(options)) => Ok(options),
+        Ok(Command::Help | Command::Version) => Err(Error::InvalidEvent {
+            field: "Arguments",
+            problem: "must ask for an audit, not for help",
+        }),
+        Err(usage) => {
+            warn!(error = %usage, "invalid doctor arguments");
+            Err(Error::InvalidEvent {
+                field: "Arguments",
+                problem: "is not a doctor command line (db-secret-rotator --help)",
+            })
+        }
+    }
+}
+
+/// Runs the audit the event asks for, within the invocation's deadline; writes the metric lines
+/// and logs each unhealthy secret's problems.
+///
+/// # Errors
+///
+/// [`Error::InvalidEvent`] for an unusable `Command` or `Arguments`; otherwise the error of the
+/// first secret that could not be audited.
+pub async fn handle<S, R>(
+    event: LambdaEvent<Value>,
+    store: &S,
+    rotator: &R,
+    config: &Config,
+) -> Result<Value, Error>
+where
+    S: SecretStore + SecretInventory,
+    R: Probe,
+{
+    let options = options(&event.payload)?;
+    let deadline = Deadline::from_epoch_millis(event.context.deadline, config.connect_timeout);
+    let report = Doctor::new(store, rotator, config)
+        .within(deadline)
+        .run(&options)
+        .await;
+    if config.metrics.enabled {
+        let function = &event.context.env_config.function_name;
+        let timestamp_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut stdout = std::io::stdout().lock();
+        for line in metric_lines(&report, &config.metrics.namespace, function, timestamp_ms) {
+            // Metrics must never fail the audit.
+            let _ = writeln!(stdout, "{line}");
+        }
+    }
+    for secret in report.secrets.iter().filter(|s| !s.healthy()) {
+        for problem in &secret.problems {
+            warn!(secret_id = %secret.arn, code = problem.code.as_str(), detail = %problem.detail, "unhealthy secret");
+        }
+    }
+    let (healthy, unhealthy) = report.counts();
+    info!(
+        healthy,
+        unhealthy,
+        not_audited = report.failures.len(),
+        "audit finished"
+    );
+    match report.failures.into_iter().next() {
+        Some(failure) => Err(failure.error),
+        None => Ok(Report::to_json(&Report {
+            secrets: report.secrets,
+            failures: Vec::new(),
+        })),
+    }
+}
+
+/// One EMF line per unhealthy or unaudited secret.
+fn metric_lines(
+    report: &Report,
+    namespace: &str,
+    function: &str,
+    timestamp_ms: u64,
+) -> Vec<String> {
+    let line = |secret_id: &str, facts: Value| {
+        let mut root = json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": [["FunctionName"]],
+                    "Metrics": [{"Name": METRIC, "Unit": "Count"}],
+                }],
+            },
+            "FunctionName": function,
+            METRIC: 1,
+            "SecretId": secret_id,
+        });
+        if let (Some(root), Value::Object(facts)) = (root.as_object_mut(), facts) {
+            root.extend(facts);
+        }
+        root.to_string()
+    };
+    let unhealthy = report.secrets.iter().filter(|s| !s.healthy()).map(|s| {
+        let codes: Vec<&str> = s.problems.iter().map(|p| p.code.as_str()).collect();
+        line(&s.arn, json!({"SecretName": s.name, "Problems": codes}))
+    });
+    let unaudited = report
+        .failures
+        .iter()
+        .map(|f| line(&f.secret, json!({"AuditError": f.error.to_string()})));
+    unhealthy.chain(unaudited).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::report::{Code, Failure, Problem, SecretReport};
+
+    const EVENT: &str = include_str!("../../events/scheduledAudit.json");
+
+    #[test]
+    fn the_documented_event_is_an_audit() {
+        let event: Value = serde_json::from_str(EVENT).unwrap();
+        assert!(is_audit_event(&event));
+        let options = options(&event).unwrap();
+        assert!(options.login && options.lists() && !options.repair);
+        assert!(options.function.is_some());
+        // A rotation event never is, even with a stray `Command`.
+        let rotation = json!({"Step": "createSecret", "SecretId": "s", "ClientRequestToken": "t", "Command": "doctor"});
+        assert!(!is_audit_event(&rotation));
+    }
+
+    #[test]
+    fn unusable_events_are_refused_naming_the_field() {
+        for (event, field) in [
+            (json!({"Command": "rotate"}), "Command"),
+            (json!({"Command": 7}), "Command"),
+            (json!({"Command": "doctor"}), "Arguments"),
+            (
+                json!({"Command": "doctor", "Arguments": "--all"}),
+                "Arguments",
+            ),
+            (
+                json!({"Command": "doctor", "Arguments": ["--all", 1]}),
+                "Arguments",
+            ),
+            (
+                json!({"Command": "doctor", "Arguments": ["--everything"]}),
+                "Arguments",
+            ),
+            (
+                json!({"Command": "doctor", "Arguments": ["--help"]}),
+                "Arguments",
+            ),
+        ] {
+            match options(&event) {
+                Err(Error::InvalidEvent { field: f, .. }) => assert_eq!(f, field, "{event}"),
+                other => panic!("{event}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn one_metric_line_per_unhealthy_or_unaudited_secret() {
+        let secret = |name: &str, problems: Vec<Problem>| SecretReport {
+            arn: format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}"),
+            name: name.to_owned(),
+            problems,
+            repairs: Vec::new(),
+        };
+        let report = Report {
+            secrets: vec![
+                secret("fine", Vec::new()),
+                secret(
+                    "stuck",
+                    vec![
+                        Problem::new(Code::StuckPending, "detail"),
+                        Problem::new(Code::CurrentLoginFailed, "detail"),
+                    ],
+                ),
+            ],
+            failures: vec![Failure {
+                secret: "gone".into(),
+                error: Error::RotationDisabled {
+                    secret_id: "gone".into(),
+                },
+            }],
+        };
+        let lines = metric_lines(&report, "DbSecretRotator", "rotator", 1_700_000_000_000);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let first: Value = serde_json::from_str(&lines[0]).unwrap();
+        let directive = &first["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "DbSecretRotator");
+        assert_eq!(directive["Dimensions"], json!([["FunctionName"]]));
+        assert_eq!(directive["Metrics"][0]["Name"], METRIC);
+        assert_eq!(first["FunctionName"], "rotator");
+        assert_eq!(first[METRIC], 1);
+        assert_eq!(first["SecretName"], "stuck");
+        assert_eq!(
+            first["Problems"],
+            json!(["stuck-pending", "current-login-failed"])
+        );
+        let second: Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(second["SecretId"], "gone");
+        assert!(second["AuditError"].as_str().unwrap().contains("gone"));
+    }
+}
