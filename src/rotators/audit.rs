@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use super::{Account, Rotator, Rotators, Session, mysql, postgres};
+use super::{Account, Rotator, Rotators, Session, mysql, postgres, redis, unsupported_strategy};
 use crate::deadline::StepContext;
 use crate::error::Error;
 
@@ -33,6 +33,8 @@ impl CloneAudit for Rotators {
         match master {
             Session::Postgres(s) => postgres::audit_clone(s, current, pending_user, ctx).await,
             Session::Mysql(s) => mysql::audit_clone(s, current, pending_user, ctx).await,
+            // Redis has no alternating-users path, hence no clone to compare.
+            Session::Redis(_) => Err(unsupported_strategy(ctx, redis::ALTERNATING_UNSUPPORTED)),
         }
     }
 }

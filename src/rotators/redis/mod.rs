@@ -46,7 +46,7 @@ use acl::{AclUser, PasswordChange};
 use change::CHANGING;
 
 /// Why Redis secrets do not rotate with alternating users, and what to use instead.
-const ALTERNATING_UNSUPPORTED: &str = "strategy alternating-users is not supported for Redis, \
+pub(crate) const ALTERNATING_UNSUPPORTED: &str = "strategy alternating-users is not supported for Redis, \
      whose ACL users hold several passwords: use dual-password for rotation without downtime";
 
 /// Why a Redis user does not add its own second password.
