@@ -24,12 +24,16 @@
 //! - [`logging`]: log set-up honouring Lambda's logging controls, with a filter layer that keeps
 //!   raw events, SDK bodies and driver statements out whatever they ask for.
 //! - [`event`]: the rotation event, validated before any API call.
-//! - [`secrets`]: the [`secrets::SecretStore`] trait and its AWS SDK implementation.
+//! - [`secrets`]: the [`secrets::SecretStore`] trait and its AWS SDK implementation, whose
+//!   deadline-bounded retries serve every AWS call.
+//! - [`rds`]: the RDS lookups of the alternating-users path: where an RDS-managed master
+//!   secret's database is, and whether a host is a read replica or Aurora reader of the master's.
 //! - [`rotators`]: the [`rotators::Rotator`] trait, [`rotators::Rotators`] dispatching on the
 //!   secret's engine, the driver glue every engine shares, and one folder per engine family
 //!   (`rotators/postgres/`, `rotators/mysql/`: session, SQL, alternating-users path and its
 //!   privilege invariant).
-//! - [`handler`]: the guard and the four steps, generic over a secret store and a rotator.
+//! - [`handler`]: the guard and the four steps, generic over a secret store, a rotator and the
+//!   RDS API.
 //!
 //! # Adding an engine
 //!
@@ -65,6 +69,7 @@ pub mod logging;
 pub mod metrics;
 pub mod password;
 pub mod protocol;
+pub mod rds;
 pub mod rotators;
 pub mod secrets;
 pub mod tls;

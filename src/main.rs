@@ -8,6 +8,7 @@
 use aws_config::BehaviorVersion;
 use db_secret_rotator::env::Env;
 use db_secret_rotator::metrics::SecretKinds;
+use db_secret_rotator::rds::{Rds, SdkRds};
 use db_secret_rotator::rotators::Rotators;
 use db_secret_rotator::secrets::SdkSecretStore;
 use db_secret_rotator::tls::TlsRoots;
@@ -57,10 +58,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     }
     let sdk_config = sdk_config.load().await;
     let secrets = SdkSecretStore::new(&sdk_config, config.secrets_manager_endpoint.as_deref());
+    // Alternating users only; its client is built on the first RDS call.
+    let rds = Rds::new(SdkRds::new(&sdk_config));
     let kinds = SecretKinds::new(SecretKinds::DEFAULT_CAPACITY);
-    let (secrets, rotators, config, kinds) = (&secrets, &rotators, &config, &kinds);
+    let (secrets, rotators, rds, config, kinds) = (&secrets, &rotators, &rds, &config, &kinds);
     lambda_runtime::run(service_fn(move |event| {
-        handler::handle(event, secrets, rotators, config, kinds)
+        handler::handle(event, secrets, rotators, rds, config, kinds)
     }))
     .await
 }

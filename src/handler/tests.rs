@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::rds::fake::FakeRds;
 use crate::rotators::Account;
 
 const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf";
@@ -51,6 +52,10 @@ struct FakeStore {
     rotation_tokens: RefCell<Vec<Option<String>>>,
     /// AWSCURRENT values of other secrets (the master secret), by id.
     others: RefCell<HashMap<String, String>>,
+    /// `DescribeSecret` of other secrets, by id (default: no tags).
+    others_described: RefCell<HashMap<String, SecretDescription>>,
+    /// The secret's own tags.
+    tags: RefCell<Vec<(String, String)>>,
 }
 
 fn sm_error(operation: &'static str, code: &str) -> Error {
@@ -98,6 +103,8 @@ impl FakeStore {
             calls: Cell::new(Calls::default()),
             rotation_tokens: RefCell::new(Vec::new()),
             others: RefCell::new(HashMap::new()),
+            others_described: RefCell::new(HashMap::new()),
+            tags: RefCell::new(Vec::new()),
         };
         store.insert(OLD_TOKEN, Some(current.to_string()), &["AWSCURRENT"]);
         store.insert(TOKEN, None, &["AWSPENDING"]);
@@ -137,8 +144,12 @@ impl FakeStore {
 }
 
 impl SecretStore for FakeStore {
-    async fn describe(&self, _: &str, _: &StepContext<'_>) -> Result<SecretDescription, Error> {
+    async fn describe(&self, id: &str, _: &StepContext<'_>) -> Result<SecretDescription, Error> {
         self.count(|c| c.describe += 1);
+        if id != SECRET {
+            let described = self.others_described.borrow().get(id).cloned();
+            return Ok(described.unwrap_or_default());
+        }
         Ok(SecretDescription {
             rotation_enabled: self.rotation_enabled.get(),
             versions: self
@@ -148,6 +159,8 @@ impl SecretStore for FakeStore {
                 .filter(|(_, v)| !v.stages.is_empty())
                 .map(|(k, v)| (k.clone(), v.stages.clone()))
                 .collect(),
+            arn: Some(SECRET.to_owned()),
+            tags: self.tags.borrow().clone(),
         })
     }
 
@@ -275,6 +288,10 @@ struct FakeDb {
     require_current: Cell<bool>,
     /// The password each own-password change named as the one it replaces.
     replaced: RefCell<Vec<String>>,
+    /// Hosts other than `HOST` that serve the same users (RDS replicas and readers).
+    other_hosts: RefCell<Vec<String>>,
+    /// Every credential a connection was attempted with.
+    connected: RefCell<Vec<DbSecret>>,
 }
 
 #[derive(Debug)]
@@ -304,7 +321,10 @@ impl Rotator for FakeDb {
         ctx: &StepContext<'_>,
     ) -> Result<FakeSession, Error> {
         ctx.deadline.connect_timeout(ctx.step, "login")?;
-        let ok = creds.host() == HOST
+        self.connected.borrow_mut().push(creds.clone());
+        let served =
+            creds.host() == HOST || self.other_hosts.borrow().iter().any(|h| h == creds.host());
+        let ok = served
             && self
                 .users
                 .borrow()
@@ -411,7 +431,7 @@ fn new_password(_: Family) -> Password {
     Password::new(NEW_PASSWORD)
 }
 
-/// Runs one invocation, returning its result and its metrics report.
+/// Runs one invocation, returning its result and its metrics report. RDS knows nothing.
 async fn invoke(
     payload: &Value,
     deadline: Deadline,
@@ -419,7 +439,26 @@ async fn invoke(
     db: &FakeDb,
     config: &Config,
 ) -> (Result<(), Error>, Report) {
-    run_reporting(payload, deadline, store, db, config, &new_password).await
+    let rds = Rds::new(FakeRds::default());
+    let result = invoke_with(payload, deadline, store, db, &rds, config).await;
+    assert_eq!(
+        rds.api().calls(),
+        0,
+        "RDS is asked only where RDS may be involved"
+    );
+    result
+}
+
+/// [`invoke`] with a given RDS.
+async fn invoke_with(
+    payload: &Value,
+    deadline: Deadline,
+    store: &FakeStore,
+    db: &FakeDb,
+    rds: &Rds<FakeRds>,
+    config: &Config,
+) -> (Result<(), Error>, Report) {
+    run_reporting(payload, deadline, store, db, rds, config, &new_password).await
 }
 
 /// `err` refuses an identity naming `needle`, and no password changed.
@@ -1167,3 +1206,5 @@ async fn an_rds_managed_master_secret_is_named_with_its_missing_host() {
     );
     assert!(db.changes.borrow().is_empty());
 }
+
+mod rds;

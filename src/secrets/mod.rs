@@ -5,7 +5,7 @@
 //! `aws-sdk-secretsmanager`, every call under the step's time budget and retried by
 //! [`retry::RetryPolicy`] when the service throttles or fails transiently.
 
-mod retry;
+pub(crate) mod retry;
 mod sdk;
 
 use std::collections::BTreeMap;
@@ -25,6 +25,10 @@ pub struct SecretDescription {
     pub rotation_enabled: Option<bool>,
     /// `VersionIdsToStages`.
     pub versions: BTreeMap<String, Vec<String>>,
+    /// `ARN`: the secret's full ARN, when the service returned it.
+    pub arn: Option<String>,
+    /// `Tags`, as key and value, in the service's order.
+    pub tags: Vec<(String, String)>,
 }
 
 impl SecretDescription {
