@@ -53,7 +53,8 @@
 //! Manager emulator and real PostgreSQL and MariaDB servers (password authentication, TLS), and
 //! `scripts/stack.sh env` prints the variables the tests read, once, in `tests/it/support`. A
 //! missing stack skips them, except under `CI=true`, where it fails the run. `scripts/test.sh`
-//! does all of it.
+//! does all of it. The emulator serves RDS too; its synthetic endpoint names reach the local
+//! servers through a rotator wrapper that exists only in the tests (`tests/it/support/rds.rs`).
 
 #[cfg(test)]
 mod arbitrary;
