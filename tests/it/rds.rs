@@ -1,10 +1,12 @@
 //! Alternating users with RDS (docs/protocol.md 3, setSecret steps 5 and 6), against the
 //! emulator's RDS and the real servers: an RDS-managed master secret (only `username` and
 //! `password`, tagged with its instance) drives rotations; a rotated secret on a read replica of
-//! the master's instance is accepted and the master acts on its own host; any other host is
-//! refused before the master logs in; a master whose instance is gone fails clearly; single-user
-//! rotations never call RDS; RDS calls are retried within the deadline. The emulator's endpoint
-//! names reach the stack's servers through `support::Redirect` (see `support::rds`).
+//! the master's instance, or on the reader endpoint or an instance of the master's Aurora
+//! cluster, is accepted and the master acts on its own host (the cluster's writer endpoint); any
+//! other host is refused before the master logs in; a master whose instance is gone fails
+//! clearly; single-user rotations never call RDS; RDS calls are retried within the deadline. The
+//! emulator's endpoint names reach the stack's servers through `support::Redirect` (see
+//! `support::rds`).
 
 use std::time::{Duration, Instant};
 
@@ -104,6 +106,31 @@ async fn set_secret_refused<R: Rotator>(
         "setSecret wrote: {err}"
     );
     err
+}
+
+/// Rotates `arn` once; the clone `clone` must then be `AWSCURRENT`'s user, and log in with its
+/// password. Returns `AWSCURRENT`.
+async fn rotate_to_clone<R: Rotator>(
+    function: &Function<R>,
+    stack: &Stack,
+    server: Server,
+    arn: &str,
+    clone: &str,
+) -> Value {
+    let client = sm_client().await;
+    let token = token();
+    start_rotation(&client, arn, &token).await;
+    function
+        .rotate(arn, &token)
+        .await
+        .unwrap_or_else(|e| panic!("{arn}: {e}"));
+    let current = value(&client, arn, "AWSCURRENT").await;
+    assert_eq!(current["username"], json!(clone), "{arn}");
+    stack
+        .login(server, clone, current["password"].as_str().unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("{arn}: {e}"));
+    current
 }
 
 async fn an_rds_managed_master_drives_three_rotations(server: Server) {
@@ -212,23 +239,12 @@ async fn a_rotated_secret_on_a_replica_host_is_accepted(server: Server) {
             &proxy.url,
         )
         .await;
-        let token = token();
-        start_rotation(&client, &arn, &token).await;
-        function
-            .rotate(&arn, &token)
-            .await
-            .unwrap_or_else(|e| panic!("{masterarn}: {e}"));
-        let current = value(&client, &arn, "AWSCURRENT").await;
-        assert_eq!(current["username"], json!(clone));
+        let current = rotate_to_clone(&function, stack, server, &arn, &clone).await;
         assert_eq!(
             current["host"],
             json!(replica.endpoint),
             "the secret keeps its host"
         );
-        stack
-            .login(server, &clone, current["password"].as_str().unwrap())
-            .await
-            .unwrap();
         // Current proved itself on the replica; the master acted on the primary.
         assert_eq!(
             function.rotators.hosts_of(CURRENT_LOGIN),
@@ -243,6 +259,37 @@ async fn a_rotated_secret_on_a_replica_host_is_accepted(server: Server) {
             rds_operations(&proxy),
             ["DescribeDBInstances", "DescribeDBInstances"]
         );
+        stack.drop_user(server, &clone).await;
+        user.drop(stack).await;
+    }
+}
+
+/// An Aurora cluster's RDS-managed master acts on the writer endpoint for a rotated secret on the
+/// reader endpoint or on an instance of the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_on_an_aurora_reader_is_accepted() {
+    let stack = require_stack!();
+    let server = Server::Postgres;
+    let cluster = create_cluster(stack).await;
+    for (host, asked) in [
+        (&cluster.reader, &["DescribeDBClusters"][..]),
+        (
+            &cluster.member.endpoint,
+            &["DescribeDBClusters", "DescribeDBInstances"][..],
+        ),
+    ] {
+        let (user, _, arn) = user_at(stack, server, "rdsa", host, &cluster.master_secret).await;
+        let clone = format!("{}_clone", user.name());
+        let proxy = SmProxy::start(stack).await;
+        let endpoints = [cluster.writer.as_str(), host.as_str()];
+        let function = function_at(stack, server, &endpoints, &proxy.url).await;
+        rotate_to_clone(&function, stack, server, &arn, &clone).await;
+        assert_eq!(function.rotators.hosts_of(CURRENT_LOGIN), [host.as_str()]);
+        assert_eq!(
+            function.rotators.hosts_of(MASTER_LOGIN),
+            [cluster.writer.as_str()]
+        );
+        assert_eq!(rds_operations(&proxy), asked, "{host}");
         stack.drop_user(server, &clone).await;
         user.drop(stack).await;
     }

@@ -1,5 +1,5 @@
-//! RDS as the tests see it: the emulator's RDS (instances whose master password RDS manages,
-//! read replicas, clusters), the function's RDS lookups pointed at it (or at a counting proxy),
+//! RDS as the tests see it: the emulator's RDS (instances and Aurora clusters whose master
+//! password RDS manages, read replicas), the function's RDS lookups pointed at it (or at a counting proxy),
 //! and [`Redirect`], which makes the emulator's synthetic endpoint names reach the stack's
 //! servers.
 //!
@@ -82,9 +82,8 @@ fn described(i: &aws_sdk_rds::types::DbInstance) -> RdsInstance {
 }
 
 /// Creates an instance running `server`'s engine. With `managed`, RDS manages its master
-/// password in a secret tagged with the instance's ARN, whose value is then set to the stack's
-/// admin credentials (the emulator's own are a fixed pair no server knows), still holding only
-/// `username` and `password`.
+/// password in a secret tagged with the instance's ARN, which then holds the stack's admin
+/// credentials.
 pub async fn create_instance(stack: &Stack, server: Server, managed: bool) -> RdsInstance {
     let client = rds_client(stack).await;
     let (engine, version) = engine(server);
@@ -102,19 +101,78 @@ pub async fn create_instance(stack: &Stack, server: Server, managed: bool) -> Rd
         .expect("CreateDBInstance");
     let instance = described(out.db_instance().expect("instance"));
     if let Some(secret) = &instance.master_secret {
-        register_password(EMULATOR_MASTER_PASSWORD);
-        let admin = stack.master_secret(server);
-        let value = json!({"username": admin["username"], "password": admin["password"]});
-        super::sm_client()
-            .await
-            .put_secret_value()
-            .secret_id(secret)
-            .secret_string(value.to_string())
-            .send()
-            .await
-            .expect("PutSecretValue on the master secret");
+        hold_admin_credentials(stack, server, secret).await;
     }
     instance
+}
+
+/// Sets the value of `secret`, a master secret the emulator created, to the stack's admin
+/// credentials for `server` (the emulator's own are a fixed pair no server knows), still holding
+/// only `username` and `password`.
+async fn hold_admin_credentials(stack: &Stack, server: Server, secret: &str) {
+    register_password(EMULATOR_MASTER_PASSWORD);
+    let admin = stack.master_secret(server);
+    let value = json!({"username": admin["username"], "password": admin["password"]});
+    super::sm_client()
+        .await
+        .put_secret_value()
+        .secret_id(secret)
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .expect("PutSecretValue on the master secret");
+}
+
+/// An Aurora PostgreSQL cluster of the emulator, whose master password RDS manages, with one
+/// instance.
+#[derive(Debug, Clone)]
+pub struct RdsCluster {
+    pub writer: String,
+    pub reader: String,
+    pub master_secret: String,
+    /// The cluster's one instance.
+    pub member: RdsInstance,
+}
+
+/// Creates an `aurora-postgresql` cluster whose master secret holds the stack's PostgreSQL admin
+/// credentials, and one instance in it.
+pub async fn create_cluster(stack: &Stack) -> RdsCluster {
+    let client = rds_client(stack).await;
+    let id = unique("dsr-cluster").replace('_', "-");
+    let out = client
+        .create_db_cluster()
+        .db_cluster_identifier(&id)
+        .engine("aurora-postgresql")
+        .master_username("admin")
+        .manage_master_user_password(true)
+        .send()
+        .await
+        .expect("CreateDBCluster");
+    let cluster = out.db_cluster().expect("cluster");
+    let master_secret = cluster
+        .master_user_secret()
+        .and_then(|s| s.secret_arn())
+        .expect("MasterUserSecret")
+        .to_owned();
+    hold_admin_credentials(stack, Server::Postgres, &master_secret).await;
+    let member = client
+        .create_db_instance()
+        .db_instance_identifier(format!("{id}-1"))
+        .db_cluster_identifier(&id)
+        .db_instance_class("db.r6g.large")
+        .engine("aurora-postgresql")
+        .send()
+        .await
+        .expect("CreateDBInstance in the cluster");
+    RdsCluster {
+        writer: cluster.endpoint().expect("writer endpoint").to_owned(),
+        reader: cluster
+            .reader_endpoint()
+            .expect("reader endpoint")
+            .to_owned(),
+        master_secret,
+        member: described(member.db_instance().expect("member")),
+    }
 }
 
 /// Creates a read replica of `source`.
