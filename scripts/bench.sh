@@ -23,6 +23,14 @@
 #   --instruction-runs N cold rotations per group under callgrind (default 3; 0 skips them)
 #   --no-sizes           skip the cargo lambda builds (the size rows then read "not built")
 #   --out FILE           the JSON results (default ${DSR_STACK_DIR:-.stack}/bench/results.json)
+#
+#        scripts/bench.sh storm [--secrets N] [--tps R] [--processes P] [--timeout S]
+#   A rotation storm against a write quota: the integration suite's storm test (tests/it/storm.rs,
+#   with its Runtime API emulator and quota proxy), built in release mode and sized up. N secrets
+#   (default 500) rotate at once through P function processes (default one per secret) under a
+#   quota of R writes a second (default 25), each invocation with an S-second deadline (default
+#   60). Prints wall time against the quota-bound minimum (2 x N / R), throttled answers,
+#   failures and p50/p99 step durations, and copies them to ${DSR_STACK_DIR:-.stack}/bench/.
 # The stack's ports and state directory follow scripts/stack.sh (DSR_STACK_DIR, DSR_*_PORT).
 set -euo pipefail
 
@@ -38,9 +46,22 @@ SIZES=1
 STACK_DIR=${DSR_STACK_DIR:-$REPO_ROOT/.stack}
 [[ $STACK_DIR == /* ]] || STACK_DIR="$PWD/$STACK_DIR"
 OUT=$STACK_DIR/bench/results.json
+MODE=rotations
+STORM_SECRETS=500
+STORM_TPS=25
+STORM_PROCESSES=
+STORM_TIMEOUT=60
 
+if [[ ${1:-} == storm ]]; then
+    MODE=storm
+    shift
+fi
 while (($# > 0)); do
     case "$1" in
+        --secrets) STORM_SECRETS=${2:?--secrets needs a number}; shift 2 ;;
+        --tps) STORM_TPS=${2:?--tps needs a number}; shift 2 ;;
+        --processes) STORM_PROCESSES=${2:?--processes needs a number}; shift 2 ;;
+        --timeout) STORM_TIMEOUT=${2:?--timeout needs a number of seconds}; shift 2 ;;
         --runs) RUNS=${2:?--runs needs a number}; shift 2 ;;
         --cpu-share) SHARES+=("${2:?--cpu-share needs a fraction of one CPU or full}"); shift 2 ;;
         --instruction-runs)
@@ -80,6 +101,32 @@ build_zip() {
         log "$arch: cargo lambda build failed; reported as unavailable"
         printf 'cargo lambda build %s failed (see %s)\n' "$flag" "$BUILD_LOG" >"$dir/unavailable"
     fi
+}
+
+# storm: the storm test of the integration suite, in release mode, at the requested size.
+storm() {
+    local start=$SECONDS report=$STACK_DIR/bench/storm.txt
+    for n in "$STORM_SECRETS" "$STORM_TIMEOUT" ${STORM_PROCESSES:+"$STORM_PROCESSES"}; do
+        [[ $n =~ ^[1-9][0-9]*$ ]] || die "storm sizes must be positive integers (got '$n')"
+    done
+    [[ $STORM_TPS =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--tps must be a positive number"
+    mkdir -p "$STACK_DIR/bench"
+    scripts/stack.sh up
+    eval "$(scripts/stack.sh env)"
+    log "cargo test --release --test it --no-run (log: $BUILD_LOG)"
+    cargo test --release --test it --no-run >"$BUILD_LOG" 2>&1 ||
+        { log_tail "$BUILD_LOG"; die "the release build of the integration tests failed"; }
+    log "storm: $STORM_SECRETS secrets, ${STORM_PROCESSES:-$STORM_SECRETS} processes, $STORM_TPS writes/s, ${STORM_TIMEOUT}s per invocation"
+    # The function processes log at INFO, as in production; the test's own checks still run.
+    CI=true DSR_STORM_SECRETS=$STORM_SECRETS DSR_STORM_TPS=$STORM_TPS \
+        DSR_STORM_PROCESSES=${STORM_PROCESSES:-$STORM_SECRETS} DSR_STORM_TIMEOUT_SECS=$STORM_TIMEOUT \
+        DSR_STORM_LOG_LEVEL=INFO \
+        cargo test --release --test it -- --exact storm::a_storm_of_rotations_rides_out_the_write_quota \
+        >"$STACK_DIR/bench/storm.log" 2>&1 ||
+        { log_tail "$STACK_DIR/bench/storm.log" 60; die "the storm failed (log: $STACK_DIR/bench/storm.log)"; }
+    cp target/tmp/storm.txt "$report"
+    cat "$report"
+    log "done in $((SECONDS - start))s; figures in $report; the stack is still running"
 }
 
 main() {
@@ -124,4 +171,8 @@ main() {
     log "done in $((SECONDS - start))s; the stack is still running (scripts/stack.sh down stops it)"
 }
 
-main
+if [[ $MODE == storm ]]; then
+    storm
+else
+    main
+fi

@@ -3,7 +3,7 @@
 //! [`SecretStore`] speaks the domain (stages, versions, "not found" where a step expects it), so
 //! the handler never imports the SDK; [`SdkSecretStore`] implements it with
 //! `aws-sdk-secretsmanager`, every call under the step's time budget and retried by
-//! [`retry::RetryPolicy`] when the service throttles or fails transiently.
+//! [`RetryPolicy`] when the service throttles or fails transiently.
 
 pub(crate) mod retry;
 mod sdk;

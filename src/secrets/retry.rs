@@ -37,14 +37,19 @@ use tracing::debug;
 use crate::deadline::{CallTally, Deadline, StepContext};
 use crate::error::Error;
 
-/// Error codes that mean "slow down": the request was refused, not acted on.
+/// Error codes that mean "slow down": the request was refused, not acted on. The list AWS gives
+/// for Secrets Manager, less `LimitExceededException`, which Secrets Manager uses for quotas on
+/// the secret itself (too many versions) that no retry can fix.
 const THROTTLING_CODES: &[&str] = &[
     "ThrottlingException",
     "Throttling",
     "ThrottledException",
     "RequestThrottledException",
     "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
     "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
     "RequestThrottled",
     "SlowDown",
 ];
@@ -56,6 +61,7 @@ const TRANSIENT_CODES: &[&str] = &[
     "ServiceUnavailable",
     "RequestTimeout",
     "RequestTimeoutException",
+    "PriorRequestNotComplete",
 ];
 
 /// How the attempts of one Secrets Manager call are spaced and bounded.
@@ -74,9 +80,10 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 50 ms doubling up to 2 s, 5 s per attempt. Throttled answers are cheap and quick, so a
-    /// short cap keeps the quota busy as the callers thin out; a longer one leaves it idle at the
-    /// end of a storm (see docs/benchmarks.md).
+    /// 50 ms doubling up to 2 s, 5 s per attempt. A caller at the cap retries every second on
+    /// average; as a storm thins out, a longer cap would leave the quota idle between the last
+    /// callers' attempts and stretch the storm's tail, while throttled answers are quick and
+    /// cheap for the caller.
     fn default() -> Self {
         RetryPolicy {
             base: Duration::from_millis(50),

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
+use db_secret_rotator::Config;
 use db_secret_rotator::protocol::Strategy;
 
 use crate::support::scenario::{STEPS, Scenario};
@@ -130,7 +131,15 @@ async fn fifty_secrets_rotated_at_once(server: Server) {
         .collect()
         .await;
     let setup = setup_started.elapsed();
-    let function = Function::new(stack).await;
+    // Fifty logins share one thread here, where a Lambda container serves one invocation at a
+    // time: give each attempt room, so that what is tested is the concurrency, not a 2-core
+    // machine's handshake rate against the default 5 s connect timeout.
+    let function = Function::with_config(Config {
+        tls_extra_ca_file: Some(stack.test_ca.clone()),
+        connect_timeout: Duration::from_secs(60),
+        ..Config::default()
+    })
+    .await;
     let started = Instant::now();
     let results = futures_util::future::join_all(cases.iter().map(|(_, _, arn, token)| {
         let function = &function;

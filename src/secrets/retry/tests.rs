@@ -52,6 +52,12 @@ fn throttling_and_server_errors_are_retried_and_the_rest_is_not() {
         (Some("ThrottlingException"), Some(400), Kind::Throttled),
         (Some("TooManyRequestsException"), Some(400), Kind::Throttled),
         (None, Some(429), Kind::Throttled),
+        (
+            Some("TransactionInProgressException"),
+            Some(400),
+            Kind::Throttled,
+        ),
+        (Some("PriorRequestNotComplete"), Some(400), Kind::Transient),
         (Some("InternalServiceError"), Some(500), Kind::Transient),
         (None, Some(503), Kind::Transient),
         (Some("SomethingNew"), Some(502), Kind::Transient),
