@@ -2,7 +2,9 @@
 # Measures db-secret-rotator on this machine (docs/benchmarks.md says what each figure means):
 #   1. brings the local stack up (scripts/stack.sh up: moto, PostgreSQL, MariaDB, a test CA) and
 #      installs valgrind when it is missing;
-#   2. builds the release binary and the floor (bench/floor.rs, `cargo build --release`);
+#   2. builds the release binary, the floor (bench/floor.rs) and the bench harness
+#      (bench/harness.rs: the integration suite's Runtime API emulator and Secrets Manager proxy),
+#      `cargo build --release`;
 #   3. builds the Lambda zips for x86_64 and arm64 with cargo lambda, for their sizes (an
 #      architecture that cannot be built here is reported as unavailable);
 #   4. runs scripts/bench/bench.py: at full CPU and at each CPU share (a cgroup capping the
@@ -140,8 +142,9 @@ main() {
         apt_install valgrind
     fi
 
-    log "cargo build --release (the function and the floor; log: $BUILD_LOG)"
-    cargo build --release --bin db-secret-rotator --example floor >>"$BUILD_LOG" 2>&1 ||
+    log "cargo build --release (the function, the floor and the bench harness; log: $BUILD_LOG)"
+    cargo build --release --bin db-secret-rotator --example floor --example bench-harness \
+        >>"$BUILD_LOG" 2>&1 ||
         { log_tail "$BUILD_LOG"; die "cargo build --release failed"; }
 
     if ((SIZES)); then
@@ -166,7 +169,8 @@ main() {
     fi
     # bench.py drives moto through boto3, which lives in the stack's virtualenv.
     "$(stack_python)" scripts/bench/bench.py --binary target/release/db-secret-rotator \
-        --floor target/release/examples/floor --runs "$RUNS" --out "$OUT" \
+        --floor target/release/examples/floor --harness target/release/examples/bench-harness \
+        --runs "$RUNS" --out "$OUT" \
         --artifacts "$ARTIFACTS" --cpu-shares "$shares" --instruction-runs "$INSTRUCTION_RUNS"
     log "done in $((SECONDS - start))s; the stack is still running (scripts/stack.sh down stops it)"
 }

@@ -5,11 +5,12 @@ For each CPU share (full CPU, then the shares Lambda gives at 128, 256 and 512 M
 of its own: cpucap.py), each engine (postgres, mariadb) and strategy (single-user,
 alternating-users) it runs, against the local stack (moto and the databases are never capped):
 
-- N cold rotations: a fresh function process per rotation, under the Runtime API emulator
-  (runtime_api.py) with the first event already queued: spawn → first GET /next ("ready"), spawn
-  → first response, spawn → the fourth step's response ("cold rotation"), the process's CPU time
-  (user + system, all threads, from wait4) and peak RSS; the rotation's Secrets Manager calls are
-  counted by the proxy (sm_proxy.py) in front of moto;
+- N cold rotations: a fresh function process per rotation, under a Lambda Runtime API emulator
+  with the first event already queued: spawn → first GET /next ("ready"), spawn → first
+  response, spawn → the fourth step's response ("cold rotation"), the process's CPU time (user +
+  system, all threads, from wait4) and peak RSS; the rotation's Secrets Manager operations are
+  counted by a proxy in front of moto. The emulators and the proxy are the integration suite's
+  (tests/it/support/), served by the bench harness (bench/harness.rs, `Harness` below);
 - N cold floor rotations, interleaved with them: a fresh floor process (bench/floor.rs) with its
   request already written, spawn → answer, and its CPU time;
 - 1 + N warm rotations in one function process, interleaved with 1 + N rotations by one floor
@@ -23,7 +24,7 @@ of the x86_64 and arm64 artefacts that scripts/bench.sh built with cargo lambda.
 It prints the tables and writes the JSON results. Secrets and database users are the bench's own
 (`dsr-bench/...`, `bench_...`), recreated for every share; no password is printed.
 
-    bench.py --binary PATH --floor PATH [--runs N] [--out FILE] [--artifacts DIR]
+    bench.py --binary PATH --floor PATH --harness PATH [--runs N] [--out FILE] [--artifacts DIR]
              [--cpu-shares full,0.0724,...] [--instruction-runs N]
              [--engines postgres,mariadb] [--strategies single-user,alternating-users]
 
@@ -37,6 +38,7 @@ import datetime
 import json
 import os
 import platform
+import queue
 import re
 import secrets
 import shutil
@@ -44,16 +46,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cpucap import CgroupUnavailable, CpuCap, share_of_memory  # noqa: E402
-from runtime_api import RuntimeApi  # noqa: E402
-from sm_proxy import CountingProxy  # noqa: E402
+from cpucap import CpuCap, share_of_memory  # noqa: E402
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 ENGINES = ("postgres", "mariadb")
@@ -206,6 +207,141 @@ class Secrets:
 
 
 # --------------------------------------------------------------------------------------------
+# The harness: Runtime API emulators and the counting Secrets Manager proxy
+
+
+@dataclass
+class Invocation:
+    """One queued event and, once answered, what the function said and when (the emulator's
+    clock readings, CLOCK_MONOTONIC like time.perf_counter_ns())."""
+
+    id: int
+    dispatched_ns: int = 0  # when GET /next handed it out
+    answered_ns: int = 0  # when the response or error arrived
+    ok: bool = False
+    body: bytes = b""  # the error, when not ok
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class Harness:
+    """bench/harness.rs, started once: the integration suite's Lambda Runtime API emulator (one
+    per function process) and its counting proxy in front of moto, driven over a line protocol
+    (the harness's doc comment describes it). Commands are answered in order; the outcome of an
+    invocation arrives later, as a `done` line, which a reader thread hands to its Invocation."""
+
+    def __init__(self, binary: str) -> None:
+        self.proc = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, bufsize=1)
+        self._replies: queue.Queue[str | None] = queue.Queue()
+        self._lock = threading.Lock()  # guards the two maps below
+        self._waiting: dict[int, Invocation] = {}
+        self._early: dict[int, dict] = {}  # outcomes read before their `queued` reply
+        self._apis: dict[int, RuntimeApi] = {}
+        self._command_lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.url = self._expect(self._next_reply(), "proxy")
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith("done "):
+                self._finish(json.loads(line[5:]))
+            else:
+                self._replies.put(line.rstrip("\n"))
+        self._replies.put(None)
+        with self._lock:
+            waiting, self._waiting = self._waiting, {}
+        for inv in waiting.values():
+            inv.body = b"the bench harness exited"
+            inv.done.set()
+
+    def _finish(self, outcome: dict) -> None:
+        with self._lock:
+            inv = self._waiting.pop(outcome["id"], None)
+            if inv is None:
+                self._early[outcome["id"]] = outcome
+                return
+        self._complete(inv, outcome)
+
+    def _complete(self, inv: Invocation, outcome: dict) -> None:
+        inv.dispatched_ns = outcome["dispatched_ns"] or 0
+        inv.answered_ns = outcome["answered_ns"]
+        inv.ok = outcome["ok"]
+        inv.body = (outcome["error"] or "").encode()
+        api = self._apis.get(outcome["api"])
+        if api and outcome["first_poll_ns"]:
+            api.first_next_ns = outcome["first_poll_ns"]
+        inv.done.set()
+
+    def _next_reply(self) -> str:
+        try:
+            reply = self._replies.get(timeout=30)
+        except queue.Empty:
+            reply = None
+        if reply is None:
+            sys.exit(f"bench.py: the bench harness did not answer (exit code {self.proc.poll()})")
+        return reply
+
+    @staticmethod
+    def _expect(reply: str, verb: str) -> str:
+        head, _, rest = reply.partition(" ")
+        if head != verb:
+            sys.exit(f"bench.py: the bench harness answered '{reply}'")
+        return rest
+
+    def command(self, line: str, verb: str) -> str:
+        with self._command_lock:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+            return self._expect(self._next_reply(), verb)
+
+    def api(self) -> "RuntimeApi":
+        n, address = self.command("api", "api").split(" ", 1)
+        api = RuntimeApi(self, int(n), address)
+        self._apis[api.n] = api
+        return api
+
+    def enqueue(self, api: "RuntimeApi", event: dict) -> Invocation:
+        with self._command_lock:
+            self.proc.stdin.write(f"enqueue {api.n} {json.dumps(event)}\n")
+            self.proc.stdin.flush()
+            inv = Invocation(int(self._expect(self._next_reply(), "queued")))
+            with self._lock:
+                early = self._early.pop(inv.id, None)
+                if early is None:
+                    self._waiting[inv.id] = inv
+        if early is not None:
+            self._complete(inv, early)
+        return inv
+
+    def take(self) -> dict:
+        """The Secrets Manager operations since the previous take (one per SDK invocation id,
+        however many attempts): {"operations": {name: count}, "retries": attempts beyond the
+        first}."""
+        return json.loads(self.command("take", "take"))
+
+    def stop(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+class RuntimeApi:
+    """One of the harness's Runtime API emulators: `address` is what AWS_LAMBDA_RUNTIME_API
+    must be set to; `first_next_ns` is when the function first asked for an event."""
+
+    def __init__(self, harness: Harness, n: int, address: str) -> None:
+        self.harness, self.n, self.address = harness, n, address
+        self.first_next_ns = 0
+
+    def enqueue(self, event: dict) -> Invocation:
+        """Queue an event (30-second deadline); the function picks it up with its next GET
+        /next."""
+        return self.harness.enqueue(self, event)
+
+    def stop(self) -> None:
+        self.harness.command(f"stop {self.n}", "stopped")
+
+
+# --------------------------------------------------------------------------------------------
 # Processes
 
 
@@ -291,8 +427,9 @@ class Function:
     """One function process under a fresh emulator (a killed process's pending GET /next must not
     take the next process's event)."""
 
-    def __init__(self, binary: str, sm_endpoint: str, log_path: Path, launch: Launch) -> None:
-        self.api = RuntimeApi().start()
+    def __init__(self, binary: str, sm_endpoint: str, log_path: Path, launch: Launch,
+                 harness: Harness) -> None:
+        self.api = harness.api()
         self.binary, self.sm_endpoint, self.log_path = binary, sm_endpoint, log_path
         self.launch = launch
         self.proc: subprocess.Popen | None = None
@@ -464,21 +601,21 @@ def set_up_group(engine: str, strategy: str, dbs: Databases, sm: Secrets) -> Gro
     return Group(engine, strategy, arns["fn"], arns["floor"])
 
 
-def bench_group(g: Group, args, launch: Launch, sm: Secrets, proxy: CountingProxy, moto: str,
+def bench_group(g: Group, args, launch: Launch, sm: Secrets, harness: Harness, moto: str,
                 logdir: Path) -> dict:
     """Cold and warm rotations of the function and the floor, started per `launch`."""
     label = f"{g.engine} {g.strategy}" + (f" at {launch.cap.share:.4f} CPU" if launch.cap else "")
     tag = g.tag + (f"-{launch.memory_mb}mb" if launch.cap else "")
 
     # Cold rotations, through the counting proxy, each followed by a cold floor rotation.
-    ready, first_response, cold_total, cold_cpu, cold_rss, fn_calls, fn_ops = \
-        [], [], [], [], [], [], {}
+    ready, first_response, cold_total, cold_cpu, cold_rss, fn_calls, fn_retries, fn_ops = \
+        [], [], [], [], [], [], [], {}
     floor_cold, floor_cold_cpu, floor_ops = [], [], {}
     log(f"{label}: {args.runs} cold rotations of the function and of the floor")
     for i in range(args.runs):
         token = sm.stage(g.fn_arn)
-        proxy.take()
-        f = Function(args.binary, proxy.url, logdir / f"{tag}-cold.log", launch)
+        harness.take()
+        f = Function(args.binary, harness.url, logdir / f"{tag}-cold.log", launch, harness)
         first = f.api.enqueue({"Step": "createSecret", "SecretId": g.fn_arn,
                                "ClientRequestToken": token})
         f.spawn()
@@ -489,24 +626,25 @@ def bench_group(g: Group, args, launch: Launch, sm: Secrets, proxy: CountingProx
         rss, cpu = f.stop()
         cold_rss.append(rss)
         cold_cpu.append(cpu)
-        counts = proxy.take()
-        fn_calls.append(sum(counts.values()))
-        fn_ops = counts
+        taken = harness.take()
+        fn_ops = taken["operations"]
+        fn_calls.append(sum(fn_ops.values()))
+        fn_retries.append(taken["retries"])
         sm.check_finished(g.fn_arn, token, "function")
 
         token = sm.stage(g.floor_arn)
-        floor = Floor(args.floor, proxy.url, logdir / f"{tag}-floor.log", launch,
+        floor = Floor(args.floor, harness.url, logdir / f"{tag}-floor.log", launch,
                       {**g.floor_request, "token": token})
         floor.answer()
         floor_cold.append((time.perf_counter_ns() - floor.spawned_ns) / 1e6)
         floor_cold_cpu.append(floor.stop()[1])
-        floor_ops = proxy.take()
+        floor_ops = harness.take()["operations"]
         sm.check_finished(g.floor_arn, token, "floor")
 
     # Warm rotations, straight to moto, interleaved with the floor's.
     log(f"{label}: 1 + {args.runs} warm rotations and floor rotations")
     warm_log = logdir / f"{tag}-warm.log"
-    f = Function(args.binary, moto, warm_log, launch)
+    f = Function(args.binary, moto, warm_log, launch, harness)
     f.spawn()
     floor = Floor(args.floor, moto, logdir / f"{tag}-floor.log", launch)
     warm, warm_cpu, floor_runs, floor_cpu = [], [], [], []
@@ -562,6 +700,7 @@ def bench_group(g: Group, args, launch: Launch, sm: Secrets, proxy: CountingProx
                          "warm": warm_rss, "floor": floor_rss},
         "sm_calls": {
             "function_per_rotation": fn_calls,
+            "function_retries_per_rotation": fn_retries,
             "function_by_operation": fn_ops,
             "floor_per_rotation": sum(floor_ops.values()),
             "floor_by_operation": floor_ops,
@@ -569,13 +708,13 @@ def bench_group(g: Group, args, launch: Launch, sm: Secrets, proxy: CountingProx
     }
 
 
-def run_pass(share: float | None, groups: list[Group], args, sm: Secrets, proxy: CountingProxy,
+def run_pass(share: float | None, groups: list[Group], args, sm: Secrets, harness: Harness,
              moto: str, logdir: Path) -> dict:
     """Every group at one CPU share (None: full CPU, no cgroup)."""
     cap = CpuCap(share) if share is not None else None
     try:
         launch = Launch(cap=cap)
-        results = [bench_group(g, args, launch, sm, proxy, moto, logdir) for g in groups]
+        results = [bench_group(g, args, launch, sm, harness, moto, logdir) for g in groups]
         throttling = cap.throttled() if cap else None
     finally:
         if cap:
@@ -595,7 +734,8 @@ def callgrind_total(out_file: Path) -> int:
     raise ValueError(f"no totals in {out_file}")
 
 
-def count_instructions(g: Group, args, sm: Secrets, moto: str, logdir: Path) -> dict:
+def count_instructions(g: Group, args, sm: Secrets, harness: Harness, moto: str,
+                       logdir: Path) -> dict:
     """Instructions of one cold rotation, at full CPU, straight to moto: the function (from exec
     to being stopped after the fourth response) and the floor (from exec to its exit after one
     rotation). Both binaries' every thread; the dynamic loader and libc included."""
@@ -604,7 +744,7 @@ def count_instructions(g: Group, args, sm: Secrets, moto: str, logdir: Path) -> 
         launch = Launch(callgrind_dir=Path(tmp))
         for i in range(args.instruction_runs):
             token = sm.stage(g.fn_arn)
-            f = Function(args.binary, moto, logdir / f"{g.tag}-callgrind.log", launch)
+            f = Function(args.binary, moto, logdir / f"{g.tag}-callgrind.log", launch, harness)
             first = f.api.enqueue({"Step": "createSecret", "SecretId": g.fn_arn,
                                    "ClientRequestToken": token})
             f.spawn()
@@ -898,6 +1038,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", required=True)
     ap.add_argument("--floor", required=True)
+    ap.add_argument("--harness", required=True,
+                    help="the bench harness (bench/harness.rs): emulators and counting proxy")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--out", default=str(REPO / ".stack" / "bench" / "results.json"))
     ap.add_argument("--artifacts", default=None, help="directory with <arch>/bootstrap.zip")
@@ -937,8 +1079,7 @@ def main() -> int:
         old.unlink()
 
     moto = env("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-    host, port = re.match(r"https?://([^:/]+):(\d+)", moto).groups()
-    proxy = CountingProxy(host, int(port)).start()
+    harness = Harness(args.harness)
     sm = Secrets(moto)
     started = time.monotonic()
     load_at_start = machine()
@@ -948,12 +1089,13 @@ def main() -> int:
         pairs = [(e, s) for e in args.engines.split(",") for s in args.strategies.split(",")]
         for share in shares:
             groups = [set_up_group(e, s, dbs, sm) for e, s in pairs]
-            passes.append(run_pass(share, groups, args, sm, proxy, moto, logdir))
+            passes.append(run_pass(share, groups, args, sm, harness, moto, logdir))
         if not instructions_skipped:
             groups = [set_up_group(e, s, dbs, sm) for e, s in pairs]
             log(f"instructions of {args.instruction_runs} cold rotation(s) per group (callgrind)")
-            instructions = [count_instructions(g, args, sm, moto, logdir) for g in groups]
-    proxy.stop()
+            instructions = [count_instructions(g, args, sm, harness, moto, logdir)
+                            for g in groups]
+    harness.stop()
 
     result = {
         "generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -7,12 +7,16 @@
 //! [`FunctionProcess`] spawns the built binary with `AWS_LAMBDA_RUNTIME_API` pointing at it, the
 //! stack's environment, and its stdout (the function's log stream) in a file under the target
 //! directory, and reads its resident memory and open descriptors from `/proc`.
+//!
+//! The emulator notes when the runtime first asks for an event, and when it hands each event out
+//! and receives the answer ([`RuntimeApi::queue`], [`Queued::answer`]): `scripts/bench.sh`
+//! measures with it through `bench/harness.rs`, which includes this file for the emulator alone.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tokio::io::BufReader;
@@ -44,18 +48,67 @@ impl Outcome {
     }
 }
 
+/// An invocation's outcome and when the emulator saw it happen.
+#[derive(Debug, Clone)]
+#[allow(
+    dead_code,
+    reason = "the tests read the outcome; bench/harness.rs the times"
+)]
+pub struct Timed {
+    pub outcome: Outcome,
+    /// When `GET …/invocation/next` handed the event out (`None`: never, as after an init error).
+    pub dispatched: Option<Instant>,
+    /// When the answer (or the init error) arrived.
+    pub answered: Instant,
+}
+
 struct Invocation {
     id: String,
     body: Vec<u8>,
     deadline_ms: u64,
 }
 
+/// An invocation [`RuntimeApi::queue`] queued.
+pub struct Queued {
+    id: String,
+    budget: Duration,
+    rx: oneshot::Receiver<Timed>,
+}
+
+impl Queued {
+    /// The runtime's answer (panics after the budget plus 30 s).
+    pub async fn answer(self) -> Timed {
+        match tokio::time::timeout(self.budget + Duration::from_secs(30), self.rx).await {
+            Ok(timed) => timed.expect("the emulator dropped the invocation"),
+            Err(_) => panic!("invocation {} got no answer", self.id),
+        }
+    }
+}
+
+/// An invocation queued and not yet answered, as the emulator keeps it.
+struct Waiting {
+    answer: oneshot::Sender<Timed>,
+    dispatched: Option<Instant>,
+}
+
+impl Waiting {
+    fn answer(self, outcome: Outcome, answered: Instant) {
+        let _ = self.answer.send(Timed {
+            outcome,
+            dispatched: self.dispatched,
+            answered,
+        });
+    }
+}
+
 struct Shared {
     queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
-    waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    waiting: Mutex<HashMap<String, Waiting>>,
     init_error: Mutex<Option<String>>,
     /// `GET …/invocation/next` requests received.
     polls: AtomicUsize,
+    /// When the first of them arrived.
+    first_poll: OnceLock<Instant>,
 }
 
 /// The emulator on 127.0.0.1; stops when dropped.
@@ -86,6 +139,7 @@ impl RuntimeApi {
             waiting: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
             polls: AtomicUsize::new(0),
+            first_poll: OnceLock::new(),
         });
         let accept_shared = Arc::clone(&shared);
         let server =
@@ -101,15 +155,26 @@ impl RuntimeApi {
     }
 
     /// Queues one invocation with `body` (any bytes) and a deadline `budget` from now, and waits
-    /// for the runtime's answer (panics after the budget plus 30 s, or on an init error).
+    /// for the runtime's answer (panics after the budget plus 30 s).
     pub async fn invoke(&self, body: impl Into<Vec<u8>>, budget: Duration) -> Outcome {
+        self.queue(body, budget).answer().await.outcome
+    }
+
+    /// Queues one invocation as [`Self::invoke`] does, without waiting for the answer.
+    pub fn queue(&self, body: impl Into<Vec<u8>>, budget: Duration) -> Queued {
         let id = format!(
             "req-{}-{}",
             std::process::id(),
             self.next_id.fetch_add(1, Ordering::Relaxed)
         );
-        let (tx, rx) = oneshot::channel();
-        self.shared.waiting.lock().unwrap().insert(id.clone(), tx);
+        let (answer, rx) = oneshot::channel();
+        self.shared.waiting.lock().unwrap().insert(
+            id.clone(),
+            Waiting {
+                answer,
+                dispatched: None,
+            },
+        );
         let deadline_ms = epoch_ms() + u64::try_from(budget.as_millis()).unwrap();
         self.sender
             .send(Invocation {
@@ -119,12 +184,11 @@ impl RuntimeApi {
             })
             .unwrap();
         if let Some(message) = self.shared.init_error.lock().unwrap().clone() {
-            return Outcome::InitError(message);
+            if let Some(waiting) = self.shared.waiting.lock().unwrap().remove(&id) {
+                waiting.answer(Outcome::InitError(message), Instant::now());
+            }
         }
-        match tokio::time::timeout(budget + Duration::from_secs(30), rx).await {
-            Ok(outcome) => outcome.expect("the emulator dropped the invocation"),
-            Err(_) => panic!("invocation {id} got no answer"),
-        }
+        Queued { id, budget, rx }
     }
 
     /// Waits until the runtime asks for its first invocation: the function has started. Panics
@@ -140,6 +204,15 @@ impl RuntimeApi {
         }
     }
 
+    /// When the runtime first asked for an invocation, if it has.
+    #[allow(
+        dead_code,
+        reason = "for bench/harness.rs; the tests wait with `ready`"
+    )]
+    pub fn first_poll(&self) -> Option<Instant> {
+        self.shared.first_poll.get().copied()
+    }
+
     /// [`Self::invoke`] with a JSON event.
     pub async fn invoke_json(&self, event: &Value, budget: Duration) -> Outcome {
         self.invoke(event.to_string(), budget).await
@@ -153,6 +226,7 @@ async fn connection(socket: TcpStream, shared: Arc<Shared>) {
     let (r, mut w) = socket.into_split();
     let mut reader = BufReader::new(r);
     while let Ok(Some(request)) = read_message(&mut reader, false).await {
+        let received = Instant::now();
         let mut parts = request.start.split_whitespace();
         let (method, path) = (
             parts.next().unwrap_or("").to_owned(),
@@ -166,9 +240,13 @@ async fn connection(socket: TcpStream, shared: Arc<Shared>) {
         );
         let response = match (method.as_str(), route) {
             ("GET", "invocation/next") => {
+                shared.first_poll.get_or_init(|| received);
                 shared.polls.fetch_add(1, Ordering::SeqCst);
                 let next = shared.queue.lock().await.recv().await;
                 let Some(invocation) = next else { return };
+                if let Some(waiting) = shared.waiting.lock().unwrap().get_mut(&invocation.id) {
+                    waiting.dispatched = Some(Instant::now());
+                }
                 let deadline = invocation.deadline_ms.to_string();
                 Message::response(
                     "200 OK",
@@ -191,8 +269,8 @@ async fn connection(socket: TcpStream, shared: Arc<Shared>) {
             ("POST", "init/error") => {
                 let message = String::from_utf8_lossy(&request.body).into_owned();
                 *shared.init_error.lock().unwrap() = Some(message.clone());
-                for (_, tx) in shared.waiting.lock().unwrap().drain() {
-                    let _ = tx.send(Outcome::InitError(message.clone()));
+                for (_, waiting) in shared.waiting.lock().unwrap().drain() {
+                    waiting.answer(Outcome::InitError(message.clone()), received);
                 }
                 accepted
             }
@@ -212,8 +290,8 @@ async fn connection(socket: TcpStream, shared: Arc<Shared>) {
                     _ => None,
                 };
                 match (outcome, shared.waiting.lock().unwrap().remove(id)) {
-                    (Some(outcome), Some(tx)) => {
-                        let _ = tx.send(outcome);
+                    (Some(outcome), Some(waiting)) => {
+                        waiting.answer(outcome, received);
                         accepted
                     }
                     _ => Message::response("404 Not Found", &[], b"{}"),
@@ -247,11 +325,15 @@ impl FunctionProcess {
     /// JSON logs, plus `env`.
     pub async fn spawn(stack: &Stack, name: &str, env: &[(&str, &str)]) -> Self {
         let api = RuntimeApi::start().await;
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("{name}-{}.log", std::process::id()));
+        // `option_env!`, not `env!`: bench/harness.rs includes this file in builds where Cargo
+        // sets neither variable; it never spawns a process this way.
+        let tmp = option_env!("CARGO_TARGET_TMPDIR").expect("set for integration tests");
+        let bin =
+            option_env!("CARGO_BIN_EXE_db-secret-rotator").expect("set for integration tests");
+        let log = PathBuf::from(tmp).join(format!("{name}-{}.log", std::process::id()));
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_db-secret-rotator"));
+        let mut command = std::process::Command::new(bin);
         command
             .env("AWS_LAMBDA_RUNTIME_API", &api.address)
             .env("AWS_LAMBDA_FUNCTION_NAME", "db-secret-rotator")

@@ -1,0 +1,217 @@
+//! The servers `scripts/bench/bench.py` measures through: the integration suite's own Lambda
+//! Runtime API emulator and counting Secrets Manager proxy (`tests/it/support/`), driven over
+//! stdin and stdout. Not part of the Lambda.
+//!
+//! bench.py spawns the function and the floor itself (it owns their CPU cap, their CPU times and
+//! their peak RSS); this program serves, on 127.0.0.1, one emulator per function process and one
+//! proxy in front of the stack's Secrets Manager emulator (`AWS_ENDPOINT_URL_SECRETS_MANAGER`,
+//! with the rest of `scripts/stack.sh env`).
+//!
+//! It starts by writing `proxy <url>`, then reads one command per line and answers each with one
+//! line, `error <reason>` when the command is not understood:
+//!
+//! - `api` → `api <n> <address>`: a fresh emulator, `<address>` being the value of
+//!   `AWS_LAMBDA_RUNTIME_API`.
+//! - `enqueue <n> <event>` → `queued <id>`: queues the event (the rest of the line) on emulator
+//!   `n` with a 30-second deadline, without waiting for the answer. Once the function answers, a
+//!   line `done <JSON>` follows, at any point of the stream: `{"id", "api", "ok", "error",
+//!   "dispatched_ns", "answered_ns", "first_poll_ns"}`, the last three being when the emulator
+//!   handed the event out, when the answer arrived and when the function first asked for an
+//!   event, on `CLOCK_MONOTONIC` in nanoseconds, the clock of Python's `time.perf_counter_ns()`.
+//! - `take` → `take <JSON>`: the Secrets Manager operations since the previous `take`, as the
+//!   integration suite counts them: one per operation, however many attempts (by the SDK's
+//!   `amz-sdk-invocation-id`), `{"operations": {"GetSecretValue": 5, …}, "retries": 0}`.
+//! - `stop <n>` → `stopped <n>`: closes emulator `n` and forgets its pending invocations.
+//!
+//! It exits when its stdin closes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::task::AbortHandle;
+
+// The suite's support modules this program uses, included as they are (they find each other and
+// `Stack` through `super`, here the crate root). What the harness does not use of them (the fault
+// rules, the function process, the stack's database half) is dead code here; they unwrap as test
+// code does (clippy.toml allows it in tests).
+#[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#[path = "../tests/it/support/http.rs"]
+mod http;
+#[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#[path = "../tests/it/support/proxy.rs"]
+mod proxy;
+#[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#[path = "../tests/it/support/runtime_api.rs"]
+mod runtime_api;
+// Its `require_stack!` is for tests.
+#[allow(dead_code, unused_macros, unused_imports)]
+#[path = "../tests/it/support/stack.rs"]
+mod stack;
+
+use proxy::SmProxy;
+use runtime_api::{Outcome, RuntimeApi};
+use stack::Stack;
+
+/// The deadline each invocation is given, as the bench always has.
+const BUDGET: Duration = Duration::from_secs(30);
+
+/// `CLOCK_MONOTONIC` readings from `Instant`s: std's `Instant` reads that clock on Linux, but does
+/// not say its value, so one reading of each, taken together, pins the offset.
+struct Clock {
+    base: Instant,
+    base_ns: u64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let base = Instant::now();
+        let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+        let nanos = u64::try_from(now.tv_nsec).unwrap_or(0);
+        Clock {
+            base,
+            base_ns: secs * 1_000_000_000 + nanos,
+        }
+    }
+
+    fn ns(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.base).as_nanos();
+        self.base_ns + u64::try_from(since).unwrap_or(u64::MAX - self.base_ns)
+    }
+}
+
+/// One line to stdout, written and flushed whole (replies and `done` lines come from several
+/// tasks).
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// An emulator and the invocations still waiting on it.
+struct Api {
+    api: Arc<RuntimeApi>,
+    pending: Vec<AbortHandle>,
+}
+
+struct Harness {
+    clock: Arc<Clock>,
+    proxy: SmProxy,
+    /// How many of the proxy's records earlier `take`s have counted.
+    taken: usize,
+    apis: HashMap<usize, Api>,
+    next_api: usize,
+    next_invocation: usize,
+}
+
+impl Harness {
+    /// The reply to one command line.
+    async fn command(&mut self, line: &str) -> Result<String, String> {
+        let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match verb {
+            "api" => {
+                let api = Arc::new(RuntimeApi::start().await);
+                let n = self.next_api;
+                self.next_api += 1;
+                let reply = format!("api {n} {}", api.address);
+                self.apis.insert(
+                    n,
+                    Api {
+                        api,
+                        pending: Vec::new(),
+                    },
+                );
+                Ok(reply)
+            }
+            "enqueue" => {
+                let (n, event) = rest.split_once(' ').ok_or("enqueue needs <n> <event>")?;
+                let n: usize = n.parse().map_err(|_| format!("no emulator '{n}'"))?;
+                let id = self.next_invocation;
+                self.next_invocation += 1;
+                let clock = Arc::clone(&self.clock);
+                let api = self.api(n)?;
+                let queued = api.api.queue(event.as_bytes().to_vec(), BUDGET);
+                let handle = Arc::clone(&api.api);
+                let task = tokio::spawn(async move {
+                    let timed = queued.answer().await;
+                    let error = match &timed.outcome {
+                        Outcome::Response(_) => None,
+                        Outcome::Error {
+                            error_type,
+                            message,
+                        } => Some(format!("{error_type}: {message}")),
+                        Outcome::InitError(message) => Some(format!("init error: {message}")),
+                    };
+                    let done = json!({
+                        "id": id,
+                        "api": n,
+                        "ok": error.is_none(),
+                        "error": error,
+                        "dispatched_ns": timed.dispatched.map(|at| clock.ns(at)),
+                        "answered_ns": clock.ns(timed.answered),
+                        "first_poll_ns": handle.first_poll().map(|at| clock.ns(at)),
+                    });
+                    say(&format!("done {done}"));
+                });
+                api.pending.retain(|t| !t.is_finished());
+                api.pending.push(task.abort_handle());
+                Ok(format!("queued {id}"))
+            }
+            "take" => {
+                let log = self.proxy.log();
+                let mut operations = BTreeMap::<String, usize>::new();
+                let mut retries = 0;
+                for record in log.get(self.taken..).unwrap_or_default() {
+                    if record.attempt == 1 {
+                        *operations.entry(record.name.clone()).or_default() += 1;
+                    } else {
+                        retries += 1;
+                    }
+                }
+                self.taken = log.len();
+                Ok(format!(
+                    "take {}",
+                    json!({"operations": operations, "retries": retries})
+                ))
+            }
+            "stop" => {
+                let n: usize = rest.trim().parse().map_err(|_| "stop needs <n>")?;
+                let api = self.apis.remove(&n).ok_or(format!("no emulator {n}"))?;
+                for task in api.pending {
+                    task.abort();
+                }
+                Ok(format!("stopped {n}"))
+            }
+            _ => Err(format!("unknown command '{verb}'")),
+        }
+    }
+
+    fn api(&mut self, n: usize) -> Result<&mut Api, String> {
+        self.apis.get_mut(&n).ok_or(format!("no emulator {n}"))
+    }
+}
+
+fn main() -> Result<(), String> {
+    let clock = Arc::new(Clock::new());
+    let stack = stack::stack().ok_or("the stack's environment is incomplete")?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
+    let proxy = runtime.block_on(SmProxy::start(stack));
+    say(&format!("proxy {}", proxy.url));
+    let mut harness = Harness {
+        clock,
+        proxy,
+        taken: 0,
+        apis: HashMap::new(),
+        next_api: 0,
+        next_invocation: 0,
+    };
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| format!("reading stdin: {e}"))?;
+        let reply = runtime.block_on(harness.command(line.trim_end()));
+        say(&reply.unwrap_or_else(|reason| format!("error {reason}")));
+    }
+    Ok(())
+}
