@@ -327,9 +327,14 @@ impl FunctionProcess {
         let api = RuntimeApi::start().await;
         // `option_env!`, not `env!`: bench/harness.rs includes this file in builds where Cargo
         // sets neither variable; it never spawns a process this way.
-        let tmp = option_env!("CARGO_TARGET_TMPDIR").expect("set for integration tests");
-        let bin =
-            option_env!("CARGO_BIN_EXE_db-secret-rotator").expect("set for integration tests");
+        let (Some(tmp), Some(bin)) = (
+            option_env!("CARGO_TARGET_TMPDIR"),
+            option_env!("CARGO_BIN_EXE_db-secret-rotator"),
+        ) else {
+            panic!(
+                "CARGO_TARGET_TMPDIR and CARGO_BIN_EXE_db-secret-rotator are set for integration tests"
+            );
+        };
         let log = PathBuf::from(tmp).join(format!("{name}-{}.log", std::process::id()));
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
