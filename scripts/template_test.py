@@ -7,8 +7,11 @@ role cannot be widened silently:
 
 - every secretsmanager statement is limited to the four rotation actions on this account's
   secrets, under the condition secretsmanager:resource/AllowRotationLambdaArn == this function
-  (the exceptions: GetSecretValue on the superuser secret parameter, when it is given, and the
-  scheduled audit's reads below);
+  (the exceptions: GetSecretValue on the superuser secret parameter, when it is given,
+  DescribeSecret on it for the RDS lookups, and the scheduled audit's reads below);
+- the RDS lookups of alternating users (rds:DescribeDBInstances, rds:DescribeDBClusters on this
+  account's and Region's instances and clusters, and the superuser secret's tags) exist only with
+  a superuser secret and AllowRdsLookup=true; the conditions are evaluated in both states;
 - no "*" or wildcard action, no NotAction/NotResource, no Deny tricks, no managed policies;
 - Resource "*" only on the Lambda VPC network-interface actions, under the VPC condition, and on
   ListSecrets, under the audit's;
@@ -81,6 +84,13 @@ VPC_ACTIONS = {
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
 }
+
+RDS_ACTIONS = {"rds:DescribeDBInstances", "rds:DescribeDBClusters"}
+RDS_RESOURCES = [
+    {"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:*"},
+    {"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:cluster:*"},
+]
+MASTER_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:master-AbCdEf"
 
 # docs/protocol.md section 8 variable -> reference default ("" = unset: the function's default applies).
 ENV_DEFAULTS = {
@@ -246,6 +256,97 @@ def condition_parts(template: dict, name: Any) -> list:
     if isinstance(cond, dict) and list(cond) == ["Fn::And"]:
         return [x.get("Condition") for x in cond["Fn::And"] if isinstance(x, dict)]
     return [name]
+
+
+def is_rds_lookup_condition(template: dict, name: Any) -> bool:
+    """True when Conditions[name] requires a superuser secret and AllowRdsLookup == "true"."""
+    conditions = template.get("Conditions", {})
+    cond = conditions.get(name) if isinstance(name, str) else None
+    if not (isinstance(cond, dict) and list(cond) == ["Fn::And"]):
+        return False
+    flag = {"Ref": "AllowRdsLookup"}
+    on = ({"Fn::Equals": [flag, "true"]}, {"Fn::Equals": ["true", flag]})
+
+    def resolved(part: Any) -> Any:
+        if isinstance(part, dict) and list(part) == ["Condition"]:
+            return conditions.get(part["Condition"])
+        return part
+
+    parts = cond["Fn::And"]
+    return any(
+        isinstance(p, dict) and is_nonempty_condition(template, p.get("Condition"), "MasterSecretArn")
+        for p in parts
+    ) and any(resolved(p) in on for p in parts)
+
+
+def evaluate(template: dict, expr: Any, params: dict) -> Any:
+    """The value of a condition expression (or of a value inside one) for the parameters
+    `params` (others at their defaults)."""
+    if isinstance(expr, dict) and len(expr) == 1:
+        (fn, arg), = expr.items()
+        if fn == "Ref":
+            if arg in params:
+                return params[arg]
+            return param_default(template, arg)
+        if fn == "Condition":
+            return evaluate(template, template.get("Conditions", {}).get(arg), params)
+        if fn == "Fn::Equals":
+            return evaluate(template, arg[0], params) == evaluate(template, arg[1], params)
+        if fn == "Fn::Not":
+            return not evaluate(template, arg[0], params)
+        if fn == "Fn::And":
+            return all(evaluate(template, x, params) for x in arg)
+        if fn == "Fn::Or":
+            return any(evaluate(template, x, params) for x in arg)
+        if fn == "Fn::Join":
+            value = evaluate(template, arg[1], params)
+            return arg[0].join(value if isinstance(value, list) else [str(value)])
+    return expr
+
+
+def granted(c: Checker, template: dict, params: dict) -> set[tuple[str, str]]:
+    """(action, resource) pairs that the role grants for `params`."""
+    out = set()
+    for _, stmt, conds in iam_statements(c, template):
+        live = all(
+            not evaluate(template, {"Condition": cond[1]}, params)
+            if isinstance(cond, tuple)
+            else evaluate(template, {"Condition": cond}, params)
+            for cond in conds
+        )
+        if live:
+            for action in as_list(stmt.get("Action")):
+                for res in as_list(stmt.get("Resource")):
+                    out.add((action, json.dumps(res, sort_keys=True)))
+    return out
+
+
+def check_rds_states(template: dict, c: Checker) -> None:
+    """The RDS lookups in both states of AllowRdsLookup, with and without a superuser secret."""
+    allow = template.get("Parameters", {}).get("AllowRdsLookup", {})
+    c.check(
+        str(allow.get("Default")) == "true" and set(allow.get("AllowedValues", [])) == {"true", "false"},
+        "AllowRdsLookup: true or false, on by default",
+    )
+    quiet = Checker("states", quiet=True)
+    master_tags = ("secretsmanager:DescribeSecret", json.dumps({"Ref": "MasterSecretArn"}))
+    for params, expected in (
+        ({"MasterSecretArn": MASTER_ARN}, True),
+        ({"MasterSecretArn": MASTER_ARN, "AllowRdsLookup": "false"}, False),
+        ({"MasterSecretArn": ""}, False),
+        ({"MasterSecretArn": "", "AllowRdsLookup": "true"}, False),
+    ):
+        grants = granted(quiet, template, params)
+        rds = {a for a, _ in grants if a.startswith("rds:")}
+        c.check(
+            (rds == RDS_ACTIONS) == expected and (bool(rds) == expected),
+            f"RDS lookups {'granted' if expected else 'not granted'} with {params}",
+            str(sorted(rds)),
+        )
+        c.check(
+            (master_tags in grants) == expected,
+            f"superuser secret's tags {'readable' if expected else 'not readable'} with {params}",
+        )
 
 
 def resources_of(template: dict, rtype: str) -> dict:
@@ -460,8 +561,17 @@ def check_template(template: dict, c: Checker) -> None:
                 )
                 c.check(not conds, f"{where}: unconditional (the function always needs it)")
                 granted_rotation |= actions
+            elif actions == {"secretsmanager:DescribeSecret"}:
+                # The RDS lookups read the superuser secret's tags.
+                c.check(
+                    resources_l == [{"Ref": "MasterSecretArn"}]
+                    and any(is_rds_lookup_condition(template, n) for n in conds),
+                    f"{where}: DescribeSecret without the {ALLOW_ROTATION_KEY} condition only on "
+                    "MasterSecretArn, for the RDS lookups",
+                    f"resource {json.dumps(res)}, conditions {conds}",
+                )
             else:
-                # The one statement without the condition: read the superuser secret.
+                # The other statement without the condition: read the superuser secret.
                 c.check(
                     actions == {"secretsmanager:GetSecretValue"}
                     and resources_l == [{"Ref": "MasterSecretArn"}]
@@ -470,6 +580,18 @@ def check_template(template: dict, c: Checker) -> None:
                     "on MasterSecretArn, when given",
                     f"actions {sorted(actions)}, resource {json.dumps(res)}, conditions {conds}",
                 )
+        elif service == "rds":
+            c.check(actions <= RDS_ACTIONS, f"{where}: only rds:DescribeDBInstances and rds:DescribeDBClusters", str(sorted(actions)))
+            c.check(
+                sorted(map(json.dumps, resources_l)) == sorted(map(json.dumps, RDS_RESOURCES)),
+                f"{where}: only this account's and Region's DB instances and clusters",
+                json.dumps(res),
+            )
+            c.check(
+                any(is_rds_lookup_condition(template, n) for n in conds),
+                f"{where}: only with a superuser secret and AllowRdsLookup=true",
+                f"exists under {conds}",
+            )
         elif service == "kms":
             c.check(actions <= KMS_ACTIONS, f"{where}: only kms:Decrypt and kms:GenerateDataKey", str(sorted(actions)))
             c.check(resources_l == [{"Ref": "KmsKeyArn"}], f"{where}: only the KmsKeyArn key", json.dumps(res))
@@ -524,6 +646,7 @@ def check_template(template: dict, c: Checker) -> None:
 
     check_alerts(template, c)
     check_audit(template, c, fname, function_arn)
+    check_rds_states(template, c)
 
 
 def check_audit_statement(
@@ -812,6 +935,14 @@ def _vpc_policy(t: dict) -> dict:
     return next(p for p in _role(t)["Policies"] if "Fn::If" in p)
 
 
+def _rds_policy(t: dict) -> dict:
+    return next(p for p in _role(t)["Policies"] if "Fn::If" in p and p["Fn::If"][0] == "RdsLookup")["Fn::If"][1]
+
+
+def _rds_stmts(t: dict) -> list:
+    return _rds_policy(t)["PolicyDocument"]["Statement"]
+
+
 def _alert(t: dict, rtype: str) -> dict:
     found = resources_of(t, rtype).values()
     return next(r for r in found if rtype != "AWS::Events::Rule" or is_alert_rule(r))
@@ -975,6 +1106,28 @@ MUTATIONS: list[tuple[str, Callable[[dict], None]]] = [
     ),
     ("alarm statement without the audit", lambda t: _alert(t, "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]["Statement"].__setitem__(1, _alarm_stmt(t)[1])),
     ("alarm metric may be turned off", lambda t: t["Rules"].pop("AuditAlarmNeedsMetrics")),
+    ("RDS lookups on Resource *", lambda t: _set(_rds_stmts(t)[0], "Resource", "*")),
+    (
+        "RDS lookups in every account",
+        lambda t: _set(_rds_stmts(t)[0], "Resource", [{"Fn::Sub": "arn:${AWS::Partition}:rds:*:*:db:*"}]),
+    ),
+    ("RDS lookups may modify", lambda t: _rds_stmts(t)[0]["Action"].append("rds:ModifyDBInstance")),
+    ("rds:Describe* action", lambda t: _set(_rds_stmts(t)[0], "Action", "rds:Describe*")),
+    ("RDS lookups unconditional", lambda t: _role(t)["Policies"].__setitem__(3, _rds_policy(t))),
+    (
+        "RDS lookups ignore AllowRdsLookup",
+        lambda t: _set(t["Conditions"], "RdsLookup", {"Fn::And": [{"Condition": "HasMasterSecret"}, {"Condition": "HasMasterSecret"}]}),
+    ),
+    (
+        "RDS lookups never granted",
+        lambda t: t["Conditions"]["RdsLookup"]["Fn::And"].append({"Fn::Not": [{"Condition": "HasMasterSecret"}]}),
+    ),
+    ("AllowRdsLookup off by default", lambda t: _set(t["Parameters"]["AllowRdsLookup"], "Default", "false")),
+    ("tags of every secret", lambda t: _set(_rds_stmts(t)[1], "Resource", "*")),
+    (
+        "superuser secret writable through the RDS lookups",
+        lambda t: _set(_rds_stmts(t)[1], "Action", ["secretsmanager:DescribeSecret", "secretsmanager:PutSecretValue"]),
+    ),
 ]
 
 

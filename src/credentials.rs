@@ -59,6 +59,29 @@ impl SslSetting {
     }
 }
 
+/// Where a secret without `host` is served, found elsewhere: an RDS-managed master secret holds
+/// only `username` and `password`, and the RDS API gives its engine and endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The engine RDS runs.
+    pub engine: Engine,
+    /// The endpoint's DNS name.
+    pub host: String,
+    /// The endpoint's port.
+    pub port: u16,
+}
+
+/// What parsing fills in that the secret itself does not say.
+#[derive(Clone, Copy)]
+enum Fill<'a> {
+    /// Nothing: every required key must be present.
+    Nothing,
+    /// The engine, when the secret has no `engine` key.
+    Engine(Engine),
+    /// Engine, host and port, whatever the secret says of them.
+    Endpoint(&'a Endpoint),
+}
+
 /// A database secret: the validated fields a rotation reads, plus the whole JSON object so that
 /// unknown keys, their types and their order survive a rotation verbatim.
 ///
@@ -213,7 +236,7 @@ impl DbSecret {
     /// Parses and validates the `SecretString` of `secret_id` at `stage`. Errors name the secret, the
     /// stage and the field, never a value.
     pub fn parse(secret_id: &str, stage: Stage, text: &str) -> Result<Self, Error> {
-        Self::parse_object(secret_id, stage, text, None)
+        Self::parse_object(secret_id, stage, text, Fill::Nothing)
     }
 
     /// Like [`DbSecret::parse`], with `engine` assumed when the secret has no `engine` key (a master
@@ -224,14 +247,33 @@ impl DbSecret {
         text: &str,
         engine: Engine,
     ) -> Result<Self, Error> {
-        Self::parse_object(secret_id, stage, text, Some(engine))
+        Self::parse_object(secret_id, stage, text, Fill::Engine(engine))
+    }
+
+    /// Like [`DbSecret::parse`], for a secret served at `endpoint` (an RDS-managed master secret,
+    /// located through the RDS API): its engine, host and port are `endpoint`'s, whatever keys it
+    /// has for them, and they are not written into the JSON.
+    pub(crate) fn parse_at(
+        secret_id: &str,
+        stage: Stage,
+        text: &str,
+        endpoint: &Endpoint,
+    ) -> Result<Self, Error> {
+        Self::parse_object(secret_id, stage, text, Fill::Endpoint(endpoint))
+    }
+
+    /// Whether `text` is a JSON object without a `host` (absent or `null`): a master secret that
+    /// RDS manages holds only `username` and `password`. Anything else, valid or not, is `false`.
+    pub(crate) fn lacks_host(text: &str) -> bool {
+        serde_json::from_str::<Map<String, Value>>(text)
+            .is_ok_and(|fields| matches!(fields.get("host"), None | Some(Value::Null)))
     }
 
     fn parse_object(
         secret_id: &str,
         stage: Stage,
         text: &str,
-        default_engine: Option<Engine>,
+        fill: Fill<'_>,
     ) -> Result<Self, Error> {
         let invalid = |problem: String| Error::invalid_secret(secret_id, stage, problem);
         let value: Value =
@@ -243,11 +285,17 @@ impl DbSecret {
             fields: &fields,
             invalid: &invalid,
         };
-        let engine = keys.engine(default_engine)?;
-        let host = keys.required_string("host")?;
+        let (engine, host) = match fill {
+            Fill::Endpoint(at) => (at.engine, at.host.clone()),
+            Fill::Engine(engine) => (keys.engine(Some(engine))?, keys.required_string("host")?),
+            Fill::Nothing => (keys.engine(None)?, keys.required_string("host")?),
+        };
         let username = keys.required_string("username")?;
         let password = keys.password()?;
-        let port = keys.port(engine)?;
+        let port = match fill {
+            Fill::Endpoint(at) => at.port,
+            Fill::Engine(_) | Fill::Nothing => keys.port(engine)?,
+        };
         let dbname = keys.optional_string("dbname")?;
         let tls_server_name = keys.optional_string("tls_server_name")?;
         let masterarn = keys.optional_string("masterarn")?;

@@ -190,6 +190,22 @@ pub enum Error {
         detail: String,
     },
 
+    /// An RDS API call failed (alternating users: locating an RDS-managed master secret's
+    /// database, or proving that a host is a read replica or Aurora reader of the master's).
+    #[error("secret {secret_id}: RDS {operation} of {subject} failed: {detail}")]
+    Rds {
+        /// The rotated secret's ARN or name.
+        secret_id: String,
+        /// API operation name.
+        operation: &'static str,
+        /// What was looked up: `DB instance <id>`, `DB cluster <id>`.
+        subject: String,
+        /// The service's error code, if any.
+        code: Option<String>,
+        /// The SDK's error chain. SDK errors describe the response, never the request body.
+        detail: String,
+    },
+
     /// The function's configuration (environment variables) is invalid.
     #[error("configuration: {variable} {problem}")]
     Config {
@@ -223,6 +239,7 @@ impl Error {
             Error::LoginFailed { .. } => "LoginFailed",
             Error::Database { .. } => "DatabaseError",
             Error::SecretsManager { .. } => "SecretsManagerError",
+            Error::Rds { .. } => "RdsError",
             Error::Config { .. } => "ConfigError",
             Error::DeadlineExceeded { .. } => "DeadlineExceeded",
         }

@@ -1,7 +1,7 @@
 //! The rotation handler: the guard of docs/protocol.md section 2, then one function per step.
 //!
-//! Generic over [`SecretStore`] and [`Rotator`], so unit tests run the protocol against in-memory
-//! fakes and integration tests against the emulator and real servers.
+//! Generic over [`SecretStore`], [`Rotator`] and [`RdsApi`], so unit tests run the protocol against
+//! in-memory fakes and integration tests against the emulator and real servers.
 
 use std::cell::Cell;
 use std::time::Instant;
@@ -18,6 +18,7 @@ use crate::error::{Error, Mismatch};
 use crate::event::RotationEvent;
 use crate::metrics::{Report, SecretKinds};
 use crate::protocol::{Stage, Step, Strategy};
+use crate::rds::{Database, Rds, RdsApi};
 use crate::rotators::Rotator;
 use crate::secrets::{SecretDescription, SecretStore};
 
@@ -27,43 +28,55 @@ pub type PasswordSource<'a> = &'a dyn Fn(Family) -> Password;
 
 /// The Lambda entry point: validates the event, runs the guard and dispatches the step, then writes
 /// the invocation's metrics line. `kinds` remembers, for the container's lifetime, the engine and
-/// strategy of the secrets it has read, for the steps that read none.
-pub async fn handle<S: SecretStore, R: Rotator>(
+/// strategy of the secrets it has read, for the steps that read none; `rds` is only asked on the
+/// alternating-users path, and remembers where RDS-managed master secrets are served.
+pub async fn handle<S: SecretStore, R: Rotator, A: RdsApi>(
     event: LambdaEvent<Value>,
     store: &S,
     rotator: &R,
+    rds: &Rds<A>,
     config: &Config,
     kinds: &SecretKinds,
 ) -> Result<(), Error> {
     let deadline = Deadline::from_epoch_millis(event.context.deadline, config.connect_timeout);
     let passwords = |family: Family| config.password_policy.generate(family, &mut rand::rng());
-    let (result, mut report) =
-        run_reporting(&event.payload, deadline, store, rotator, config, &passwords).await;
+    let (result, mut report) = run_reporting(
+        &event.payload,
+        deadline,
+        store,
+        rotator,
+        rds,
+        config,
+        &passwords,
+    )
+    .await;
     kinds.complete(&mut report);
     report.emit(&config.metrics);
     result
 }
 
 /// [`handle`] with the deadline and the password source given explicitly, without metrics.
-pub async fn run<S: SecretStore, R: Rotator>(
+pub async fn run<S: SecretStore, R: Rotator, A: RdsApi>(
     payload: &Value,
     deadline: Deadline,
     store: &S,
     rotator: &R,
+    rds: &Rds<A>,
     config: &Config,
     passwords: PasswordSource<'_>,
 ) -> Result<(), Error> {
-    run_reporting(payload, deadline, store, rotator, config, passwords)
+    run_reporting(payload, deadline, store, rotator, rds, config, passwords)
         .await
         .0
 }
 
 /// [`run`], also returning what the invocation did, for its metrics line.
-pub(crate) async fn run_reporting<S: SecretStore, R: Rotator>(
+pub(crate) async fn run_reporting<S: SecretStore, R: Rotator, A: RdsApi>(
     payload: &Value,
     deadline: Deadline,
     store: &S,
     rotator: &R,
+    rds: &Rds<A>,
     config: &Config,
     passwords: PasswordSource<'_>,
 ) -> (Result<(), Error>, Report) {
@@ -95,6 +108,7 @@ pub(crate) async fn run_reporting<S: SecretStore, R: Rotator>(
         event: &event,
         store,
         rotator,
+        rds,
         config,
         ctx: StepContext {
             secret_id: &event.secret_id,
@@ -128,10 +142,11 @@ pub(crate) async fn run_reporting<S: SecretStore, R: Rotator>(
 }
 
 /// One invocation's view of the rotation.
-struct Rotation<'a, S, R> {
+struct Rotation<'a, S, R, A> {
     event: &'a RotationEvent,
     store: &'a S,
     rotator: &'a R,
+    rds: &'a Rds<A>,
     config: &'a Config,
     ctx: StepContext<'a>,
     passwords: PasswordSource<'a>,
@@ -139,7 +154,7 @@ struct Rotation<'a, S, R> {
     seen: Cell<Option<(Engine, Strategy)>>,
 }
 
-impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
+impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
     fn secret_id(&self) -> &str {
         &self.event.secret_id
     }
@@ -415,21 +430,60 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
         Ok(())
     }
 
-    /// Logs in with the master secret named by `masterarn`, on the current secret's host and
-    /// database.
+    /// Logs in with the master secret named by `masterarn`, on the master's host and the current
+    /// secret's database. A master on another host than `current`'s is used only when RDS proves
+    /// that `current`'s host serves the master's database.
     async fn master_session(
         &self,
         current: &DbSecret,
         masterarn: &str,
     ) -> Result<R::Session, Error> {
-        let master = self
+        let (master, database) = self.master_secret(masterarn, current).await?;
+        if master.host() != current.host() {
+            self.prove_same_database(current, &master, database, masterarn)
+                .await?;
+        }
+        let master = master.with_dbname(current.dbname().map(str::to_owned));
+        let Some(session) = self.try_login(&master, "login with master secret").await? else {
+            // An RDS-managed master's endpoint may have changed: ask RDS again next time.
+            self.rds.forget(masterarn);
+            return Err(self.login_failed(masterarn, "master"));
+        };
+        Ok(session)
+    }
+
+    /// The master secret `masterarn`'s `AWSCURRENT` value, of `current`'s engine family, and the
+    /// RDS database it acts on when RDS manages it. A master without `host` takes its engine and
+    /// endpoint from RDS when its tags say RDS manages it, and the rotated secret's TLS settings
+    /// (`ssl`, `tls_server_name`), having none of its own; without such tags it fails naming
+    /// `host`. A master with `host` is used as it is, taking `current`'s engine when it names none.
+    async fn master_secret(
+        &self,
+        masterarn: &str,
+        current: &DbSecret,
+    ) -> Result<(DbSecret, Option<Database>), Error> {
+        let text = self
             .store
             .get(masterarn, Stage::Current, None, &self.ctx)
             .await?;
-        // An RDS-managed master secret holds only `username` and `password`: it takes the rotated
-        // secret's engine, and then fails naming its missing `host`.
-        let master =
-            DbSecret::parse_with_engine(masterarn, Stage::Current, &master, current.engine())?;
+        let mut located = None;
+        if DbSecret::lacks_host(&text) {
+            located = self
+                .rds
+                .managed_master(self.store, masterarn, &self.ctx)
+                .await?;
+        }
+        let (master, database) = match located {
+            Some(managed) => (
+                DbSecret::parse_at(masterarn, Stage::Current, &text, &managed.endpoint)?
+                    .with_tls_of(current),
+                Some(managed.database),
+            ),
+            None => (
+                DbSecret::parse_with_engine(masterarn, Stage::Current, &text, current.engine())?,
+                None,
+            ),
+        };
         if master.engine().family() != current.engine().family() {
             return Err(Error::invalid_secret(
                 masterarn,
@@ -441,13 +495,48 @@ impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
                 ),
             ));
         }
-        if master.host() != current.host() {
-            return Err(self.mismatch("host", current.host(), "master host", master.host()));
-        }
-        let master = master.with_dbname(current.dbname().map(str::to_owned));
-        self.try_login(&master, "login with master secret")
-            .await?
-            .ok_or_else(|| self.login_failed(masterarn, "master"))
+        Ok((master, database))
+    }
+
+    /// Alternating users, master host ≠ current host: accepted only when RDS proves that the
+    /// current host is the master's database, a read replica of its instance, or the reader
+    /// endpoint or an instance of its cluster (logging in as current there proved the credential
+    /// of the same accounts); the master then acts on its own host. Anything else is refused.
+    async fn prove_same_database(
+        &self,
+        current: &DbSecret,
+        master: &DbSecret,
+        database: Option<Database>,
+        masterarn: &str,
+    ) -> Result<(), Error> {
+        let database = match database {
+            Some(database) => Some(database),
+            None => self.rds.database_at(master.host(), &self.ctx).await?,
+        };
+        let relation = match &database {
+            Some(database) => {
+                self.rds
+                    .relation(current.host(), database, &self.ctx)
+                    .await?
+            }
+            None => None,
+        };
+        let (Some(database), Some(relation)) = (database, relation) else {
+            self.rds.forget(masterarn);
+            let expected = format!(
+                "{} or an RDS read replica or Aurora reader of it",
+                master.host()
+            );
+            return Err(self.mismatch("host", current.host(), "master host", &expected));
+        };
+        info!(
+            current_host = current.host(),
+            master_host = master.host(),
+            master = %database,
+            relation = relation.as_str(),
+            "current host proven to serve the master's database"
+        );
+        Ok(())
     }
 
     async fn set_secret_single_user(

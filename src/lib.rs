@@ -25,14 +25,17 @@
 //!   raw events, SDK bodies and driver statements out whatever they ask for.
 //! - [`event`]: the rotation event, validated before any API call.
 //! - [`secrets`]: the [`secrets::SecretStore`] trait (and [`secrets::SecretInventory`], an
-//!   audit's reads) and their AWS SDK implementation.
+//!   audit's reads) and their AWS SDK implementation, whose deadline-bounded retries serve every
+//!   AWS call.
+//! - [`rds`]: the RDS lookups of the alternating-users path: where an RDS-managed master
+//!   secret's database is, and whether a host is a read replica or Aurora reader of the master's.
 //! - [`rotators`]: the [`rotators::Rotator`] trait, [`rotators::Rotators`] dispatching on the
 //!   secret's engine, the driver glue every engine shares, and one folder per engine family
 //!   (`rotators/postgres/`, `rotators/mysql/`: session, SQL, alternating-users path and its
 //!   privilege invariant, dual-password path; `rotators/redis/`: session, ACL rules, saving a
 //!   change), and [`rotators::CloneAudit`], the privilege invariant checked read-only.
-//! - [`handler`]: the guard and the four steps, generic over a secret store and a rotator; the
-//!   dual-password path in `handler/dual.rs`.
+//! - [`handler`]: the guard and the four steps, generic over a secret store, a rotator and the
+//!   RDS API; the dual-password path in `handler/dual.rs`.
 //! - [`doctor`]: the operator's tool, `db-secret-rotator doctor`: an audit of rotation health
 //!   across secrets and a safe repair of a stuck `AWSPENDING`, from the command line or as the
 //!   function's scheduled audit. Beside the handler, over the same secret store and rotators.
@@ -56,7 +59,8 @@
 //! Manager emulator and real PostgreSQL, MariaDB and Redis servers (password authentication, TLS),
 //! and `scripts/stack.sh env` prints the variables the tests read, once, in `tests/it/support`. A
 //! missing stack skips them, except under `CI=true`, where it fails the run. `scripts/test.sh`
-//! does all of it.
+//! does all of it. The emulator serves RDS too; its synthetic endpoint names reach the local
+//! servers through a rotator wrapper that exists only in the tests (`tests/it/support/rds.rs`).
 
 #[cfg(test)]
 mod arbitrary;
@@ -73,6 +77,7 @@ pub mod logging;
 pub mod metrics;
 pub mod password;
 pub mod protocol;
+pub mod rds;
 pub mod rotators;
 pub mod secrets;
 pub mod tls;

@@ -14,6 +14,7 @@ use aws_config::BehaviorVersion;
 use db_secret_rotator::doctor::{self, Command, EXIT_USAGE, schedule};
 use db_secret_rotator::env::Env;
 use db_secret_rotator::metrics::SecretKinds;
+use db_secret_rotator::rds::{Rds, SdkRds};
 use db_secret_rotator::rotators::Rotators;
 use db_secret_rotator::secrets::SdkSecretStore;
 use db_secret_rotator::tls::TlsRoots;
@@ -72,8 +73,9 @@ fn main() -> ExitCode {
 }
 
 /// What the function and the command line share: the configuration, its warnings logged, the
-/// rotators over the trust roots, and the Secrets Manager client trusting the same system roots.
-async fn clients(env: &Env) -> Result<(Config, Rotators, SdkSecretStore), Error> {
+/// rotators over the trust roots, the Secrets Manager client trusting the same system roots, and
+/// the RDS lookups (whose client is built on the first RDS call: alternating users only).
+async fn clients(env: &Env) -> Result<(Config, Rotators, SdkSecretStore, Rds<SdkRds>), Error> {
     let (config, warnings) = Config::from_env(env)?;
     for warning in warnings {
         tracing::warn!(%warning, "configuration");
@@ -97,12 +99,13 @@ async fn clients(env: &Env) -> Result<(Config, Rotators, SdkSecretStore), Error>
         });
     }
     let secrets = SdkSecretStore::new(&sdk_config, config.secrets_manager_endpoint.as_deref());
-    Ok((config, rotators, secrets))
+    let rds = Rds::new(SdkRds::new(&sdk_config));
+    Ok((config, rotators, secrets, rds))
 }
 
 /// The Lambda function: each event is a rotation step, or a scheduled audit.
 async fn function(env: &Env) -> Result<(), lambda_runtime::Error> {
-    let (config, rotators, secrets) = match clients(env).await {
+    let (config, rotators, secrets, rds) = match clients(env).await {
         Ok(clients) => clients,
         Err(e) => {
             // Reported as every invocation's error, naming the variable, before any AWS call.
@@ -119,12 +122,12 @@ async fn function(env: &Env) -> Result<(), lambda_runtime::Error> {
         }
     };
     let kinds = SecretKinds::new(SecretKinds::DEFAULT_CAPACITY);
-    let (secrets, rotators, config, kinds) = (&secrets, &rotators, &config, &kinds);
+    let (secrets, rotators, rds, config, kinds) = (&secrets, &rotators, &rds, &config, &kinds);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         if schedule::is_audit_event(&event.payload) {
             schedule::handle(event, secrets, rotators, config).await
         } else {
-            handler::handle(event, secrets, rotators, config, kinds)
+            handler::handle(event, secrets, rotators, rds, config, kinds)
                 .await
                 .map(|()| Value::Null)
         }
@@ -135,7 +138,7 @@ async fn function(env: &Env) -> Result<(), lambda_runtime::Error> {
 /// `doctor`: the audit and its report on `out`; an unusable configuration is a usage error.
 async fn command_line(env: &Env, options: &doctor::Options, out: &mut dyn Write) -> u8 {
     match clients(env).await {
-        Ok((config, rotators, secrets)) => {
+        Ok((config, rotators, secrets, _)) => {
             doctor::cli::run(options, &secrets, &rotators, &config, out).await
         }
         Err(e) => {

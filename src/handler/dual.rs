@@ -23,10 +23,11 @@ use crate::credentials::{DbSecret, Password};
 use crate::engine::DualMethod;
 use crate::error::Error;
 use crate::protocol::{Stage, Strategy};
+use crate::rds::RdsApi;
 use crate::rotators::Rotator;
 use crate::secrets::SecretStore;
 
-impl<S: SecretStore, R: Rotator> Rotation<'_, S, R> {
+impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
     /// Refuses, before anything is written, a strategy the secret's engine does not serve, and a
     /// strategy that needs `masterarn` without one.
     pub(super) fn require_supported(

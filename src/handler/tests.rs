@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::rds::fake::FakeRds;
 use crate::rotators::Account;
 
 const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf";
@@ -51,6 +52,10 @@ struct FakeStore {
     rotation_tokens: RefCell<Vec<Option<String>>>,
     /// AWSCURRENT values of other secrets (the master secret), by id.
     others: RefCell<HashMap<String, String>>,
+    /// `DescribeSecret` of other secrets, by id (default: no tags).
+    others_described: RefCell<HashMap<String, SecretDescription>>,
+    /// The secret's own tags.
+    tags: RefCell<Vec<(String, String)>>,
 }
 
 fn sm_error(operation: &'static str, code: &str) -> Error {
@@ -98,6 +103,8 @@ impl FakeStore {
             calls: Cell::new(Calls::default()),
             rotation_tokens: RefCell::new(Vec::new()),
             others: RefCell::new(HashMap::new()),
+            others_described: RefCell::new(HashMap::new()),
+            tags: RefCell::new(Vec::new()),
         };
         store.insert(OLD_TOKEN, Some(current.to_string()), &["AWSCURRENT"]);
         store.insert(TOKEN, None, &["AWSPENDING"]);
@@ -137,8 +144,12 @@ impl FakeStore {
 }
 
 impl SecretStore for FakeStore {
-    async fn describe(&self, _: &str, _: &StepContext<'_>) -> Result<SecretDescription, Error> {
+    async fn describe(&self, id: &str, _: &StepContext<'_>) -> Result<SecretDescription, Error> {
         self.count(|c| c.describe += 1);
+        if id != SECRET {
+            let described = self.others_described.borrow().get(id).cloned();
+            return Ok(described.unwrap_or_default());
+        }
         Ok(SecretDescription {
             rotation_enabled: self.rotation_enabled.get(),
             versions: self
@@ -148,6 +159,8 @@ impl SecretStore for FakeStore {
                 .filter(|(_, v)| !v.stages.is_empty())
                 .map(|(k, v)| (k.clone(), v.stages.clone()))
                 .collect(),
+            arn: Some(SECRET.to_owned()),
+            tags: self.tags.borrow().clone(),
         })
     }
 
@@ -280,6 +293,10 @@ struct FakeDb {
     /// The account every login is authenticated as, when the server maps logins to another
     /// account (an anonymous or proxied one).
     authenticated_as: RefCell<Option<String>>,
+    /// Hosts other than `HOST` that serve the same users (RDS replicas and readers).
+    other_hosts: RefCell<Vec<String>>,
+    /// Every credential a connection was attempted with.
+    connected: RefCell<Vec<DbSecret>>,
 }
 
 #[derive(Debug)]
@@ -309,11 +326,14 @@ impl Rotator for FakeDb {
         ctx: &StepContext<'_>,
     ) -> Result<FakeSession, Error> {
         ctx.deadline.connect_timeout(ctx.step, "login")?;
+        self.connected.borrow_mut().push(creds.clone());
         let accepts = |passwords: &RefCell<HashMap<String, String>>| {
             passwords.borrow().get(creds.username()).map(String::as_str)
                 == Some(creds.password().expose())
         };
-        let ok = creds.host() == HOST && (accepts(&self.users) || accepts(&self.second));
+        let served =
+            creds.host() == HOST || self.other_hosts.borrow().iter().any(|h| h == creds.host());
+        let ok = served && (accepts(&self.users) || accepts(&self.second));
         self.logins.borrow_mut().push((creds.username().into(), ok));
         if ok {
             let mapped = self.authenticated_as.borrow().clone();
@@ -460,7 +480,7 @@ fn new_password(_: Family) -> Password {
     Password::new(NEW_PASSWORD)
 }
 
-/// Runs one invocation, returning its result and its metrics report.
+/// Runs one invocation, returning its result and its metrics report. RDS knows nothing.
 async fn invoke(
     payload: &Value,
     deadline: Deadline,
@@ -468,7 +488,26 @@ async fn invoke(
     db: &FakeDb,
     config: &Config,
 ) -> (Result<(), Error>, Report) {
-    run_reporting(payload, deadline, store, db, config, &new_password).await
+    let rds = Rds::new(FakeRds::default());
+    let result = invoke_with(payload, deadline, store, db, &rds, config).await;
+    assert_eq!(
+        rds.api().calls(),
+        0,
+        "RDS is asked only where RDS may be involved"
+    );
+    result
+}
+
+/// [`invoke`] with a given RDS.
+async fn invoke_with(
+    payload: &Value,
+    deadline: Deadline,
+    store: &FakeStore,
+    db: &FakeDb,
+    rds: &Rds<FakeRds>,
+    config: &Config,
+) -> (Result<(), Error>, Report) {
+    run_reporting(payload, deadline, store, db, rds, config, &new_password).await
 }
 
 /// `err` refuses an identity naming `needle`, and no password changed.
@@ -1219,3 +1258,5 @@ async fn an_rds_managed_master_secret_is_named_with_its_missing_host() {
 
 /// The dual-password strategy.
 mod dual;
+/// Alternating users with masters that RDS manages or places on other hosts.
+mod rds;

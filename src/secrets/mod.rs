@@ -6,7 +6,7 @@
 //! [`RetryPolicy`] when the service throttles or fails transiently.
 
 mod inventory;
-mod retry;
+pub(crate) mod retry;
 mod sdk;
 
 use std::collections::BTreeMap;
@@ -27,6 +27,10 @@ pub struct SecretDescription {
     pub rotation_enabled: Option<bool>,
     /// `VersionIdsToStages`.
     pub versions: BTreeMap<String, Vec<String>>,
+    /// `ARN`: the secret's full ARN, when the service returned it.
+    pub arn: Option<String>,
+    /// `Tags`, as key and value, in the service's order.
+    pub tags: Vec<(String, String)>,
 }
 
 impl SecretDescription {

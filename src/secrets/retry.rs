@@ -1,5 +1,7 @@
-//! Retries of Secrets Manager calls (docs/protocol.md 5.5): all attempts of one call fit in the
-//! invocation's budget, with full-jitter exponential backoff between them.
+//! Retries of AWS calls (docs/protocol.md 5.5): all attempts of one call fit in the invocation's
+//! budget, with full-jitter exponential backoff between them. Secrets Manager's calls use it, and
+//! so do the RDS lookups of the alternating-users path (`crate::rds`): [`call`] runs one call
+//! under the step's deadline and says how it failed; each service turns that into its own error.
 //!
 //! The failures retried, and why sending each operation again is safe:
 //!
@@ -15,18 +17,25 @@
 //!   is no longer on `RemoveFromVersionId`), which the store resolves by reading the labels.
 //!
 //! Anything else (access denied, not found, invalid parameters) fails at once. Connection errors
-//! before the request was sent are transport failures like the others.
+//! before the request was sent are transport failures like the others. The RDS lookups only read
+//! (`DescribeDBInstances`, `DescribeDBClusters`).
 
 use std::future::Future;
 use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_runtime::invocation_id::{InvocationId, InvocationIdGenerator};
 use aws_sdk_secretsmanager::config::http::HttpResponse;
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::{
+    BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError,
+};
 use rand::RngExt;
 use tokio::time::Instant;
 use tracing::debug;
 
-use crate::deadline::CallTally;
+use crate::deadline::{CallTally, Deadline, StepContext};
+use crate::error::Error;
 
 /// Error codes that mean "slow down": the request was refused, not acted on. The list AWS gives
 /// for Secrets Manager, less `LimitExceededException`, which Secrets Manager uses for quotas on
@@ -198,8 +207,9 @@ pub(crate) enum Failure {
 /// together, from now) runs out. Each attempt gets at most the policy's attempt timeout and never
 /// more than what is left; no attempt starts with less than `min_attempt` left. Delays come from
 /// `jitter`, given each retry's ceiling. Retries and throttling answers are counted in `tally`
-/// and each retry is logged at DEBUG: operation, attempt, delay and error code.
+/// and each retry is logged at DEBUG: service, operation, attempt, delay and error code.
 pub(crate) async fn with_retries<T, F, Fut>(
+    service: &str,
     operation: &str,
     policy: &RetryPolicy,
     (budget, min_attempt): (Duration, Duration),
@@ -248,10 +258,134 @@ where
             attempt = attempts,
             delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
             error_code = %error.label,
-            "Secrets Manager call failed; retrying"
+            "{service} call failed; retrying"
         );
         tokio::time::sleep(delay).await;
         last = Some(error);
+    }
+}
+
+/// One AWS call, as logs and errors name it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Call<'a> {
+    /// `Secrets Manager`, `RDS`.
+    pub service: &'static str,
+    /// The API operation (`GetSecretValue AWSCURRENT`, `DescribeDBInstances`).
+    pub operation: &'static str,
+    /// What it is about: `secret <id>`, `DB instance <id>`.
+    pub subject: &'a str,
+}
+
+/// How a [`call`] ended without a result.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// The invocation ran out of time: [`Error::DeadlineExceeded`] naming the step and the call.
+    Deadline(Error),
+    /// The service refused (or, without an invocation deadline, every attempt failed until the
+    /// budget ran out): its error code, and the detail for the caller's error.
+    Failed {
+        /// The service's error code, if any.
+        code: Option<String>,
+        /// The service's code and message, or why the attempts ran out.
+        detail: String,
+    },
+}
+
+/// Runs `attempt` as [`with_retries`] does, under the step's budget (what is left of the
+/// invocation less the safety margin) and with the production jitter.
+pub(crate) async fn call<T, F, Fut>(
+    call: Call<'_>,
+    policy: &RetryPolicy,
+    ctx: &StepContext<'_>,
+    attempt: F,
+) -> Result<T, CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AttemptError>>,
+{
+    let (budget, invocation_deadline) = ctx.deadline.call_budget();
+    let limits = (budget, Deadline::min_attempt());
+    let Call {
+        service,
+        operation,
+        subject,
+    } = call;
+    let result = with_retries(
+        service,
+        operation,
+        policy,
+        limits,
+        &mut full_jitter,
+        ctx.tally,
+        attempt,
+    )
+    .await;
+    result.map_err(|failure| match failure {
+        Failure::Fatal(error) => CallError::Failed {
+            code: error.code,
+            detail: error.detail,
+        },
+        Failure::OutOfTime { attempts, last } if invocation_deadline => {
+            CallError::Deadline(Error::DeadlineExceeded {
+                step: ctx.step.clone(),
+                attempt: match last {
+                    None => format!("{service} {operation} of {subject}"),
+                    Some(last) => format!(
+                        "{service} {operation} of {subject}, attempt {} (attempt {attempts} \
+                         failed: {})",
+                        attempts + 1,
+                        last.label
+                    ),
+                },
+            })
+        }
+        Failure::OutOfTime { attempts, last } => CallError::Failed {
+            code: last.as_ref().and_then(|l| l.code.clone()),
+            detail: format!(
+                "gave up after {attempts} attempts in {} s: {}",
+                budget.as_secs(),
+                last.map_or_else(|| "no attempt".to_owned(), |l| l.detail)
+            ),
+        },
+    })
+}
+
+/// The SDK settings of a client whose calls [`call`] retries: the SDK makes one attempt per
+/// `send()` (one loop, whose budget is exact, decides), and connecting is bounded here, the
+/// whole attempt by the retry loop.
+pub(crate) fn single_attempts() -> (RetryConfig, TimeoutConfig) {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .build();
+    (RetryConfig::disabled(), timeouts)
+}
+
+/// Hands the SDK one invocation id for every attempt of a call, as the SDK's own retries would.
+#[derive(Debug, Clone)]
+pub(crate) struct SameInvocation(InvocationId);
+
+impl SameInvocation {
+    /// A new random (version 4) UUID, for the attempts of one call.
+    pub(crate) fn fresh() -> Self {
+        let mut bytes: [u8; 16] = rand::rng().random();
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let id = format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        );
+        SameInvocation(InvocationId::new(id))
+    }
+}
+
+impl InvocationIdGenerator for SameInvocation {
+    fn generate(&self) -> Result<Option<InvocationId>, BoxError> {
+        Ok(Some(self.0.clone()))
     }
 }
 

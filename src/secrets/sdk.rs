@@ -3,54 +3,22 @@
 //! of a call carries the same `amz-sdk-invocation-id`, as the SDK's own retries would.
 
 use std::future::Future;
-use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_runtime::invocation_id::{InvocationId, InvocationIdGenerator};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::Builder as ConfigOverride;
-use aws_sdk_secretsmanager::error::BoxError;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
-use rand::RngExt;
 use tracing::info;
 
-use super::retry::{AttemptError, Failure, RetryPolicy, full_jitter, with_retries};
+use super::retry::{
+    AttemptError, Call, CallError, RetryPolicy, SameInvocation, call, single_attempts,
+};
 use super::{SecretDescription, SecretInventory, SecretStore};
-use crate::deadline::{Deadline, StepContext};
+use crate::deadline::StepContext;
 use crate::error::Error;
 use crate::protocol::Stage;
 
 mod inventory;
-
-/// Hands the SDK one invocation id for every attempt of a call.
-#[derive(Debug)]
-struct SameInvocation(InvocationId);
-
-impl InvocationIdGenerator for SameInvocation {
-    fn generate(&self) -> Result<Option<InvocationId>, BoxError> {
-        Ok(Some(self.0.clone()))
-    }
-}
-
-/// A configuration layer giving every attempt of one call a new random (version 4) UUID as its
-/// invocation id.
-fn one_invocation() -> ConfigOverride {
-    let mut bytes: [u8; 16] = rand::rng().random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let id = format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    );
-    ConfigOverride::default().invocation_id_generator(SameInvocation(InvocationId::new(id)))
-}
 
 /// [`SecretStore`] over the AWS SDK.
 #[derive(Debug, Clone)]
@@ -72,15 +40,10 @@ impl SdkSecretStore {
         endpoint: Option<&str>,
         policy: RetryPolicy,
     ) -> Self {
-        // The SDK makes one attempt per `send()`; connecting is bounded here, the whole attempt by
-        // the retry loop.
+        let (retries, timeouts) = single_attempts();
         let mut builder = aws_sdk_secretsmanager::config::Builder::from(sdk_config)
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .build(),
-            );
+            .retry_config(retries)
+            .timeout_config(timeouts);
         if let Some(url) = endpoint {
             builder = builder.endpoint_url(url);
         }
@@ -91,7 +54,8 @@ impl SdkSecretStore {
     }
 
     /// Runs `attempt` under the step's budget and this store's policy, handing each attempt the
-    /// call's configuration layer; failures become errors naming the secret and `operation`.
+    /// call's configuration layer (one invocation id for all its attempts); failures become errors
+    /// naming the secret and `operation`.
     async fn call<T, F, Fut>(
         &self,
         ctx: &StepContext<'_>,
@@ -103,50 +67,24 @@ impl SdkSecretStore {
         F: FnMut(ConfigOverride) -> Fut,
         Fut: Future<Output = Result<T, AttemptError>>,
     {
-        let (budget, invocation_deadline) = ctx.deadline.call_budget();
-        let limits = (budget, Deadline::min_attempt());
-        let layer = one_invocation();
-        let result = with_retries(
+        let layer = ConfigOverride::default().invocation_id_generator(SameInvocation::fresh());
+        let subject = format!("secret {secret_id}");
+        let what = Call {
+            service: "Secrets Manager",
             operation,
-            &self.policy,
-            limits,
-            &mut full_jitter,
-            ctx.tally,
-            || attempt(layer.clone()),
-        )
-        .await;
-        result.map_err(|failure| match failure {
-            Failure::Fatal(error) => Error::SecretsManager {
-                secret_id: secret_id.to_owned(),
-                operation,
-                code: error.code,
-                detail: error.detail,
-            },
-            Failure::OutOfTime { attempts, last } if invocation_deadline => {
-                Error::DeadlineExceeded {
-                    step: ctx.step.clone(),
-                    attempt: match last {
-                        None => format!("Secrets Manager {operation} of secret {secret_id}"),
-                        Some(last) => format!(
-                            "Secrets Manager {operation} of secret {secret_id}, attempt {} \
-                             (attempt {attempts} failed: {})",
-                            attempts + 1,
-                            last.label
-                        ),
-                    },
-                }
-            }
-            Failure::OutOfTime { attempts, last } => Error::SecretsManager {
-                secret_id: secret_id.to_owned(),
-                operation,
-                code: last.as_ref().and_then(|l| l.code.clone()),
-                detail: format!(
-                    "gave up after {attempts} attempts in {} s: {}",
-                    budget.as_secs(),
-                    last.map_or_else(|| "no attempt".to_owned(), |l| l.detail)
-                ),
-            },
-        })
+            subject: &subject,
+        };
+        call(what, &self.policy, ctx, || attempt(layer.clone()))
+            .await
+            .map_err(|failure| match failure {
+                CallError::Deadline(e) => e,
+                CallError::Failed { code, detail } => Error::SecretsManager {
+                    secret_id: secret_id.to_owned(),
+                    operation,
+                    code,
+                    detail,
+                },
+            })
     }
 
     /// `GetSecretValue`; `Ok(None)` for `ResourceNotFoundException` when `absent_ok`.

@@ -34,6 +34,8 @@
 //!   one (docs/protocol.md 5.12).
 //! - `logging`: the built binary's log stream under every directive that could print the raw
 //!   event, and a rotation at TRACE, searched for sentinels (5.10).
+//! - `rds`: alternating users whose master is RDS-managed or on another host than the rotated
+//!   secret's; only the RDS API may prove such a host serves the master's database.
 //!
 //! # The doctor
 //!
@@ -55,6 +57,7 @@ mod invariant;
 mod logging;
 mod mariadb;
 mod not_found;
+mod rds;
 mod redis;
 mod retries;
 mod single_user;

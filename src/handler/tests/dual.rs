@@ -68,6 +68,7 @@ async fn steps(store: &FakeStore, db: &FakeDb, names: &[&str], round: usize) {
             deadline,
             store,
             db,
+            &Rds::new(FakeRds::default()),
             &Config::default(),
             &password,
         )

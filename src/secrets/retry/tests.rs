@@ -81,6 +81,7 @@ async fn retries_fill_the_budget_exactly_and_no_more() {
     let starts = RefCell::new(Vec::new());
     let started = Instant::now();
     let result: Result<(), Failure> = with_retries(
+        "Secrets Manager",
         "PutSecretValue",
         &policy,
         (budget, MIN_ATTEMPT),
@@ -131,6 +132,7 @@ async fn a_silent_endpoint_costs_the_budget_and_no_more() {
     let started = Instant::now();
     // Less than one attempt timeout: the only attempt gets what is left.
     let result: Result<(), Failure> = with_retries(
+        "Secrets Manager",
         "DescribeSecret",
         &policy,
         (Duration::from_millis(4300), MIN_ATTEMPT),
@@ -159,6 +161,7 @@ async fn a_silent_endpoint_costs_the_budget_and_no_more() {
     // More than one: each attempt is cut at the attempt timeout, then retried.
     let started = Instant::now();
     let result: Result<(), Failure> = with_retries(
+        "Secrets Manager",
         "DescribeSecret",
         &policy,
         (Duration::from_secs(12), MIN_ATTEMPT),
@@ -180,6 +183,7 @@ async fn a_fatal_answer_fails_at_once() {
     let attempts = Cell::new(0);
     let started = Instant::now();
     let result: Result<(), Failure> = with_retries(
+        "Secrets Manager",
         "GetSecretValue AWSCURRENT",
         &RetryPolicy::default(),
         (Duration::from_secs(30), MIN_ATTEMPT),
@@ -212,6 +216,7 @@ async fn transient_failures_then_success() {
     let ceilings = RefCell::new(Vec::new());
     let started = Instant::now();
     let result = with_retries(
+        "Secrets Manager",
         "UpdateSecretVersionStage",
         &RetryPolicy::default(),
         (Duration::from_secs(30), MIN_ATTEMPT),
@@ -237,6 +242,7 @@ async fn transient_failures_then_success() {
 async fn no_time_for_one_attempt_makes_none() {
     let tally = CallTally::default();
     let result: Result<(), Failure> = with_retries(
+        "Secrets Manager",
         "DescribeSecret",
         &RetryPolicy::default(),
         (MIN_ATTEMPT - Duration::from_millis(1), MIN_ATTEMPT),

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use aws_sdk_secretsmanager::primitives::DateTime;
-use aws_sdk_secretsmanager::types::RotationRulesType;
+use aws_sdk_secretsmanager::types::{RotationRulesType, Tag};
 
 use super::SdkSecretStore;
 use crate::deadline::StepContext;
@@ -44,6 +44,7 @@ struct Fields<'a> {
     next_rotation: Option<&'a DateTime>,
     created: Option<&'a DateTime>,
     versions: Option<&'a HashMap<String, Vec<String>>>,
+    tags: &'a [Tag],
 }
 
 impl Fields<'_> {
@@ -62,6 +63,12 @@ impl Fields<'_> {
                     .versions
                     .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default(),
+                arn: self.arn.map(str::to_owned),
+                tags: self
+                    .tags
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                    .collect(),
             },
         }
     }
@@ -96,6 +103,7 @@ impl SecretInventory for SdkSecretStore {
                     next_rotation: s.next_rotation_date(),
                     created: s.created_date(),
                     versions: s.secret_versions_to_stages(),
+                    tags: s.tags(),
                 }
                 .info("")
             }));
@@ -125,6 +133,7 @@ impl SecretInventory for SdkSecretStore {
             next_rotation: out.next_rotation_date(),
             created: out.created_date(),
             versions: out.version_ids_to_stages(),
+            tags: out.tags(),
         }
         .info(secret_id))
     }

@@ -10,18 +10,21 @@ use db_secret_rotator::deadline::{CallTally, Deadline, StepContext};
 use db_secret_rotator::engine::Family;
 use db_secret_rotator::handler;
 use db_secret_rotator::protocol::{Stage, Step};
+use db_secret_rotator::rds::{Rds, SdkRds};
 use db_secret_rotator::rotators::{Rotator, Rotators, Session};
 use db_secret_rotator::secrets::SdkSecretStore;
 use db_secret_rotator::tls::TlsRoots;
 use db_secret_rotator::{Config, Error};
 use serde_json::{Value, json};
 
-use super::{CountingStore, Stack, capture_logs, check_leaks, register_password};
+use super::{CountingStore, Stack, capture_logs, check_leaks, register_password, stack};
 
-/// The function as Secrets Manager drives it: store, rotators and configuration.
-pub struct Function {
+/// The function as Secrets Manager drives it: store, rotators, RDS lookups and configuration.
+pub struct Function<R = Rotators> {
     pub store: CountingStore<SdkSecretStore>,
-    pub rotators: Rotators,
+    pub rotators: R,
+    /// RDS at the stack's emulator (`support::rds` points it elsewhere).
+    pub rds: Rds<SdkRds>,
     pub config: Config,
     /// Overrides the policy when set (passwords with characters that need escaping).
     pub password: Option<Box<dyn Fn(Family) -> Password>>,
@@ -64,9 +67,12 @@ impl Function {
     pub async fn with_endpoint(config: Config, rotators: Rotators, endpoint: Option<&str>) -> Self {
         capture_logs();
         let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        // The emulator serves RDS too; the stack's environment names no RDS endpoint.
+        let rds = super::rds_at(stack().map(|s| s.secrets_manager.as_str())).await;
         Function {
             store: CountingStore::new(SdkSecretStore::new(&sdk, endpoint)),
             rotators,
+            rds,
             config,
             password: None,
             deadline: None,
@@ -74,6 +80,21 @@ impl Function {
         }
     }
 
+    /// The same function with other rotators (tests that redirect connections).
+    pub fn with_rotators_of<R2: Rotator>(self, rotators: R2) -> Function<R2> {
+        Function {
+            store: self.store,
+            rotators,
+            rds: self.rds,
+            config: self.config,
+            password: self.password,
+            deadline: self.deadline,
+            handler_time: self.handler_time,
+        }
+    }
+}
+
+impl<R: Rotator> Function<R> {
     /// Invokes one step with a rotation event.
     pub async fn invoke(&self, step: &str, arn: &str, token: &str) -> Result<(), Error> {
         let payload = json!({
@@ -109,6 +130,7 @@ impl Function {
             deadline,
             &self.store,
             &self.rotators,
+            &self.rds,
             &self.config,
             &policy,
         )

@@ -1,6 +1,7 @@
 //! The integration tests' one support home: the stack, described once ([`Stack`], with one
 //! policy for a missing stack), the log capture and leak check, the emulator, the function and the
-//! rotators as tests drive them, the database servers, the test servers (fault proxies, the Lambda
+//! rotators as tests drive them, RDS (`rds`: the emulator's, and connections to its endpoints
+//! redirected to the stack's servers), the database servers, the test servers (fault proxies, the Lambda
 //! Runtime API emulator) and the fault scenario. Test modules take what they need from here with
 //! `use crate::support::*`, and export nothing to each other.
 
@@ -10,6 +11,7 @@ mod logs;
 pub mod mariadb;
 pub mod postgres;
 pub mod proxy;
+mod rds;
 pub mod redis;
 pub mod runtime_api;
 pub mod scenario;
@@ -22,6 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub use function::*;
 pub use logs::*;
 pub use postgres::{PgUser, pg_admin, pg_client, pg_login, pg_secret};
+pub use rds::*;
 pub use secrets::*;
 pub(crate) use server::on_every_server;
 pub use server::{Server, TestUser};

@@ -15,7 +15,9 @@
 //!   before or after forwarding: HTTP 500, `ThrottlingException`, a non-retryable
 //!   `InvalidRequestException`, a cut connection, or no answer at all. It can also enforce a
 //!   write quota, as the service does per region: a token bucket shared by the writing operations,
-//!   answering `ThrottlingException` (HTTP 400, the service's JSON error) beyond it.
+//!   answering `ThrottlingException` (HTTP 400, the service's JSON error) beyond it. It serves
+//!   RDS the same way (the function's RDS endpoint): a query-protocol request is named by its
+//!   `Action` and answered with the query protocol's XML errors.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -520,9 +522,44 @@ async fn forward(upstream: &str, request: &Message) -> std::io::Result<Message> 
         .ok_or_else(|| std::io::ErrorKind::UnexpectedEof.into())
 }
 
-/// An error answer as the service writes it (AWS JSON 1.1): the type in `__type` and in the
-/// `x-amzn-ErrorType` header.
-fn error_response(status: &str, error_type: &str, message: &str) -> Message {
+/// The operation a request calls: the `X-Amz-Target` of the JSON protocol (Secrets Manager), or
+/// the `Action` of the query protocol's form body (RDS).
+fn operation_name(request: &Message) -> String {
+    if let Some(target) = request.header("x-amz-target") {
+        return target.rsplit('.').next().unwrap_or("?").to_owned();
+    }
+    String::from_utf8_lossy(&request.body)
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// Whether `request` speaks the query protocol (a form body, XML answers): RDS.
+fn is_query(request: &Message) -> bool {
+    request
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// An error answer as the service writes it: AWS JSON 1.1 (the type in `__type` and in the
+/// `x-amzn-ErrorType` header), or the query protocol's XML (`json` false), where the RDS codes
+/// drop the `Exception` suffix (`Throttling`).
+fn error_response(status: &str, error_type: &str, message: &str, json: bool) -> Message {
+    if !json {
+        let code = match error_type {
+            "ThrottlingException" => "Throttling",
+            "InternalServiceError" => "InternalFailure",
+            "InvalidRequestException" => "InvalidParameterValue",
+            other => other,
+        };
+        let body = format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>\
+             <Message>{message}</Message></Error>\
+             <RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+        );
+        return Message::response(status, &[("Content-Type", "text/xml")], body.as_bytes());
+    }
     let body = format!(r#"{{"__type":"{error_type}","message":"{message}"}}"#);
     Message::response(
         status,
@@ -545,11 +582,8 @@ async fn sm_connection(client: TcpStream, shared: Arc<SmShared>) {
         let Ok(Some(request)) = read_message(&mut reader, false).await else {
             return;
         };
-        let name = request
-            .header("x-amz-target")
-            .and_then(|t| t.rsplit('.').next())
-            .unwrap_or("?")
-            .to_owned();
+        let name = operation_name(&request);
+        let json = !is_query(&request);
         let id = request
             .header("amz-sdk-invocation-id")
             .map(str::to_owned)
@@ -588,12 +622,16 @@ async fn sm_connection(client: TcpStream, shared: Arc<SmShared>) {
                         "500 Internal Server Error",
                         "InternalServiceError",
                         INJECTED,
+                        json,
                     ),
-                    Answer::Throttle => {
-                        error_response("400 Bad Request", "ThrottlingException", "Rate exceeded")
-                    }
+                    Answer::Throttle => error_response(
+                        "400 Bad Request",
+                        "ThrottlingException",
+                        "Rate exceeded",
+                        json,
+                    ),
                     Answer::Invalid => {
-                        error_response("400 Bad Request", "InvalidRequestException", INJECTED)
+                        error_response("400 Bad Request", "InvalidRequestException", INJECTED, json)
                     }
                     Answer::Cut => {
                         if let Ok(client) = reader.into_inner().reunite(w) {

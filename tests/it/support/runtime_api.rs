@@ -331,7 +331,9 @@ impl FunctionProcess {
             option_env!("CARGO_TARGET_TMPDIR"),
             option_env!("CARGO_BIN_EXE_db-secret-rotator"),
         ) else {
-            panic!("CARGO_TARGET_TMPDIR and CARGO_BIN_EXE_* are set for integration tests");
+            panic!(
+                "CARGO_TARGET_TMPDIR and CARGO_BIN_EXE_db-secret-rotator are set for integration tests"
+            );
         };
         let log = PathBuf::from(tmp).join(format!("{name}-{}.log", std::process::id()));
         let out = std::fs::File::create(&log).unwrap();

@@ -1,0 +1,337 @@
+//! RDS as the tests see it: the emulator's RDS (instances and Aurora clusters whose master
+//! password RDS manages, read replicas), the function's RDS lookups pointed at it (or at a counting proxy),
+//! and [`Redirect`], which makes the emulator's synthetic endpoint names reach the stack's
+//! servers.
+//!
+//! # Why a redirecting rotator
+//!
+//! The emulator names every endpoint `<id>.aaaaaaaaaa.<region>.rds.amazonaws.com`, which resolves
+//! nowhere. Rather than touch the machine's resolver (`/etc/hosts`, a DNS server), the tests wrap
+//! the real rotators in [`Redirect`]: the handler is generic over its rotator, so the wrapper
+//! exists only in this test crate. It sends a connection for a known endpoint name to the stack's
+//! server instead, keeping everything else of the credential, and verifies TLS for the name the
+//! secret asks for (`tls_server_name`, else the endpoint name itself, which the test certificate
+//! does not carry): the tests' secrets name `localhost`, as a secret for a CNAME'd host would.
+//! Nothing in the function can redirect a connection.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_rds::Client;
+use db_secret_rotator::Error;
+use db_secret_rotator::credentials::{DbSecret, Password, SslSetting};
+use db_secret_rotator::deadline::StepContext;
+use db_secret_rotator::protocol::Stage;
+use db_secret_rotator::rds::{Rds, SdkRds};
+use db_secret_rotator::rotators::{Account, Rotator};
+use serde_json::{Value, json};
+
+use super::{Server, Stack, register_password, unique};
+
+/// The password the emulator gives every master secret it creates.
+const EMULATOR_MASTER_PASSWORD: &str = "P@55w0rd!";
+
+/// The function's RDS lookups with `endpoint` as their RDS endpoint (the emulator, or a proxy in
+/// front of it); the SDK's default endpoint when `None`.
+pub async fn rds_at(endpoint: Option<&str>) -> Rds<SdkRds> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(url) = endpoint {
+        loader = loader.endpoint_url(url);
+    }
+    Rds::new(SdkRds::new(&loader.load().await))
+}
+
+/// An RDS client for the emulator, to make fixtures.
+pub async fn rds_client(stack: &Stack) -> Client {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&stack.secrets_manager)
+        .load()
+        .await;
+    Client::new(&config)
+}
+
+/// A DB instance of the emulator.
+#[derive(Debug, Clone)]
+pub struct RdsInstance {
+    pub id: String,
+    pub endpoint: String,
+    pub port: u16,
+    /// The secret in which RDS manages its master password, when it does.
+    pub master_secret: Option<String>,
+}
+
+fn engine(server: Server) -> (&'static str, &'static str) {
+    match server {
+        Server::Postgres => ("postgres", "15.4"),
+        Server::Mariadb => ("mariadb", "10.11.6"),
+    }
+}
+
+fn described(i: &aws_sdk_rds::types::DbInstance) -> RdsInstance {
+    let endpoint = i.endpoint().expect("endpoint");
+    RdsInstance {
+        id: i.db_instance_identifier().unwrap().to_owned(),
+        endpoint: endpoint.address().unwrap().to_owned(),
+        port: u16::try_from(endpoint.port().unwrap()).unwrap(),
+        master_secret: i
+            .master_user_secret()
+            .and_then(|s| s.secret_arn())
+            .map(str::to_owned),
+    }
+}
+
+/// Creates an instance running `server`'s engine. With `managed`, RDS manages its master
+/// password in a secret tagged with the instance's ARN, which then holds the stack's admin
+/// credentials.
+pub async fn create_instance(stack: &Stack, server: Server, managed: bool) -> RdsInstance {
+    let client = rds_client(stack).await;
+    let (engine, version) = engine(server);
+    let out = client
+        .create_db_instance()
+        .db_instance_identifier(unique("dsr-db").replace('_', "-"))
+        .db_instance_class("db.t3.micro")
+        .engine(engine)
+        .engine_version(version)
+        .allocated_storage(20)
+        .master_username("admin")
+        .manage_master_user_password(managed)
+        .send()
+        .await
+        .expect("CreateDBInstance");
+    let instance = described(out.db_instance().expect("instance"));
+    if let Some(secret) = &instance.master_secret {
+        hold_admin_credentials(stack, server, secret).await;
+    }
+    instance
+}
+
+/// Sets the value of `secret`, a master secret the emulator created, to the stack's admin
+/// credentials for `server` (the emulator's own are a fixed pair no server knows), still holding
+/// only `username` and `password`.
+async fn hold_admin_credentials(stack: &Stack, server: Server, secret: &str) {
+    register_password(EMULATOR_MASTER_PASSWORD);
+    let admin = stack.master_secret(server);
+    let value = json!({"username": admin["username"], "password": admin["password"]});
+    super::sm_client()
+        .await
+        .put_secret_value()
+        .secret_id(secret)
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .expect("PutSecretValue on the master secret");
+}
+
+/// An Aurora PostgreSQL cluster of the emulator, whose master password RDS manages, with one
+/// instance.
+#[derive(Debug, Clone)]
+pub struct RdsCluster {
+    pub writer: String,
+    pub reader: String,
+    pub master_secret: String,
+    /// The cluster's one instance.
+    pub member: RdsInstance,
+}
+
+/// Creates an `aurora-postgresql` cluster whose master secret holds the stack's PostgreSQL admin
+/// credentials, and one instance in it.
+pub async fn create_cluster(stack: &Stack) -> RdsCluster {
+    let client = rds_client(stack).await;
+    let id = unique("dsr-cluster").replace('_', "-");
+    let out = client
+        .create_db_cluster()
+        .db_cluster_identifier(&id)
+        .engine("aurora-postgresql")
+        .master_username("admin")
+        .manage_master_user_password(true)
+        .send()
+        .await
+        .expect("CreateDBCluster");
+    let cluster = out.db_cluster().expect("cluster");
+    let master_secret = cluster
+        .master_user_secret()
+        .and_then(|s| s.secret_arn())
+        .expect("MasterUserSecret")
+        .to_owned();
+    hold_admin_credentials(stack, Server::Postgres, &master_secret).await;
+    let member = client
+        .create_db_instance()
+        .db_instance_identifier(format!("{id}-1"))
+        .db_cluster_identifier(&id)
+        .db_instance_class("db.r6g.large")
+        .engine("aurora-postgresql")
+        .send()
+        .await
+        .expect("CreateDBInstance in the cluster");
+    RdsCluster {
+        writer: cluster.endpoint().expect("writer endpoint").to_owned(),
+        reader: cluster
+            .reader_endpoint()
+            .expect("reader endpoint")
+            .to_owned(),
+        master_secret,
+        member: described(member.db_instance().expect("member")),
+    }
+}
+
+/// Creates a read replica of `source`.
+pub async fn create_replica(stack: &Stack, source: &RdsInstance) -> RdsInstance {
+    let out = rds_client(stack)
+        .await
+        .create_db_instance_read_replica()
+        .db_instance_identifier(unique("dsr-replica").replace('_', "-"))
+        .source_db_instance_identifier(&source.id)
+        .send()
+        .await
+        .expect("CreateDBInstanceReadReplica");
+    described(out.db_instance().expect("replica"))
+}
+
+/// Renames `instance`: its old identifier (and ARN) no longer exist.
+pub async fn rename_instance(stack: &Stack, instance: &RdsInstance) {
+    rds_client(stack)
+        .await
+        .modify_db_instance()
+        .db_instance_identifier(&instance.id)
+        .new_db_instance_identifier(format!("{}-renamed", instance.id))
+        .apply_immediately(true)
+        .send()
+        .await
+        .expect("ModifyDBInstance");
+}
+
+/// A rotator that sends connections for known endpoint names to other addresses, recording
+/// every connection attempt (its name and the host the secret named).
+pub struct Redirect<R> {
+    inner: R,
+    routes: HashMap<String, (String, u16)>,
+    pub attempts: RefCell<Vec<(String, String)>>,
+}
+
+impl<R> Redirect<R> {
+    pub fn new(inner: R) -> Self {
+        Redirect {
+            inner,
+            routes: HashMap::new(),
+            attempts: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Connections to `endpoint` (any port) go to `server` on the stack.
+    pub fn route(mut self, endpoint: &str, stack: &Stack, server: Server) -> Self {
+        self.routes
+            .insert(endpoint.to_ascii_lowercase(), server.address(stack));
+        self
+    }
+
+    /// The hosts of the attempts named `attempt`.
+    pub fn hosts_of(&self, attempt: &str) -> Vec<String> {
+        self.attempts
+            .borrow()
+            .iter()
+            .filter(|(a, _)| a == attempt)
+            .map(|(_, h)| h.clone())
+            .collect()
+    }
+
+    /// `creds` at `host:port`, TLS still verifying the name the secret asks for.
+    fn redirected(creds: &DbSecret, host: &str, port: u16) -> DbSecret {
+        let mut value: Value = serde_json::from_str(&creds.to_json()).unwrap();
+        value["engine"] = json!(creds.engine().to_string());
+        value["host"] = json!(host);
+        value["port"] = json!(port);
+        value["dbname"] = json!(creds.dbname());
+        value["tls_server_name"] = json!(creds.tls_server_name().unwrap_or(creds.host()));
+        let fields = value.as_object_mut().unwrap();
+        match creds.ssl() {
+            SslSetting::Require => drop(fields.insert("ssl".into(), json!(true))),
+            SslSetting::Disable => drop(fields.insert("ssl".into(), json!(false))),
+            SslSetting::Unset => drop(fields.remove("ssl")),
+            SslSetting::Unrecognised => {}
+        }
+        DbSecret::parse("redirected", Stage::Current, &value.to_string()).unwrap()
+    }
+}
+
+impl<R: Rotator> Rotator for Redirect<R> {
+    type Session = R::Session;
+
+    async fn connect(
+        &self,
+        creds: &DbSecret,
+        attempt: &str,
+        ctx: &StepContext<'_>,
+    ) -> Result<R::Session, Error> {
+        self.attempts
+            .borrow_mut()
+            .push((attempt.to_owned(), creds.host().to_owned()));
+        let route = self.routes.get(&creds.host().to_ascii_lowercase());
+        match route {
+            Some((host, port)) => {
+                let creds = Self::redirected(creds, host, *port);
+                self.inner.connect(&creds, attempt, ctx).await
+            }
+            None => self.inner.connect(creds, attempt, ctx).await,
+        }
+    }
+
+    async fn check(&self, session: &mut R::Session, ctx: &StepContext<'_>) -> Result<(), Error> {
+        self.inner.check(session, ctx).await
+    }
+
+    async fn set_own_password(
+        &self,
+        session: &mut R::Session,
+        login: &DbSecret,
+        new: &Password,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        self.inner.set_own_password(session, login, new, ctx).await
+    }
+
+    fn account(&self, session: &R::Session) -> Account {
+        self.inner.account(session)
+    }
+
+    async fn set_password_as_master(
+        &self,
+        master: &mut R::Session,
+        current: &Account,
+        pending: &DbSecret,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        self.inner
+            .set_password_as_master(master, current, pending, ctx)
+            .await
+    }
+
+    async fn add_own_password(
+        &self,
+        session: &mut R::Session,
+        current: &DbSecret,
+        pending: &DbSecret,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        self.inner
+            .add_own_password(session, current, pending, ctx)
+            .await
+    }
+
+    async fn add_password_as_master(
+        &self,
+        master: &mut R::Session,
+        account: &Account,
+        current: &DbSecret,
+        pending: &DbSecret,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        self.inner
+            .add_password_as_master(master, account, current, pending, ctx)
+            .await
+    }
+
+    async fn close(&self, session: R::Session) {
+        self.inner.close(session).await;
+    }
+}
