@@ -416,15 +416,7 @@ async fn a_forged_pending_version_cannot_aim_the_master_at_another_account() {
     let mut forged = secret.clone();
     forged["username"] = json!(victim.name);
     forged["password"] = json!("attacker-chosen-password");
-    client
-        .put_secret_value()
-        .secret_id(&arn)
-        .client_request_token(&token)
-        .secret_string(forged.to_string())
-        .version_stages("AWSPENDING")
-        .send()
-        .await
-        .unwrap();
+    put_pending(&client, &arn, &token, &forged.to_string()).await;
     let err = Function::new(stack)
         .await
         .invoke("setSecret", &arn, &token)
@@ -469,15 +461,7 @@ async fn postgres_refuses_dual_password_before_anything_is_written() {
     // A pending version written before the strategy was set: setSecret refuses on its own.
     let mut pending = secret.clone();
     pending["password"] = json!(fixture_password());
-    client
-        .put_secret_value()
-        .secret_id(&arn)
-        .client_request_token(&token)
-        .secret_string(pending.to_string())
-        .version_stages("AWSPENDING")
-        .send()
-        .await
-        .unwrap();
+    put_pending(&client, &arn, &token, &pending.to_string()).await;
     refused(
         function
             .invoke("setSecret", &arn, &token)

@@ -19,15 +19,7 @@ async fn guard_branches_write_nothing() {
     // Rotation never enabled, token staged by hand.
     let arn = create_secret(&client, &unreachable_secret()).await;
     let token1 = token();
-    client
-        .put_secret_value()
-        .secret_id(&arn)
-        .client_request_token(&token1)
-        .secret_string(unreachable_secret().to_string())
-        .version_stages("AWSPENDING")
-        .send()
-        .await
-        .unwrap();
+    put_pending(&client, &arn, &token1, &unreachable_secret().to_string()).await;
     let disabled = client
         .describe_secret()
         .secret_id(&arn)
@@ -130,15 +122,7 @@ async fn finish_secret_moves_current_in_one_call() {
     let old = version_with(&client, &arn, "AWSCURRENT").await.unwrap();
     let staged = token();
     start_rotation(&client, &arn, &staged).await;
-    client
-        .put_secret_value()
-        .secret_id(&arn)
-        .client_request_token(&staged)
-        .secret_string(unreachable_secret().to_string())
-        .version_stages("AWSPENDING")
-        .send()
-        .await
-        .unwrap();
+    put_pending(&client, &arn, &staged, &unreachable_secret().to_string()).await;
     let function = Function::new(stack).await;
     function
         .invoke("finishSecret", &arn, &staged)

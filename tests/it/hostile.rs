@@ -208,15 +208,7 @@ async fn malformed_events_and_secrets_through_the_runtime() {
                 start_rotation(&client, &arn, &token).await;
                 let step = match input {
                     Input::Pending(text, step) => {
-                        client
-                            .put_secret_value()
-                            .secret_id(&arn)
-                            .client_request_token(&token)
-                            .secret_string(text)
-                            .version_stages("AWSPENDING")
-                            .send()
-                            .await
-                            .unwrap();
+                        put_pending(&client, &arn, &token, text).await;
                         *step
                     }
                     _ => "createSecret",

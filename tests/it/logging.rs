@@ -196,15 +196,7 @@ async fn text_lines_escape_a_user_name_with_a_newline() {
         &fixture_password(),
     );
     pending["note"] = json!("pending");
-    client
-        .put_secret_value()
-        .secret_id(&arn)
-        .client_request_token(&token)
-        .secret_string(pending.to_string())
-        .version_stages("AWSPENDING")
-        .send()
-        .await
-        .unwrap();
+    put_pending(&client, &arn, &token, &pending.to_string()).await;
     let process = FunctionProcess::spawn(
         stack,
         &unique("logesc"),

@@ -239,15 +239,7 @@ async fn pending_for_another_user_or_host_is_refused(server: Server) {
         let case = case(stack, server, &unique("deputy")).await;
         let mut pending = stack.secret(server, case.user.name(), "attacker-chosen");
         pending[key] = value.clone();
-        case.client
-            .put_secret_value()
-            .secret_id(&case.arn)
-            .client_request_token(&case.token)
-            .secret_string(pending.to_string())
-            .version_stages("AWSPENDING")
-            .send()
-            .await
-            .unwrap();
+        put_pending(&case.client, &case.arn, &case.token, &pending.to_string()).await;
         let before = (state(stack, &case).await, victim.verifier(stack).await);
         let function = Function::new(stack).await;
         let err = function
@@ -315,15 +307,7 @@ async fn test_secret_alone_writes_nothing(server: Server) {
     let case = case(stack, server, &unique("testonly")).await;
     // RotateImmediately=false: the service stages a version and invokes testSecret alone.
     let current = raw_value(&case.client, &case.arn, "AWSCURRENT").await;
-    case.client
-        .put_secret_value()
-        .secret_id(&case.arn)
-        .client_request_token(&case.token)
-        .secret_string(current)
-        .version_stages("AWSPENDING")
-        .send()
-        .await
-        .unwrap();
+    put_pending(&case.client, &case.arn, &case.token, &current).await;
     let before = state(stack, &case).await;
     let function = Function::new(stack).await;
     function

@@ -49,6 +49,20 @@ pub async fn start_rotation(client: &Client, arn: &str, token: &str) {
     .await;
 }
 
+/// Writes `value` as the `AWSPENDING` version `token` by hand, as a hostile or mistaken writer
+/// could between the steps.
+pub async fn put_pending(client: &Client, arn: &str, token: &str, value: &str) {
+    client
+        .put_secret_value()
+        .secret_id(arn)
+        .client_request_token(token)
+        .secret_string(value)
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap();
+}
+
 /// [`start_rotation`], with `function` as the secret's rotation function.
 pub async fn start_rotation_by(client: &Client, arn: &str, token: &str, function: &str) {
     // After a finished rotation the service clears the AWSPENDING label left on the new current
