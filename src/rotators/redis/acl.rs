@@ -7,7 +7,7 @@
 //! change. Passwords travel as their SHA-256, which is how Redis stores them, so no plaintext
 //! reaches the server's command stream (`MONITOR`, the slow log).
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 
 use ::redis::Value;
 use sha2::{Digest, Sha256};
@@ -22,8 +22,9 @@ pub fn password_hash(password: &str) -> String {
     out
 }
 
-/// What the rotator reads of an ACL user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the rotator reads of an ACL user. Its `Debug` counts the password hashes, never shows
+/// them: each is the SHA-256 of a password.
+#[derive(Clone, PartialEq, Eq)]
 pub(super) struct AclUser {
     /// `on`, `off`, `nopass`, `allkeys`, …
     pub(super) flags: Vec<String>,
@@ -77,11 +78,30 @@ fn strings(value: &Value) -> Option<Vec<String>> {
     }
 }
 
-/// The password rules of one change, and the rules that undo it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The password rules of one change, and the rules that undo it. Its `Debug` counts the rules,
+/// never shows them: each names a password's hash.
+#[derive(Clone, PartialEq, Eq)]
 pub(super) struct PasswordChange {
     pub(super) rules: Vec<String>,
     pub(super) undo: Vec<String>,
+}
+
+impl fmt::Debug for AclUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AclUser")
+            .field("flags", &self.flags)
+            .field("passwords", &self.passwords.len())
+            .finish()
+    }
+}
+
+impl fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordChange")
+            .field("rules", &self.rules.len())
+            .field("undo", &self.undo.len())
+            .finish()
+    }
 }
 
 impl PasswordChange {
