@@ -32,6 +32,42 @@ impl TlsMode {
     }
 }
 
+/// `AUDIT_EVENTS`: what an invocation event may ask of the doctor (docs/protocol.md 5.14). The
+/// deployment decides, never the event: anyone allowed to invoke the function could otherwise
+/// read every secret's audit or move staging labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AuditEvents {
+    /// `off` (default): an audit event is refused.
+    Off,
+    /// `audit`: an event may run the audit, read-only; `--repair` is refused.
+    Audit,
+    /// `repair`: an event may also repair a stuck `AWSPENDING`.
+    Repair,
+}
+
+impl AuditEvents {
+    /// Accepted spellings, for error messages.
+    const ACCEPTED: &'static str = "off, audit, repair";
+
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "off" => Some(AuditEvents::Off),
+            "audit" => Some(AuditEvents::Audit),
+            "repair" => Some(AuditEvents::Repair),
+            _ => None,
+        }
+    }
+
+    /// The value as spelled in the variable.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditEvents::Off => "off",
+            AuditEvents::Audit => "audit",
+            AuditEvents::Repair => "repair",
+        }
+    }
+}
+
 /// Validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -49,6 +85,16 @@ pub struct Config {
     pub mysql_username_limit: usize,
     /// `SECRETS_MANAGER_ENDPOINT`: an explicit endpoint that wins over the SDK's settings.
     pub secrets_manager_endpoint: Option<String>,
+    /// `ALLOW_CLEARTEXT_PASSWORDS`: whether a password may cross a connection without verified
+    /// TLS in a form an observer can read or replay (a server's cleartext or MD5 password request,
+    /// Redis `AUTH`, a MySQL statement carrying a password). Off by default; SCRAM and
+    /// client-computed values never need it.
+    pub allow_cleartext_passwords: bool,
+    /// `MASTER_SECRET_ARNS`: the master secrets a `masterarn` may name; `None` when unset (any
+    /// secret the function's role may read).
+    pub master_secret_arns: Option<Vec<String>>,
+    /// `AUDIT_EVENTS`: what an invocation event may ask of the doctor.
+    pub audit_events: AuditEvents,
     /// `METRICS`, `METRICS_NAMESPACE`, `METRICS_DIMENSIONS`.
     pub metrics: MetricsConfig,
 }
@@ -64,6 +110,9 @@ impl Default for Config {
             strategy: Strategy::SingleUser,
             mysql_username_limit: 16,
             secrets_manager_endpoint: None,
+            allow_cleartext_passwords: false,
+            master_secret_arns: None,
+            audit_events: AuditEvents::Off,
             metrics: MetricsConfig::default(),
         }
     }
@@ -103,6 +152,14 @@ impl Config {
                 )?
                 .unwrap_or(defaults.mysql_username_limit),
             secrets_manager_endpoint: env.setting("SECRETS_MANAGER_ENDPOINT").map(str::to_owned),
+            allow_cleartext_passwords: env.switch(
+                "ALLOW_CLEARTEXT_PASSWORDS",
+                defaults.allow_cleartext_passwords,
+            )?,
+            master_secret_arns: env.list("MASTER_SECRET_ARNS"),
+            audit_events: env
+                .choice("AUDIT_EVENTS", AuditEvents::parse, AuditEvents::ACCEPTED)?
+                .unwrap_or(defaults.audit_events),
             metrics: MetricsConfig::from_env(env)?,
         };
         Ok((config, warnings))
@@ -127,6 +184,9 @@ mod tests {
         assert_eq!(c.mysql_username_limit, 16);
         assert_eq!(c.secrets_manager_endpoint, None);
         assert_eq!(c.password_policy, PasswordPolicy::default());
+        assert!(!c.allow_cleartext_passwords);
+        assert_eq!(c.master_secret_arns, None);
+        assert_eq!(c.audit_events, AuditEvents::Off);
         // Blank values of the function's own variables mean the default too.
         let blank = config(&[
             ("TLS_MODE", ""),
@@ -135,6 +195,8 @@ mod tests {
             ("SECRETS_MANAGER_ENDPOINT", ""),
             ("TLS_EXTRA_CA_FILE", ""),
             ("METRICS", ""),
+            ("MASTER_SECRET_ARNS", " , "),
+            ("AUDIT_EVENTS", ""),
         ])
         .unwrap();
         assert_eq!(blank, Config::default());
@@ -150,8 +212,17 @@ mod tests {
             ("SECRETS_MANAGER_ENDPOINT", "https://vpce.example"),
             ("TLS_EXTRA_CA_FILE", "/opt/ca.pem"),
             ("METRICS", "off"),
+            ("ALLOW_CLEARTEXT_PASSWORDS", "on"),
+            ("MASTER_SECRET_ARNS", " arn:a , ,arn:b,"),
+            ("AUDIT_EVENTS", "repair"),
         ])
         .unwrap();
+        assert!(c.allow_cleartext_passwords);
+        assert_eq!(
+            c.master_secret_arns,
+            Some(vec!["arn:a".to_owned(), "arn:b".to_owned()])
+        );
+        assert_eq!(c.audit_events, AuditEvents::Repair);
         assert_eq!(c.tls_mode, TlsMode::Prefer);
         assert_eq!(c.connect_timeout, Duration::from_millis(2500));
         assert_eq!(c.strategy, Strategy::AlternatingUsers);
@@ -175,6 +246,8 @@ mod tests {
             ("USERNAME_CHARACTER_LIMIT", "0"),
             ("PASSWORD_LENGTH", "0"),
             ("METRICS", "maybe"),
+            ("ALLOW_CLEARTEXT_PASSWORDS", "sometimes"),
+            ("AUDIT_EVENTS", "Repair"),
         ] {
             match config(&[(name, value)]) {
                 Err(e @ Error::Config { variable, .. }) => {

@@ -71,6 +71,14 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+/// Whether `a` and `b` name the same DNS name: equal but for ASCII case and one trailing dot (the
+/// root), which DNS ignores. No other normalisation, no resolution.
+pub fn same_host(a: &str, b: &str) -> bool {
+    let absolute = |host: &str| host.strip_suffix('.').unwrap_or(host).to_owned();
+    let (a, b) = (absolute(a), absolute(b));
+    !a.is_empty() && a.eq_ignore_ascii_case(&b)
+}
+
 /// What parsing fills in that the secret itself does not say.
 #[derive(Clone, Copy)]
 enum Fill<'a> {
@@ -350,12 +358,30 @@ impl DbSecret {
         next
     }
 
-    /// A copy that connects to `dbname` (alternating users connect the master to the rotated
-    /// secret's database).
-    pub(crate) fn with_dbname(&self, dbname: Option<String>) -> Self {
+    /// A copy that connects with verified TLS and the name of its own `host`, whatever its `ssl`
+    /// and `tls_server_name` say: an RDS-managed master secret has neither, and another secret's
+    /// settings must never choose the master's transport (docs/protocol.md 5.14).
+    pub(crate) fn with_verified_tls(&self) -> Self {
         let mut next = self.clone();
-        next.dbname = dbname;
+        next.ssl = SslSetting::Require;
+        next.tls_server_name = None;
         next
+    }
+
+    /// A copy of this credential that connects to `other`'s endpoint (host and port) with
+    /// `other`'s TLS settings: the current secret proven on the master's server when RDS related
+    /// the two hosts.
+    pub(crate) fn at_endpoint_of(&self, other: &DbSecret) -> Self {
+        let mut next = self.with_tls_of(other);
+        next.host = other.host.clone();
+        next.port = other.port;
+        next
+    }
+
+    /// Whether `other` is served at the same endpoint: the same DNS name (ASCII case and one
+    /// trailing dot aside, never resolved) and the same port.
+    pub fn same_endpoint(&self, other: &DbSecret) -> bool {
+        same_host(&self.host, &other.host) && self.port == other.port
     }
 
     /// `engine`.

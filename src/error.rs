@@ -38,9 +38,77 @@ impl fmt::Display for Mismatch {
     }
 }
 
+/// What stands in the way of handing an alternate user over (docs/protocol.md 5.12): privilege,
+/// role, attribute, object and account names, never values. Empty when the handover is safe.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CloneFindings {
+    /// What the alternate user may do and the current user may not.
+    pub excess: Vec<String>,
+    /// What the current user may do and an existing alternate user may not: the function makes
+    /// the alternate user with all of it, so this one is someone else's (or the current user
+    /// gained it since), and giving it the current user's rights would give them to whoever
+    /// controls it.
+    pub missing: Vec<String>,
+    /// Who else can act as the alternate user or take it over: members, administrators,
+    /// proxies, objects running with its rights.
+    pub controllers: Vec<String>,
+}
+
+/// How many items a list in an error names before it counts the rest.
+const LISTED: usize = 8;
+
+/// `items`, at most [`LISTED`] of them, joined by `; `.
+fn listed(items: &[String]) -> String {
+    let mut text = items
+        .iter()
+        .take(LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if items.len() > LISTED {
+        text.push_str(&format!("; and {} more", items.len() - LISTED));
+    }
+    text
+}
+
+impl CloneFindings {
+    /// Whether nothing stands in the way.
+    pub fn is_empty(&self) -> bool {
+        self.excess.is_empty() && self.missing.is_empty() && self.controllers.is_empty()
+    }
+
+    /// Why `given` cannot be handed over to the holder of `current`, in words.
+    pub fn describe(&self, current: &str) -> String {
+        let mut parts = Vec::new();
+        if !self.excess.is_empty() {
+            parts.push(format!(
+                "it can do more than the current user {current}, which lacks {}",
+                listed(&self.excess)
+            ));
+        }
+        if !self.missing.is_empty() {
+            parts.push(format!(
+                "it exists without all that the current user {current} holds, so this function \
+                 did not make it (or {current} gained it since), and whoever controls it would \
+                 get {current}'s rights: it lacks {}; drop it so that the next rotation makes it \
+                 afresh, or grant it the same after checking who can log in as it",
+                listed(&self.missing)
+            ));
+        }
+        if !self.controllers.is_empty() {
+            parts.push(format!(
+                "others can act as it or take it over: {}; remove them, or drop it so that the \
+                 next rotation makes it afresh",
+                listed(&self.controllers)
+            ));
+        }
+        parts.join("; and ")
+    }
+}
+
 /// Details of [`Error::PrivilegeMismatch`]: the account whose password a rotation would hand over
-/// can do more than the secret's current account (docs/protocol.md 5.12). Boxed to keep
-/// `Result<_, Error>` small.
+/// can do more than the secret's current account, or is controlled by others (docs/protocol.md
+/// 5.12). Boxed to keep `Result<_, Error>` small.
 #[derive(Debug)]
 pub struct PrivilegeGap {
     /// Secret ARN or name.
@@ -51,32 +119,20 @@ pub struct PrivilegeGap {
     pub given: String,
     /// The secret's current account.
     pub current: String,
-    /// What `given` may do and `current` may not: privilege, role, attribute and object names,
-    /// never values.
-    pub excess: Vec<String>,
+    /// What stands in the way.
+    pub findings: CloneFindings,
 }
-
-/// How many differences an error lists before it counts the rest.
-const LISTED: usize = 8;
 
 impl fmt::Display for PrivilegeGap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "secret {} ({}): refusing to hand over the alternate user {}: it can do more than the \
-             current user {}, which lacks ",
-            self.secret_id, self.step, self.given, self.current
-        )?;
-        for (i, item) in self.excess.iter().take(LISTED).enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            f.write_str(item)?;
-        }
-        if self.excess.len() > LISTED {
-            write!(f, "; and {} more", self.excess.len() - LISTED)?;
-        }
-        f.write_str(" (nothing was changed)")
+            "secret {} ({}): refusing to hand over the alternate user {}: {} (nothing was changed)",
+            self.secret_id,
+            self.step,
+            self.given,
+            self.findings.describe(&self.current)
+        )
     }
 }
 

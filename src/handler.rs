@@ -292,7 +292,9 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
         }))
     }
 
-    /// Confused-deputy check: `pending` must name the same user and host (exact strings) as `other`.
+    /// Confused-deputy check: `pending` must name the same user and host (exact strings) as
+    /// `other`, and the same port: a credential proven on one port must never decide what is
+    /// done, or sent, on another (docs/protocol.md 5.14).
     fn require_same_account(
         &self,
         pending: &DbSecret,
@@ -303,8 +305,26 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
         if pending.username() != other.username() {
             return Err(self.mismatch("user", pending.username(), user_role, other.username()));
         }
+        self.require_same_endpoint(pending, other, host_role)
+    }
+
+    /// `pending`'s host (exact string) and port must be `other`'s.
+    fn require_same_endpoint(
+        &self,
+        pending: &DbSecret,
+        other: &DbSecret,
+        host_role: &'static str,
+    ) -> Result<(), Error> {
         if pending.host() != other.host() {
             return Err(self.mismatch("host", pending.host(), host_role, other.host()));
+        }
+        if pending.port() != other.port() {
+            return Err(self.mismatch(
+                "port",
+                &pending.port().to_string(),
+                host_role,
+                &other.port().to_string(),
+            ));
         }
         Ok(())
     }
@@ -408,9 +428,7 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
                 current.username(),
             ));
         }
-        if pending.host() != current.host() {
-            return Err(self.mismatch("host", pending.host(), "current host", current.host()));
-        }
+        self.require_same_endpoint(pending, current, "current host")?;
         // The current credential must work before anything changes: a forged secret cannot aim the
         // superuser at an account it does not own.
         let Some(session) = self.try_login(current, "login with current secret").await? else {
@@ -422,7 +440,7 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
         let session = self.master_session(current, masterarn).await?;
         self.use_then_close(session, async |session| {
             self.rotator
-                .set_password_as_master(session, &account, pending, &self.ctx)
+                .set_password_as_master(session, &account, current, pending, &self.ctx)
                 .await
         })
         .await?;
@@ -430,20 +448,39 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
         Ok(())
     }
 
-    /// Logs in with the master secret named by `masterarn`, on the master's host and the current
-    /// secret's database. A master on another host than `current`'s is used only when RDS proves
-    /// that `current`'s host serves the master's database.
+    /// Logs in with the master secret named by `masterarn`, on the master's endpoint and in the
+    /// master's own database (docs/protocol.md 5.14). A master at another endpoint than
+    /// `current`'s (host and port) is used only when RDS proves that `current`'s endpoint serves
+    /// the master's database, and the current credential then also logs in at the master's
+    /// endpoint, so that it is proven on the server the master acts on.
     async fn master_session(
         &self,
         current: &DbSecret,
         masterarn: &str,
     ) -> Result<R::Session, Error> {
+        self.require_configured_master(masterarn)?;
         let (master, database) = self.master_secret(masterarn, current).await?;
-        if master.host() != current.host() {
+        if !master.same_endpoint(current) {
             self.prove_same_database(current, &master, database, masterarn)
                 .await?;
+            let at_master = current.at_endpoint_of(&master);
+            let Some(session) = self
+                .try_login(
+                    &at_master,
+                    "login with current secret at the master's endpoint",
+                )
+                .await?
+            else {
+                self.rds.forget(masterarn);
+                return Err(self.mismatch(
+                    "host",
+                    &endpoint(current),
+                    "a host of the master's database, where the current secret logs in, such as",
+                    &endpoint(&master),
+                ));
+            };
+            self.rotator.close(session).await;
         }
-        let master = master.with_dbname(current.dbname().map(str::to_owned));
         let Some(session) = self.try_login(&master, "login with master secret").await? else {
             // An RDS-managed master's endpoint may have changed: ask RDS again next time.
             self.rds.forget(masterarn);
@@ -452,11 +489,27 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
         Ok(session)
     }
 
+    /// Refuses a `masterarn` outside `MASTER_SECRET_ARNS`, when the deployment lists its master
+    /// secrets, before it is read: the function's role may read other applications' secrets,
+    /// which an application secret must not be able to name as its master.
+    fn require_configured_master(&self, masterarn: &str) -> Result<(), Error> {
+        match &self.config.master_secret_arns {
+            Some(allowed) if !allowed.iter().any(|arn| arn == masterarn) => Err(self.mismatch(
+                "master secret",
+                masterarn,
+                "one of MASTER_SECRET_ARNS",
+                &allowed.join(", "),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The master secret `masterarn`'s `AWSCURRENT` value, of `current`'s engine family, and the
-    /// RDS database it acts on when RDS manages it. A master without `host` takes its engine and
-    /// endpoint from RDS when its tags say RDS manages it, and the rotated secret's TLS settings
-    /// (`ssl`, `tls_server_name`), having none of its own; without such tags it fails naming
-    /// `host`. A master with `host` is used as it is, taking `current`'s engine when it names none.
+    /// RDS database it acts on when RDS manages it. A master without `host` takes its engine,
+    /// endpoint and port from RDS when its tags say RDS manages it, and always connects with
+    /// verified TLS to that endpoint (the rotated secret's TLS settings never apply to it);
+    /// without such tags it fails naming `host`. A master with `host` is used as it is, taking
+    /// `current`'s engine when it names none.
     async fn master_secret(
         &self,
         masterarn: &str,
@@ -476,7 +529,7 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
         let (master, database) = match located {
             Some(managed) => (
                 DbSecret::parse_at(masterarn, Stage::Current, &text, &managed.endpoint)?
-                    .with_tls_of(current),
+                    .with_verified_tls(),
                 Some(managed.database),
             ),
             None => (
@@ -498,10 +551,10 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
         Ok((master, database))
     }
 
-    /// Alternating users, master host ≠ current host: accepted only when RDS proves that the
-    /// current host is the master's database, a read replica of its instance, or the reader
-    /// endpoint or an instance of its cluster (logging in as current there proved the credential
-    /// of the same accounts); the master then acts on its own host. Anything else is refused.
+    /// The master's endpoint is not `current`'s: accepted only when RDS proves that `current`'s
+    /// endpoint (host and port) is the master's database, a read replica of its instance, or the
+    /// reader endpoint or an instance of its cluster, each at the port RDS gives it; the master
+    /// then acts on its own endpoint. Anything else is refused.
     async fn prove_same_database(
         &self,
         current: &DbSecret,
@@ -511,12 +564,16 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
     ) -> Result<(), Error> {
         let database = match database {
             Some(database) => Some(database),
-            None => self.rds.database_at(master.host(), &self.ctx).await?,
+            None => {
+                self.rds
+                    .database_at(master.host(), master.port(), &self.ctx)
+                    .await?
+            }
         };
         let relation = match &database {
             Some(database) => {
                 self.rds
-                    .relation(current.host(), database, &self.ctx)
+                    .relation(current.host(), current.port(), database, &self.ctx)
                     .await?
             }
             None => None,
@@ -525,16 +582,18 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
             self.rds.forget(masterarn);
             let expected = format!(
                 "{} or an RDS read replica or Aurora reader of it",
-                master.host()
+                endpoint(master)
             );
-            return Err(self.mismatch("host", current.host(), "master host", &expected));
+            return Err(self.mismatch("host", &endpoint(current), "master host", &expected));
         };
         info!(
             current_host = current.host(),
+            current_port = current.port(),
             master_host = master.host(),
+            master_port = master.port(),
             master = %database,
             relation = relation.as_str(),
-            "current host proven to serve the master's database"
+            "current endpoint proven to serve the master's database"
         );
         Ok(())
     }
@@ -631,6 +690,11 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
         info!(stage = %Stage::Current, previous_version = current, "version promoted");
         Ok(())
     }
+}
+
+/// `host:port`, for errors.
+fn endpoint(secret: &DbSecret) -> String {
+    format!("{}:{}", secret.host(), secret.port())
 }
 
 mod dual;

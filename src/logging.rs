@@ -43,7 +43,7 @@ use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::format::{Writer, debug_fn};
+use tracing_subscriber::fmt::format::debug_fn;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 use crate::env::Env;
@@ -166,14 +166,30 @@ pub fn filter(spec: Option<&str>) -> EnvFilter {
         .parse_lossy(directives)
 }
 
+/// `text` with control characters (and Unicode line and paragraph separators) escaped, as log
+/// lines write it: for any text shown to an operator that comes from a secret or a database.
+pub(crate) fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    // Writing into a String cannot fail.
+    let _ = write_escaped(&mut out, text);
+    std::borrow::Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
 /// Writes `text` with control characters (and Unicode line and paragraph separators) escaped.
-fn write_escaped(writer: &mut Writer<'_>, text: &str) -> fmt::Result {
+fn write_escaped(writer: &mut impl fmt::Write, text: &str) -> fmt::Result {
     for c in text.chars() {
         match c {
             '\n' => writer.write_str("\\n")?,
             '\r' => writer.write_str("\\r")?,
             '\t' => writer.write_str("\\t")?,
-            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+            c if needs_escape(c) => {
                 write!(writer, "\\u{{{:x}}}", u32::from(c))?;
             }
             c => writer.write_char(c)?,

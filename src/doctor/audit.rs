@@ -249,7 +249,7 @@ where
         action: Action,
         secret: &mut SecretReport,
     ) -> Option<Failure> {
-        let made = repair::make(self.store, &info.arn, action, stuck, self.now, examiner.ctx);
+        let made = repair::make(examiner, &info.arn, action, stuck, self.now);
         match made.await {
             Ok(repair) if repair.done => {
                 secret.repairs.push(repair);

@@ -19,13 +19,10 @@ use crate::config::Config;
 use crate::credentials::DbSecret;
 use crate::deadline::StepContext;
 use crate::engine::clone_name;
-use crate::error::Error;
+use crate::error::{CloneFindings, Error};
 use crate::protocol::{Stage, Strategy};
 use crate::rotators::Account;
 use crate::secrets::{SecretInfo, SecretInventory, SecretStore};
-
-/// How many differences a `clone-drift` detail lists before it counts the rest.
-const LISTED: usize = 8;
 
 /// What examining one secret needs.
 pub(super) struct Examiner<'a, S, R> {
@@ -181,7 +178,7 @@ where
         Ok(Some(current))
     }
 
-    fn strategy(&self, current: &DbSecret) -> Strategy {
+    pub(super) fn strategy(&self, current: &DbSecret) -> Strategy {
         current.rotation_strategy().unwrap_or(self.config.strategy)
     }
 
@@ -197,6 +194,18 @@ where
         };
         if self.strategy(current) != Strategy::AlternatingUsers {
             return Ok(None);
+        }
+        if let Some(allowed) = &self.config.master_secret_arns {
+            if !allowed.iter().any(|a| a == arn) {
+                problems.push(Problem::new(
+                    Code::MasterUnreadable,
+                    format!(
+                        "masterarn {arn} is not one of MASTER_SECRET_ARNS, so the next rotation \
+                         refuses it at setSecret"
+                    ),
+                ));
+                return Ok(None);
+            }
         }
         let unreadable = |problems: &mut Vec<Problem>, detail: String| {
             problems.push(Problem::new(
@@ -229,20 +238,20 @@ where
             );
             return Ok(None);
         }
-        if master.host() != current.host() {
+        if !master.same_endpoint(current) {
             unreadable(
                 problems,
                 format!(
-                    "master secret {arn} is for host {}, not the secret's host {}",
+                    "master secret {arn} is for {}:{}, not the secret's {}:{}",
                     master.host(),
-                    current.host()
+                    master.port(),
+                    current.host(),
+                    current.port()
                 ),
             );
             return Ok(None);
         }
-        Ok(Some(
-            master.with_dbname(current.dbname().map(str::to_owned)),
-        ))
+        Ok(Some(master))
     }
 
     /// The stuck `AWSPENDING` version, if any, with its value and creation date.
@@ -340,7 +349,7 @@ where
 
     /// Logs in with `secret` and closes the session: `Ok(Ok(account))`, or `Ok(Err(why))` when
     /// the login fails; `Err` only when time runs out.
-    async fn login(
+    pub(super) async fn login(
         &self,
         secret: &DbSecret,
         attempt: &str,
@@ -388,14 +397,14 @@ where
                 return Ok(());
             }
         };
-        let excess = self
+        let findings = self
             .rotator
             .audit_clone(&mut session, account, &other, self.ctx)
             .await;
         self.rotator.close(session).await;
-        let detail = match judge(excess)? {
-            Ok(excess) if excess.is_empty() => return Ok(()),
-            Ok(excess) => drift_detail(&other, account, &excess),
+        let detail = match judge(findings)? {
+            Ok(findings) if findings.is_empty() => return Ok(()),
+            Ok(findings) => drift_detail(&other, account, &findings),
             Err(e) => format!(
                 "the accounts could not be compared ({e}); the next rotation runs the same check"
             ),
@@ -413,21 +422,12 @@ fn account_name(user: &str, account: &Account) -> String {
     }
 }
 
-fn drift_detail(other: &str, current: &Account, excess: &[String]) -> String {
-    let mut listed = excess
-        .iter()
-        .take(LISTED)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("; ");
-    if excess.len() > LISTED {
-        listed.push_str(&format!("; and {} more", excess.len() - LISTED));
-    }
+fn drift_detail(other: &str, current: &Account, findings: &CloneFindings) -> String {
     format!(
-        "the next rotation would refuse to hand over {}: it can do more than {}, which lacks \
-         {listed}; give or take away what is listed (docs/deployment.md, \"Repairing a clone\")",
+        "the next rotation would refuse to hand over {}: {}; see docs/deployment.md, \
+         \"Repairing a clone\"",
         account_name(other, current),
-        account_name(&current.user, current),
+        findings.describe(&account_name(&current.user, current)),
     )
 }
 

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use crate::credentials::DbSecret;
 use crate::deadline::StepContext;
-use crate::error::Error;
+use crate::error::{CloneFindings, Error};
 use crate::rotators::{Account, CloneAudit};
 
 /// The database side of an audit: read-only.
@@ -35,7 +35,7 @@ pub trait Probe {
         current: &Account,
         pending_user: &str,
         ctx: &StepContext<'_>,
-    ) -> impl Future<Output = Result<Vec<String>, Error>>;
+    ) -> impl Future<Output = Result<CloneFindings, Error>>;
 }
 
 impl<R: CloneAudit> Probe for R {
@@ -64,7 +64,7 @@ impl<R: CloneAudit> Probe for R {
         current: &Account,
         pending_user: &str,
         ctx: &StepContext<'_>,
-    ) -> impl Future<Output = Result<Vec<String>, Error>> {
+    ) -> impl Future<Output = Result<CloneFindings, Error>> {
         CloneAudit::audit_clone(self, master, current, pending_user, ctx)
     }
 }

@@ -9,6 +9,7 @@ use std::io::{self, Write};
 use serde_json::{Value, json};
 
 use crate::error::Error;
+use crate::logging::escaped;
 
 /// A problem's stable code, in the order the report lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -192,7 +193,7 @@ impl Report {
         let width = self
             .secrets
             .iter()
-            .map(|s| s.name.chars().count())
+            .map(|s| escaped(&s.name).chars().count())
             .chain([6])
             .max()
             .unwrap_or(6);
@@ -204,9 +205,14 @@ impl Report {
             } else {
                 ("UNHEALTHY", codes.join(", "))
             };
-            writeln!(out, "{:width$}  {status:9}  {codes}", secret.name)?;
+            writeln!(out, "{:width$}  {status:9}  {codes}", escaped(&secret.name))?;
             for problem in &secret.problems {
-                writeln!(out, "    {}: {}", problem.code.as_str(), problem.detail)?;
+                writeln!(
+                    out,
+                    "    {}: {}",
+                    problem.code.as_str(),
+                    escaped(&problem.detail)
+                )?;
             }
             for repair in &secret.repairs {
                 let verb = match (repair.done, repair.action) {
@@ -218,12 +224,17 @@ impl Report {
                     out,
                     "    {verb}: {}: {}",
                     repair.action.as_str(),
-                    repair.detail
+                    escaped(&repair.detail)
                 )?;
             }
         }
         for failure in &self.failures {
-            writeln!(out, "NOT AUDITED {}: {}", failure.secret, failure.error)?;
+            writeln!(
+                out,
+                "NOT AUDITED {}: {}",
+                escaped(&failure.secret),
+                escaped(&failure.error.to_string())
+            )?;
         }
         let (healthy, unhealthy) = self.counts();
         write!(out, "\n{healthy} healthy, {unhealthy} unhealthy")?;

@@ -22,7 +22,7 @@ use super::args::{self, Command, Options};
 use super::audit::Doctor;
 use super::probe::Probe;
 use super::report::Report;
-use crate::config::Config;
+use crate::config::{AuditEvents, Config};
 use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::secrets::{SecretInventory, SecretStore};
@@ -77,13 +77,46 @@ fn options(payload: &Value) -> Result<Options, Error> {
     }
 }
 
+/// Refuses an audit the deployment does not allow events to ask for (`AUDIT_EVENTS`,
+/// docs/protocol.md 5.14): anyone who may invoke the function could otherwise read every
+/// secret's audit or move staging labels, whatever the deployment's own schedule says.
+fn allowed(options: &Options, allowed: AuditEvents) -> Result<(), Error> {
+    let asked = if options.repair {
+        AuditEvents::Repair
+    } else {
+        AuditEvents::Audit
+    };
+    if asked <= allowed {
+        return Ok(());
+    }
+    warn!(
+        asked = asked.as_str(),
+        allowed = allowed.as_str(),
+        "an audit event asked for more than AUDIT_EVENTS allows; nothing was done"
+    );
+    Err(Error::InvalidEvent {
+        field: "Command",
+        problem: match allowed {
+            AuditEvents::Off => {
+                "asks for an audit, which this deployment does not allow events to run \
+                 (AUDIT_EVENTS=off); nothing was done"
+            }
+            _ => {
+                "asks for --repair, which this deployment does not allow events to run \
+                 (AUDIT_EVENTS=audit); nothing was done"
+            }
+        },
+    })
+}
+
 /// Runs the audit the event asks for, within the invocation's deadline; writes the metric lines
 /// and logs each unhealthy secret's problems.
 ///
 /// # Errors
 ///
-/// [`Error::InvalidEvent`] for an unusable `Command` or `Arguments`; otherwise the error of the
-/// first secret that could not be audited.
+/// [`Error::InvalidEvent`] for an unusable `Command` or `Arguments`, or an audit or repair that
+/// `AUDIT_EVENTS` does not allow (before any call); otherwise the error of the first secret that
+/// could not be audited.
 pub async fn handle<S, R>(
     event: LambdaEvent<Value>,
     store: &S,
@@ -95,6 +128,7 @@ where
     R: Probe,
 {
     let options = options(&event.payload)?;
+    allowed(&options, config.audit_events)?;
     let deadline = Deadline::from_epoch_millis(event.context.deadline, config.connect_timeout);
     let report = Doctor::new(store, rotator, config)
         .within(deadline)
@@ -186,6 +220,29 @@ mod tests {
         // A rotation event never is, even with a stray `Command`.
         let rotation = json!({"Step": "createSecret", "SecretId": "s", "ClientRequestToken": "t", "Command": "doctor"});
         assert!(!is_audit_event(&rotation));
+    }
+
+    #[test]
+    fn the_deployment_decides_what_an_event_may_ask() {
+        let audit =
+            options(&json!({"Command": "doctor", "Arguments": ["--all", "--login"]})).unwrap();
+        let repair =
+            options(&json!({"Command": "doctor", "Arguments": ["--all", "--repair"]})).unwrap();
+        for (options, setting, ok) in [
+            (&audit, AuditEvents::Off, false),
+            (&audit, AuditEvents::Audit, true),
+            (&audit, AuditEvents::Repair, true),
+            (&repair, AuditEvents::Off, false),
+            (&repair, AuditEvents::Audit, false),
+            (&repair, AuditEvents::Repair, true),
+        ] {
+            let result = allowed(options, setting);
+            assert_eq!(result.is_ok(), ok, "{setting:?} {:?}", options.repair);
+            if let Err(e) = result {
+                assert_eq!(e.error_type(), "InvalidEvent");
+                assert!(e.to_string().contains("AUDIT_EVENTS"), "{e}");
+            }
+        }
     }
 
     #[test]

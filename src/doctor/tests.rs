@@ -12,7 +12,7 @@ use super::*;
 use crate::config::Config;
 use crate::credentials::DbSecret;
 use crate::deadline::StepContext;
-use crate::error::Error;
+use crate::error::{CloneFindings, Error};
 use crate::protocol::Stage;
 use crate::rotators::Account;
 use crate::secrets::{SecretDescription, SecretInfo, SecretInventory, SecretStore};
@@ -262,7 +262,9 @@ impl SecretInventory for FakeStore {
 #[derive(Default)]
 struct FakeDatabase {
     logins: RefCell<BTreeSet<(String, String)>>,
-    drift: Vec<String>,
+    drift: CloneFindings,
+    /// Users that stop logging in after so many more successful logins.
+    logins_left: RefCell<BTreeMap<String, usize>>,
 }
 
 impl FakeDatabase {
@@ -286,7 +288,13 @@ impl Probe for FakeDatabase {
             creds.username().to_owned(),
             creds.password().expose().to_owned(),
         );
-        if self.logins.borrow().contains(&pair) {
+        let left = self.logins_left.borrow().get(&pair.0).copied();
+        if self.logins.borrow().contains(&pair) && left != Some(0) {
+            if let Some(left) = left {
+                self.logins_left
+                    .borrow_mut()
+                    .insert(pair.0.clone(), left - 1);
+            }
             Ok(pair.0)
         } else {
             Err(Error::Database {
@@ -312,7 +320,7 @@ impl Probe for FakeDatabase {
         _: &Account,
         _: &str,
         _: &StepContext<'_>,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<CloneFindings, Error> {
         Ok(self.drift.clone())
     }
 }
@@ -484,6 +492,96 @@ async fn stuck_pending_where_only_pending_logs_in_completes_the_rotation() {
 }
 
 #[tokio::test]
+async fn a_hand_made_pending_version_is_never_promoted() {
+    let (store, db) = (FakeStore::default(), FakeDatabase::default());
+    let arn = store.add("app", &secret("app", SENTINEL));
+    // Someone staged another account's working credential as AWSPENDING, and AWSCURRENT no
+    // longer logs in: promoting it would give the secret's readers that account.
+    db.accepts("admin", PENDING_SENTINEL);
+    store.stick(&arn, Some(&secret("admin", PENDING_SENTINEL)), epoch(0));
+    let report = audit(&store, &db, epoch(3), &options(&["app"], true, true)).await;
+    let repair = &report.secrets[0].repairs[0];
+    assert_eq!(
+        (repair.action, repair.done),
+        (Action::CompletedRotation, false)
+    );
+    assert!(repair.detail.contains("user admin"), "{}", repair.detail);
+    assert_eq!(store.writes.get(), 0);
+    // The same for another port of the same host.
+    let (store, db) = (FakeStore::default(), FakeDatabase::default());
+    let arn = store.add("app", &secret("app", SENTINEL));
+    db.accepts("app", PENDING_SENTINEL);
+    let elsewhere = secret("app", PENDING_SENTINEL).tap(|v| v["port"] = json!(6543));
+    store.stick(&arn, Some(&elsewhere), epoch(0));
+    let report = audit(&store, &db, epoch(3), &options(&["app"], true, true)).await;
+    assert!(!report.secrets[0].repairs[0].done);
+    assert!(report.secrets[0].repairs[0].detail.contains(":6543"));
+    assert_eq!(store.writes.get(), 0);
+}
+
+#[tokio::test]
+async fn a_promotion_that_does_not_log_in_afterwards_is_undone() {
+    let (store, db) = (FakeStore::default(), FakeDatabase::default());
+    let arn = store.add("app", &secret("app", SENTINEL));
+    db.accepts("app", PENDING_SENTINEL);
+    // The examination and the re-check log in; then the password changes again.
+    db.logins_left.borrow_mut().insert("app".into(), 2);
+    store.stick(&arn, Some(&secret("app", PENDING_SENTINEL)), epoch(0));
+    let report = audit(&store, &db, epoch(3), &options(&["app"], true, true)).await;
+    let repair = &report.secrets[0].repairs[0];
+    assert_eq!(
+        (repair.action, repair.done),
+        (Action::CompletedRotation, false)
+    );
+    assert!(repair.detail.contains("moved back"), "{}", repair.detail);
+    let labels = store.labels(&arn);
+    assert_eq!(labels["v1"], ["AWSCURRENT"]);
+    // Moving AWSCURRENT back, the service labels the version it leaves AWSPREVIOUS.
+    assert_eq!(labels["v2"], ["AWSPENDING", "AWSPREVIOUS"]);
+}
+
+#[tokio::test]
+async fn a_repair_rechecks_the_labels_it_acts_on() {
+    // A rotation finished between the examination and the repair: the version became current.
+    let (store, db) = (FakeStore::default(), FakeDatabase::default());
+    let arn = store.add("app", &secret("app", SENTINEL));
+    db.accepts("app", PENDING_SENTINEL);
+    store.stick(&arn, Some(&secret("app", PENDING_SENTINEL)), epoch(0));
+    let examiner_store = &store;
+    let ctx_tally = crate::deadline::CallTally::default();
+    let ctx = StepContext {
+        secret_id: "doctor",
+        step: &crate::protocol::Step::Other("doctor".into()),
+        deadline: crate::deadline::Deadline::new(None, Duration::from_secs(5)),
+        tally: &ctx_tally,
+    };
+    let config = Config::default();
+    let examiner = examine::Examiner {
+        store: examiner_store,
+        rotator: &db,
+        config: &config,
+        ctx: &ctx,
+        now: epoch(3),
+        login: true,
+    };
+    let info = store.inspect(&arn, &ctx).await.unwrap();
+    let stuck = examiner.examine(&info).await.unwrap().stuck.unwrap();
+    // Meanwhile finishSecret ran.
+    store.promote(&arn, "v2", "v1", &ctx).await.unwrap();
+    let writes = store.writes.get();
+    let repair = repair::make(&examiner, &arn, Action::CompletedRotation, &stuck, epoch(3))
+        .await
+        .unwrap();
+    assert!(!repair.done);
+    assert!(
+        repair.detail.contains("labels changed"),
+        "{}",
+        repair.detail
+    );
+    assert_eq!(store.writes.get(), writes);
+}
+
+#[tokio::test]
 async fn when_neither_logs_in_nothing_changes() {
     let (store, db) = (FakeStore::default(), FakeDatabase::default());
     let arn = store.add("app", &secret("app", SENTINEL));
@@ -585,7 +683,7 @@ async fn alternating_users_master_and_clone() {
     );
     db.accepts("app", SENTINEL);
     db.accepts("admin", "master-password-1");
-    db.drift = (0..10).map(|i| format!("SELECT ON t{i}")).collect();
+    db.drift.excess = (0..10).map(|i| format!("SELECT ON t{i}")).collect();
     let secrets = ["missing-master", "far-master", "drifted", "no-masterarn"];
     let report = audit(&store, &db, epoch(1), &options(&secrets, true, false)).await;
     assert_eq!(
@@ -603,7 +701,7 @@ async fn alternating_users_master_and_clone() {
         "{}",
         detail(0)
     );
-    assert!(detail(1).contains("host elsewhere"), "{}", detail(1));
+    assert!(detail(1).contains("for elsewhere:5432"), "{}", detail(1));
     assert!(
         detail(2).contains("app_clone") && detail(2).contains("SELECT ON t7; and 2 more"),
         "{}",
@@ -723,6 +821,45 @@ prod/orders  UNHEALTHY  stuck-pending, current-login-failed
 1 healthy, 1 unhealthy
 "
     );
+}
+
+#[test]
+fn the_table_escapes_what_secrets_and_databases_say() {
+    // A user name with a newline and an escape sequence would forge a healthy row and write
+    // control sequences to the operator's terminal.
+    let forged = "app\nprod/payments  healthy    -\u{1b}[2K";
+    let report = Report {
+        secrets: vec![SecretReport {
+            arn: "arn:1".into(),
+            name: format!("prod/{forged}"),
+            problems: vec![Problem::new(
+                Code::CurrentLoginFailed,
+                format!("AWSCURRENT (user {forged}) does not log in"),
+            )],
+            repairs: vec![Repair {
+                action: Action::None,
+                done: false,
+                detail: forged.into(),
+            }],
+        }],
+        failures: vec![Failure {
+            secret: forged.into(),
+            error: Error::Config {
+                variable: "X",
+                problem: forged.into(),
+            },
+        }],
+    };
+    let mut table = Vec::new();
+    report.write_table(&mut table).unwrap();
+    let table = String::from_utf8(table).unwrap();
+    assert!(!table.contains('\u{1b}'), "{table:?}");
+    assert!(
+        !table.lines().any(|line| line.starts_with("prod/payments")),
+        "{table}"
+    );
+    assert!(table.contains("app\\nprod/payments"), "{table}");
+    assert!(table.contains("\\u{1b}[2K"), "{table}");
 }
 
 /// `value.tap(|v| …)`: a changed copy, for fixtures.

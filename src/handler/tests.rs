@@ -297,6 +297,8 @@ struct FakeDb {
     other_hosts: RefCell<Vec<String>>,
     /// Every credential a connection was attempted with.
     connected: RefCell<Vec<DbSecret>>,
+    /// Ports of the served hosts where nothing answers as this database.
+    closed_ports: RefCell<Vec<u16>>,
 }
 
 #[derive(Debug)]
@@ -331,8 +333,9 @@ impl Rotator for FakeDb {
             passwords.borrow().get(creds.username()).map(String::as_str)
                 == Some(creds.password().expose())
         };
-        let served =
-            creds.host() == HOST || self.other_hosts.borrow().iter().any(|h| h == creds.host());
+        let served = (creds.host() == HOST
+            || self.other_hosts.borrow().iter().any(|h| h == creds.host()))
+            && !self.closed_ports.borrow().contains(&creds.port());
         let ok = served && (accepts(&self.users) || accepts(&self.second));
         self.logins.borrow_mut().push((creds.username().into(), ok));
         if ok {
@@ -398,6 +401,7 @@ impl Rotator for FakeDb {
         &self,
         master: &mut FakeSession,
         current: &Account,
+        _: &DbSecret,
         pending: &DbSecret,
         _: &StepContext<'_>,
     ) -> Result<(), Error> {
@@ -802,6 +806,61 @@ async fn set_secret_refuses_a_previous_secret_for_another_user() {
 }
 
 #[tokio::test]
+async fn set_secret_refuses_a_previous_secret_on_another_port() {
+    // Someone who may write but not read the secret puts a current version pointing at a port
+    // of the same host where they listen, which refuses the login: the function must not log in
+    // to the real port with the previous version and then hand the new password to theirs.
+    let mut redirected = current_secret();
+    redirected["port"] = json!(6543);
+    let store = FakeStore::new(&redirected);
+    store.insert("prev", Some(current_secret().to_string()), &["AWSPREVIOUS"]);
+    // The real server knows the previous (the real) password; nothing answers on 6543.
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    db.closed_ports.borrow_mut().push(6543);
+    step(&store, &db, "createSecret").await.unwrap();
+    let err = step(&store, &db, "setSecret").await.unwrap_err();
+    assert_refused_as_mismatch(&err, "port 6543 other than previous host 5432", &db);
+    assert_eq!(db.password_of("app").as_deref(), Some(OLD_PASSWORD));
+}
+
+#[tokio::test]
+async fn a_master_outside_the_configured_masters_is_refused_before_it_is_read() {
+    let store = FakeStore::new(&alternating_secret("app"));
+    store
+        .others
+        .borrow_mut()
+        .insert(MASTER.into(), master_secret("master-pw", HOST));
+    let db = alternating_db("app");
+    step(&store, &db, "createSecret").await.unwrap();
+    let deadline = Deadline::new(None, Duration::from_secs(5));
+    let config = Config {
+        master_secret_arns: Some(vec![
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:ops-master-AbC".into(),
+        ]),
+        ..Config::default()
+    };
+    let gets = store.calls.get().get;
+    let err = invoke(&event("setSecret"), deadline, &store, &db, &config)
+        .await
+        .0
+        .unwrap_err();
+    assert_refused_as_mismatch(&err, MASTER, &db);
+    assert!(err.to_string().contains("MASTER_SECRET_ARNS"), "{err}");
+    // Current and pending were read; the master never was.
+    assert_eq!(store.calls.get().get, gets + 2);
+    // Listed, it is used.
+    let config = Config {
+        master_secret_arns: Some(vec![MASTER.into()]),
+        ..Config::default()
+    };
+    invoke(&event("setSecret"), deadline, &store, &db, &config)
+        .await
+        .0
+        .unwrap();
+    assert_eq!(*db.changes.borrow(), ["app_clone"]);
+}
+
+#[tokio::test]
 async fn a_failing_password_statement_is_an_error_and_current_still_works() {
     let store = FakeStore::new(&current_secret());
     let db = FakeDb::with_user("app", OLD_PASSWORD);
@@ -1097,6 +1156,18 @@ async fn alternating_users_refusals_change_nothing() {
             step: "setSecret",
             error_type: "IdentityMismatch",
             needle: "master host other.internal",
+        },
+        Case {
+            name: "master on the same host at another port",
+            secret: alternating_secret("app"),
+            master: Some(
+                json!({"engine": "postgres", "host": HOST, "port": 5433, "username": "master",
+                       "password": "master-pw"})
+                .to_string(),
+            ),
+            step: "setSecret",
+            error_type: "IdentityMismatch",
+            needle: "host db.internal:5432 other than master host db.internal:5433",
         },
         Case {
             name: "master secret missing",

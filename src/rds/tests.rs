@@ -159,6 +159,7 @@ async fn a_cluster_master_acts_on_the_writer_endpoint() {
             id: "app".into(),
             writer: app.writer.unwrap(),
             reader: app.reader,
+            port: Some(5432),
         }
     );
     assert_eq!(
@@ -236,13 +237,18 @@ async fn relations_are_proven_by_rds_alone() {
     let rds = topology();
     let tally = CallTally::default();
     let ctx = ctx(&tally);
-    let db_1 = rds.database_at(&host("db-1"), &ctx).await.unwrap().unwrap();
-    let app = rds
-        .database_at(&cluster("app").writer.unwrap(), &ctx)
+    let db_1 = rds
+        .database_at(&host("db-1"), 5432, &ctx)
         .await
         .unwrap()
         .unwrap();
-    let relation = async |h: &str, master: &Database| rds.relation(h, master, &ctx).await.unwrap();
+    let app = rds
+        .database_at(&cluster("app").writer.unwrap(), 5432, &ctx)
+        .await
+        .unwrap()
+        .unwrap();
+    let relation =
+        async |h: &str, master: &Database| rds.relation(h, 5432, master, &ctx).await.unwrap();
 
     // The master's own endpoint, as a DNS name: no call.
     let before = rds.api().calls();
@@ -258,6 +264,19 @@ async fn relations_are_proven_by_rds_alone() {
         Some(Relation::ReadReplica)
     );
     assert_eq!(relation(&host("other-replica"), &db_1).await, None);
+    // The same names at another port than RDS gives them: another server.
+    for (h, master) in [
+        (host("db-1"), &db_1),
+        (host("db-1-replica"), &db_1),
+        (cluster("app").reader.unwrap(), &app),
+        (host("app-1"), &app),
+    ] {
+        assert_eq!(
+            rds.relation(&h, 5433, master, &ctx).await.unwrap(),
+            None,
+            "{h}:5433"
+        );
+    }
     assert_eq!(relation(&host("other"), &db_1).await, None);
     // Spoofs: the replica's identifier under another domain or hash, or another's instance.
     for spoof in [
@@ -293,8 +312,19 @@ async fn a_masters_host_is_an_rds_database_only_as_rds_says() {
     let rds = topology();
     let tally = CallTally::default();
     let ctx = ctx(&tally);
-    let at = async |h: &str| rds.database_at(h, &ctx).await.unwrap();
+    let at = async |h: &str| rds.database_at(h, 5432, &ctx).await.unwrap();
     assert!(matches!(at(&host("db-1")).await, Some(Database::Instance { id, .. }) if id == "db-1"));
+    // Its name at another port is not the instance.
+    assert_eq!(
+        rds.database_at(&host("db-1"), 6432, &ctx).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        rds.database_at(&cluster("app").writer.unwrap(), 6432, &ctx)
+            .await
+            .unwrap(),
+        None
+    );
     // A reader endpoint is no place for the master; neither is a name RDS did not give.
     assert_eq!(at(&cluster("app").reader.unwrap()).await, None);
     assert_eq!(
@@ -317,16 +347,20 @@ async fn api_failures_are_errors_not_refusals() {
     rds.api().denied.set(true);
     let tally = CallTally::default();
     let ctx = ctx(&tally);
-    let err = rds.database_at(&host("db-1"), &ctx).await.unwrap_err();
+    let err = rds
+        .database_at(&host("db-1"), 5432, &ctx)
+        .await
+        .unwrap_err();
     assert_eq!(err.error_type(), "RdsError");
     let master = Database::Instance {
         id: "db-1".into(),
         arn: None,
         endpoint: host("db-1"),
+        port: Some(5432),
         cluster: None,
     };
     let err = rds
-        .relation(&host("db-1-replica"), &master, &ctx)
+        .relation(&host("db-1-replica"), 5432, &master, &ctx)
         .await
         .unwrap_err();
     assert_eq!(err.error_type(), "RdsError");

@@ -6,20 +6,21 @@ use std::future::Future;
 
 use super::{Account, Rotator, Rotators, Session, mysql, postgres, redis, unsupported_strategy};
 use crate::deadline::StepContext;
-use crate::error::Error;
+use crate::error::{CloneFindings, Error};
 
 /// A [`Rotator`] that can also audit the alternate account without changing it.
 pub trait CloneAudit: Rotator {
-    /// As the master session, what handing `pending_user` (the current account's user or its
-    /// `_clone`) over would give beyond `current`: privilege, role, attribute and object names,
-    /// never values. Empty when the next rotation's check would pass.
+    /// As the master session, what stands in the way of handing `pending_user` (the current
+    /// account's user or its `_clone`) over: what it would give beyond `current`, what an existing
+    /// clone lacks, who else controls it; names, never values. Empty when the next rotation's
+    /// check would pass.
     fn audit_clone(
         &self,
         master: &mut Self::Session,
         current: &Account,
         pending_user: &str,
         ctx: &StepContext<'_>,
-    ) -> impl Future<Output = Result<Vec<String>, Error>>;
+    ) -> impl Future<Output = Result<CloneFindings, Error>>;
 }
 
 impl CloneAudit for Rotators {
@@ -29,7 +30,7 @@ impl CloneAudit for Rotators {
         current: &Account,
         pending_user: &str,
         ctx: &StepContext<'_>,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<CloneFindings, Error> {
         match master {
             Session::Postgres(s) => postgres::audit_clone(s, current, pending_user, ctx).await,
             Session::Mysql(s) => mysql::audit_clone(s, current, pending_user, ctx).await,

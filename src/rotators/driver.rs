@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::config::TlsMode;
+use crate::config::{Config, TlsMode};
 use crate::credentials::{DbSecret, SslSetting};
 use crate::deadline::StepContext;
 use crate::engine::Engine;
@@ -20,6 +20,30 @@ pub(crate) const AUDITING: &str = "comparing the user and its clone (read-only)"
 
 /// What a statement that timed out may have done, for its error.
 pub(crate) const MAY_HAVE_APPLIED: &str = "the change may or may not have been applied";
+
+/// How every engine's connections are secured: `TLS_MODE`, and whether a password may cross a
+/// connection without verified TLS in a readable or replayable form (`ALLOW_CLEARTEXT_PASSWORDS`,
+/// docs/protocol.md 5.14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Transport {
+    pub(crate) mode: TlsMode,
+    pub(crate) cleartext: bool,
+}
+
+impl Transport {
+    /// The configuration's transport settings.
+    pub(crate) fn of(config: &Config) -> Self {
+        Transport {
+            mode: config.tls_mode,
+            cleartext: config.allow_cleartext_passwords,
+        }
+    }
+}
+
+/// Why a password cannot be sent on a connection without verified TLS, for errors.
+pub(crate) const CLEARTEXT_REFUSED: &str = "the password would cross a connection without \
+    verified TLS in a form anyone on the network path can read or replay; use TLS (`ssl: true`), \
+    or set ALLOW_CLEARTEXT_PASSWORDS=on to accept that risk";
 
 /// How one connection is secured, resolved from the secret's `ssl` key and `TLS_MODE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

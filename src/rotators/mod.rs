@@ -16,9 +16,10 @@ use crate::config::Config;
 use crate::credentials::{DbSecret, Password};
 use crate::deadline::StepContext;
 use crate::engine::{Family, is_clone_of};
-use crate::error::{Error, Mismatch, PrivilegeGap};
+use crate::error::{CloneFindings, Error, Mismatch, PrivilegeGap};
 use crate::protocol::Stage;
 use crate::tls::TlsRoots;
+use driver::Transport;
 
 pub use audit::CloneAudit;
 
@@ -61,13 +62,16 @@ pub trait Rotator {
     fn account(&self, session: &Self::Session) -> Account;
 
     /// As the master (superuser) session, makes the database accept `pending`'s password for
-    /// `pending`'s user, which is `current`'s user or its `_clone` (alternating-users strategy):
+    /// `pending`'s user, which is `account`'s user or its `_clone` (alternating-users strategy):
     /// creates the clone when missing and, every rotation, repairs it so that it holds the current
-    /// account's privileges.
+    /// account's privileges. `account` is the account `current` logged in as; where the engine
+    /// can, the master proves that its server's account of that name accepts `current`'s
+    /// password before anything changes.
     fn set_password_as_master(
         &self,
         master: &mut Self::Session,
-        current: &Account,
+        account: &Account,
+        current: &DbSecret,
         pending: &DbSecret,
         ctx: &StepContext<'_>,
     ) -> impl Future<Output = Result<(), Error>>;
@@ -149,20 +153,35 @@ impl Handover {
     }
 }
 
-/// The error refusing to hand over `given`, which may do `excess` beyond `current`; nothing has
+/// The error refusing to act, as the master, on `user@host` of the master's server, which does not
+/// accept the current secret's password: the current secret logged in elsewhere (another port
+/// of the same host, a look-alike server), so the master's account of that name is not its.
+/// Nothing has been changed when it is returned.
+pub(crate) fn not_on_the_masters_server(ctx: &StepContext<'_>, user: &str, host: &str) -> Error {
+    Error::IdentityMismatch(Box::new(Mismatch {
+        secret_id: ctx.secret_id.to_owned(),
+        step: ctx.step.clone(),
+        what: "account",
+        found: format!("{user}@{host} on the master's server"),
+        expected_role: "the account the current secret logged in as, which accepts",
+        expected: "the current password".to_owned(),
+    }))
+}
+
+/// The error refusing to hand over `given` to the holder of `current`, for `findings`; nothing has
 /// been changed when it is returned.
 pub(crate) fn privilege_gap(
     ctx: &StepContext<'_>,
     given: String,
     current: String,
-    excess: Vec<String>,
+    findings: CloneFindings,
 ) -> Error {
     Error::PrivilegeMismatch(Box::new(PrivilegeGap {
         secret_id: ctx.secret_id.to_owned(),
         step: ctx.step.clone(),
         given,
         current,
-        excess,
+        findings,
     }))
 }
 
@@ -195,9 +214,9 @@ impl Rotators {
     /// Builds the rotators over given trust roots (tests trust exactly their own CA).
     pub fn with_roots(roots: &TlsRoots, config: &Config) -> Self {
         Rotators {
-            postgres: postgres::PostgresRotator::new(roots.client_config(), config.tls_mode),
-            mysql: mysql::MysqlRotator::new(roots, config.tls_mode),
-            redis: redis::RedisRotator::new(roots.client_config(), config.tls_mode),
+            postgres: postgres::PostgresRotator::new(roots.client_config(), Transport::of(config)),
+            mysql: mysql::MysqlRotator::new(roots, Transport::of(config)),
+            redis: redis::RedisRotator::new(roots.client_config(), Transport::of(config)),
         }
     }
 }
@@ -263,24 +282,25 @@ impl Rotator for Rotators {
     async fn set_password_as_master(
         &self,
         master: &mut Session,
-        current: &Account,
+        account: &Account,
+        current: &DbSecret,
         pending: &DbSecret,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
         match master {
             Session::Postgres(s) => {
                 self.postgres
-                    .set_password_as_master(s, current, pending, ctx)
+                    .set_password_as_master(s, account, current, pending, ctx)
                     .await
             }
             Session::Mysql(s) => {
                 self.mysql
-                    .set_password_as_master(s, current, pending, ctx)
+                    .set_password_as_master(s, account, current, pending, ctx)
                     .await
             }
             Session::Redis(s) => {
                 self.redis
-                    .set_password_as_master(s, current, pending, ctx)
+                    .set_password_as_master(s, account, current, pending, ctx)
                     .await
             }
         }
@@ -374,7 +394,11 @@ mod tests {
         assert_eq!(err.error_type(), "IdentityMismatch");
 
         let excess = (0..10).map(|i| format!("SELECT ON `db{i}`.*")).collect();
-        let err = privilege_gap(&ctx, "app_clone@%".into(), "app@%".into(), excess);
+        let findings = CloneFindings {
+            excess,
+            ..CloneFindings::default()
+        };
+        let err = privilege_gap(&ctx, "app_clone@%".into(), "app@%".into(), findings);
         assert_eq!(err.error_type(), "IdentityMismatch");
         let message = err.to_string();
         assert!(

@@ -319,16 +319,24 @@ async fn alternating_users_clone_follows_the_current_account() {
     rotators.close(session).await;
     assert_eq!(current.host.as_deref(), Some(host));
 
+    let current_db_secret = db_secret(&current_secret);
     let set = |pw: String| {
         let rotators = &rotators;
         let current = &current;
+        let current_db_secret = &current_db_secret;
         let pending = db_secret(&mariadb_secret(stack, &clone, &pw));
         async move {
             let mut master = connect(rotators, &mariadb_admin_secret(stack), "arn:alt")
                 .await
                 .unwrap();
             let result = rotators
-                .set_password_as_master(&mut master, current, &pending, &ctx("arn:alt"))
+                .set_password_as_master(
+                    &mut master,
+                    current,
+                    current_db_secret,
+                    &pending,
+                    &ctx("arn:alt"),
+                )
                 .await;
             rotators.close(master).await;
             result
@@ -373,10 +381,29 @@ async fn alternating_users_clone_follows_the_current_account() {
     assert_eq!(updated.len(), 2, "{updated:?}");
     assert_eq!(updated[1]["fields"]["created"], false);
 
-    // A grant added to the original later reaches the clone at the next rotation.
+    // A grant added to the original later: the existing clone lacks it, so handing the clone
+    // over would give it to whoever else controls the clone (docs/protocol.md 5.12). Refused,
+    // naming the grant, with nothing changed; once the operator grants the clone the same, the
+    // rotation proceeds.
     my_admin_run(
         stack,
         &format!("GRANT INSERT ON {db_sql}.* TO {}", original.sql()),
+    )
+    .await;
+    let err = set(nasty_password()).await.unwrap_err();
+    assert_eq!(err.error_type(), "IdentityMismatch", "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("it lacks INSERT ON {db_sql}.*")),
+        "{err}"
+    );
+    my_login(stack, &clone, &pw2, true).await.unwrap();
+    my_admin_run(
+        stack,
+        &format!(
+            "GRANT INSERT ON {db_sql}.* TO {}",
+            account_sql(&clone, host)
+        ),
     )
     .await;
     let pw3 = nasty_password();
@@ -456,19 +483,30 @@ async fn password_statement_failures_keep_only_the_error_number() {
         (action, code)
     };
 
-    // CREATE USER … IDENTIFIED BY fails: the clone's name is too long for MariaDB (128
-    // characters).
+    // CREATE USER fails: the clone's name is too long for MariaDB (128 characters), its
+    // original's is not.
+    let base = unique("ml");
+    let long_name = format!("{base}{}", "x".repeat(125 - base.len()));
+    let long_pw = nasty_password();
+    let long = MyUser::create(stack, &long_name, "%", &long_pw, "").await;
     let current = Account {
-        user: "x".repeat(194),
+        user: long_name.clone(),
         host: Some("%".to_owned()),
     };
+    let long_secret = db_secret(&mariadb_secret(stack, &long_name, &long_pw));
     let too_long = format!("{}_clone", current.user);
     let pending = db_secret(&mariadb_secret(stack, &too_long, SENTINEL));
     let mut master = connect(&rotators, &mariadb_admin_secret(stack), "arn:fail")
         .await
         .unwrap();
     let err = rotators
-        .set_password_as_master(&mut master, &current, &pending, &ctx("arn:fail"))
+        .set_password_as_master(
+            &mut master,
+            &current,
+            &long_secret,
+            &pending,
+            &ctx("arn:fail"),
+        )
         .await
         .unwrap_err();
     rotators.close(master).await;
@@ -480,6 +518,7 @@ async fn password_statement_failures_keep_only_the_error_number() {
         )
     );
     assert!(auth_string(stack, &too_long, "%").await.is_none());
+    long.drop(stack).await;
 
     // ALTER USER … IDENTIFIED BY fails, after the account statements before it succeeded: a
     // master allowed one update an hour adds the suffix onto an existing clone, whose TLS
@@ -506,7 +545,9 @@ async fn password_statement_failures_keep_only_the_error_number() {
     .await;
     let target_name = unique("my_target");
     let clone_name = format!("{target_name}_clone");
-    let target = MyUser::create(stack, &target_name, "%", &nasty_password(), "").await;
+    let target_pw = nasty_password();
+    let target = MyUser::create(stack, &target_name, "%", &target_pw, "").await;
+    let target_secret = db_secret(&mariadb_secret(stack, &target_name, &target_pw));
     let clone = MyUser::create(stack, &clone_name, "%", &nasty_password(), "").await;
     let before = clone.auth_string(stack).await;
     let pending = db_secret(&mariadb_secret(stack, &clone_name, SENTINEL));
@@ -522,7 +563,13 @@ async fn password_statement_failures_keep_only_the_error_number() {
     .await
     .unwrap();
     let err = rotators
-        .set_password_as_master(&mut master, &current, &pending, &ctx("arn:fail"))
+        .set_password_as_master(
+            &mut master,
+            &current,
+            &target_secret,
+            &pending,
+            &ctx("arn:fail"),
+        )
         .await
         .unwrap_err();
     rotators.close(master).await;

@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use db_secret_rotator::credentials::SslSetting;
 use db_secret_rotator::rotators::{Rotator, Rotators};
 use serde_json::{Value, json};
 
@@ -150,9 +151,22 @@ async fn an_rds_managed_master_drives_three_rotations(server: Server) {
         ["username", "password"],
         "an RDS-managed secret holds no host"
     );
-    let (user, original, arn) =
-        user_at(stack, server, "rdsm", &instance.endpoint, &masterarn).await;
-    let name = user.name().to_owned();
+    // The application secret asks for plaintext and names a TLS name of its choosing: neither
+    // may choose the master's transport (docs/protocol.md 5.14).
+    let name = unique("rdsm");
+    let password = fixture_password();
+    let user = stack.create_user(server, &name, &password).await;
+    let mut original = secret_at(
+        stack,
+        server,
+        &name,
+        &password,
+        &instance.endpoint,
+        &masterarn,
+    );
+    original["ssl"] = json!(false);
+    original["tls_server_name"] = json!("attacker.example");
+    let arn = create_secret(&client, &original).await;
     let clone = format!("{name}_clone");
     let proxy = SmProxy::start(stack).await;
     let function = function_at(stack, server, &[&instance.endpoint], &proxy.url).await;
@@ -211,6 +225,13 @@ async fn an_rds_managed_master_drives_three_rotations(server: Server) {
     assert_eq!(rds_operations(&proxy), ["DescribeDBInstances"]);
     let masters = function.rotators.hosts_of(MASTER_LOGIN);
     assert_eq!(masters, vec![instance.endpoint.clone(); 3]);
+    for attempt in function.rotators.attempts_named(MASTER_LOGIN) {
+        assert_eq!(
+            (attempt.ssl, attempt.tls_server_name),
+            (SslSetting::Require, None),
+            "the master verifies TLS for RDS's endpoint name"
+        );
+    }
     stack.drop_user(server, &clone).await;
     user.drop(stack).await;
 }

@@ -21,7 +21,8 @@ fn dual_secret(engine: &str) -> Value {
 }
 
 fn master_of(engine: &str, host: &str) -> String {
-    json!({"engine": engine, "host": host, "username": "master", "password": "master-pw"})
+    // The master is for the same endpoint as the rotated secret: host and port.
+    json!({"engine": engine, "host": host, "port": 6379, "username": "master", "password": "master-pw"})
         .to_string()
 }
 

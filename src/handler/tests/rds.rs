@@ -92,10 +92,12 @@ fn master_logins(db: &FakeDb) -> Vec<DbSecret> {
 }
 
 #[tokio::test]
-async fn an_rds_managed_master_acts_on_its_endpoint_with_the_rotated_secrets_tls() {
+async fn an_rds_managed_master_acts_on_its_endpoint_with_verified_tls_in_its_own_database() {
     let rds = rds();
     let db = db_on(&[ENDPOINT]);
     let mut secret = secret_on(ENDPOINT);
+    // The application secret asks for plaintext: the master does not follow it.
+    secret["ssl"] = json!(false);
     // Two rounds: every generated password is the same here, so a third would find it set.
     for round in 0..2 {
         let store = store_with_master(&secret, managed_master(), &[(INSTANCE_TAG, DB_1_ARN)]);
@@ -120,12 +122,14 @@ async fn an_rds_managed_master_acts_on_its_endpoint_with_the_rotated_secrets_tls
     let logins = master_logins(&db);
     assert_eq!(logins.len(), 2);
     for master in logins {
-        // Engine, host and port from RDS; TLS settings and database from the rotated secret.
+        // Engine, host and port from RDS; verified TLS to RDS's endpoint name, whatever the
+        // rotated secret's `ssl` and `tls_server_name` say; the master's own database, never the
+        // rotated one (docs/protocol.md 5.14).
         assert_eq!(master.engine(), crate::engine::Engine::Postgres);
         assert_eq!((master.host(), master.port()), (ENDPOINT, 5432));
         assert_eq!(master.ssl(), SslSetting::Require);
-        assert_eq!(master.tls_server_name(), Some("db.tls.example"));
-        assert_eq!(master.dbname(), Some("orders"));
+        assert_eq!(master.tls_server_name(), None);
+        assert_eq!(master.dbname(), None);
     }
 }
 

@@ -25,11 +25,11 @@
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use serde_json::Value;
 use tracing::info;
 
 use super::MysqlRotator;
 use super::auth_plugin::PasswordPlugin;
+use super::methods::{Method, any_accepts};
 use super::quote::account_sql;
 use super::session::{MySession, ServerSession, error_code, server_error_number};
 use crate::credentials::{DbSecret, Password};
@@ -38,7 +38,7 @@ use crate::engine::Engine;
 use crate::error::Error;
 use crate::protocol::Stage;
 use crate::rotators::driver::{MAY_HAVE_APPLIED, bounded, database_error};
-use crate::rotators::{Account, Rotator};
+use crate::rotators::{Account, Rotator, not_on_the_masters_server};
 
 /// What the change is called in errors.
 const ADDING: &str = "adding the pending password beside the current one";
@@ -214,60 +214,32 @@ fn or_statement(
     )
 }
 
-/// The plugins of an account's authentication methods, in order, from its `mysql.global_priv`
-/// JSON: `auth_or` lists the methods, an empty object standing for the top-level one; without
-/// `auth_or`, the top-level method is the only one. `None` when the JSON is unreadable.
-fn auth_methods(privileges: &str) -> Option<Vec<String>> {
-    let value: Value = serde_json::from_str(privileges).ok()?;
-    // MariaDB's default when an account names no plugin.
-    let top = value
-        .get("plugin")
-        .and_then(Value::as_str)
-        .unwrap_or("mysql_native_password");
-    let methods = match value.get("auth_or") {
-        None => vec![top.to_owned()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| item.get("plugin").and_then(Value::as_str).unwrap_or(top))
-            .map(str::to_owned)
-            .collect(),
-        Some(_) => return None,
-    };
-    Some(methods)
-}
-
 /// The plugin the new methods use: the account's first method's. `Err` names the first plugin
 /// whose value cannot be computed.
-fn choose_plugin(methods: &[String]) -> Result<PasswordPlugin, &str> {
+fn choose_plugin(methods: &[Method]) -> Result<PasswordPlugin, &str> {
     let mut plugins = methods
         .iter()
-        .map(|name| PasswordPlugin::parse(name).ok_or(name.as_str()));
+        .map(|method| method.computable().ok_or(method.plugin.as_str()));
     let first = plugins.next().unwrap_or(Ok(PasswordPlugin::Native))?;
     plugins.try_for_each(|plugin| plugin.map(drop))?;
     Ok(first)
 }
 
-/// Reads the account's methods and picks the plugin, or refuses naming the plugin.
+/// Reads the account's methods on the master's server, requires that one of them accepts
+/// `current`'s password (the account is the one `current` logged in as, not a namesake on
+/// another server: docs/protocol.md 5.12), and picks the plugin, or refuses naming it.
 async fn account_plugin(
     master: &mut MySession,
-    user: &str,
+    account: &Account,
     host: &str,
+    current: &Password,
+    ctx: &StepContext<'_>,
 ) -> Result<PasswordPlugin, Error> {
-    const READING: &str = "reading the account's authentication methods";
     let engine = master.engine;
-    let privileges: Option<String> = master
-        .conn
-        .exec_first(
-            "SELECT Priv FROM mysql.global_priv WHERE User = ? AND Host = ?",
-            (user, host),
-        )
-        .await
-        .map_err(|e| database_error(engine, READING, error_code(&e)))?;
-    let privileges =
-        privileges.ok_or_else(|| database_error(engine, READING, "the account has no row"))?;
-    let methods = auth_methods(&privileges)
-        .ok_or_else(|| database_error(engine, READING, "its JSON is not understood"))?;
-    choose_plugin(&methods).map_err(|plugin| {
+    let methods = super::master::methods_of(master, &account.user, host)
+        .await?
+        .ok_or_else(|| not_on_the_masters_server(ctx, &account.user, host))?;
+    let plugin = choose_plugin(&methods).map_err(|plugin| {
         database_error(
             engine,
             ADDING,
@@ -277,7 +249,11 @@ async fn account_plugin(
                 PasswordPlugin::SUPPORTED
             ),
         )
-    })
+    })?;
+    if any_accepts(&methods, current.expose()) != Some(true) {
+        return Err(not_on_the_masters_server(ctx, &account.user, host));
+    }
+    Ok(plugin)
 }
 
 /// MariaDB: as the master, makes `account` accept `pending`'s and `current`'s passwords and no
@@ -303,7 +279,7 @@ pub(super) async fn add_password_as_master(
     };
     let timeout = ctx.query_timeout(ADDING)?;
     let work = async {
-        let plugin = account_plugin(master, &account.user, host).await?;
+        let plugin = account_plugin(master, account, host, current.password(), ctx).await?;
         let statement = or_statement(
             &master.server,
             &account_sql(&account.user, host),
@@ -478,31 +454,15 @@ mod tests {
     }
 
     #[test]
-    fn the_accounts_methods_come_from_global_priv() {
-        let methods = |json: &str| auth_methods(json).unwrap();
-        // As MariaDB 10.11 stores `VIA mysql_native_password … OR mysql_native_password …`.
-        assert_eq!(
-            methods(
-                r#"{"access":0,"plugin":"mysql_native_password","authentication_string":"*F3","auth_or":[{},{"plugin":"mysql_native_password","authentication_string":"*66"}]}"#
-            ),
-            ["mysql_native_password", "mysql_native_password"]
-        );
-        // `VIA unix_socket OR mysql_native_password …`: the empty object is the top-level method.
-        assert_eq!(
-            methods(
-                r#"{"plugin":"mysql_native_password","authentication_string":"*B6","auth_or":[{"plugin":"unix_socket"},{}]}"#
-            ),
-            ["unix_socket", "mysql_native_password"]
-        );
-        assert_eq!(methods(r#"{"plugin":"ed25519"}"#), ["ed25519"]);
-        assert_eq!(methods(r#"{"access":0}"#), ["mysql_native_password"]);
-        assert_eq!(auth_methods("not json"), None);
-        assert_eq!(auth_methods(r#"{"auth_or":7}"#), None);
-    }
-
-    #[test]
     fn other_plugins_are_refused_by_name() {
-        let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let names = |list: &[&str]| {
+            list.iter()
+                .map(|plugin| Method {
+                    plugin: (*plugin).to_owned(),
+                    value: String::new(),
+                })
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
             choose_plugin(&names(&["ed25519", "mysql_native_password"])),
             Ok(PasswordPlugin::Ed25519)

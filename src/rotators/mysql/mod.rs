@@ -48,6 +48,7 @@ mod dual;
 mod grants;
 mod lexer;
 mod master;
+mod methods;
 mod privileges;
 mod quote;
 mod session;
@@ -64,10 +65,10 @@ pub use quote::{account_sql, quote_literal};
 pub use session::MySession;
 
 use super::driver::{
-    CLOSE_TIMEOUT, MAY_HAVE_APPLIED, bounded, connect_per_tls_choice, database_error,
+    CLEARTEXT_REFUSED, CLOSE_TIMEOUT, MAY_HAVE_APPLIED, Transport, bounded, connect_per_tls_choice,
+    database_error,
 };
 use super::{Account, Rotator};
-use crate::config::TlsMode;
 use crate::credentials::{DbSecret, Password};
 use crate::deadline::StepContext;
 use crate::error::Error;
@@ -81,27 +82,72 @@ const ER_MISSING_CURRENT_PASSWORD: u16 = 3892;
 /// What a password change is called in errors.
 const SETTING_PASSWORD: &str = "setting the password";
 
+/// The plugin of the logged-in MariaDB account's one authentication method, read from its own
+/// `SHOW CREATE USER CURRENT_USER()` (which needs no privilege), when the function can compute
+/// what it stores; else an error naming the plugin, or saying that the account has several
+/// methods (dual-password's), before anything changes.
+async fn own_plugin(
+    session: &mut MySession,
+    timeout: std::time::Duration,
+) -> Result<PasswordPlugin, Error> {
+    const READING: &str = "reading the account's authentication method";
+    let engine = session.engine;
+    let read = async {
+        session
+            .conn
+            .query_first::<String, _>("SHOW CREATE USER CURRENT_USER()")
+            .await
+            .map_err(|e| database_error(engine, READING, error_code(&e)))
+    };
+    let line = bounded(timeout, read, |t| database_error(engine, READING, t))
+        .await?
+        .ok_or_else(|| database_error(engine, READING, "SHOW CREATE USER returned no row"))?;
+    let methods = methods::from_show_create_user(&line)
+        .ok_or_else(|| database_error(engine, READING, "SHOW CREATE USER is not understood"))?;
+    match methods.as_slice() {
+        [method] => method.computable().ok_or_else(|| {
+            database_error(
+                engine,
+                SETTING_PASSWORD,
+                format!(
+                    "the account authenticates with the plugin `{}`, whose stored value the \
+                     function cannot compute (it computes {}); the account is left unchanged",
+                    method.plugin,
+                    PasswordPlugin::SUPPORTED
+                ),
+            )
+        }),
+        _ => Err(database_error(
+            engine,
+            SETTING_PASSWORD,
+            "the account has several authentication methods (a dual-password account): rotate \
+             it with the dual-password strategy, or give it one method; the account is left \
+             unchanged",
+        )),
+    }
+}
+
 /// The MySQL-family rotator: trust roots shared by every connection.
 #[derive(Clone)]
 pub(crate) struct MysqlRotator {
     ssl: SslOpts,
     roots: usize,
-    mode: TlsMode,
+    transport: Transport,
 }
 
 impl fmt::Debug for MysqlRotator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MysqlRotator")
             .field("roots", &self.roots)
-            .field("mode", &self.mode)
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
 
 impl MysqlRotator {
-    /// A rotator trusting exactly `roots` (mysql_async's built-in webpki roots are switched off)
-    /// and falling back per `mode`.
-    pub(crate) fn new(roots: &TlsRoots, mode: TlsMode) -> Self {
+    /// A rotator trusting exactly `roots` (mysql_async's built-in webpki roots are switched off),
+    /// falling back and sending passwords as `transport` allows.
+    pub(crate) fn new(roots: &TlsRoots, transport: Transport) -> Self {
         // mysql_async builds its rustls configuration with `ClientConfig::builder()`, which needs a
         // process-wide provider. rustls picks aws-lc-rs by itself while it is the only provider
         // compiled in; installing it explicitly keeps that true if another provider ever enters
@@ -110,7 +156,7 @@ impl MysqlRotator {
         MysqlRotator {
             ssl: ssl_opts(roots),
             roots: roots.certificates().len(),
-            mode,
+            transport,
         }
     }
 }
@@ -130,6 +176,23 @@ pub fn ssl_opts(roots: &TlsRoots) -> SslOpts {
         .with_disable_built_in_roots(true)
 }
 
+impl MysqlRotator {
+    /// Refuses a MySQL statement that carries a password on `session` unless the connection is
+    /// verified TLS or `ALLOW_CLEARTEXT_PASSWORDS` allows it (docs/protocol.md 5.14). MariaDB's
+    /// statements carry computed values instead and never need this.
+    pub(super) fn may_send_password(
+        &self,
+        session: &MySession,
+        action: &'static str,
+    ) -> Result<(), Error> {
+        if session.tls || self.transport.cleartext {
+            Ok(())
+        } else {
+            Err(database_error(session.engine, action, CLEARTEXT_REFUSED))
+        }
+    }
+}
+
 impl Rotator for MysqlRotator {
     type Session = MySession;
 
@@ -139,7 +202,7 @@ impl Rotator for MysqlRotator {
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<MySession, Error> {
-        connect_per_tls_choice(self.mode, creds, ctx, |tls| {
+        connect_per_tls_choice(self.transport.mode, creds, ctx, |tls| {
             MySession::open(&self.ssl, creds, tls, attempt, ctx)
         })
         .await
@@ -157,10 +220,13 @@ impl Rotator for MysqlRotator {
     /// - MySQL: `ALTER USER CURRENT_USER() IDENTIFIED BY …`; under `PASSWORD REQUIRE CURRENT`
     ///   (error 3892) again with `REPLACE <login's password>`: the credential that opened the
     ///   session, current's or previous's, never the pending one (the server would answer 3891).
-    /// - MariaDB: `SET PASSWORD = PASSWORD(…)`, because MariaDB (10.11 included) refuses `ALTER
-    ///   USER CURRENT_USER()` with error 1227 unless the user holds `CREATE USER`, which
-    ///   application users do not. Not attempting `ALTER USER` first keeps a failing statement
-    ///   carrying the password out of MariaDB's `SQL_ERROR_LOG`.
+    ///   The statement carries the password, so it needs verified TLS (or
+    ///   `ALLOW_CLEARTEXT_PASSWORDS`).
+    /// - MariaDB: `SET PASSWORD = '<value>'`, the value the account's plugin stores for the new
+    ///   password, computed client-side (the plugin is read from the account's own `SHOW CREATE
+    ///   USER`), so no plaintext reaches the server or its logs. MariaDB (10.11 included) refuses
+    ///   `ALTER USER CURRENT_USER()` with error 1227 unless the user holds `CREATE USER`, which
+    ///   application users do not.
     async fn set_own_password(
         &self,
         session: &mut MySession,
@@ -170,10 +236,15 @@ impl Rotator for MysqlRotator {
     ) -> Result<(), Error> {
         let timeout = ctx.query_timeout(SETTING_PASSWORD)?;
         let engine = session.engine;
-        let statement = session.server.own_password_statement(new.expose());
         if session.server.mariadb {
+            let plugin = own_plugin(session, timeout).await?;
+            let statement = session
+                .server
+                .own_stored_value_statement(plugin, new.expose());
             return session.run(&statement, timeout, SETTING_PASSWORD).await;
         }
+        self.may_send_password(session, SETTING_PASSWORD)?;
+        let statement = session.server.own_password_statement(new.expose());
         // The driver's error is kept whole here: its number decides whether to retry.
         let first = bounded(
             timeout,
@@ -202,11 +273,15 @@ impl Rotator for MysqlRotator {
     async fn set_password_as_master(
         &self,
         master: &mut MySession,
-        current: &Account,
+        account: &Account,
+        current: &DbSecret,
         pending: &DbSecret,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
-        master::set_password_as_master(master, current, pending, ctx).await
+        if !master.server.mariadb {
+            self.may_send_password(master, "creating or updating the alternate user")?;
+        }
+        master::set_password_as_master(master, account, current, pending, ctx).await
     }
 
     /// MySQL 8: see the `dual` module.
@@ -217,6 +292,10 @@ impl Rotator for MysqlRotator {
         pending: &DbSecret,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
+        self.may_send_password(
+            session,
+            "adding the pending password beside the current one",
+        )?;
         dual::add_own_password(self, session, current, pending, ctx).await
     }
 

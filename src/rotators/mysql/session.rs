@@ -7,6 +7,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, DriverError, IoError, OptsBuilder, SslOpts};
 
+use super::auth_plugin::PasswordPlugin;
 use super::quote::quote_literal;
 use crate::credentials::DbSecret;
 use crate::deadline::StepContext;
@@ -24,6 +25,8 @@ pub struct MySession {
     pub(super) engine: Engine,
     pub(super) account: Account,
     pub(super) server: ServerSession,
+    /// The connection is verified TLS: a statement carrying a password may use it.
+    pub(super) tls: bool,
 }
 
 /// What a session learns about itself when it opens.
@@ -51,18 +54,21 @@ impl ServerSession {
         quote_literal(value, self.no_backslash_escapes)
     }
 
-    /// The statement that changes the logged-in account's own password to `new`: MariaDB's
-    /// `SET PASSWORD = PASSWORD(…)`, else MySQL's `ALTER USER CURRENT_USER() IDENTIFIED BY …`.
-    /// Contains the password: never log it.
+    /// MySQL's statement that changes the logged-in account's own password to `new`: `ALTER
+    /// USER CURRENT_USER() IDENTIFIED BY …`. Contains the password: never log it.
     pub(super) fn own_password_statement(&self, new: &str) -> String {
-        if self.mariadb {
-            format!("SET PASSWORD = PASSWORD({})", self.literal(new))
-        } else {
-            format!(
-                "ALTER USER CURRENT_USER() IDENTIFIED BY {}",
-                self.literal(new)
-            )
-        }
+        format!(
+            "ALTER USER CURRENT_USER() IDENTIFIED BY {}",
+            self.literal(new)
+        )
+    }
+
+    /// MariaDB's statement that gives the logged-in account's one authentication method the
+    /// value its plugin stores for `new`, computed client-side: `SET PASSWORD = '<value>'`, so
+    /// no statement carries the password (docs/protocol.md 5.14). Contains a value derived from
+    /// the password: never log it.
+    pub(super) fn own_stored_value_statement(&self, plugin: PasswordPlugin, new: &str) -> String {
+        format!("SET PASSWORD = {}", self.literal(&plugin.stored_value(new)))
     }
 
     /// MySQL's statement for an account under `PASSWORD REQUIRE CURRENT`: `ALTER USER
@@ -132,6 +138,7 @@ impl MySession {
                     engine,
                     account,
                     server,
+                    tls: use_tls,
                 }),
                 Err(code) => {
                     let _ = conn.disconnect().await;
@@ -261,16 +268,21 @@ mod tests {
         // What the live round trip (`literals_round_trip_in_both_sql_modes`) proves the server
         // reads back as exactly the password, in each mode.
         let password = "a'b\\c\"%_";
-        let mariadb_nbe = ServerSession::from_row("NO_BACKSLASH_ESCAPES", "10.11.6-MariaDB");
-        assert_eq!(
-            mariadb_nbe.own_password_statement(password),
-            "SET PASSWORD = PASSWORD('a''b\\c\"%_')"
-        );
         let mariadb = ServerSession::from_row("STRICT_TRANS_TABLES", "10.11.6-MariaDB");
+        // MariaDB gets the stored value, never the password.
+        let native = mariadb.own_stored_value_statement(PasswordPlugin::Native, password);
         assert_eq!(
-            mariadb.own_password_statement(password),
-            "SET PASSWORD = PASSWORD('a\\'b\\\\c\\\"%_')"
+            native,
+            format!(
+                "SET PASSWORD = '{}'",
+                PasswordPlugin::Native.stored_value(password)
+            )
         );
+        let ed25519 = mariadb.own_stored_value_statement(PasswordPlugin::Ed25519, password);
+        assert!(ed25519.starts_with("SET PASSWORD = '"), "{ed25519}");
+        for statement in [native, ed25519] {
+            assert!(!statement.contains("a'b") && !statement.contains("a\\'b"));
+        }
         let mysql_nbe = ServerSession::from_row("ANSI_QUOTES,NO_BACKSLASH_ESCAPES", "8.4.0");
         assert_eq!(
             mysql_nbe.own_password_statement(password),

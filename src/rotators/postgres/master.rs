@@ -13,7 +13,7 @@ use super::session::{PgSession, statement_code};
 use crate::credentials::{DbSecret, Password};
 use crate::deadline::StepContext;
 use crate::engine::Engine;
-use crate::error::Error;
+use crate::error::{CloneFindings, Error};
 use crate::rotators::driver::{AUDITING, bounded, database_error};
 use crate::rotators::{Account, Handover};
 
@@ -69,7 +69,7 @@ pub(crate) async fn audit_clone(
     current: &Account,
     pending_user: &str,
     ctx: &StepContext<'_>,
-) -> Result<Vec<String>, Error> {
+) -> Result<CloneFindings, Error> {
     let engine = master.engine;
     let handover = Handover::between(current, pending_user, ctx)?;
     let (original, clone) = roles(handover, current, pending_user);
@@ -82,12 +82,12 @@ pub(crate) async fn audit_clone(
             .start()
             .await
             .map_err(|e| failed(engine, "starting a read-only transaction", &e))?;
-        let excess = invariant::excess(&transaction, engine, handover, original, clone).await?;
+        let findings = invariant::findings(&transaction, engine, handover, original, clone).await?;
         transaction
             .rollback()
             .await
             .map_err(|e| failed(engine, "ending the read-only transaction", &e))?;
-        Ok(excess)
+        Ok(findings)
     };
     bounded(timeout, work, |timed_out| {
         database_error(engine, AUDITING, timed_out)
@@ -117,7 +117,7 @@ async fn set_role_password(
 ) -> Result<bool, Error> {
     let exists = transaction
         .query_opt(
-            "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1",
+            "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) $1",
             &[&target],
         )
         .await

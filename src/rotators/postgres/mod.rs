@@ -10,6 +10,7 @@
 //! - `master`: the alternating-users path, as named steps;
 //! - `invariant`: the privilege invariant of that path, from the catalogs.
 
+mod cleartext;
 mod invariant;
 mod master;
 mod session;
@@ -24,10 +25,9 @@ pub use session::PgSession;
 pub(crate) use master::audit_clone;
 
 use super::driver::{
-    CLOSE_TIMEOUT, MAY_HAVE_APPLIED, bounded, connect_per_tls_choice, database_error,
+    CLOSE_TIMEOUT, MAY_HAVE_APPLIED, Transport, bounded, connect_per_tls_choice, database_error,
 };
 use super::{Account, Rotator, unsupported_strategy};
-use crate::config::TlsMode;
 use crate::credentials::{DbSecret, Password};
 use crate::deadline::StepContext;
 use crate::error::Error;
@@ -42,23 +42,24 @@ const DUAL_UNSUPPORTED: &str = "strategy dual-password is not supported for Post
 pub(crate) struct PostgresRotator {
     /// Built once: each connection clones it (an `Arc`), never the rustls configuration.
     tls: MakeRustlsConnect,
-    mode: TlsMode,
+    transport: Transport,
 }
 
 impl std::fmt::Debug for PostgresRotator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresRotator")
-            .field("mode", &self.mode)
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
 
 impl PostgresRotator {
-    /// A rotator verifying servers with `tls` and falling back per `mode`.
-    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, mode: TlsMode) -> Self {
+    /// A rotator verifying servers with `tls`, falling back and sending passwords as
+    /// `transport` allows.
+    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, transport: Transport) -> Self {
         PostgresRotator {
             tls: MakeRustlsConnect::new((*tls).clone()),
-            mode,
+            transport,
         }
     }
 }
@@ -72,8 +73,15 @@ impl Rotator for PostgresRotator {
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<PgSession, Error> {
-        connect_per_tls_choice(self.mode, creds, ctx, |tls| {
-            PgSession::open(&self.tls, creds, tls, attempt, ctx)
+        connect_per_tls_choice(self.transport.mode, creds, ctx, |tls| {
+            PgSession::open(
+                &self.tls,
+                creds,
+                tls,
+                self.transport.cleartext,
+                attempt,
+                ctx,
+            )
         })
         .await
     }
@@ -85,7 +93,7 @@ impl Rotator for PostgresRotator {
         let query = async {
             session
                 .client
-                .simple_query("SELECT NOW()")
+                .simple_query("SELECT pg_catalog.now()")
                 .await
                 .map_err(|e| database_error(engine, TESTING, describe(&e)))
         };
@@ -134,14 +142,18 @@ impl Rotator for PostgresRotator {
     }
 
     /// As the master: see the `master` module for the steps.
+    /// The current secret's password is not read: PostgreSQL gives the master no way to check
+    /// a password, so the handler proves the current secret on the master's server by logging
+    /// in there (docs/protocol.md 5.12).
     async fn set_password_as_master(
         &self,
         master: &mut PgSession,
-        current: &Account,
+        account: &Account,
+        _: &DbSecret,
         pending: &DbSecret,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
-        master::set_password_as_master(master, current, pending, ctx).await
+        master::set_password_as_master(master, account, pending, ctx).await
     }
 
     /// PostgreSQL keeps one password per role: the handler refuses the dual-password strategy

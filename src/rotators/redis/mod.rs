@@ -36,9 +36,8 @@ use tokio_rustls::TlsConnector;
 pub use acl::password_hash;
 pub use session::RedisSession;
 
-use super::driver::{connect_per_tls_choice, database_error};
+use super::driver::{Transport, connect_per_tls_choice, database_error};
 use super::{Account, Rotator, unsupported_strategy};
-use crate::config::TlsMode;
 use crate::credentials::{DbSecret, Password};
 use crate::deadline::StepContext;
 use crate::error::Error;
@@ -66,23 +65,24 @@ const MASTER_DENIED: &str =
 #[derive(Clone)]
 pub(crate) struct RedisRotator {
     tls: TlsConnector,
-    mode: TlsMode,
+    transport: Transport,
 }
 
 impl fmt::Debug for RedisRotator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisRotator")
-            .field("mode", &self.mode)
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisRotator {
-    /// A rotator verifying servers with `tls` and falling back per `mode`.
-    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, mode: TlsMode) -> Self {
+    /// A rotator verifying servers with `tls`, falling back and sending passwords as
+    /// `transport` allows.
+    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, transport: Transport) -> Self {
         RedisRotator {
             tls: session::connector(tls),
-            mode,
+            transport,
         }
     }
 }
@@ -96,8 +96,15 @@ impl Rotator for RedisRotator {
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<RedisSession, Error> {
-        connect_per_tls_choice(self.mode, creds, ctx, |tls| {
-            RedisSession::open(&self.tls, creds, tls, attempt, ctx)
+        connect_per_tls_choice(self.transport.mode, creds, ctx, |tls| {
+            RedisSession::open(
+                &self.tls,
+                creds,
+                tls,
+                self.transport.cleartext,
+                attempt,
+                ctx,
+            )
         })
         .await
     }
@@ -139,6 +146,7 @@ impl Rotator for RedisRotator {
         &self,
         _: &mut RedisSession,
         _: &Account,
+        _: &DbSecret,
         _: &DbSecret,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {

@@ -21,7 +21,8 @@ use crate::deadline::StepContext;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::rotators::driver::{
-    CLOSE_TIMEOUT, Failure, MAY_HAVE_APPLIED, attempt_timeout, bounded, database_error, error_chain,
+    CLEARTEXT_REFUSED, CLOSE_TIMEOUT, Failure, MAY_HAVE_APPLIED, attempt_timeout, bounded,
+    database_error, error_chain,
 };
 
 /// An authenticated connection, with the user it logged in as.
@@ -53,11 +54,16 @@ impl RedisSession {
         tls: &TlsConnector,
         creds: &DbSecret,
         use_tls: bool,
+        cleartext: bool,
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<RedisSession, Failure> {
         let timeout = attempt_timeout(ctx, attempt)?;
         let engine = creds.engine();
+        // `AUTH` carries the password as it is: never over plaintext unless the operator said so.
+        if !use_tls && !cleartext {
+            return Err(Failure::login(engine, CLEARTEXT_REFUSED.to_owned(), false));
+        }
         let deadline = Instant::now() + timeout;
         // Each phase ends at the attempt's deadline. Running out of time while connecting or
         // logging in is never retried; a TLS handshake left unanswered is: a plaintext Redis

@@ -44,6 +44,17 @@ impl Function {
         .await
     }
 
+    /// [`Function::new`] with `ALLOW_CLEARTEXT_PASSWORDS=on`: for servers the tests reach over
+    /// plaintext on loopback, where a password would otherwise be refused (Redis's `AUTH`).
+    pub async fn allowing_cleartext(stack: &Stack) -> Self {
+        Self::with_config(Config {
+            tls_extra_ca_file: Some(stack.test_ca.clone()),
+            allow_cleartext_passwords: true,
+            ..Config::default()
+        })
+        .await
+    }
+
     /// The function with a given configuration; its trust roots follow `tls_extra_ca_file`.
     pub async fn with_config(config: Config) -> Self {
         capture_logs();
@@ -169,14 +180,19 @@ pub fn trusting(ca: &Path) -> TlsRoots {
 
 /// Rotators trusting exactly the CA at `ca`, under `mode`.
 pub fn rotators_trusting(ca: &Path, mode: TlsMode) -> Rotators {
-    capture_logs();
-    Rotators::with_roots(
-        &trusting(ca),
-        &Config {
+    rotators_with(
+        ca,
+        Config {
             tls_mode: mode,
             ..Config::default()
         },
     )
+}
+
+/// Rotators trusting exactly the CA at `ca`, under `config`.
+pub fn rotators_with(ca: &Path, config: Config) -> Rotators {
+    capture_logs();
+    Rotators::with_roots(&trusting(ca), &config)
 }
 
 /// A setSecret context for `secret_id`, without a Lambda deadline.

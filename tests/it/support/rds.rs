@@ -10,9 +10,10 @@
 //! the real rotators in [`Redirect`]: the handler is generic over its rotator, so the wrapper
 //! exists only in this test crate. It sends a connection for a known endpoint name to the stack's
 //! server instead, keeping everything else of the credential, and verifies TLS for the name the
-//! secret asks for (`tls_server_name`, else the endpoint name itself, which the test certificate
-//! does not carry): the tests' secrets name `localhost`, as a secret for a CNAME'd host would.
-//! Nothing in the function can redirect a connection.
+//! secret asks for (`tls_server_name`), else for `localhost`, which the test certificate carries
+//! as an RDS certificate carries its endpoint's name: an RDS-managed master connects with
+//! verified TLS and no `tls_server_name` of its own. It records how each attempt was to be
+//! secured before the redirection. Nothing in the function can redirect a connection.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -201,12 +202,22 @@ pub async fn rename_instance(stack: &Stack, instance: &RdsInstance) {
         .expect("ModifyDBInstance");
 }
 
+/// One connection attempt as the function made it, before any redirection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// What the attempt was called (`login with master secret`).
+    pub name: String,
+    pub host: String,
+    pub ssl: SslSetting,
+    pub tls_server_name: Option<String>,
+}
+
 /// A rotator that sends connections for known endpoint names to other addresses, recording
-/// every connection attempt (its name and the host the secret named).
+/// every connection attempt.
 pub struct Redirect<R> {
     inner: R,
     routes: HashMap<String, (String, u16)>,
-    pub attempts: RefCell<Vec<(String, String)>>,
+    pub attempts: RefCell<Vec<Attempt>>,
 }
 
 impl<R> Redirect<R> {
@@ -227,11 +238,19 @@ impl<R> Redirect<R> {
 
     /// The hosts of the attempts named `attempt`.
     pub fn hosts_of(&self, attempt: &str) -> Vec<String> {
+        self.attempts_named(attempt)
+            .into_iter()
+            .map(|a| a.host)
+            .collect()
+    }
+
+    /// The attempts named `attempt`.
+    pub fn attempts_named(&self, attempt: &str) -> Vec<Attempt> {
         self.attempts
             .borrow()
             .iter()
-            .filter(|(a, _)| a == attempt)
-            .map(|(_, h)| h.clone())
+            .filter(|a| a.name == attempt)
+            .cloned()
             .collect()
     }
 
@@ -242,7 +261,7 @@ impl<R> Redirect<R> {
         value["host"] = json!(host);
         value["port"] = json!(port);
         value["dbname"] = json!(creds.dbname());
-        value["tls_server_name"] = json!(creds.tls_server_name().unwrap_or(creds.host()));
+        value["tls_server_name"] = json!(creds.tls_server_name().unwrap_or("localhost"));
         let fields = value.as_object_mut().unwrap();
         match creds.ssl() {
             SslSetting::Require => drop(fields.insert("ssl".into(), json!(true))),
@@ -263,9 +282,12 @@ impl<R: Rotator> Rotator for Redirect<R> {
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<R::Session, Error> {
-        self.attempts
-            .borrow_mut()
-            .push((attempt.to_owned(), creds.host().to_owned()));
+        self.attempts.borrow_mut().push(Attempt {
+            name: attempt.to_owned(),
+            host: creds.host().to_owned(),
+            ssl: creds.ssl(),
+            tls_server_name: creds.tls_server_name().map(str::to_owned),
+        });
         let route = self.routes.get(&creds.host().to_ascii_lowercase());
         match route {
             Some((host, port)) => {
@@ -297,12 +319,13 @@ impl<R: Rotator> Rotator for Redirect<R> {
     async fn set_password_as_master(
         &self,
         master: &mut R::Session,
-        current: &Account,
+        account: &Account,
+        current: &DbSecret,
         pending: &DbSecret,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
         self.inner
-            .set_password_as_master(master, current, pending, ctx)
+            .set_password_as_master(master, account, current, pending, ctx)
             .await
     }
 
