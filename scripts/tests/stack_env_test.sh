@@ -2,8 +2,9 @@
 # `scripts/stack.sh env`: with no stack it says so and fails; with a stack that is not running it
 # still prints the variables but warns and fails; its output, evaluated, sets the region for both
 # AWS CLI generations (AWS_REGION, AWS_DEFAULT_REGION) and says the admin passwords are local test
-# values; a stack made before Redis joined it gets no Redis variables; with the running stack of
-# this test run (when its variables are set) it succeeds.
+# values; the ports of the PostgreSQL 16-18 clusters are exported for the clusters the stack has
+# (and their silence warned about); a stack made before Redis joined it gets no Redis variables;
+# with the running stack of this test run (when its variables are set) it succeeds.
 # The last line reads `stack env: N passed, M failed`.
 set -euo pipefail
 
@@ -20,7 +21,7 @@ CHECK_SHOW=("$WORK/out" "$WORK/err")
 # env_in DIR: run `stack.sh env` for the stack dir DIR on ports where nothing listens.
 env_in() {
     DSR_STACK_DIR=$1 DSR_MOTO_PORT=1 DSR_PG_PORT=2 DSR_PG_PLAIN_PORT=3 DSR_MARIADB_PORT=4 \
-        DSR_REDIS_PORT=5 DSR_REDIS_PLAIN_PORT=6 \
+        DSR_REDIS_PORT=5 DSR_REDIS_PLAIN_PORT=6 DSR_PG16_PORT=7 DSR_PG17_PORT=8 DSR_PG18_PORT=10 \
         bash "$REPO_ROOT/scripts/stack.sh" env >"$WORK/out" 2>"$WORK/err"
 }
 
@@ -31,9 +32,12 @@ mkdir -p "$WORK/down/secrets"
 printf 'pg-test-value\n' >"$WORK/down/secrets/pg_admin_password"
 printf 'mariadb-test-value\n' >"$WORK/down/secrets/mariadb_admin_password"
 printf 'redis-test-value\n' >"$WORK/down/secrets/redis_admin_password"
+# A cluster of PostgreSQL 16 only, as if 17 and 18 had not been set up.
+mkdir -p "$WORK/down/run/pg-16/data"
 stopped() {
     ! env_in "$WORK/down" && grep -q 'is not running' "$WORK/err" &&
-        grep -q '^# WARNING: the stack is not running' "$WORK/out" && grep -q 'redis :5' "$WORK/err"
+        grep -q '^# WARNING: the stack is not running' "$WORK/out" && grep -q 'redis :5' "$WORK/err" &&
+        grep -q 'postgres-16 :7' "$WORK/err" && ! grep -q 'postgres-17' "$WORK/err"
 }
 check "stopped stack: warns and fails" stopped
 
@@ -50,6 +54,15 @@ evaluated() {
     )
 }
 check "evaluated: region, passwords, python, PATH" evaluated
+pg_majors() {
+    env_in "$WORK/down" || true
+    (
+        unset DSR_PG16_PORT DSR_PG17_PORT DSR_PG18_PORT
+        eval "$(cat "$WORK/out")"
+        [[ ${DSR_PG16_PORT:-} == 7 && -z ${DSR_PG17_PORT:-} && -z ${DSR_PG18_PORT:-} ]]
+    )
+}
+check "PostgreSQL 16-18: the port of each cluster the stack has" pg_majors
 labelled() { grep -q 'local test credentials only' "$WORK/out"; }
 check "the admin passwords are labelled local test values" labelled
 
