@@ -359,7 +359,8 @@ impl<'a> MasterChange<'a> {
     /// leaves it in until the last step unlocks it.
     async fn unused_since_created(&mut self) -> Result<bool, Error> {
         const READING: &str = "reading whether the alternate user is locked";
-        let locked: Option<String> = if self.master.server.mariadb {
+        // No row, or no `account_locked` key (an account never locked): NULL.
+        let locked: Option<Option<String>> = if self.master.server.mariadb {
             self.master
                 .conn
                 .exec_first(
@@ -379,7 +380,7 @@ impl<'a> MasterChange<'a> {
         }
         .map_err(|e| self.failed(READING, &e))?;
         // MariaDB stores a JSON boolean, which JSON_VALUE reads as `1`; MySQL a `Y`.
-        if !matches!(locked.as_deref(), Some("1" | "true" | "Y")) {
+        if !matches!(locked.flatten().as_deref(), Some("1" | "true" | "Y")) {
             return Ok(false);
         }
         let sessions: Option<i64> = self
