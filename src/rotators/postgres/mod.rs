@@ -198,3 +198,146 @@ impl Rotator for PostgresRotator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The statements of this module that read catalogs, as written in its sources.
+    fn queries() -> Vec<String> {
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("session.rs"),
+            include_str!("master.rs"),
+            include_str!("invariant.rs"),
+        ];
+        let mut found = Vec::new();
+        for source in sources {
+            // Only the code: the tests below hold examples of what is refused.
+            let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+            let mut rest = code;
+            while let Some(start) = rest.find('"') {
+                let after = &rest[start + 1..];
+                let mut literal = String::new();
+                let mut chars = after.char_indices();
+                let mut end = after.len();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '"' => {
+                            end = i + 1;
+                            break;
+                        }
+                        // A line continuation: the newline and the next line's indentation go.
+                        '\\' => match chars.next() {
+                            Some((_, '\n')) => {
+                                let tail = &after[i + 2..];
+                                let skipped = tail.len() - tail.trim_start().len();
+                                for _ in 0..skipped {
+                                    chars.next();
+                                }
+                            }
+                            Some((_, escaped)) => literal.push(escaped),
+                            None => {}
+                        },
+                        c => literal.push(c),
+                    }
+                }
+                if literal.contains("SELECT") {
+                    found.push(literal);
+                }
+                rest = &after[end.min(after.len())..];
+            }
+        }
+        found
+    }
+
+    /// What in `sql` resolves through `search_path`: a function or type not qualified with
+    /// `pg_catalog`, or an operator outside `OPERATOR(pg_catalog.…)`. String literals and
+    /// keywords that take parentheses are not names.
+    fn unqualified(sql: &str) -> Vec<String> {
+        const KEYWORDS: [&str; 4] = ["EXISTS", "ANY", "ARRAY", "OPERATOR"];
+        // Constructs that apply an operator found through the path.
+        const IMPLICIT: [&str; 5] = ["IN", "LIKE", "ILIKE", "BETWEEN", "SIMILAR"];
+        // Drop string literals and the qualified operators.
+        let mut text = String::new();
+        let mut in_string = false;
+        for c in sql.chars() {
+            match (c, in_string) {
+                ('\'', _) => in_string = !in_string,
+                (_, true) => {}
+                (c, false) => text.push(c),
+            }
+        }
+        let text = text
+            .replace("OPERATOR(pg_catalog.=)", " ")
+            .replace("OPERATOR(pg_catalog.<>)", " ");
+        let mut problems: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric() && c != '_')
+            .filter(|word| IMPLICIT.contains(word))
+            .map(|word| format!("operator {word}"))
+            .collect();
+        let chars: Vec<char> = text.chars().collect();
+        for (i, &c) in chars.iter().enumerate() {
+            let word_before = || {
+                let mut j = i;
+                while j > 0 && (chars[j - 1].is_alphanumeric() || "_.".contains(chars[j - 1])) {
+                    j -= 1;
+                }
+                chars[j..i].iter().collect::<String>()
+            };
+            if c == '(' {
+                let name = word_before();
+                let alias = !name.contains('.') && name.len() <= 2;
+                if !name.is_empty()
+                    && !name.starts_with("pg_catalog.")
+                    && !KEYWORDS.contains(&name.as_str())
+                    && !IMPLICIT.contains(&name.as_str())
+                    && !alias
+                {
+                    problems.push(format!("function {name}"));
+                }
+            }
+            if "=<>|~!".contains(c) {
+                problems.push(format!("operator {c}"));
+            }
+            if c == ':' && chars.get(i + 1) == Some(&':') {
+                let cast: String = chars[i + 2..]
+                    .iter()
+                    .take_while(|c| c.is_alphanumeric() || "_.".contains(**c))
+                    .collect();
+                if !cast.starts_with("pg_catalog.") {
+                    problems.push(format!("type {cast}"));
+                }
+            }
+        }
+        problems
+    }
+
+    /// docs/protocol.md 5.14: nothing in a catalog query resolves through `search_path`, whatever
+    /// it is, as a second line of defence behind the session's sealed path.
+    #[test]
+    fn every_catalog_query_is_qualified() {
+        let queries = queries();
+        assert!(queries.len() >= 8, "{} queries found", queries.len());
+        for sql in queries {
+            assert_eq!(unqualified(&sql), Vec::<String>::new(), "{sql}");
+        }
+    }
+
+    #[test]
+    fn the_check_finds_what_the_search_path_would_resolve() {
+        assert_eq!(
+            unqualified("SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = $1"),
+            ["function count", "operator ="]
+        );
+        assert_eq!(
+            unqualified("SELECT x::text, unnest(s.c) AS c(setting) FROM t WHERE a IN (1)"),
+            ["operator IN", "type text", "function unnest"]
+        );
+        assert!(
+            unqualified(
+                "SELECT pg_catalog.lower(s.c, '=') FROM pg_catalog.unnest(a) AS c(setting) \
+                 WHERE x OPERATOR(pg_catalog.=) ANY (ARRAY[0::pg_catalog.oid])"
+            )
+            .is_empty()
+        );
+    }
+}
