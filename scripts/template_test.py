@@ -470,7 +470,24 @@ def check_template(template: dict, c: Checker) -> None:
     c.check("RetentionInDays" in log_group.get("Properties", {}), "log group has a retention")
 
     # --- environment ----------------------------------------------------------------------
-    variables = props.get("Environment", {}).get("Variables", {})
+    variables = dict(props.get("Environment", {}).get("Variables", {}))
+    # The settings of docs/protocol.md 5.14, which follow other parameters rather than mirror one.
+    c.check(
+        variables.pop("ALLOW_CLEARTEXT_PASSWORDS", None) == {"Ref": "AllowCleartextPasswords"}
+        and param_default(template, "AllowCleartextPasswords") == "off",
+        "ALLOW_CLEARTEXT_PASSWORDS: parameter AllowCleartextPasswords, off by default",
+    )
+    c.check(
+        variables.pop("MASTER_SECRET_ARNS", None)
+        == {"Fn::If": ["HasMasterSecret", {"Ref": "MasterSecretArn"}, NO_VALUE]}
+        and is_nonempty_condition(template, "HasMasterSecret", "MasterSecretArn"),
+        "MASTER_SECRET_ARNS: the MasterSecretArn the role may read, and no other",
+    )
+    c.check(
+        variables.pop("AUDIT_EVENTS", None)
+        == {"Fn::If": ["ScheduledRepair", "repair", {"Fn::If": ["ScheduledAudit", "audit", "off"]}]},
+        "AUDIT_EVENTS: repair only with AuditRepair, audit only with AuditSchedule, else off",
+    )
     c.check(
         set(variables) == set(ENV_DEFAULTS),
         "environment variables are exactly docs/protocol.md section 8's and the metrics ones",
@@ -1123,12 +1140,23 @@ MUTATIONS: list[tuple[str, Callable[[dict], None]]] = [
         lambda t: t["Conditions"]["RdsLookup"]["Fn::And"].append({"Fn::Not": [{"Condition": "HasMasterSecret"}]}),
     ),
     ("AllowRdsLookup off by default", lambda t: _set(t["Parameters"]["AllowRdsLookup"], "Default", "false")),
+    ("cleartext passwords allowed by default", lambda t: _set(t["Parameters"]["AllowCleartextPasswords"], "Default", "on")),
+    ("any master secret may be named", lambda t: _env(t).pop("MASTER_SECRET_ARNS")),
+    ("events may always repair", lambda t: _set(_env(t), "AUDIT_EVENTS", "repair")),
+    (
+        "events may repair without AuditRepair",
+        lambda t: _set(_env(t), "AUDIT_EVENTS", {"Fn::If": ["ScheduledAudit", "repair", "off"]}),
+    ),
     ("tags of every secret", lambda t: _set(_rds_stmts(t)[1], "Resource", "*")),
     (
         "superuser secret writable through the RDS lookups",
         lambda t: _set(_rds_stmts(t)[1], "Action", ["secretsmanager:DescribeSecret", "secretsmanager:PutSecretValue"]),
     ),
 ]
+
+
+def _env(t: dict) -> dict:
+    return _fn(t)["Properties"]["Environment"]["Variables"]
 
 
 def self_test(template: dict) -> tuple[int, int]:
