@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::metrics::MetricsConfig;
 use crate::password::PasswordPolicy;
 use crate::protocol::Strategy;
+use crate::tls::SystemStore;
 
 /// `TLS_MODE`: what to do when a secret has no `ssl` key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +78,8 @@ pub struct Config {
     pub tls_mode: TlsMode,
     /// `TLS_EXTRA_CA_FILE`: an extra PEM bundle of trusted CAs.
     pub tls_extra_ca_file: Option<PathBuf>,
+    /// `SSL_CERT_FILE`, `SSL_CERT_DIR`: where the operating system's trust store is.
+    pub tls_system_store: SystemStore,
     /// `DB_CONNECT_TIMEOUT_SECS`: the timeout of one connection attempt (default 5 s).
     pub connect_timeout: Duration,
     /// `ROTATION_STRATEGY`, overridden per secret by `rotation_strategy`.
@@ -106,6 +109,7 @@ impl Default for Config {
             password_policy: PasswordPolicy::default(),
             tls_mode: TlsMode::VerifyFull,
             tls_extra_ca_file: None,
+            tls_system_store: SystemStore::default(),
             connect_timeout: Duration::from_secs(5),
             strategy: Strategy::SingleUser,
             mysql_username_limit: 16,
@@ -134,6 +138,10 @@ impl Config {
                 .choice("TLS_MODE", TlsMode::parse, TlsMode::ACCEPTED)?
                 .unwrap_or(defaults.tls_mode),
             tls_extra_ca_file: env.setting("TLS_EXTRA_CA_FILE").map(PathBuf::from),
+            tls_system_store: SystemStore {
+                cert_file: env.setting("SSL_CERT_FILE").map(PathBuf::from),
+                cert_dir: env.setting("SSL_CERT_DIR").map(PathBuf::from),
+            },
             connect_timeout: env
                 .number(
                     "DB_CONNECT_TIMEOUT_SECS",
@@ -211,6 +219,7 @@ mod tests {
             ("USERNAME_CHARACTER_LIMIT", "32"),
             ("SECRETS_MANAGER_ENDPOINT", "https://vpce.example"),
             ("TLS_EXTRA_CA_FILE", "/opt/ca.pem"),
+            ("SSL_CERT_FILE", "/etc/ssl/bundle.pem"),
             ("METRICS", "off"),
             ("ALLOW_CLEARTEXT_PASSWORDS", "on"),
             ("MASTER_SECRET_ARNS", " arn:a , ,arn:b,"),
@@ -232,6 +241,13 @@ mod tests {
             Some("https://vpce.example")
         );
         assert_eq!(c.tls_extra_ca_file, Some(PathBuf::from("/opt/ca.pem")));
+        assert_eq!(
+            c.tls_system_store,
+            SystemStore {
+                cert_file: Some(PathBuf::from("/etc/ssl/bundle.pem")),
+                cert_dir: None,
+            }
+        );
         assert!(!c.metrics.enabled);
     }
 

@@ -79,6 +79,108 @@ pub fn same_host(a: &str, b: &str) -> bool {
     !a.is_empty() && a.eq_ignore_ascii_case(&b)
 }
 
+/// A connection's credential: where (engine, host, port, database), as whom (user and password)
+/// and how secured (`ssl`, `tls_server_name`). Built from a secret ([`DbSecret::login`]); changed
+/// only as a connection, never written back. `Debug` shows where and who, never the password.
+#[derive(Clone)]
+pub struct Login {
+    engine: Engine,
+    host: String,
+    port: u16,
+    username: String,
+    password: Password,
+    dbname: Option<String>,
+    ssl: SslSetting,
+    tls_server_name: Option<String>,
+}
+
+impl fmt::Debug for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Login")
+            .field("engine", &self.engine)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("dbname", &self.dbname)
+            .field("ssl", &self.ssl)
+            .field("tls_server_name", &self.tls_server_name)
+            .finish()
+    }
+}
+
+impl Login {
+    /// This login with `other`'s TLS settings (`ssl`, `tls_server_name`): an `AWSPREVIOUS`
+    /// login follows the current secret's TLS choice.
+    pub fn with_tls_of(mut self, other: &Login) -> Self {
+        self.ssl = other.ssl;
+        self.tls_server_name = other.tls_server_name.clone();
+        self
+    }
+
+    /// This login with verified TLS to its own `host`, whatever its `ssl` and
+    /// `tls_server_name` said: an RDS-managed master's, which no other secret may choose
+    /// (docs/protocol.md 5.14).
+    pub fn with_verified_tls(mut self) -> Self {
+        self.ssl = SslSetting::Require;
+        self.tls_server_name = None;
+        self
+    }
+
+    /// This credential at `other`'s endpoint (host and port), with `other`'s TLS settings: the
+    /// current secret proven on the master's server when RDS related the two hosts.
+    pub fn at_endpoint_of(self, other: &Login) -> Self {
+        let mut next = self.with_tls_of(other);
+        next.host = other.host.clone();
+        next.port = other.port;
+        next
+    }
+
+    /// This login with another password (a wrong one, to prove that a server compares them).
+    pub fn with_password(mut self, password: Password) -> Self {
+        self.password = password;
+        self
+    }
+
+    /// Whether `other` is at the same endpoint: the same DNS name and the same port.
+    pub fn same_endpoint(&self, other: &Login) -> bool {
+        same_host(&self.host, &other.host) && self.port == other.port
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+    /// The host, as the secret names it.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    /// The user.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+    /// The password.
+    pub fn password(&self) -> &Password {
+        &self.password
+    }
+    /// The database to connect to, when the secret names one.
+    pub fn dbname(&self) -> Option<&str> {
+        self.dbname.as_deref()
+    }
+    /// How the connection is secured.
+    pub fn ssl(&self) -> SslSetting {
+        self.ssl
+    }
+    /// The name verified and sent as SNI, when it is not `host`.
+    pub fn tls_server_name(&self) -> Option<&str> {
+        self.tls_server_name.as_deref()
+    }
+}
+
 /// What parsing fills in that the secret itself does not say.
 #[derive(Clone, Copy)]
 enum Fill<'a> {
@@ -349,33 +451,21 @@ impl DbSecret {
         next
     }
 
-    /// A copy whose TLS settings (`ssl`, `tls_server_name`) are taken from `other`; used when logging
-    /// in with `AWSPREVIOUS`, which must follow the current secret's TLS choice.
-    pub(crate) fn with_tls_of(&self, other: &DbSecret) -> Self {
-        let mut next = self.clone();
-        next.ssl = other.ssl;
-        next.tls_server_name = other.tls_server_name.clone();
-        next
-    }
-
-    /// A copy that connects with verified TLS and the name of its own `host`, whatever its `ssl`
-    /// and `tls_server_name` say: an RDS-managed master secret has neither, and another secret's
-    /// settings must never choose the master's transport (docs/protocol.md 5.14).
-    pub(crate) fn with_verified_tls(&self) -> Self {
-        let mut next = self.clone();
-        next.ssl = SslSetting::Require;
-        next.tls_server_name = None;
-        next
-    }
-
-    /// A copy of this credential that connects to `other`'s endpoint (host and port) with
-    /// `other`'s TLS settings: the current secret proven on the master's server when RDS related
-    /// the two hosts.
-    pub(crate) fn at_endpoint_of(&self, other: &DbSecret) -> Self {
-        let mut next = self.with_tls_of(other);
-        next.host = other.host.clone();
-        next.port = other.port;
-        next
+    /// What a connection with this secret's credential is made with. A [`Login`] can be pointed
+    /// elsewhere or secured otherwise (an `AWSPREVIOUS` login with current's TLS settings, the
+    /// master's endpoint), and never goes back into a secret: what the secret says and what is
+    /// stored stay one.
+    pub fn login(&self) -> Login {
+        Login {
+            engine: self.engine,
+            host: self.host.clone(),
+            port: self.port,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            dbname: self.dbname.clone(),
+            ssl: self.ssl,
+            tls_server_name: self.tls_server_name.clone(),
+        }
     }
 
     /// Whether `other` is served at the same endpoint: the same DNS name (ASCII case and one

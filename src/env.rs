@@ -55,6 +55,8 @@ const VARIABLES: &[&str] = &[
     "AWS_LAMBDA_LOG_FORMAT",
     "RUST_LOG",
     "AWS_LAMBDA_MAX_CONCURRENCY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 ];
 
 /// Spellings of true, case-insensitive (the reference's).

@@ -106,6 +106,57 @@ impl CloneFindings {
     }
 }
 
+/// Which part of a rotation a [`Shortfall`] stops, for the doctor's problem codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShortfallKind {
+    /// The secret itself: its strategy, `masterarn`, the clone's name.
+    Secret,
+    /// The current credential (it does not log in).
+    Current,
+    /// The user cannot change its own password the way the strategy needs.
+    OwnPassword,
+    /// The master secret cannot be used: unreadable, not allowed, elsewhere, does not log in.
+    Master,
+    /// The master lacks a privilege the change needs.
+    MasterPrivilege,
+    /// The alternate account would be refused by the privilege invariant (docs/protocol.md 5.12).
+    Clone,
+    /// Works today, but on something its vendor deprecated (MySQL's `mysql_native_password`):
+    /// reported, never a reason to stop a rotation.
+    Deprecated,
+}
+
+impl ShortfallKind {
+    /// Whether the next rotation would fail on it.
+    pub fn blocks(self) -> bool {
+        self != ShortfallKind::Deprecated
+    }
+}
+
+/// One reason the next rotation would fail, found without changing anything (docs/protocol.md
+/// 5.15): which check, whose account, what is missing and how to give it. Names, never values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortfall {
+    /// What kind of check found it.
+    pub kind: ShortfallKind,
+    /// The account or secret it concerns (`app@%`, `master`, a secret's ARN).
+    pub account: String,
+    /// What is missing or wrong (`CREATEROLE`, `ADMIN OPTION on role app`, …).
+    pub missing: String,
+    /// How to give it (`GRANT app TO master WITH ADMIN OPTION`), when there is a simple answer.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.account, self.missing)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " ({hint})")?;
+        }
+        Ok(())
+    }
+}
+
 /// Details of [`Error::PrivilegeMismatch`]: the account whose password a rotation would hand over
 /// can do more than the secret's current account, or is controlled by others (docs/protocol.md
 /// 5.12). Boxed to keep `Result<_, Error>` small.
@@ -223,7 +274,7 @@ pub enum Error {
     },
 
     /// The database rejected or failed a statement; only its code is kept.
-    #[error("{engine}: {action} failed ({code})")]
+    #[error("{engine}: {action} failed ({code}){}", hint.as_deref().map(|h| format!("; {h}")).unwrap_or_default())]
     Database {
         /// Engine of the secret.
         engine: Engine,
@@ -231,6 +282,44 @@ pub enum Error {
         action: &'static str,
         /// SQLSTATE or server error number, or a short transport description.
         code: String,
+        /// What the operator can do about it (`GRANT APPLICATION_PASSWORD_ADMIN ON *.* TO …`).
+        hint: Option<String>,
+    },
+
+    /// The server refused the credential (a wrong password, an unknown or locked user): the
+    /// caller may try another version. Its `errorType` is `LoginFailed`.
+    #[error("{engine}: the server refused the login ({code})")]
+    Refused {
+        /// Engine of the secret.
+        engine: Engine,
+        /// SQLSTATE, error number or the server's error code (`28P01`, `1045`, `WRONGPASS`).
+        code: String,
+    },
+
+    /// The server did not answer in time: not a refusal, so no other version is tried, and the
+    /// rotation is retried by the service.
+    #[error("{engine}: {action} did not answer in time ({detail})")]
+    Unanswered {
+        /// Engine of the secret.
+        engine: Engine,
+        /// What was waited for (`logging in`).
+        action: &'static str,
+        /// How long, and what was left.
+        detail: String,
+    },
+
+    /// The configuration test (`testSecret` on a copy of the current value) found what the next
+    /// rotation would fail on; nothing was changed.
+    #[error(
+        "secret {secret_id}: the preflight finds what the next rotation would fail on: {}; \
+         nothing was changed",
+        shortfalls.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    PreflightFailed {
+        /// Secret ARN or name.
+        secret_id: String,
+        /// Every reason found, in the order of the checks.
+        shortfalls: Vec<Shortfall>,
     },
 
     /// A Secrets Manager call failed.
@@ -292,8 +381,10 @@ impl Error {
             Error::InvalidStep { .. } => "InvalidStep",
             Error::InvalidSecret { .. } => "InvalidSecret",
             Error::IdentityMismatch { .. } | Error::PrivilegeMismatch(_) => "IdentityMismatch",
-            Error::LoginFailed { .. } => "LoginFailed",
+            Error::LoginFailed { .. } | Error::Refused { .. } => "LoginFailed",
             Error::Database { .. } => "DatabaseError",
+            Error::Unanswered { .. } => "DatabaseTimeout",
+            Error::PreflightFailed { .. } => "PreflightFailed",
             Error::SecretsManager { .. } => "SecretsManagerError",
             Error::Rds { .. } => "RdsError",
             Error::Config { .. } => "ConfigError",

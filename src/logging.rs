@@ -238,22 +238,70 @@ pub fn init(env: &Env) {
     }
 }
 
+/// The unit tests' one log capture: every line of every test, at every level, as JSON, for the
+/// checks that no secret value reaches a log.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::{Arc, Mutex};
+pub(crate) mod capture {
+    use std::sync::{Arc, Mutex, OnceLock};
 
+    /// A shared buffer that a subscriber writes to.
     #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Buffer(pub(crate) Arc<Mutex<Vec<u8>>>);
+
     impl std::io::Write for Buffer {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
+
+    impl Buffer {
+        /// What was written.
+        pub(crate) fn text(&self) -> String {
+            let bytes = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }
+
+    static GLOBAL: OnceLock<Buffer> = OnceLock::new();
+
+    /// Installs the global capturing subscriber once (per-thread subscribers race with
+    /// tracing's callsite interest cache).
+    pub(crate) fn install() {
+        GLOBAL.get_or_init(|| {
+            let buffer = Buffer::default();
+            let writer = buffer.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .json()
+                .with_writer(move || writer.clone())
+                .finish();
+            let _ = tracing::subscriber::set_global_default(subscriber);
+            buffer
+        });
+    }
+
+    /// Every line captured so far.
+    pub(crate) fn logs() -> String {
+        install();
+        GLOBAL.get().map(Buffer::text).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capture::Buffer;
+    use super::*;
 
     const SENTINEL: &str = "SENTINEL-rotation-token";
 
@@ -263,7 +311,7 @@ mod tests {
         let writer = buffer.clone();
         let subscriber = subscriber(&Env::from_pairs(env), move || writer.clone());
         tracing::subscriber::with_default(subscriber, emit);
-        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+        buffer.text()
     }
 
     /// What the runtime, the SDK, a driver and this crate log during an invocation, with the

@@ -6,26 +6,22 @@ use tracing::{error, warn};
 
 use super::args::Options;
 use super::audit::Doctor;
-use super::probe::Probe;
 use super::report::EXIT_INCOMPLETE;
-use crate::config::Config;
+use crate::app::App;
+use crate::rds::RdsApi;
+use crate::rotators::Rotator;
 use crate::secrets::{SecretInventory, SecretStore};
 
 /// Runs the audit `options` ask for and writes its report to `out`: the table, or with `--json`
 /// one JSON document. Secrets that could not be audited are logged (stderr) as well. Returns the
 /// exit status ([`super::Report::exit_status`]).
-pub async fn run<S, R>(
-    options: &Options,
-    store: &S,
-    rotator: &R,
-    config: &Config,
-    out: &mut dyn Write,
-) -> u8
+pub async fn run<S, R, A>(options: &Options, app: &App<S, R, A>, out: &mut dyn Write) -> u8
 where
     S: SecretStore + SecretInventory,
-    R: Probe,
+    R: Rotator,
+    A: RdsApi,
 {
-    let report = Doctor::new(store, rotator, config).run(options).await;
+    let report = Doctor::new(app).run(options).await;
     for failure in &report.failures {
         error!(secret_id = %failure.secret, error = %failure.error, "could not audit the secret");
     }

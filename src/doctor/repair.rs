@@ -20,13 +20,15 @@ use std::time::{Duration, SystemTime};
 use tracing::{info, warn};
 
 use super::examine::{Examiner, Stuck};
-use super::probe::Probe;
 use super::report::{Action, Repair};
 use super::when::{age, utc};
 use crate::credentials::DbSecret;
 use crate::engine::is_clone_of;
 use crate::error::Error;
 use crate::protocol::{Stage, Strategy};
+use crate::rds::RdsApi;
+use crate::rotation::Plan;
+use crate::rotators::Rotator;
 use crate::secrets::{SecretInventory, SecretStore};
 
 /// How old a stuck version must be before its label is removed: a rotation's four steps, each
@@ -103,8 +105,8 @@ pub(super) fn proposal(action: Action, stuck: &Stuck, now: SystemTime) -> Repair
 /// logins that chose the action are made again, and a version promoted is checked the way
 /// setSecret checks a pending one (the current user or its alternate, the same host and port).
 /// After `AWSCURRENT` moves, the new current credential must log in, else the label goes back.
-pub(super) async fn make<S, R>(
-    examiner: &Examiner<'_, S, R>,
+pub(super) async fn make<S, R, A>(
+    examiner: &Examiner<'_, S, R, A>,
     arn: &str,
     action: Action,
     stuck: &Stuck,
@@ -112,9 +114,10 @@ pub(super) async fn make<S, R>(
 ) -> Result<Repair, Error>
 where
     S: SecretStore + SecretInventory,
-    R: Probe,
+    R: Rotator,
+    A: RdsApi,
 {
-    let (store, ctx) = (examiner.store, examiner.ctx);
+    let (store, ctx) = (&examiner.scope.app.store, &examiner.scope.ctx);
     let repair = |done: bool, detail: String| Repair {
         action,
         done,
@@ -186,17 +189,23 @@ where
 /// Why `action` must not be made now, found by looking again: the labels moved, a login that
 /// chose the action no longer answers the same, or the stuck version is not a credential a
 /// rotation of this secret could have written. `None`: go ahead.
-async fn recheck<S, R>(
-    examiner: &Examiner<'_, S, R>,
+async fn recheck<S, R, A>(
+    examiner: &Examiner<'_, S, R, A>,
     arn: &str,
     action: Action,
     stuck: &Stuck,
 ) -> Result<Option<String>, Error>
 where
     S: SecretStore + SecretInventory,
-    R: Probe,
+    R: Rotator,
+    A: RdsApi,
 {
-    let labels = examiner.store.describe(arn, examiner.ctx).await?;
+    let labels = examiner
+        .scope
+        .app
+        .store
+        .describe(arn, &examiner.scope.ctx)
+        .await?;
     let version = stuck.version.as_str();
     if !labels.has_stage(version, Stage::Pending)
         || labels.has_stage(version, Stage::Current)
@@ -228,40 +237,40 @@ where
 }
 
 /// Whether the version at `stage` logs in: `None` when it has no usable value.
-async fn logs_in<S, R>(
-    examiner: &Examiner<'_, S, R>,
+async fn logs_in<S, R, A>(
+    examiner: &Examiner<'_, S, R, A>,
     arn: &str,
     stage: Stage,
     version: Option<&str>,
 ) -> Result<Option<bool>, Error>
 where
     S: SecretStore + SecretInventory,
-    R: Probe,
+    R: Rotator,
+    A: RdsApi,
 {
     let Some(secret) = read(examiner, arn, stage, version).await? else {
         return Ok(None);
     };
-    let attempt = match stage {
-        Stage::Pending => "login with pending secret",
-        _ => "login with current secret",
-    };
-    Ok(Some(examiner.login(&secret, attempt).await?.is_ok()))
+    Ok(Some(examiner.logs_in(&secret).await?.is_ok()))
 }
 
 /// The version at `stage`, parsed; `None` when it is absent or unusable.
-async fn read<S, R>(
-    examiner: &Examiner<'_, S, R>,
+async fn read<S, R, A>(
+    examiner: &Examiner<'_, S, R, A>,
     arn: &str,
     stage: Stage,
     version: Option<&str>,
 ) -> Result<Option<DbSecret>, Error>
 where
     S: SecretStore + SecretInventory,
-    R: Probe,
+    R: Rotator,
+    A: RdsApi,
 {
-    let text = examiner
+    let scope = &examiner.scope;
+    let text = scope
+        .app
         .store
-        .get_if_exists(arn, stage, version, examiner.ctx)
+        .get_if_exists(arn, stage, version, &scope.ctx)
         .await?;
     Ok(text.and_then(|text| DbSecret::parse(arn, stage, &text).ok()))
 }
@@ -270,14 +279,15 @@ where
 /// setSecret would refuse it: another user than the current one (or, for alternating users, its
 /// alternate), or another host or port. Promoting a hand-made version would otherwise hand its
 /// credential the secret's name.
-async fn foreign_pending<S, R>(
-    examiner: &Examiner<'_, S, R>,
+async fn foreign_pending<S, R, A>(
+    examiner: &Examiner<'_, S, R, A>,
     arn: &str,
     version: &str,
 ) -> Result<Option<String>, Error>
 where
     S: SecretStore + SecretInventory,
-    R: Probe,
+    R: Rotator,
+    A: RdsApi,
 {
     let (Some(current), Some(pending)) = (
         read(examiner, arn, Stage::Current, None).await?,
@@ -288,7 +298,7 @@ where
         ));
     };
     let user_ok = pending.username() == current.username()
-        || (examiner.strategy(&current) == Strategy::AlternatingUsers
+        || (Plan::strategy(&current, &examiner.scope.app.config) == Strategy::AlternatingUsers
             && (is_clone_of(pending.username(), current.username())
                 || is_clone_of(current.username(), pending.username())));
     if !user_ok {

@@ -24,13 +24,24 @@ pub enum Code {
     InvalidSecret,
     /// The `AWSCURRENT` credential does not log in.
     CurrentLoginFailed,
+    /// The user cannot change its own password the way the strategy needs.
+    CannotChangePassword,
     /// The `masterarn` secret cannot be read, parsed or used.
     MasterUnreadable,
+    /// The master lacks a privilege the change needs.
+    MasterLacksPrivilege,
     /// The alternate account would be refused by the next rotation's privilege check.
     CloneDrift,
+    /// The account uses something its vendor deprecated (MySQL's `mysql_native_password`).
+    DeprecatedPlugin,
 }
 
 impl Code {
+    /// Whether the code is advice that leaves the secret healthy: rotation still works.
+    pub fn is_advice(self) -> bool {
+        self == Code::DeprecatedPlugin
+    }
+
     /// The code as the report spells it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -39,8 +50,11 @@ impl Code {
             Code::Overdue => "overdue",
             Code::InvalidSecret => "invalid-secret",
             Code::CurrentLoginFailed => "current-login-failed",
+            Code::CannotChangePassword => "cannot-change-password",
             Code::MasterUnreadable => "master-unreadable",
+            Code::MasterLacksPrivilege => "master-lacks-privilege",
             Code::CloneDrift => "clone-drift",
+            Code::DeprecatedPlugin => "deprecated-plugin",
         }
     }
 }
@@ -111,9 +125,9 @@ pub struct SecretReport {
 }
 
 impl SecretReport {
-    /// Healthy: no problem remains.
+    /// Healthy: nothing but advice remains (a deprecated plugin).
     pub fn healthy(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.iter().all(|p| p.code.is_advice())
     }
 }
 
@@ -200,8 +214,10 @@ impl Report {
         writeln!(out, "{:width$}  {:9}  PROBLEMS", "SECRET", "STATUS")?;
         for secret in &self.secrets {
             let codes: Vec<&str> = secret.problems.iter().map(|p| p.code.as_str()).collect();
-            let (status, codes) = if secret.healthy() {
+            let (status, codes) = if secret.problems.is_empty() {
                 ("healthy", "-".to_owned())
+            } else if secret.healthy() {
+                ("healthy", codes.join(", "))
             } else {
                 ("UNHEALTHY", codes.join(", "))
             };

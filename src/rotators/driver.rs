@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::config::{Config, TlsMode};
-use crate::credentials::{DbSecret, SslSetting};
+use crate::credentials::{Login, SslSetting};
 use crate::deadline::StepContext;
 use crate::engine::Engine;
 use crate::error::Error;
@@ -86,6 +86,27 @@ impl Failure {
             before_auth,
         }
     }
+
+    /// The server refused the credential, keeping its code: another version may be tried.
+    pub(crate) fn refused(engine: Engine, code: String) -> Self {
+        Failure {
+            error: Error::Refused { engine, code },
+            before_auth: false,
+        }
+    }
+
+    /// The server did not answer within `timeout` (`phase`: what was waited for): never a
+    /// refusal, never retried in plaintext.
+    pub(crate) fn unanswered(engine: Engine, phase: &str, timeout: Duration) -> Self {
+        Failure {
+            error: Error::Unanswered {
+                engine,
+                action: "logging in",
+                detail: format!("{phase} timed out after {timeout:?}"),
+            },
+            before_auth: false,
+        }
+    }
 }
 
 /// The timeout of one connection attempt; running out of time is never retried.
@@ -101,7 +122,7 @@ pub(crate) fn attempt_timeout(ctx: &StepContext<'_>, attempt: &str) -> Result<Du
 /// authentication is retried in plaintext, with a warning naming the secret and host.
 pub(crate) async fn connect_per_tls_choice<T, Fut>(
     mode: TlsMode,
-    creds: &DbSecret,
+    creds: &Login,
     ctx: &StepContext<'_>,
     attempt: impl Fn(bool) -> Fut,
 ) -> Result<T, Error>
@@ -154,6 +175,22 @@ pub(crate) fn database_error(
         engine,
         action,
         code: code.into(),
+        hint: None,
+    }
+}
+
+/// [`database_error`] with what the operator can do about it.
+pub(crate) fn database_error_hinted(
+    engine: Engine,
+    action: &'static str,
+    code: impl Into<String>,
+    hint: impl Into<String>,
+) -> Error {
+    Error::Database {
+        engine,
+        action,
+        code: code.into(),
+        hint: Some(hint.into()),
     }
 }
 

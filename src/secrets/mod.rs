@@ -5,6 +5,8 @@
 //! `aws-sdk-secretsmanager`, every call under the step's time budget and retried by
 //! [`RetryPolicy`] when the service throttles or fails transiently.
 
+#[cfg(test)]
+pub(crate) mod fake;
 mod inventory;
 pub(crate) mod retry;
 mod sdk;

@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex};
 use db_secret_rotator::Config;
 use db_secret_rotator::config::TlsMode;
 use db_secret_rotator::doctor::{Doctor, Options, Report};
-use db_secret_rotator::rotators::Rotator;
 use db_secret_rotator::rotators::mysql::{account_sql, quote_literal};
-use db_secret_rotator::secrets::SdkSecretStore;
+use db_secret_rotator::rotators::{CloneManagement, DualMaster, Session};
 use mysql_async::prelude::Queryable;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use serde_json::{Value, json};
@@ -252,16 +251,12 @@ async fn a_database_owners_planted_functions_never_run_as_the_master() {
 
 /// The doctor's audit of `arn` with `--login`, in the test process.
 async fn doctor_login_audit(function: &Function, arn: &str) -> Report {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let store = SdkSecretStore::new(&sdk, None);
     let options = Options {
         secrets: vec![arn.to_owned()],
         login: true,
         ..Options::default()
     };
-    let report = Doctor::new(&store, &function.rotators, &function.config)
-        .run(&options)
-        .await;
+    let report = Doctor::new(&function.app).run(&options).await;
     check_leaks(None);
     report
 }
@@ -363,20 +358,24 @@ async fn a_mariadb_master_acts_only_for_an_account_accepting_the_current_passwor
         .await
         .unwrap();
     let refusals = [
-        rotators
+        master
             .add_password_as_master(
-                &mut master,
                 &account,
-                &elsewhere,
-                &pending,
+                elsewhere.password(),
+                pending.password(),
                 &ctx("arn:proof"),
             )
             .await,
-        rotators
-            .set_password_as_master(&mut master, &account, &elsewhere, &clone, &ctx("arn:proof"))
+        master
+            .set_password_as_master(
+                &account,
+                &elsewhere.login(),
+                &clone.login(),
+                &ctx("arn:proof"),
+            )
             .await,
     ];
-    rotators.close(master).await;
+    master.close().await;
     for result in refusals {
         let err = result.unwrap_err();
         assert_eq!(err.error_type(), "IdentityMismatch", "{err}");
@@ -759,27 +758,52 @@ async fn single_user_never_sets_production_for_a_version_on_another_port() {
     let name = unique("snd");
     let password = fixture_password();
     let user = PgUser::create(stack, stack.pg_port, &name, &password).await;
-    let arn = create_secret(&client, &pg_secret(stack, stack.pg_port, &name, &password)).await;
-    let listener = CleartextListener::start().await;
-    let mut forged = pg_secret(stack, stack.pg_port, &name, "the-writer-does-not-know-it");
-    forged["port"] = json!(listener.port.to_string());
-    forged["ssl"] = json!(false);
-    client
-        .put_secret_value()
-        .secret_id(&arn)
-        .secret_string(forged.to_string())
-        .version_stages("AWSCURRENT")
-        .send()
-        .await
-        .unwrap();
     let verifier = user.verifier(stack).await;
     let function = Function::new(stack).await;
+    let forge = async |port: u16| {
+        let arn = create_secret(&client, &pg_secret(stack, stack.pg_port, &name, &password)).await;
+        let mut forged = pg_secret(stack, stack.pg_port, &name, "the-writer-does-not-know-it");
+        forged["port"] = json!(port.to_string());
+        forged["ssl"] = json!(false);
+        client
+            .put_secret_value()
+            .secret_id(&arn)
+            .secret_string(forged.to_string())
+            .version_stages("AWSCURRENT")
+            .send()
+            .await
+            .unwrap();
+        arn
+    };
+
+    // The attacker's server refuses the login (another PostgreSQL, where the user has another
+    // password): the function tries AWSPREVIOUS, which names production's port, and refuses it.
+    let arn = forge(stack.pg_plain_port).await;
     set_secret_refused(
         &function,
         &arn,
-        &[&format!("port {} other than previous host", listener.port)],
+        &[&format!(
+            "port {} other than previous host",
+            stack.pg_plain_port
+        )],
     )
     .await;
+    assert_eq!(user.verifier(stack).await, verifier, "production changed");
+
+    // The attacker's server asks for the password in cleartext: nothing is sent, and a failure
+    // that is not a refusal ends the step before any other version is tried.
+    let listener = CleartextListener::start().await;
+    let arn = forge(listener.port).await;
+    let sm = sm_client().await;
+    let token = token();
+    start_rotation(&sm, &arn, &token).await;
+    function.invoke("createSecret", &arn, &token).await.unwrap();
+    let err = function
+        .invoke("setSecret", &arn, &token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "DatabaseError", "{err}");
+    assert!(err.to_string().contains("cleartext"), "{err}");
     assert!(listener.asked() >= 1, "the listener was reached");
     assert!(listener.received().is_empty(), "a password was sent");
     assert_eq!(user.verifier(stack).await, verifier, "production changed");
@@ -852,7 +876,7 @@ async fn a_masterarn_outside_the_configured_masters_is_refused() {
         ]),
         ..Config::default()
     };
-    let rotators = db_secret_rotator::rotators::Rotators::new(&config).unwrap();
+    let rotators = db_secret_rotator::rotators::Engines::new(&config).unwrap();
     let function = Function::with_endpoint(config, rotators, Some(&sm.url)).await;
     set_secret_refused(&function, &arn, &[&other_app, "MASTER_SECRET_ARNS"]).await;
     assert!(

@@ -16,7 +16,6 @@ mod cli;
 use std::time::{Duration, SystemTime};
 
 use db_secret_rotator::doctor::{Action, Doctor, Options, Report};
-use db_secret_rotator::secrets::SdkSecretStore;
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -40,18 +39,13 @@ async fn audit(
     repair: bool,
     now: SystemTime,
 ) -> Report {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let store = SdkSecretStore::new(&sdk, None);
     let options = Options {
         secrets: secrets.iter().map(|s| (*s).to_owned()).collect(),
         login,
         repair,
         ..Options::default()
     };
-    let report = Doctor::new(&store, &function.rotators, &function.config)
-        .at(now)
-        .run(&options)
-        .await;
+    let report = Doctor::new(&function.app).at(now).run(&options).await;
     check_leaks(None);
     assert_no_password_in(&shown(&report), "the doctor's report");
     report
@@ -359,7 +353,11 @@ async fn a_missing_master() {
         "{}",
         detail(0)
     );
-    assert!(detail(1).contains("does not log in"), "{}", detail(1));
+    assert!(
+        detail(1).contains("unable to log into the database with the master secret"),
+        "{}",
+        detail(1)
+    );
     case.user.drop(stack).await;
 }
 

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use db_secret_rotator::credentials::SslSetting;
-use db_secret_rotator::rotators::{Rotator, Rotators};
+use db_secret_rotator::rotators::{Engines, Rotator};
 use serde_json::{Value, json};
 
 use crate::support::proxy::{Answer, Rule, SmProxy, When};
@@ -57,10 +57,10 @@ async fn function_at(
     server: Server,
     endpoints: &[&str],
     rds: &str,
-) -> Function<Redirect<Rotators>> {
+) -> Function<Redirect<Engines>> {
     let mut function = Function::new(stack).await;
-    function.rds = rds_at(Some(rds)).await;
-    let mut redirect = Redirect::new(function.rotators.clone());
+    function.app.rds = rds_at(Some(rds)).await;
+    let mut redirect = Redirect::new(function.app.rotators.clone());
     for endpoint in endpoints {
         redirect = redirect.route(endpoint, stack, server);
     }
@@ -223,9 +223,9 @@ async fn an_rds_managed_master_drives_three_rotations(server: Server) {
         master_before
     );
     assert_eq!(rds_operations(&proxy), ["DescribeDBInstances"]);
-    let masters = function.rotators.hosts_of(MASTER_LOGIN);
+    let masters = function.app.rotators.hosts_of(MASTER_LOGIN);
     assert_eq!(masters, vec![instance.endpoint.clone(); 3]);
-    for attempt in function.rotators.attempts_named(MASTER_LOGIN) {
+    for attempt in function.app.rotators.attempts_named(MASTER_LOGIN) {
         assert_eq!(
             (attempt.ssl, attempt.tls_server_name),
             (SslSetting::Require, None),
@@ -268,11 +268,11 @@ async fn a_rotated_secret_on_a_replica_host_is_accepted(server: Server) {
         );
         // Current proved itself on the replica; the master acted on the primary.
         assert_eq!(
-            function.rotators.hosts_of(CURRENT_LOGIN),
+            function.app.rotators.hosts_of(CURRENT_LOGIN),
             [replica.endpoint.as_str()]
         );
         assert_eq!(
-            function.rotators.hosts_of(MASTER_LOGIN),
+            function.app.rotators.hosts_of(MASTER_LOGIN),
             [primary.endpoint.as_str()]
         );
         // RDS was asked about the master's instance and the replica, nothing else.
@@ -305,9 +305,12 @@ async fn a_rotated_secret_on_an_aurora_reader_is_accepted() {
         let endpoints = [cluster.writer.as_str(), host.as_str()];
         let function = function_at(stack, server, &endpoints, &proxy.url).await;
         rotate_to_clone(&function, stack, server, &arn, &clone).await;
-        assert_eq!(function.rotators.hosts_of(CURRENT_LOGIN), [host.as_str()]);
         assert_eq!(
-            function.rotators.hosts_of(MASTER_LOGIN),
+            function.app.rotators.hosts_of(CURRENT_LOGIN),
+            [host.as_str()]
+        );
+        assert_eq!(
+            function.app.rotators.hosts_of(MASTER_LOGIN),
             [cluster.writer.as_str()]
         );
         assert_eq!(rds_operations(&proxy), asked, "{host}");
@@ -346,12 +349,12 @@ async fn a_host_in_no_such_relationship_is_refused(server: Server) {
             "{case}: {text}"
         );
         assert_eq!(
-            function.rotators.hosts_of(CURRENT_LOGIN),
+            function.app.rotators.hosts_of(CURRENT_LOGIN),
             [host.as_str()],
             "{case}"
         );
         assert!(
-            function.rotators.hosts_of(MASTER_LOGIN).is_empty(),
+            function.app.rotators.hosts_of(MASTER_LOGIN).is_empty(),
             "{case}: the master logged in"
         );
         assert!(!stack.user_exists(server, &clone).await, "{case}");
@@ -381,7 +384,7 @@ async fn a_tagged_master_whose_instance_no_longer_exists_fails_clearly(server: S
     ] {
         assert!(text.contains(needle), "{needle:?} missing from: {text}");
     }
-    assert!(function.rotators.hosts_of(MASTER_LOGIN).is_empty());
+    assert!(function.app.rotators.hosts_of(MASTER_LOGIN).is_empty());
     assert!(!stack.user_exists(server, &clone).await);
     user.drop(stack).await;
 }
@@ -395,7 +398,7 @@ async fn single_user_rotations_make_no_rds_call(server: Server) {
     let arn = create_secret(&client, &stack.secret(server, &name, &password)).await;
     let proxy = SmProxy::start(stack).await;
     let mut function = Function::new(stack).await;
-    function.rds = rds_at(Some(&proxy.url)).await;
+    function.app.rds = rds_at(Some(&proxy.url)).await;
     for _ in 0..2 {
         let token = token();
         start_rotation(&client, &arn, &token).await;
@@ -408,7 +411,7 @@ async fn single_user_rotations_make_no_rds_call(server: Server) {
         .unwrap();
     assert_eq!(proxy.operations(), 0, "{:?}", rds_operations(&proxy));
     assert!(
-        !function.rds.api().client_built(),
+        !function.app.rds.api().client_built(),
         "the RDS client was built"
     );
     user.drop(stack).await;

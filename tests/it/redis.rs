@@ -91,7 +91,7 @@ async fn dual_password_three_rotations_keep_the_user_and_its_rules() {
         let clone = acl(stack, redis, &["GETUSER", &format!("{name}_clone")]).await;
         assert_eq!(clone, ::redis::Value::Nil);
     }
-    let calls = function.store.calls.lock().unwrap().clone();
+    let calls = function.app.store.calls.lock().unwrap().clone();
     assert_eq!(calls["DescribeSecret"], 12, "{calls:?}");
     case.user.drop(stack, redis).await;
 }

@@ -40,9 +40,9 @@ use super::privileges::Privileges;
 use super::quote::{account_sql, quote_identifier};
 use super::session::{MySession, error_code};
 use super::tls_requirement::{RequireRow, TlsRequirement};
-use crate::credentials::{DbSecret, Password};
+use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
-use crate::error::{CloneFindings, Error};
+use crate::error::{CloneFindings, Error, Shortfall, ShortfallKind};
 use crate::rotators::driver::{AUDITING, bounded, database_error};
 use crate::rotators::{Account, Handover, not_on_the_masters_server, privilege_gap};
 
@@ -54,8 +54,8 @@ const CHANGING: &str = "creating or updating the alternate user";
 pub(super) async fn set_password_as_master(
     master: &mut MySession,
     current: &Account,
-    current_secret: &DbSecret,
-    pending: &DbSecret,
+    current_secret: &Login,
+    pending: &Login,
     ctx: &StepContext<'_>,
 ) -> Result<(), Error> {
     let engine = master.engine;
@@ -82,7 +82,7 @@ pub(super) async fn set_password_as_master(
 /// What the next rotation's privilege check would refuse, without changing anything: the
 /// invariant (5.12) for handing `<pending_user>@<current account's host>` over, read from both
 /// accounts' `SHOW GRANTS` as the master. Empty when it holds.
-pub(crate) async fn audit_clone(
+pub(super) async fn audit_clone(
     master: &mut MySession,
     current: &Account,
     pending_user: &str,
@@ -97,6 +97,66 @@ pub(crate) async fn audit_clone(
     };
     bounded(timeout, work, |timed_out| {
         database_error(engine, AUDITING, timed_out)
+    })
+    .await
+}
+
+/// What the master lacks to create or update `<pending_user>@<current account's host>` with the
+/// current account's grants, found without changing anything (docs/protocol.md 5.15): `CREATE
+/// USER`, each privilege to replay with `GRANT OPTION` (or a role's `ADMIN OPTION`), and reading
+/// `mysql.*`.
+pub(super) async fn master_shortfalls(
+    master: &mut MySession,
+    current: &Account,
+    pending_user: &str,
+    ctx: &StepContext<'_>,
+) -> Result<Vec<Shortfall>, Error> {
+    const CHECKING: &str = "reading what the master may do";
+    let engine = master.engine;
+    let timeout = ctx.query_timeout(CHECKING)?;
+    let master_account = master.account.clone();
+    let master_name = master.account_name();
+    let mut change = MasterChange::new(master, current, pending_user, ctx)?;
+    let work = async {
+        let lines: Vec<String> = change
+            .master
+            .conn
+            .query("SHOW GRANTS")
+            .await
+            .map_err(|e| change.failed(CHECKING, &e))?;
+        let host = master_account.host.as_deref().unwrap_or_default();
+        let held = Privileges::from_show_grants(&lines, &master_account.user, host)
+            .map_err(|problem| database_error(engine, CHECKING, problem))?;
+        let lacks = |missing: String, hint: String| Shortfall {
+            kind: ShortfallKind::MasterPrivilege,
+            account: master_name.clone(),
+            missing,
+            hint: Some(hint),
+        };
+        let mut found = Vec::new();
+        if !held.holds_global("CREATE USER") {
+            found.push(lacks(
+                "CREATE USER ON *.*".to_owned(),
+                format!("GRANT CREATE USER ON *.* TO {master_name}"),
+            ));
+        }
+        if let Err(e) = methods_of(change.master, change.current_user, change.host).await {
+            found.push(lacks(
+                format!("SELECT ON the mysql database ({e})"),
+                format!("GRANT SELECT ON mysql.* TO {master_name}"),
+            ));
+        }
+        let source = change.privileges_of(change.current_user).await?;
+        found.extend(source.not_grantable_by(&held).into_iter().map(|unit| {
+            lacks(
+                format!("{unit} WITH GRANT OPTION, to give it to the clone"),
+                "grant it to the master WITH GRANT OPTION (ADMIN OPTION for a role)".to_owned(),
+            )
+        }));
+        Ok(found)
+    };
+    bounded(timeout, work, |timed_out| {
+        database_error(engine, CHECKING, timed_out)
     })
     .await
 }

@@ -12,9 +12,10 @@
 //!   there. Passwords are therefore escaped client-side by [`quote_literal`] for the session's
 //!   `sql_mode`, read when the session opens.
 //! - **Own password.** MySQL: `ALTER USER CURRENT_USER() IDENTIFIED BY …` (plus `REPLACE …` under
-//!   `PASSWORD REQUIRE CURRENT`). MariaDB: `SET PASSWORD = PASSWORD(…)`, because MariaDB refuses
-//!   `ALTER USER CURRENT_USER()` (error 1227) to users without `CREATE USER`. Both address exactly
-//!   the account the server authenticated.
+//!   `PASSWORD REQUIRE CURRENT`), over verified TLS only. MariaDB: `SET PASSWORD = '<value>'`,
+//!   the value the account's plugin stores, computed client-side, because MariaDB refuses `ALTER
+//!   USER CURRENT_USER()` (error 1227) to users without `CREATE USER`. Both address exactly the
+//!   account the server authenticated. See `own`.
 //! - **Accounts** are written as backtick identifiers (`` `user`@`host` ``, backticks doubled),
 //!   which no `sql_mode` changes. The host always comes from the server (`CURRENT_USER()`, split at
 //!   the last `@`), never assumed `'%'`.
@@ -39,7 +40,9 @@
 //! - `lexer` and `grants`: `SHOW GRANTS` lines, tokenised and rewritten for another account;
 //! - `privileges`: what an account may do, from its `SHOW GRANTS`, compared with another's;
 //! - `tls_requirement`: an account's `REQUIRE` setting;
-//! - `master`: the alternating-users path, as named steps;
+//! - `own`: the single-user path;
+//! - `methods`: an account's authentication methods, and whether one accepts a password;
+//! - `master`: the alternating-users path, as named steps, and what the master needs for it;
 //! - `dual` and `auth_plugin`: the dual-password paths, and the values MariaDB's password plugins
 //!   store.
 
@@ -49,6 +52,7 @@ mod grants;
 mod lexer;
 mod master;
 mod methods;
+mod own;
 mod privileges;
 mod quote;
 mod session;
@@ -56,78 +60,20 @@ mod tls_requirement;
 
 use std::fmt;
 
-use mysql_async::SslOpts;
-use mysql_async::prelude::Queryable;
-
 pub use auth_plugin::PasswordPlugin;
-pub(crate) use master::audit_clone;
+use mysql_async::SslOpts;
 pub use quote::{account_sql, quote_literal};
 pub use session::MySession;
 
-use super::driver::{
-    CLEARTEXT_REFUSED, CLOSE_TIMEOUT, MAY_HAVE_APPLIED, Transport, bounded, connect_per_tls_choice,
-    database_error,
-};
-use super::{Account, Rotator};
-use crate::credentials::{DbSecret, Password};
+use super::driver::{CLOSE_TIMEOUT, Transport, connect_per_tls_choice};
+use super::{Account, Added, CloneManagement, Connect, DualMaster, DualOwn, OwnPassword, Session};
+use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
-use crate::error::Error;
+use crate::engine::Engine;
+use crate::error::{CloneFindings, Error, Shortfall};
 use crate::tls::TlsRoots;
-use session::{error_code, server_error_number};
 
-/// `ER_MISSING_CURRENT_PASSWORD` (MySQL 8.0.13+): the account is under `PASSWORD REQUIRE CURRENT`,
-/// so changing its own password needs `REPLACE <current password>`.
-const ER_MISSING_CURRENT_PASSWORD: u16 = 3892;
-
-/// What a password change is called in errors.
-const SETTING_PASSWORD: &str = "setting the password";
-
-/// The plugin of the logged-in MariaDB account's one authentication method, read from its own
-/// `SHOW CREATE USER CURRENT_USER()` (which needs no privilege), when the function can compute
-/// what it stores; else an error naming the plugin, or saying that the account has several
-/// methods (dual-password's), before anything changes.
-async fn own_plugin(
-    session: &mut MySession,
-    timeout: std::time::Duration,
-) -> Result<PasswordPlugin, Error> {
-    const READING: &str = "reading the account's authentication method";
-    let engine = session.engine;
-    let read = async {
-        session
-            .conn
-            .query_first::<String, _>("SHOW CREATE USER CURRENT_USER()")
-            .await
-            .map_err(|e| database_error(engine, READING, error_code(&e)))
-    };
-    let line = bounded(timeout, read, |t| database_error(engine, READING, t))
-        .await?
-        .ok_or_else(|| database_error(engine, READING, "SHOW CREATE USER returned no row"))?;
-    let methods = methods::from_show_create_user(&line)
-        .ok_or_else(|| database_error(engine, READING, "SHOW CREATE USER is not understood"))?;
-    match methods.as_slice() {
-        [method] => method.computable().ok_or_else(|| {
-            database_error(
-                engine,
-                SETTING_PASSWORD,
-                format!(
-                    "the account authenticates with the plugin `{}`, whose stored value the \
-                     function cannot compute (it computes {}); the account is left unchanged",
-                    method.plugin,
-                    PasswordPlugin::SUPPORTED
-                ),
-            )
-        }),
-        _ => Err(database_error(
-            engine,
-            SETTING_PASSWORD,
-            "the account has several authentication methods (a dual-password account): rotate \
-             it with the dual-password strategy, or give it one method; the account is left \
-             unchanged",
-        )),
-    }
-}
-
-/// The MySQL-family rotator: trust roots shared by every connection.
+/// The MySQL-family connector: trust roots shared by every connection.
 #[derive(Clone)]
 pub(crate) struct MysqlRotator {
     ssl: SslOpts,
@@ -145,8 +91,8 @@ impl fmt::Debug for MysqlRotator {
 }
 
 impl MysqlRotator {
-    /// A rotator trusting exactly `roots` (mysql_async's built-in webpki roots are switched off),
-    /// falling back and sending passwords as `transport` allows.
+    /// A connector trusting exactly `roots` (mysql_async's built-in webpki roots are switched
+    /// off), falling back and sending passwords as `transport` allows.
     pub(crate) fn new(roots: &TlsRoots, transport: Transport) -> Self {
         // mysql_async builds its rustls configuration with `ClientConfig::builder()`, which needs a
         // process-wide provider. rustls picks aws-lc-rs by itself while it is the only provider
@@ -176,142 +122,140 @@ pub fn ssl_opts(roots: &TlsRoots) -> SslOpts {
         .with_disable_built_in_roots(true)
 }
 
-impl MysqlRotator {
-    /// Refuses a MySQL statement that carries a password on `session` unless the connection is
-    /// verified TLS or `ALLOW_CLEARTEXT_PASSWORDS` allows it (docs/protocol.md 5.14). MariaDB's
-    /// statements carry computed values instead and never need this.
-    pub(super) fn may_send_password(
-        &self,
-        session: &MySession,
-        action: &'static str,
-    ) -> Result<(), Error> {
-        if session.tls || self.transport.cleartext {
-            Ok(())
-        } else {
-            Err(database_error(session.engine, action, CLEARTEXT_REFUSED))
-        }
-    }
-}
-
-impl Rotator for MysqlRotator {
+impl Connect for MysqlRotator {
     type Session = MySession;
 
     async fn connect(
         &self,
-        creds: &DbSecret,
+        login: &Login,
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<MySession, Error> {
-        connect_per_tls_choice(self.transport.mode, creds, ctx, |tls| {
-            MySession::open(&self.ssl, creds, tls, attempt, ctx)
+        connect_per_tls_choice(self.transport.mode, login, ctx, |tls| {
+            MySession::open(
+                &self.ssl,
+                login,
+                tls,
+                self.transport.cleartext,
+                attempt,
+                ctx,
+            )
         })
         .await
     }
+}
 
-    async fn check(&self, session: &mut MySession, ctx: &StepContext<'_>) -> Result<(), Error> {
+impl Session for MySession {
+    fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    fn account(&self) -> Account {
+        self.account.clone()
+    }
+
+    async fn check(&mut self, ctx: &StepContext<'_>) -> Result<(), Error> {
         let timeout = ctx.query_timeout("test query")?;
-        session
-            .run("SELECT NOW()", timeout, "running the test query")
+        self.run("SELECT NOW()", timeout, "running the test query")
             .await
     }
 
-    /// Changes the password of exactly the account the server authenticated, whatever its host:
-    ///
-    /// - MySQL: `ALTER USER CURRENT_USER() IDENTIFIED BY …`; under `PASSWORD REQUIRE CURRENT`
-    ///   (error 3892) again with `REPLACE <login's password>`: the credential that opened the
-    ///   session, current's or previous's, never the pending one (the server would answer 3891).
-    ///   The statement carries the password, so it needs verified TLS (or
-    ///   `ALLOW_CLEARTEXT_PASSWORDS`).
-    /// - MariaDB: `SET PASSWORD = '<value>'`, the value the account's plugin stores for the new
-    ///   password, computed client-side (the plugin is read from the account's own `SHOW CREATE
-    ///   USER`), so no plaintext reaches the server or its logs. MariaDB (10.11 included) refuses
-    ///   `ALTER USER CURRENT_USER()` with error 1227 unless the user holds `CREATE USER`, which
-    ///   application users do not.
+    async fn close(self) {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.conn.disconnect()).await;
+    }
+}
+
+impl OwnPassword for MySession {
+    /// See the `own` module.
     async fn set_own_password(
-        &self,
-        session: &mut MySession,
-        login: &DbSecret,
+        &mut self,
+        login: &Login,
         new: &Password,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
-        let timeout = ctx.query_timeout(SETTING_PASSWORD)?;
-        let engine = session.engine;
-        if session.server.mariadb {
-            let plugin = own_plugin(session, timeout).await?;
-            let statement = session
-                .server
-                .own_stored_value_statement(plugin, new.expose());
-            return session.run(&statement, timeout, SETTING_PASSWORD).await;
-        }
-        self.may_send_password(session, SETTING_PASSWORD)?;
-        let statement = session.server.own_password_statement(new.expose());
-        // The driver's error is kept whole here: its number decides whether to retry.
-        let first = bounded(
-            timeout,
-            async { Ok(session.conn.query_drop(&statement).await) },
-            |t| database_error(engine, SETTING_PASSWORD, format!("{t}; {MAY_HAVE_APPLIED}")),
-        )
-        .await?;
-        match first {
-            Ok(()) => Ok(()),
-            Err(e) if server_error_number(&e) == Some(ER_MISSING_CURRENT_PASSWORD) => {
-                let timeout = ctx.query_timeout("ALTER USER … REPLACE")?;
-                let statement = session
-                    .server
-                    .own_password_replacing(new.expose(), login.password().expose());
-                session.run(&statement, timeout, SETTING_PASSWORD).await
-            }
-            Err(e) => Err(database_error(engine, SETTING_PASSWORD, error_code(&e))),
-        }
+        own::set_own_password(self, login, new, ctx).await
     }
 
-    fn account(&self, session: &MySession) -> Account {
-        session.account.clone()
+    async fn own_password_shortfalls(
+        &mut self,
+        ctx: &StepContext<'_>,
+    ) -> Result<Vec<Shortfall>, Error> {
+        own::shortfalls(self, ctx).await
     }
+}
 
+impl CloneManagement for MySession {
     /// As the master: see the `master` module for the steps.
     async fn set_password_as_master(
-        &self,
-        master: &mut MySession,
+        &mut self,
         account: &Account,
-        current: &DbSecret,
-        pending: &DbSecret,
+        current: &Login,
+        pending: &Login,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
-        if !master.server.mariadb {
-            self.may_send_password(master, "creating or updating the alternate user")?;
+        if !self.server.mariadb {
+            self.may_send_password("creating or updating the alternate user")?;
         }
-        master::set_password_as_master(master, account, current, pending, ctx).await
+        master::set_password_as_master(self, account, current, pending, ctx).await
     }
 
+    async fn audit_clone(
+        &mut self,
+        account: &Account,
+        pending_user: &str,
+        ctx: &StepContext<'_>,
+    ) -> Result<CloneFindings, Error> {
+        master::audit_clone(self, account, pending_user, ctx).await
+    }
+
+    async fn master_shortfalls(
+        &mut self,
+        account: &Account,
+        pending_user: &str,
+        ctx: &StepContext<'_>,
+    ) -> Result<Vec<Shortfall>, Error> {
+        master::master_shortfalls(self, account, pending_user, ctx).await
+    }
+}
+
+impl DualOwn for MySession {
     /// MySQL 8: see the `dual` module.
     async fn add_own_password(
-        &self,
-        session: &mut MySession,
-        current: &DbSecret,
-        pending: &DbSecret,
+        &mut self,
+        current: &Password,
+        pending: &Password,
         ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        self.may_send_password(
-            session,
-            "adding the pending password beside the current one",
-        )?;
-        dual::add_own_password(self, session, current, pending, ctx).await
+    ) -> Result<Added, Error> {
+        self.may_send_password("adding the pending password beside the current one")?;
+        dual::add_own_password(self, current, pending, ctx).await
     }
 
+    async fn dual_own_shortfalls(
+        &mut self,
+        ctx: &StepContext<'_>,
+    ) -> Result<Vec<Shortfall>, Error> {
+        dual::own_shortfalls(self, ctx).await
+    }
+}
+
+impl DualMaster for MySession {
     /// MariaDB: see the `dual` module.
     async fn add_password_as_master(
-        &self,
-        master: &mut MySession,
+        &mut self,
         account: &Account,
-        current: &DbSecret,
-        pending: &DbSecret,
+        current: &Password,
+        pending: &Password,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
-        dual::add_password_as_master(master, account, current, pending, ctx).await
+        dual::add_password_as_master(self, account, current, pending, ctx).await
     }
 
-    async fn close(&self, session: MySession) {
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.conn.disconnect()).await;
+    async fn dual_master_shortfalls(
+        &mut self,
+        account: &Account,
+        current: &Password,
+        ctx: &StepContext<'_>,
+    ) -> Result<Vec<Shortfall>, Error> {
+        dual::master_shortfalls(self, account, current, ctx).await
     }
 }

@@ -9,13 +9,14 @@ use mysql_async::{Conn, DriverError, IoError, OptsBuilder, SslOpts};
 
 use super::auth_plugin::PasswordPlugin;
 use super::quote::quote_literal;
-use crate::credentials::DbSecret;
+use crate::credentials::Login;
 use crate::deadline::StepContext;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::rotators::Account;
 use crate::rotators::driver::{
-    Failure, MAY_HAVE_APPLIED, attempt_timeout, bounded, database_error, error_chain,
+    CLEARTEXT_REFUSED, Failure, MAY_HAVE_APPLIED, attempt_timeout, bounded, database_error,
+    error_chain,
 };
 
 /// An authenticated MySQL or MariaDB connection, with the account the server authenticated and
@@ -27,6 +28,9 @@ pub struct MySession {
     pub(super) server: ServerSession,
     /// The connection is verified TLS: a statement carrying a password may use it.
     pub(super) tls: bool,
+    /// `ALLOW_CLEARTEXT_PASSWORDS`: a statement carrying a password may use a plaintext
+    /// connection too.
+    pub(super) cleartext: bool,
 }
 
 /// What a session learns about itself when it opens.
@@ -99,8 +103,9 @@ impl MySession {
     /// name verified and sent as SNI) or plaintext, bounded by the step's connect timeout.
     pub(super) async fn open(
         ssl: &SslOpts,
-        creds: &DbSecret,
+        creds: &Login,
         use_tls: bool,
+        cleartext: bool,
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<MySession, Failure> {
@@ -129,9 +134,15 @@ impl MySession {
             opts = opts.ssl_opts(ssl);
         }
         let work = async {
-            let mut conn = Conn::new(opts)
-                .await
-                .map_err(|e| Failure::login(engine, error_code(&e), failed_before_auth(&e)))?;
+            let mut conn = Conn::new(opts).await.map_err(|e| {
+                if is_refusal(&e) {
+                    Failure::refused(engine, error_code(&e))
+                } else if is_timeout(&e) {
+                    Failure::unanswered(engine, "connecting", timeout)
+                } else {
+                    Failure::login(engine, error_code(&e), failed_before_auth(&e))
+                }
+            })?;
             match read_session(&mut conn).await {
                 Ok((account, server)) => Ok(MySession {
                     conn,
@@ -139,6 +150,7 @@ impl MySession {
                     account,
                     server,
                     tls: use_tls,
+                    cleartext,
                 }),
                 Err(code) => {
                     let _ = conn.disconnect().await;
@@ -146,10 +158,30 @@ impl MySession {
                 }
             }
         };
-        bounded(timeout, work, |timed_out| {
-            Failure::login(engine, timed_out, false)
-        })
-        .await
+        match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::unanswered(engine, "logging in", timeout)),
+        }
+    }
+
+    /// `user@host`, as errors name the account.
+    pub(super) fn account_name(&self) -> String {
+        format!(
+            "{}@{}",
+            self.account.user,
+            self.account.host.as_deref().unwrap_or_default()
+        )
+    }
+
+    /// Refuses a statement that carries a password unless the connection is verified TLS or
+    /// `ALLOW_CLEARTEXT_PASSWORDS` allows it (docs/protocol.md 5.14). MariaDB's statements carry
+    /// computed values instead and never need this.
+    pub(super) fn may_send_password(&self, action: &'static str) -> Result<(), Error> {
+        if self.tls || self.cleartext {
+            Ok(())
+        } else {
+            Err(database_error(self.engine, action, CLEARTEXT_REFUSED))
+        }
     }
 
     /// A string literal for this session's `sql_mode`. May contain a password: never log it.
@@ -202,6 +234,20 @@ pub(super) fn server_error_number(e: &mysql_async::Error) -> Option<u16> {
         mysql_async::Error::Server(server) => Some(server.code),
         _ => None,
     }
+}
+
+/// `ER_ACCESS_DENIED_ERROR`, `ER_ACCESS_DENIED_NO_PASSWORD_ERROR`, MySQL's
+/// `ER_ACCOUNT_HAS_BEEN_LOCKED`, MariaDB's locked account: the server refused the credential.
+const REFUSALS: [u16; 4] = [1045, 1698, 3118, 4151];
+
+/// Whether the server refused the credential (another version may be tried).
+fn is_refusal(e: &mysql_async::Error) -> bool {
+    server_error_number(e).is_some_and(|n| REFUSALS.contains(&n))
+}
+
+/// Whether the connection attempt timed out in the driver.
+fn is_timeout(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Io(IoError::Io(io)) if io.kind() == std::io::ErrorKind::TimedOut)
 }
 
 /// Whether a failed connection attempt never reached authentication. Server errors (1045 and

@@ -6,13 +6,16 @@
 //!
 //! # Layout
 //!
-//! - `session`: opening a session, what is kept of a driver error;
+//! - `session`: opening a session (sealed), what is kept of a driver error;
+//! - `cleartext`: a plaintext stream that never answers a cleartext or MD5 password request;
 //! - `master`: the alternating-users path, as named steps;
-//! - `invariant`: the privilege invariant of that path, from the catalogs.
+//! - `invariant`: the privilege invariant of that path, from the catalogs;
+//! - `preflight`: what the master may do, from the catalogs, before it does anything.
 
 mod cleartext;
 mod invariant;
 mod master;
+mod preflight;
 mod session;
 
 use std::sync::Arc;
@@ -22,22 +25,17 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use session::PgSession;
 
-pub(crate) use master::audit_clone;
-
 use super::driver::{
     CLOSE_TIMEOUT, MAY_HAVE_APPLIED, Transport, bounded, connect_per_tls_choice, database_error,
 };
-use super::{Account, Rotator, unsupported_strategy};
-use crate::credentials::{DbSecret, Password};
+use super::{Account, CloneManagement, Connect, OwnPassword, Session};
+use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
-use crate::error::Error;
+use crate::engine::Engine;
+use crate::error::{CloneFindings, Error, Shortfall};
 use session::{describe, statement_code};
 
-/// Why PostgreSQL cannot rotate with two passwords, and what to use instead.
-const DUAL_UNSUPPORTED: &str = "strategy dual-password is not supported for PostgreSQL, which \
-     keeps one password per role; use alternating-users for rotation without downtime";
-
-/// The PostgreSQL rotator: TLS configuration shared by every connection.
+/// The PostgreSQL connector: TLS configuration shared by every connection.
 #[derive(Clone)]
 pub(crate) struct PostgresRotator {
     /// Built once: each connection clones it (an `Arc`), never the rustls configuration.
@@ -54,7 +52,7 @@ impl std::fmt::Debug for PostgresRotator {
 }
 
 impl PostgresRotator {
-    /// A rotator verifying servers with `tls`, falling back and sending passwords as
+    /// A connector verifying servers with `tls`, falling back and sending passwords as
     /// `transport` allows.
     pub(crate) fn new(tls: Arc<rustls::ClientConfig>, transport: Transport) -> Self {
         PostgresRotator {
@@ -64,19 +62,19 @@ impl PostgresRotator {
     }
 }
 
-impl Rotator for PostgresRotator {
+impl Connect for PostgresRotator {
     type Session = PgSession;
 
     async fn connect(
         &self,
-        creds: &DbSecret,
+        login: &Login,
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<PgSession, Error> {
-        connect_per_tls_choice(self.transport.mode, creds, ctx, |tls| {
+        connect_per_tls_choice(self.transport.mode, login, ctx, |tls| {
             PgSession::open(
                 &self.tls,
-                creds,
+                login,
                 tls,
                 self.transport.cleartext,
                 attempt,
@@ -85,14 +83,26 @@ impl Rotator for PostgresRotator {
         })
         .await
     }
+}
 
-    async fn check(&self, session: &mut PgSession, ctx: &StepContext<'_>) -> Result<(), Error> {
+impl Session for PgSession {
+    fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    fn account(&self) -> Account {
+        Account {
+            user: self.user.clone(),
+            host: None,
+        }
+    }
+
+    async fn check(&mut self, ctx: &StepContext<'_>) -> Result<(), Error> {
         const TESTING: &str = "running the test query";
         let timeout = ctx.query_timeout("test query")?;
-        let engine = session.engine;
+        let engine = self.engine;
         let query = async {
-            session
-                .client
+            self.client
                 .simple_query("SELECT pg_catalog.now()")
                 .await
                 .map_err(|e| database_error(engine, TESTING, describe(&e)))
@@ -104,88 +114,12 @@ impl Rotator for PostgresRotator {
         .map(drop)
     }
 
-    async fn set_own_password(
-        &self,
-        session: &mut PgSession,
-        login: &DbSecret,
-        new: &Password,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        const SETTING: &str = "setting the password";
-        let timeout = ctx.query_timeout("ALTER ROLE")?;
-        let verifier = postgres_protocol::password::scram_sha_256(new.expose().as_bytes());
-        // Contains the verifier, not the password; still never logged.
-        let statement = format!(
-            "ALTER ROLE {} PASSWORD {}",
-            escape_identifier(login.username()),
-            escape_literal(&verifier)
-        );
-        let engine = session.engine;
-        let change = async {
-            session
-                .client
-                .batch_execute(&statement)
-                .await
-                .map_err(|e| database_error(engine, SETTING, statement_code(&e)))
-        };
-        bounded(timeout, change, |timed_out| {
-            database_error(engine, SETTING, format!("{timed_out}; {MAY_HAVE_APPLIED}"))
-        })
-        .await
-    }
-
-    fn account(&self, session: &PgSession) -> Account {
-        Account {
-            user: session.user.clone(),
-            host: None,
-        }
-    }
-
-    /// As the master: see the `master` module for the steps.
-    /// The current secret's password is not read: PostgreSQL gives the master no way to check
-    /// a password, so the handler proves the current secret on the master's server by logging
-    /// in there (docs/protocol.md 5.12).
-    async fn set_password_as_master(
-        &self,
-        master: &mut PgSession,
-        account: &Account,
-        _: &DbSecret,
-        pending: &DbSecret,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        master::set_password_as_master(master, account, pending, ctx).await
-    }
-
-    /// PostgreSQL keeps one password per role: the handler refuses the dual-password strategy
-    /// before any database work, and so does this.
-    async fn add_own_password(
-        &self,
-        _: &mut PgSession,
-        _: &DbSecret,
-        _: &DbSecret,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        Err(unsupported_strategy(ctx, DUAL_UNSUPPORTED))
-    }
-
-    /// See [`PostgresRotator::add_own_password`].
-    async fn add_password_as_master(
-        &self,
-        _: &mut PgSession,
-        _: &Account,
-        _: &DbSecret,
-        _: &DbSecret,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        Err(unsupported_strategy(ctx, DUAL_UNSUPPORTED))
-    }
-
-    async fn close(&self, session: PgSession) {
+    async fn close(self) {
         let PgSession {
             client,
             mut connection,
             ..
-        } = session;
+        } = self;
         drop(client);
         // Dropping the client sends Terminate; wait briefly so the server sees a clean close. A
         // connection still waiting for an answer (a statement that timed out) never finishes:
@@ -199,6 +133,77 @@ impl Rotator for PostgresRotator {
     }
 }
 
+impl OwnPassword for PgSession {
+    async fn set_own_password(
+        &mut self,
+        login: &Login,
+        new: &Password,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        const SETTING: &str = "setting the password";
+        let timeout = ctx.query_timeout("ALTER ROLE")?;
+        let verifier = postgres_protocol::password::scram_sha_256(new.expose().as_bytes());
+        // Contains the verifier, not the password; still never logged.
+        let statement = format!(
+            "ALTER ROLE {} PASSWORD {}",
+            escape_identifier(login.username()),
+            escape_literal(&verifier)
+        );
+        let engine = self.engine;
+        let change = async {
+            self.client
+                .batch_execute(&statement)
+                .await
+                .map_err(|e| database_error(engine, SETTING, statement_code(&e)))
+        };
+        bounded(timeout, change, |timed_out| {
+            database_error(engine, SETTING, format!("{timed_out}; {MAY_HAVE_APPLIED}"))
+        })
+        .await
+    }
+
+    /// A role may always change its own password: nothing to find.
+    async fn own_password_shortfalls(
+        &mut self,
+        _: &StepContext<'_>,
+    ) -> Result<Vec<Shortfall>, Error> {
+        Ok(Vec::new())
+    }
+}
+
+impl CloneManagement for PgSession {
+    /// As the master: see the `master` module for the steps. The current secret's password is
+    /// not read: PostgreSQL gives the master no way to check a password, so the rotation proves
+    /// the current secret on the master's server by logging in there (docs/protocol.md 5.12).
+    async fn set_password_as_master(
+        &mut self,
+        account: &Account,
+        _: &Login,
+        pending: &Login,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        master::set_password_as_master(self, account, pending, ctx).await
+    }
+
+    async fn audit_clone(
+        &mut self,
+        account: &Account,
+        pending_user: &str,
+        ctx: &StepContext<'_>,
+    ) -> Result<CloneFindings, Error> {
+        master::audit_clone(self, account, pending_user, ctx).await
+    }
+
+    async fn master_shortfalls(
+        &mut self,
+        account: &Account,
+        pending_user: &str,
+        ctx: &StepContext<'_>,
+    ) -> Result<Vec<Shortfall>, Error> {
+        preflight::master_shortfalls(self, account, pending_user, ctx).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// The statements of this module that read catalogs, as written in its sources.
@@ -208,6 +213,7 @@ mod tests {
             include_str!("session.rs"),
             include_str!("master.rs"),
             include_str!("invariant.rs"),
+            include_str!("preflight.rs"),
         ];
         let mut found = Vec::new();
         for source in sources {

@@ -14,7 +14,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::cleartext::NoCleartext;
 
-use crate::credentials::DbSecret;
+use crate::credentials::Login;
 use crate::deadline::StepContext;
 use crate::engine::Engine;
 use crate::rotators::driver::{Failure, attempt_timeout, error_chain};
@@ -55,7 +55,7 @@ impl PgSession {
     /// is refused unless `cleartext` allows it.
     pub(super) async fn open(
         tls: &MakeRustlsConnect,
-        creds: &DbSecret,
+        creds: &Login,
         use_tls: bool,
         cleartext: bool,
         attempt: &str,
@@ -101,11 +101,7 @@ impl PgSession {
             }
         };
         let Some(connected) = connected else {
-            return Err(Failure::login(
-                engine,
-                format!("timed out after {timeout:?}"),
-                false,
-            ));
+            return Err(Failure::unanswered(engine, "connecting", timeout));
         };
         match connected {
             Ok((client, connection)) => Ok(PgSession {
@@ -114,8 +110,10 @@ impl PgSession {
                 engine,
                 user: creds.username().to_owned(),
             }),
+            Err(e) if is_refusal(&e) => Err(Failure::refused(engine, describe(&e))),
+            Err(e) if is_timeout(&e) => Err(Failure::unanswered(engine, "connecting", timeout)),
             Err(e) => {
-                let before_auth = e.as_db_error().is_none() && !is_timeout(&e);
+                let before_auth = e.as_db_error().is_none();
                 Err(Failure::login(engine, describe(&e), before_auth))
             }
         }
@@ -160,6 +158,16 @@ where
         let _ = connection.await;
     });
     (client, task)
+}
+
+/// Whether the server refused the credential: a wrong password, an unknown role, a role that may
+/// not log in (`28P01`, `28000`).
+fn is_refusal(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.code().is_some_and(|code| {
+        *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+    })
 }
 
 fn is_timeout(e: &tokio_postgres::Error) -> bool {

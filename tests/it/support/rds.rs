@@ -21,12 +21,12 @@ use std::collections::HashMap;
 use aws_config::BehaviorVersion;
 use aws_sdk_rds::Client;
 use db_secret_rotator::Error;
-use db_secret_rotator::credentials::{DbSecret, Password, SslSetting};
+use db_secret_rotator::credentials::{DbSecret, Login, SslSetting};
 use db_secret_rotator::deadline::StepContext;
 use db_secret_rotator::protocol::Stage;
 use db_secret_rotator::rds::{Rds, SdkRds};
-use db_secret_rotator::rotators::{Account, Rotator};
-use serde_json::{Value, json};
+use db_secret_rotator::rotators::Connect;
+use serde_json::json;
 
 use super::{Server, Stack, register_password, unique};
 
@@ -254,107 +254,51 @@ impl<R> Redirect<R> {
             .collect()
     }
 
-    /// `creds` at `host:port`, TLS still verifying the name the secret asks for.
-    fn redirected(creds: &DbSecret, host: &str, port: u16) -> DbSecret {
-        let mut value: Value = serde_json::from_str(&creds.to_json()).unwrap();
-        value["engine"] = json!(creds.engine().to_string());
-        value["host"] = json!(host);
-        value["port"] = json!(port);
-        value["dbname"] = json!(creds.dbname());
-        value["tls_server_name"] = json!(creds.tls_server_name().unwrap_or("localhost"));
+    /// `login` at `host:port`, TLS still verifying the name the secret asks for.
+    fn redirected(login: &Login, host: &str, port: u16) -> Login {
+        let mut value = json!({
+            "engine": login.engine().to_string(),
+            "host": host,
+            "port": port,
+            "username": login.username(),
+            "password": login.password().expose(),
+            "dbname": login.dbname(),
+            "tls_server_name": login.tls_server_name().unwrap_or("localhost"),
+        });
         let fields = value.as_object_mut().unwrap();
-        match creds.ssl() {
+        match login.ssl() {
             SslSetting::Require => drop(fields.insert("ssl".into(), json!(true))),
             SslSetting::Disable => drop(fields.insert("ssl".into(), json!(false))),
-            SslSetting::Unset => drop(fields.remove("ssl")),
-            SslSetting::Unrecognised => {}
+            SslSetting::Unset | SslSetting::Unrecognised => {}
         }
-        DbSecret::parse("redirected", Stage::Current, &value.to_string()).unwrap()
+        DbSecret::parse("redirected", Stage::Current, &value.to_string())
+            .unwrap()
+            .login()
     }
 }
 
-impl<R: Rotator> Rotator for Redirect<R> {
+impl<R: Connect> Connect for Redirect<R> {
     type Session = R::Session;
 
     async fn connect(
         &self,
-        creds: &DbSecret,
+        login: &Login,
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<R::Session, Error> {
         self.attempts.borrow_mut().push(Attempt {
             name: attempt.to_owned(),
-            host: creds.host().to_owned(),
-            ssl: creds.ssl(),
-            tls_server_name: creds.tls_server_name().map(str::to_owned),
+            host: login.host().to_owned(),
+            ssl: login.ssl(),
+            tls_server_name: login.tls_server_name().map(str::to_owned),
         });
-        let route = self.routes.get(&creds.host().to_ascii_lowercase());
+        let route = self.routes.get(&login.host().to_ascii_lowercase());
         match route {
             Some((host, port)) => {
-                let creds = Self::redirected(creds, host, *port);
-                self.inner.connect(&creds, attempt, ctx).await
+                let login = Self::redirected(login, host, *port);
+                self.inner.connect(&login, attempt, ctx).await
             }
-            None => self.inner.connect(creds, attempt, ctx).await,
+            None => self.inner.connect(login, attempt, ctx).await,
         }
-    }
-
-    async fn check(&self, session: &mut R::Session, ctx: &StepContext<'_>) -> Result<(), Error> {
-        self.inner.check(session, ctx).await
-    }
-
-    async fn set_own_password(
-        &self,
-        session: &mut R::Session,
-        login: &DbSecret,
-        new: &Password,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        self.inner.set_own_password(session, login, new, ctx).await
-    }
-
-    fn account(&self, session: &R::Session) -> Account {
-        self.inner.account(session)
-    }
-
-    async fn set_password_as_master(
-        &self,
-        master: &mut R::Session,
-        account: &Account,
-        current: &DbSecret,
-        pending: &DbSecret,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        self.inner
-            .set_password_as_master(master, account, current, pending, ctx)
-            .await
-    }
-
-    async fn add_own_password(
-        &self,
-        session: &mut R::Session,
-        current: &DbSecret,
-        pending: &DbSecret,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        self.inner
-            .add_own_password(session, current, pending, ctx)
-            .await
-    }
-
-    async fn add_password_as_master(
-        &self,
-        master: &mut R::Session,
-        account: &Account,
-        current: &DbSecret,
-        pending: &DbSecret,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        self.inner
-            .add_password_as_master(master, account, current, pending, ctx)
-            .await
-    }
-
-    async fn close(&self, session: R::Session) {
-        self.inner.close(session).await;
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use db_secret_rotator::Config;
 use db_secret_rotator::protocol::Strategy;
-use db_secret_rotator::rotators::Rotators;
+use db_secret_rotator::rotators::Engines;
 use serde_json::{Value, json};
 
 use super::proxy::{SmProxy, TcpProxy};
@@ -189,7 +189,7 @@ impl Scenario {
         start_rotation(&client, &arn, &token).await;
         let sm = SmProxy::start(stack).await;
         let config = fault_config(stack);
-        let rotators = Rotators::new(&config).expect("trust roots");
+        let rotators = Engines::new(&config).expect("trust roots");
         let mut function = Function::with_endpoint(config, rotators, Some(&sm.url)).await;
         function.deadline = Some(Duration::from_secs(20));
         Scenario {
