@@ -64,6 +64,7 @@
 
 #[cfg(test)]
 mod arbitrary;
+pub mod aws;
 pub mod config;
 pub mod credentials;
 pub mod deadline;

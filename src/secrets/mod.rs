@@ -6,7 +6,6 @@
 //! [`RetryPolicy`] when the service throttles or fails transiently.
 
 mod inventory;
-pub(crate) mod retry;
 mod sdk;
 
 use std::collections::BTreeMap;
@@ -16,8 +15,8 @@ use crate::deadline::StepContext;
 use crate::error::Error;
 use crate::protocol::Stage;
 
+pub use crate::aws::RetryPolicy;
 pub use inventory::{RotationSchedule, SecretInfo, SecretInventory};
-pub use retry::RetryPolicy;
 pub use sdk::SdkSecretStore;
 
 /// What `DescribeSecret` tells the rotation.
