@@ -65,6 +65,7 @@
 #[cfg(test)]
 mod arbitrary;
 pub mod aws;
+pub mod cache_user;
 pub mod config;
 pub mod credentials;
 pub mod deadline;
