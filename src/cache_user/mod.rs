@@ -31,7 +31,8 @@
 //!
 //! - `arn`: [`UserArn`] and [`Home`], the account and Region the function acts in;
 //! - `secret`: [`CacheUserSecret`], the secret JSON (unknown keys kept);
-//! - `sdk`: [`SdkCacheUsers`], the two SDK clients, built on first use;
+//! - `sdk`: [`SdkCacheUsers`], the two SDK clients, built on first use, each behind the cargo
+//!   feature of its engine's name (on by default);
 //! - `wait`: [`wait_active`] and its pacing;
 //! - `passwords`: [`PasswordSet`], the service's password rules and [`set_passwords`];
 //! - `preflight`: [`preflight`] and its [`Finding`]s.
@@ -46,6 +47,7 @@ mod wait;
 use std::fmt;
 use std::future::Future;
 
+#[cfg(any(feature = "elasticache", feature = "memorydb", test))]
 use crate::aws::retry::{AttemptError, Call, CallError, RetryPolicy, call};
 use crate::deadline::StepContext;
 use crate::error::{Error, UserApiFailure};
@@ -83,6 +85,15 @@ impl Service {
         match self {
             Service::ElastiCache => "ElastiCache",
             Service::MemoryDb => "MemoryDB",
+        }
+    }
+
+    /// Whether this build has the service's client: its cargo feature (`elasticache`,
+    /// `memorydb`), on by default.
+    pub const fn in_this_build(self) -> bool {
+        match self {
+            Service::ElastiCache => cfg!(feature = "elasticache"),
+            Service::MemoryDb => cfg!(feature = "memorydb"),
         }
     }
 
@@ -294,6 +305,7 @@ pub trait CacheUserApi {
 /// failure into the service's error (or [`Error::DeadlineExceeded`]). `mask` lists values that
 /// must not reach the error even if the service were to quote them (the passwords being set).
 /// The SDK clients' calls and the fake's go through it.
+#[cfg(any(feature = "elasticache", feature = "memorydb", test))]
 pub(crate) async fn api_call<T, F, Fut>(
     ctx: &StepContext<'_>,
     user: &UserArn,
@@ -322,6 +334,7 @@ where
 }
 
 /// `text` with every non-empty value of `mask` replaced by `<redacted>`.
+#[cfg(any(feature = "elasticache", feature = "memorydb", test))]
 pub(crate) fn masked(text: String, mask: &[&str]) -> String {
     mask.iter()
         .filter(|m| !m.is_empty())

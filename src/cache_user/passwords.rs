@@ -92,6 +92,7 @@ impl PasswordSet {
     }
 
     /// The passwords as plain strings, for the SDK request and the error mask. Never log them.
+    #[cfg(any(feature = "elasticache", feature = "memorydb", test))]
     pub(crate) fn exposed(&self) -> Vec<&str> {
         self.iter().map(Password::expose).collect()
     }

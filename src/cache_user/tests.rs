@@ -888,6 +888,7 @@ fn unreachable_sdk_config() -> aws_config::SdkConfig {
         .build()
 }
 
+#[cfg(all(feature = "elasticache", feature = "memorydb"))]
 #[tokio::test]
 async fn each_client_is_built_on_its_first_call_and_its_calls_keep_the_deadline() {
     let users = SdkCacheUsers::new(&unreachable_sdk_config());
@@ -917,4 +918,27 @@ async fn each_client_is_built_on_its_first_call_and_its_calls_keep_the_deadline(
     );
     assert!(users.client_built(Service::MemoryDb) && !users.client_built(Service::ElastiCache));
     assert!(tally.retries() > 0, "connection failures are retried");
+}
+
+#[cfg(not(all(feature = "elasticache", feature = "memorydb")))]
+#[tokio::test]
+async fn a_build_without_a_services_feature_says_which() {
+    let users = SdkCacheUsers::new(&unreachable_sdk_config());
+    let (step, tally) = (Step::SetSecret, CallTally::new());
+    let ctx = ctx(&step, &tally, deadline_in(30));
+    for service in [Service::ElastiCache, Service::MemoryDb] {
+        if service.in_this_build() {
+            continue;
+        }
+        let user = user_arn(service, "app");
+        let e = users.describe(&user, &ctx).await.unwrap_err();
+        let feature = format!("cargo feature `{}`", service.engine());
+        assert!(e.to_string().contains(&feature), "{e}");
+        let e = users.set_passwords(&user, &dual(), &ctx).await.unwrap_err();
+        assert!(
+            e.to_string().contains(&feature) && !format!("{e:?}").contains(PENDING),
+            "{e}"
+        );
+        assert!(!users.client_built(service));
+    }
 }
