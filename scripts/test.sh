@@ -3,8 +3,9 @@
 #   1. checks for Rust (stops at once, saying what to install, when there is none);
 #   2. brings the local stack up (scripts/stack.sh up: moto, PostgreSQL 15 to 18, MariaDB,
 #      Redis), installing what is missing;
-#   3. shellcheck on scripts/, cargo fmt --check, cargo clippy --all-targets -D warnings,
-#      cargo test --all-targets, where the PostgreSQL tests use PostgreSQL 15;
+#   3. shellcheck on scripts/, cargo fmt --check, cargo clippy --all-targets -D warnings (also
+#      without the default features), cargo test --all-targets, where the PostgreSQL tests use
+#      PostgreSQL 15, and the ElastiCache and MemoryDB unit tests without the default features;
 #   4. the PostgreSQL matrix: every PostgreSQL test again on PostgreSQL 18, and on 16 and 17 the
 #      rotation, invariant, alternating-users, master and doctor tests (DSR_PG_MATRIX=0 skips it);
 #   5. the scripts' own tests (scripts/tests/*.sh), the template checks (scripts/check_template.sh)
@@ -135,7 +136,11 @@ shellcheck_scripts() {
 phase "shellcheck scripts/" shellcheck_scripts
 phase "cargo fmt --check" cargo fmt --all --check
 phase "cargo clippy" cargo clippy --all-targets -- -D warnings
+# The slim build (Cargo.toml [features]): without the ElastiCache and MemoryDB clients.
+phase "cargo clippy --no-default-features" cargo clippy --all-targets --no-default-features -- -D warnings
 phase "cargo test" cargo test --all-targets "$@"
+phase "cargo test --no-default-features (ElastiCache and MemoryDB users)" \
+    cargo test --lib --no-default-features cache_user
 if [[ ${DSR_PG_MATRIX:-1} != 0 ]]; then
     phase "PostgreSQL 18: every PostgreSQL test" pg_tests 18 "${PG_ALL[@]}"
     for major in 16 17; do

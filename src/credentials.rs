@@ -230,7 +230,7 @@ impl fmt::Debug for DbSecret {
 
 /// Describes a JSON syntax error by category and position only: `serde_json`'s message quotes the
 /// offending input, which here is a secret.
-fn describe_json_error(e: &serde_json::Error) -> String {
+pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
     let category = match e.classify() {
         serde_json::error::Category::Io => "I/O",
         serde_json::error::Category::Syntax => "syntax",
@@ -246,13 +246,13 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 
 /// The known keys of a secret object, read one at a time; every error names the key, never its
 /// value.
-struct Keys<'a> {
-    fields: &'a Map<String, Value>,
-    invalid: &'a dyn Fn(String) -> Error,
+pub(crate) struct Keys<'a> {
+    pub(crate) fields: &'a Map<String, Value>,
+    pub(crate) invalid: &'a dyn Fn(String) -> Error,
 }
 
 impl Keys<'_> {
-    fn required_string(&self, key: &str) -> Result<String, Error> {
+    pub(crate) fn required_string(&self, key: &str) -> Result<String, Error> {
         match self.fields.get(key) {
             None | Some(Value::Null) => Err((self.invalid)(format!(
                 "{key} key is missing from secret JSON"
@@ -266,7 +266,7 @@ impl Keys<'_> {
     }
 
     /// A string, or `None` when absent, `null` or empty.
-    fn optional_string(&self, key: &str) -> Result<Option<String>, Error> {
+    pub(crate) fn optional_string(&self, key: &str) -> Result<Option<String>, Error> {
         match self.fields.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -292,7 +292,7 @@ impl Keys<'_> {
     }
 
     /// `password`: any string, the empty one included.
-    fn password(&self) -> Result<Password, Error> {
+    pub(crate) fn password(&self) -> Result<Password, Error> {
         match self.fields.get("password") {
             Some(Value::String(s)) => Ok(Password::new(s.clone())),
             None | Some(Value::Null) => Err((self.invalid)(
@@ -328,7 +328,7 @@ impl Keys<'_> {
     }
 
     /// `rotation_strategy`, the per-secret strategy.
-    fn rotation_strategy(&self) -> Result<Option<Strategy>, Error> {
+    pub(crate) fn rotation_strategy(&self) -> Result<Option<Strategy>, Error> {
         self.optional_string("rotation_strategy")?
             .map(|name| {
                 Strategy::parse(&name).ok_or_else(|| {

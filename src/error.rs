@@ -187,6 +187,36 @@ impl fmt::Display for PrivilegeGap {
     }
 }
 
+/// Details of [`Error::ElastiCache`] and [`Error::MemoryDb`]: a user API call that failed, or
+/// a user the API describes in a way the rotation cannot act on. Identifiers only: the service's
+/// own message is kept with any password it might quote masked. Boxed to keep `Result<_, Error>`
+/// small.
+#[derive(Debug)]
+pub struct UserApiFailure {
+    /// The rotated secret's ARN or name.
+    pub secret_id: String,
+    /// `ElastiCache` or `MemoryDB`, as messages name the service.
+    pub service: &'static str,
+    /// API operation name (`DescribeUsers`, `ModifyUser`, `UpdateUser`).
+    pub operation: &'static str,
+    /// The user, by the ARN the secret gives.
+    pub user: String,
+    /// The service's error code, if any (`UserNotFound`, `InvalidUserStateFault`, …).
+    pub code: Option<String>,
+    /// The SDK's error chain, or what the rotation found wrong with the user.
+    pub detail: String,
+}
+
+impl fmt::Display for UserApiFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "secret {}: {} {} of user {} failed: {}",
+            self.secret_id, self.service, self.operation, self.user, self.detail
+        )
+    }
+}
+
 /// Every way a rotation step can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -351,6 +381,14 @@ pub enum Error {
         detail: String,
     },
 
+    /// An ElastiCache user API call failed (engine `elasticache`).
+    #[error("{0}")]
+    ElastiCache(Box<UserApiFailure>),
+
+    /// A MemoryDB user API call failed (engine `memorydb`).
+    #[error("{0}")]
+    MemoryDb(Box<UserApiFailure>),
+
     /// The function's configuration (environment variables) is invalid.
     #[error("configuration: {variable} {problem}")]
     Config {
@@ -387,6 +425,8 @@ impl Error {
             Error::PreflightFailed { .. } => "PreflightFailed",
             Error::SecretsManager { .. } => "SecretsManagerError",
             Error::Rds { .. } => "RdsError",
+            Error::ElastiCache(_) => "ElastiCacheError",
+            Error::MemoryDb(_) => "MemoryDbError",
             Error::Config { .. } => "ConfigError",
             Error::DeadlineExceeded { .. } => "DeadlineExceeded",
         }

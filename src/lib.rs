@@ -89,6 +89,8 @@
 pub mod app;
 #[cfg(test)]
 mod arbitrary;
+pub mod aws;
+pub mod cache_user;
 pub mod config;
 pub mod credentials;
 pub mod deadline;
