@@ -2,8 +2,9 @@
 //! invocation, whether it is a rotation step, the scheduled audit or the operator's command line.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
+use crate::cache_user::Home;
 use crate::config::Config;
 use crate::metrics::SecretKinds;
 use crate::rds::Rds;
@@ -23,6 +24,9 @@ pub struct App<S, R, A> {
     pub kinds: SecretKinds,
     /// The pending versions this container wrote.
     pub written: Written,
+    /// The partition, account and Region the function runs in, from its ARN at the first
+    /// invocation: an ElastiCache or MemoryDB user must be there.
+    pub home: OnceLock<Home>,
 }
 
 impl<S, R, A> App<S, R, A> {
@@ -35,7 +39,26 @@ impl<S, R, A> App<S, R, A> {
             rds,
             kinds: SecretKinds::new(SecretKinds::DEFAULT_CAPACITY),
             written: Written::default(),
+            home: OnceLock::new(),
         }
+    }
+
+    /// Notes the function's own ARN (the Lambda context's `invoked_function_arn`).
+    pub fn note_function(&self, function_arn: &str) {
+        if self.home.get().is_none() {
+            if let Some(home) = Home::from_function_arn(function_arn) {
+                let _ = self.home.set(home);
+            }
+        }
+    }
+
+    /// Where a user of `secret_id` must be: the function's home, else (no Lambda context: the
+    /// command line, a test) the account and Region of the secret's own ARN.
+    pub fn home_for(&self, secret_id: &str) -> Option<Home> {
+        self.home
+            .get()
+            .cloned()
+            .or_else(|| Home::from_secret_arn(secret_id))
     }
 }
 

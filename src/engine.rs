@@ -25,6 +25,11 @@ pub enum Engine {
     Mariadb,
     /// `redis`: Redis 6+ and Valkey ACL users.
     Redis,
+    /// `elasticache`: an Amazon ElastiCache (Valkey or Redis OSS) user, whose passwords change
+    /// through the service's API.
+    ElastiCache,
+    /// `memorydb`: an Amazon MemoryDB user, whose passwords change through the service's API.
+    MemoryDb,
 }
 
 /// Engines that share a wire protocol and SQL dialect, and so one rotator.
@@ -36,6 +41,9 @@ pub enum Family {
     Mysql,
     /// Redis and Valkey.
     Redis,
+    /// ElastiCache and MemoryDB users: the service's API sets their passwords; their data plane
+    /// speaks Redis.
+    CacheUser,
 }
 
 /// How an engine carries out a strategy: who changes which password. The one answer to "does
@@ -52,6 +60,9 @@ pub enum Method {
     /// The master writes both passwords (MariaDB's methods joined by `OR`, which unprivileged
     /// accounts cannot set; Redis ACL users' password list).
     DualMaster,
+    /// The service's API sets the user's password list: `[pending, current]` under
+    /// dual-password, `[pending]` under single-user (ElastiCache and MemoryDB users).
+    UserApi,
 }
 
 impl Method {
@@ -68,7 +79,7 @@ pub type Refusal = &'static str;
 impl Engine {
     /// Every accepted `engine` value, for error messages.
     pub(crate) const ACCEPTED: &'static str =
-        "postgres, aurora-postgresql, mysql, aurora-mysql, mariadb, redis";
+        "postgres, aurora-postgresql, mysql, aurora-mysql, mariadb, redis, elasticache, memorydb";
 
     /// Parses the exact, case-sensitive `engine` value.
     pub fn parse(value: &str) -> Option<Self> {
@@ -79,6 +90,8 @@ impl Engine {
             "aurora-mysql" => Some(Engine::AuroraMysql),
             "mariadb" => Some(Engine::Mariadb),
             "redis" => Some(Engine::Redis),
+            "elasticache" => Some(Engine::ElastiCache),
+            "memorydb" => Some(Engine::MemoryDb),
             _ => None,
         }
     }
@@ -92,6 +105,8 @@ impl Engine {
             Engine::AuroraMysql => "aurora-mysql",
             Engine::Mariadb => "mariadb",
             Engine::Redis => "redis",
+            Engine::ElastiCache => "elasticache",
+            Engine::MemoryDb => "memorydb",
         }
     }
 
@@ -101,6 +116,7 @@ impl Engine {
             Engine::Postgres | Engine::AuroraPostgres => Family::Postgres,
             Engine::Mysql | Engine::AuroraMysql | Engine::Mariadb => Family::Mysql,
             Engine::Redis => Family::Redis,
+            Engine::ElastiCache | Engine::MemoryDb => Family::CacheUser,
         }
     }
 
@@ -109,7 +125,7 @@ impl Engine {
         match self.family() {
             Family::Postgres => 5432,
             Family::Mysql => 3306,
-            Family::Redis => 6379,
+            Family::Redis | Family::CacheUser => 6379,
         }
     }
 
@@ -121,9 +137,11 @@ impl Engine {
             Engine::Postgres | Engine::AuroraPostgres => NameLimit::Bytes(63),
             Engine::Mysql | Engine::AuroraMysql => NameLimit::Characters(mysql_limit),
             Engine::Mariadb => NameLimit::Characters(80),
-            // Redis user names have no limit; its secrets never get a clone (see
-            // `alternating_users`).
-            Engine::Redis => NameLimit::Characters(usize::MAX),
+            // Redis user names have no limit; its secrets, like the cache users', never get a
+            // clone (see `support`).
+            Engine::Redis | Engine::ElastiCache | Engine::MemoryDb => {
+                NameLimit::Characters(usize::MAX)
+            }
         }
     }
 
@@ -131,8 +149,14 @@ impl Engine {
     /// Redis does not serve alternating users: its ACL users hold several passwords, so
     /// `dual-password` gives the same zero downtime without a second identity whose rules would
     /// have to be kept in step. PostgreSQL keeps one password per role.
+    /// ElastiCache and MemoryDB users are changed only through their service's API, which holds
+    /// up to two passwords: dual-password natively, single-user when asked.
     pub fn support(self, strategy: Strategy) -> Result<Method, Refusal> {
         match (self, strategy) {
+            (Engine::ElastiCache | Engine::MemoryDb, Strategy::AlternatingUsers) => Err(
+                "its users hold two passwords, so use dual-password for rotation without downtime",
+            ),
+            (Engine::ElastiCache | Engine::MemoryDb, _) => Ok(Method::UserApi),
             (_, Strategy::SingleUser) => Ok(Method::OwnPassword),
             (Engine::Redis, Strategy::AlternatingUsers) => Err(
                 "its users hold several passwords, so use dual-password for rotation without downtime",
@@ -168,7 +192,12 @@ impl fmt::Display for Engine {
 
 impl Family {
     /// Every family, for checks that must hold for each (a password policy is validated for all).
-    pub(crate) const ALL: [Family; 3] = [Family::Postgres, Family::Mysql, Family::Redis];
+    pub(crate) const ALL: [Family; 4] = [
+        Family::Postgres,
+        Family::Mysql,
+        Family::Redis,
+        Family::CacheUser,
+    ];
 
     /// The reference's `EXCLUDE_CHARACTERS` default: the characters its SQL or connection strings
     /// would have to escape. Redis has no reference function; its default is PostgreSQL's, the
@@ -177,6 +206,16 @@ impl Family {
         match self {
             Family::Postgres | Family::Redis => ":/@\"'\\",
             Family::Mysql => "/@\"'\\",
+            Family::CacheUser => ":/@\"'\\,",
+        }
+    }
+
+    /// Characters the family's servers refuse in a password, excluded whatever
+    /// `EXCLUDE_CHARACTERS` says: ElastiCache and MemoryDB refuse `,` `"` `/` `@`.
+    pub(crate) fn refused_characters(self) -> &'static str {
+        match self {
+            Family::CacheUser => ",\"/@",
+            Family::Postgres | Family::Mysql | Family::Redis => "",
         }
     }
 }
@@ -294,6 +333,8 @@ mod tests {
             Engine::AuroraMysql,
             Engine::Mariadb,
             Engine::Redis,
+            Engine::ElastiCache,
+            Engine::MemoryDb,
         ] {
             assert_eq!(Engine::parse(engine.as_str()), Some(engine));
             assert!(Engine::ACCEPTED.contains(engine.as_str()));
@@ -304,6 +345,8 @@ mod tests {
         assert_eq!(Engine::Mariadb.default_port(), 3306);
         assert_eq!(Engine::Redis.default_port(), 6379);
         assert_eq!(Engine::parse("valkey"), None);
+        assert_eq!(Engine::parse("elasticache"), Some(Engine::ElastiCache));
+        assert_eq!(Engine::MemoryDb.family(), Family::CacheUser);
     }
 
     #[test]
@@ -332,6 +375,8 @@ mod tests {
                 [Ok(OwnPassword), Ok(MasterClone), Ok(DualMaster)],
             ),
             (Engine::Redis, [Ok(OwnPassword), Err(()), Ok(DualMaster)]),
+            (Engine::ElastiCache, [Ok(UserApi), Err(()), Ok(UserApi)]),
+            (Engine::MemoryDb, [Ok(UserApi), Err(()), Ok(UserApi)]),
         ];
         for (engine, expected) in table {
             for (strategy, want) in [SingleUser, AlternatingUsers, DualPassword]

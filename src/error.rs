@@ -124,6 +124,9 @@ pub enum ShortfallKind {
     /// Works today, but on something its vendor deprecated (MySQL's `mysql_native_password`):
     /// reported, never a reason to stop a rotation.
     Deprecated,
+    /// An ElastiCache or MemoryDB user is not in a state to take a change: being deleted, stuck
+    /// `modifying`, holding no password or more than the service allows.
+    UserState,
 }
 
 impl ShortfallKind {

@@ -32,6 +32,7 @@ pub async fn handle<S: SecretStore, R: Rotator, A: RdsApi>(
     app: &App<S, R, A>,
 ) -> Result<(), Error> {
     let deadline = Deadline::from_epoch_millis(event.context.deadline, app.config.connect_timeout);
+    app.note_function(&event.context.invoked_function_arn);
     let passwords = |family: Family| {
         app.config
             .password_policy

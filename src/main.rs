@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use aws_config::BehaviorVersion;
 use db_secret_rotator::app::App;
+use db_secret_rotator::cache_user::SdkCacheUsers;
 use db_secret_rotator::doctor::{self, Command, EXIT_USAGE, schedule};
 use db_secret_rotator::env::Env;
 use db_secret_rotator::rds::{Rds, SdkRds};
@@ -103,6 +104,7 @@ async fn app(env: &Env) -> Result<App<SdkSecretStore, Engines, SdkRds>, Error> {
     }
     let secrets = SdkSecretStore::new(&sdk_config, config.secrets_manager_endpoint.as_deref());
     let rds = Rds::new(SdkRds::new(&sdk_config));
+    let rotators = rotators.with_cache_users(SdkCacheUsers::new(&sdk_config));
     Ok(App::new(config, secrets, rotators, rds))
 }
 

@@ -139,10 +139,11 @@ impl PasswordPolicy {
 
     /// The character classes left for `family` after every exclusion, empty ones dropped.
     fn classes(&self, family: Family) -> Vec<Vec<u8>> {
-        let excluded = match &self.exclude_characters {
+        let chosen = match &self.exclude_characters {
             Some(set) => set.as_str(),
             None => family.default_excluded_characters(),
         };
+        let excluded = format!("{chosen}{}", family.refused_characters());
         [
             (LOWERCASE, self.exclude_lowercase),
             (UPPERCASE, self.exclude_uppercase),
@@ -266,7 +267,7 @@ mod tests {
 
     use super::*;
 
-    const FAMILIES: [Family; 3] = Family::ALL;
+    const FAMILIES: [Family; 4] = Family::ALL;
 
     fn from_pairs(pairs: &[(&str, &str)]) -> Result<(PasswordPolicy, Vec<String>), Error> {
         PasswordPolicy::from_env(&Env::from_pairs(pairs))
@@ -301,6 +302,22 @@ mod tests {
 
     fn set(bytes: &[u8]) -> HashSet<char> {
         bytes.iter().map(|&b| char::from(b)).collect()
+    }
+
+    /// `chars` without what `family`'s servers refuse, which no setting lets in.
+    fn without_refused(chars: HashSet<char>, family: Family) -> HashSet<char> {
+        chars
+            .into_iter()
+            .filter(|c| !family.refused_characters().contains(*c))
+            .collect()
+    }
+
+    #[test]
+    fn cache_users_never_get_what_their_services_refuse() {
+        let policy = policy(&[("EXCLUDE_CHARACTERS", "")]);
+        let seen = all_chars(&policy, Family::CacheUser, 400);
+        assert!(!seen.iter().any(|c| ",\"/@".contains(*c)), "{seen:?}");
+        assert!(seen.contains(&':') && seen.contains(&'\''));
     }
 
     fn printable() -> HashSet<char> {
@@ -383,7 +400,10 @@ mod tests {
     fn empty_exclude_characters_allows_quote_and_backslash() {
         let policy = policy(&[("EXCLUDE_CHARACTERS", "")]);
         for family in FAMILIES {
-            assert_eq!(all_chars(&policy, family, 400), printable());
+            assert_eq!(
+                all_chars(&policy, family, 400),
+                without_refused(printable(), family)
+            );
         }
     }
 
@@ -395,7 +415,10 @@ mod tests {
             .filter(|c| !"aB3%".contains(*c))
             .collect();
         for family in FAMILIES {
-            assert_eq!(all_chars(&policy, family, 400), expected);
+            assert_eq!(
+                all_chars(&policy, family, 400),
+                without_refused(expected.clone(), family)
+            );
         }
     }
 
@@ -410,7 +433,11 @@ mod tests {
             let policy = policy(&[(variable, "true"), ("EXCLUDE_CHARACTERS", "")]);
             let expected: HashSet<char> = printable().difference(&set(class)).copied().collect();
             for family in FAMILIES {
-                assert_eq!(all_chars(&policy, family, 400), expected, "{variable}");
+                assert_eq!(
+                    all_chars(&policy, family, 400),
+                    without_refused(expected.clone(), family),
+                    "{variable}"
+                );
             }
         }
     }

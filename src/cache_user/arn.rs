@@ -48,6 +48,31 @@ impl Home {
             .filter(Home::well_formed)
     }
 
+    /// The home of the account and Region a Secrets Manager secret's ARN names
+    /// (`arn:<partition>:secretsmanager:<region>:<account>:secret:<name>`): where the function
+    /// rotating it runs, when no function ARN is known (the command line, a test). `None` when
+    /// `arn` is no secret ARN (a secret named by its name).
+    pub fn from_secret_arn(arn: &str) -> Option<Self> {
+        let mut parts = arn.splitn(7, ':');
+        let (Some("arn"), Some(partition), Some("secretsmanager"), Some(region), Some(account)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        let home = Home {
+            partition: partition.to_owned(),
+            account: account.to_owned(),
+            region: region.to_owned(),
+        };
+        (parts.next() == Some("secret") && parts.next().is_some_and(|n| !n.is_empty()))
+            .then_some(home)
+            .filter(Home::well_formed)
+    }
+
     fn well_formed(&self) -> bool {
         partition_like(&self.partition) && region_like(&self.region) && account_like(&self.account)
     }

@@ -50,6 +50,7 @@ use std::future::Future;
 #[cfg(any(feature = "elasticache", feature = "memorydb", test))]
 use crate::aws::retry::{AttemptError, Call, CallError, RetryPolicy, call};
 use crate::deadline::StepContext;
+use crate::engine::Engine;
 use crate::error::{Error, UserApiFailure};
 
 pub use arn::{Home, UserArn};
@@ -71,6 +72,14 @@ pub enum Service {
 impl Service {
     /// The most passwords a user may hold, on either service.
     pub const MAX_PASSWORDS: usize = 2;
+
+    /// The engine the secret names.
+    pub fn as_engine(self) -> Engine {
+        match self {
+            Service::ElastiCache => Engine::ElastiCache,
+            Service::MemoryDb => Engine::MemoryDb,
+        }
+    }
 
     /// The secret's `engine` value.
     pub fn engine(self) -> &'static str {
@@ -299,6 +308,44 @@ pub trait CacheUserApi {
         passwords: &PasswordSet,
         ctx: &StepContext<'_>,
     ) -> impl Future<Output = Result<Change, Error>>;
+}
+
+/// No client: a container built without an SDK configuration (a test's connectors) answers
+/// every call with an error naming the service, the operation and the user.
+impl<A: CacheUserApi> CacheUserApi for Option<A> {
+    async fn describe(
+        &self,
+        user: &UserArn,
+        ctx: &StepContext<'_>,
+    ) -> Result<Option<CacheUser>, Error> {
+        match self {
+            Some(api) => api.describe(user, ctx).await,
+            None => Err(no_client(user, "DescribeUsers", ctx)),
+        }
+    }
+
+    async fn set_passwords(
+        &self,
+        user: &UserArn,
+        passwords: &PasswordSet,
+        ctx: &StepContext<'_>,
+    ) -> Result<Change, Error> {
+        match self {
+            Some(api) => api.set_passwords(user, passwords, ctx).await,
+            None => Err(no_client(user, user.service().modify_operation(), ctx)),
+        }
+    }
+}
+
+fn no_client(user: &UserArn, operation: &'static str, ctx: &StepContext<'_>) -> Error {
+    let service = user.service();
+    service.error(
+        ctx,
+        operation,
+        user,
+        None,
+        format!("the function was given no {service} client"),
+    )
 }
 
 /// Runs one user API call as [`call`] does, with the default [`RetryPolicy`], and turns its

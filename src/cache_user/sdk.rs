@@ -26,7 +26,7 @@ use crate::deadline::StepContext;
 use crate::error::Error;
 
 /// [`CacheUserApi`] over the AWS SDK: one client per service, each built on first use.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SdkCacheUsers {
     #[cfg_attr(
         not(any(feature = "elasticache", feature = "memorydb")),

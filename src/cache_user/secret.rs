@@ -7,7 +7,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use super::{AuthType, CacheUser, Home, Service, UserArn};
-use crate::credentials::{Keys, Password, describe_json_error};
+use crate::credentials::{DbSecret, Keys, Login, Password, describe_json_error};
 use crate::deadline::StepContext;
 use crate::error::{Error, Mismatch};
 use crate::protocol::{Stage, Strategy};
@@ -84,6 +84,37 @@ impl CacheUserSecret {
             password,
             rotation_strategy,
         })
+    }
+
+    /// Whether `text` is an ElastiCache or MemoryDB user's secret rather than a database's: its
+    /// `engine` is `elasticache` or `memorydb`, or it has no `engine` and has `user_arn` (the
+    /// shape of AWS's own rotation function for ElastiCache users). A text that is not a JSON
+    /// object is left to the database secret's parser and its error.
+    pub fn claims(text: &str) -> bool {
+        let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(text) else {
+            return false;
+        };
+        match fields.get("engine") {
+            Some(Value::String(engine)) => engine == "elasticache" || engine == "memorydb",
+            Some(_) => false,
+            None => fields.contains_key("user_arn"),
+        }
+    }
+
+    /// The data plane, when the secret names it: `host`, with `port` (6379 when absent), `ssl`
+    /// and `tls_server_name` as database secrets have them; the login `AUTH`s as `username` with
+    /// this secret's password. `None` without `host`. `stage` names the version in errors.
+    pub fn endpoint(&self, secret_id: &str, stage: Stage) -> Result<Option<Login>, Error> {
+        if self.fields.get("host").is_none_or(Value::is_null) {
+            return Ok(None);
+        }
+        let mut fields = self.fields.clone();
+        fields.insert(
+            "engine".to_owned(),
+            Value::String(self.service().engine().to_owned()),
+        );
+        let text = Value::Object(fields).to_string();
+        Ok(Some(DbSecret::parse(secret_id, stage, &text)?.login()))
     }
 
     /// The user, by its ARN.

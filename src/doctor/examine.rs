@@ -16,11 +16,12 @@ use tracing::warn;
 use super::report::{Code, Problem};
 use super::rotation;
 use super::when::{age, utc};
+use crate::cache_user::{CacheUserSecret, preflight as cache_user_preflight};
 use crate::credentials::DbSecret;
 use crate::error::{Error, ShortfallKind};
 use crate::protocol::Stage;
 use crate::rds::RdsApi;
-use crate::rotation::{Plan, Preflight, Scope};
+use crate::rotation::{Plan, Preflight, Scope, cache_user};
 use crate::rotators::{Rotator, Session};
 use crate::secrets::{SecretInfo, SecretInventory, SecretStore};
 
@@ -62,6 +63,8 @@ enum Pending {
     Unusable(String),
     /// A credential.
     Usable(DbSecret),
+    /// An ElastiCache or MemoryDB user's credential, for this user.
+    CacheUser(String),
 }
 
 /// `Err` for what stops an examination (running out of time); `Ok` holds an outcome to judge.
@@ -82,6 +85,7 @@ fn code_of(kind: ShortfallKind) -> Code {
         ShortfallKind::MasterPrivilege => Code::MasterLacksPrivilege,
         ShortfallKind::Clone => Code::CloneDrift,
         ShortfallKind::Deprecated => Code::DeprecatedPlugin,
+        ShortfallKind::UserState => Code::UserNotReady,
     }
 }
 
@@ -94,7 +98,19 @@ where
     /// Examines the secret `info` describes.
     pub(super) async fn examine(&self, info: &SecretInfo) -> Result<Findings, Error> {
         let mut problems = rotation::problems(info, self.now);
-        let current = self.current(info, &mut problems).await?;
+        let text = self.current(info, &mut problems).await?;
+        if let Some(text) = text.as_deref().filter(|t| CacheUserSecret::claims(t)) {
+            return self.examine_cache_user(info, text, problems).await;
+        }
+        let current = match text.map(|t| DbSecret::parse(&info.arn, Stage::Current, &t)) {
+            None => None,
+            Some(Ok(current)) => Some(current),
+            Some(Err(Error::InvalidSecret { stage, problem, .. })) => {
+                problems.push(invalid(format!("{stage}: {problem}")));
+                None
+            }
+            Some(Err(e)) => return Err(e),
+        };
         let plan = match &current {
             Some(current) => self.plan(current, &mut problems),
             None => None,
@@ -146,24 +162,68 @@ where
         Ok(Findings { problems, stuck })
     }
 
-    /// The `AWSCURRENT` value, parsed; an unusable one (or none) is `invalid-secret`.
+    /// The `AWSCURRENT` value's text; none is `invalid-secret`.
     async fn current(
         &self,
         info: &SecretInfo,
         problems: &mut Vec<Problem>,
-    ) -> Result<Option<DbSecret>, Error> {
+    ) -> Result<Option<String>, Error> {
         if info.description.version_with(Stage::Current).is_none() {
             problems.push(invalid("no version is labelled AWSCURRENT".to_owned()));
             return Ok(None);
         }
-        match self.scope.read(Stage::Current, None).await {
-            Ok(current) => Ok(Some(current)),
+        self.scope.read_text(Stage::Current, None).await.map(Some)
+    }
+
+    /// An ElastiCache or MemoryDB user's secret: parsed and its strategy decided as the steps
+    /// do; with `--login`, the preflight the configuration test runs (the user exists, is
+    /// called `username`, authenticates by password, is `active` or not stuck `modifying` longer
+    /// than a rotation may take, holds one or two passwords). A stuck `AWSPENDING` is reported;
+    /// its repair needs logins this audit does not make.
+    async fn examine_cache_user(
+        &self,
+        info: &SecretInfo,
+        text: &str,
+        mut problems: Vec<Problem>,
+    ) -> Result<Findings, Error> {
+        let scope = &self.scope;
+        let secret = match cache_user::parse(scope, Stage::Current, text)
+            .and_then(|secret| cache_user::strategy(scope, &secret).map(|_| secret))
+        {
+            Ok(secret) => Some(secret),
             Err(Error::InvalidSecret { stage, problem, .. }) => {
                 problems.push(invalid(format!("{stage}: {problem}")));
-                Ok(None)
+                None
             }
-            Err(e) => Err(e),
+            Err(e) => return Err(e),
+        };
+        let stuck = self.stuck(info).await?;
+        if let (Some(secret), true) = (&secret, self.login) {
+            let modifying_for = stuck
+                .as_ref()
+                .and_then(|(found, _)| found.created)
+                .and_then(|created| self.now.duration_since(created).ok());
+            let api = scope.app.rotators.user_api();
+            let found = cache_user_preflight(
+                api,
+                secret,
+                Stage::Current,
+                cache_user::MODIFYING_WINDOW,
+                modifying_for,
+                &scope.ctx,
+            )
+            .await?;
+            for finding in found.findings {
+                let shortfall = cache_user::shortfall(finding);
+                problems.push(Problem::new(code_of(shortfall.kind), detail(&shortfall)));
+            }
         }
+        let stuck = stuck.map(|(found, pending)| {
+            problems.push(stuck_problem(&found, &pending, None, None, self.now));
+            found
+        });
+        problems.sort_by_key(|p| p.code);
+        Ok(Findings { problems, stuck })
     }
 
     /// The plan, as createSecret decides it; a refusal is `invalid-secret`.
@@ -212,15 +272,26 @@ where
         else {
             return Ok(None);
         };
-        let pending = match self
-            .scope
-            .read_if_exists(Stage::Pending, Some(version))
-            .await
-        {
-            Ok(None) => Pending::Empty,
-            Ok(Some(secret)) => Pending::Usable(secret),
-            Err(Error::InvalidSecret { problem, .. }) => Pending::Unusable(problem),
-            Err(e) => return Err(e),
+        let scope = &self.scope;
+        let text = scope
+            .app
+            .store
+            .get_if_exists(&info.arn, Stage::Pending, Some(version), &scope.ctx)
+            .await?;
+        let pending = match text {
+            None => Pending::Empty,
+            Some(text) if CacheUserSecret::claims(&text) => {
+                match cache_user::parse(scope, Stage::Pending, &text) {
+                    Ok(secret) => Pending::CacheUser(secret.username().to_owned()),
+                    Err(Error::InvalidSecret { problem, .. }) => Pending::Unusable(problem),
+                    Err(e) => return Err(e),
+                }
+            }
+            Some(text) => match DbSecret::parse(&info.arn, Stage::Pending, &text) {
+                Ok(secret) => Pending::Usable(secret),
+                Err(Error::InvalidSecret { problem, .. }) => Pending::Unusable(problem),
+                Err(e) => return Err(e),
+            },
         };
         let ctx = &self.scope.ctx;
         let created = match self.scope.app.store.version_dates(&info.arn, ctx).await {
@@ -312,6 +383,7 @@ fn stuck_problem(
         Pending::Usable(secret) => {
             format!("; it holds a credential for user {}", secret.username())
         }
+        Pending::CacheUser(username) => format!("; it holds a credential for user {username}"),
     });
     match current_logs_in {
         Some(current) => {

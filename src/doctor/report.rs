@@ -34,6 +34,9 @@ pub enum Code {
     CloneDrift,
     /// The account uses something its vendor deprecated (MySQL's `mysql_native_password`).
     DeprecatedPlugin,
+    /// An ElastiCache or MemoryDB user cannot take a change: being deleted, stuck `modifying`,
+    /// holding no password or more than allowed.
+    UserNotReady,
 }
 
 impl Code {
@@ -55,6 +58,7 @@ impl Code {
             Code::MasterLacksPrivilege => "master-lacks-privilege",
             Code::CloneDrift => "clone-drift",
             Code::DeprecatedPlugin => "deprecated-plugin",
+            Code::UserNotReady => "user-not-ready",
         }
     }
 }

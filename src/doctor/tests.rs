@@ -623,3 +623,44 @@ impl Tap for Value {
         self
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn cache_users_are_audited_through_their_api() {
+    use crate::cache_user::Service;
+    use crate::cache_user::fake::{FakeUser, arn};
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
+    let secret = |id: &str, name: &str| json!({"user_arn": arn(Service::ElastiCache, id), "username": name, "password": SENTINEL});
+    store.add_secret("healthy", &secret("app-user", "app"));
+    store.add_secret("renamed", &secret("app-user", "someone"));
+    let stuck = store.add_secret("stuck", &secret("busy-user", "busy"));
+    store.stick(&stuck, Some(&secret("busy-user", "busy")), epoch(0));
+    store.add_secret("gone", &secret("gone-user", "gone"));
+    db.cache_users.users.borrow_mut().extend([
+        FakeUser::new(Service::ElastiCache, "app-user", "app", &[SENTINEL]),
+        FakeUser::new(Service::ElastiCache, "busy-user", "busy", &[SENTINEL]).modifying_for(1_000),
+    ]);
+    let names = ["healthy", "renamed", "stuck", "gone"];
+    let report = audit(&store, &db, epoch(1), &options(&names, true, false)).await;
+    assert_eq!(
+        codes(&report),
+        [
+            vec![],
+            vec!["invalid-secret"],
+            vec!["stuck-pending", "user-not-ready"],
+            vec!["invalid-secret"],
+        ]
+    );
+    let detail = |i: usize, j: usize| report.secrets[i].problems[j].detail.clone();
+    assert!(
+        detail(2, 1).contains("modifying for at least"),
+        "{}",
+        detail(2, 1)
+    );
+    assert!(detail(3, 0).contains("does not exist"), "{}", detail(3, 0));
+    assert_eq!(store.calls.get().writes(), 0);
+    assert_no_secret_value(&report);
+    // Without --login the API is not asked.
+    let calls = db.cache_users.calls.borrow().len();
+    audit(&store, &db, epoch(1), &options(&names, false, false)).await;
+    assert_eq!(db.cache_users.calls.borrow().len(), calls);
+}

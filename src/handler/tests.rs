@@ -25,6 +25,9 @@ const NEW_PASSWORD: &str = "SENTINEL-new-pw-'\\";
 
 type TestApp = App<FakeSecrets, FakeDb, FakeRds>;
 
+/// The four steps, in order.
+const ROTATION: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+
 /// The rotated secret `SECRET`, as the tests see it in the fake service.
 trait TheSecret {
     /// Adds or replaces its version `id`.
@@ -940,6 +943,8 @@ async fn an_rds_managed_master_secret_is_named_with_its_missing_host() {
 
 /// setSecret, the configuration test and the doctor on the same situations.
 mod agreement;
+/// ElastiCache and MemoryDB users.
+mod cache_user;
 /// The dual-password strategy.
 mod dual;
 /// Alternating users with masters that RDS manages or places on other hosts.

@@ -14,6 +14,7 @@
 //!   (docs/protocol.md 5.15).
 
 mod alternating;
+pub(crate) mod cache_user;
 mod dual;
 mod guard;
 mod master;
@@ -69,6 +70,15 @@ impl<'a, S: SecretStore, R: Connect, A> Scope<'a, S, R, A> {
             .get(self.secret_id(), stage, version, &self.ctx)
             .await?;
         DbSecret::parse(self.secret_id(), stage, &text)
+    }
+
+    /// The text of the version at `stage` (`version` for the token's), unparsed: an ElastiCache or
+    /// MemoryDB user's secret has another shape than a database's. Not found is an error.
+    pub async fn read_text(&self, stage: Stage, version: Option<&str>) -> Result<String, Error> {
+        self.app
+            .store
+            .get(self.secret_id(), stage, version, &self.ctx)
+            .await
     }
 
     /// Like [`Self::read`], where the protocol expects that the version may be absent: `Ok(None)`

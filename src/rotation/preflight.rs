@@ -82,7 +82,7 @@ impl Preflight {
         let own = match plan.method {
             Method::OwnPassword => session.own_password_shortfalls(&scope.ctx).await,
             Method::DualOwn => session.dual_own_shortfalls(&scope.ctx).await,
-            Method::MasterClone | Method::DualMaster => Ok(Vec::new()),
+            Method::MasterClone | Method::DualMaster | Method::UserApi => Ok(Vec::new()),
         };
         session.close().await;
         found

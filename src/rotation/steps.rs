@@ -6,6 +6,7 @@ use tracing::{info, warn};
 
 use super::preflight::Preflight;
 use super::{Guarded, Plan, Scope, use_then_close};
+use crate::cache_user::CacheUserSecret;
 use crate::credentials::{DbSecret, Password, SslSetting};
 use crate::engine::{Engine, Family, Method};
 use crate::error::Error;
@@ -14,6 +15,12 @@ use crate::protocol::{Stage, Step, Strategy};
 use crate::rds::RdsApi;
 use crate::rotators::{Rotator, Session};
 use crate::secrets::{SecretDescription, SecretStore};
+
+/// A version's secret: a database's, or an ElastiCache or MemoryDB user's text.
+enum Kind {
+    Database(DbSecret),
+    CacheUser(String),
+}
 
 /// Source of new passwords: the configured policy over the OS-seeded CSPRNG in production,
 /// anything deterministic in tests.
@@ -63,6 +70,19 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
         Ok(secret)
     }
 
+    /// The version at `stage`: a database's secret, or the text of an ElastiCache or MemoryDB
+    /// user's, whose steps are theirs (`cache_user`).
+    async fn read_kind(&self, stage: Stage) -> Result<Kind, Error> {
+        let version = (stage == Stage::Pending).then(|| self.token());
+        let text = self.scope.read_text(stage, version).await?;
+        if CacheUserSecret::claims(&text) {
+            return Ok(Kind::CacheUser(text));
+        }
+        let secret = DbSecret::parse(self.scope.secret_id(), stage, &text)?;
+        self.note(&secret);
+        Ok(Kind::Database(secret))
+    }
+
     fn note(&self, secret: &DbSecret) {
         let strategy = Plan::strategy(secret, &self.scope.app.config);
         self.seen.set(Some((secret.engine(), strategy)));
@@ -79,7 +99,10 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
     /// already has a value.
     async fn create_secret(&self) -> Result<(), Error> {
         let scope = &self.scope;
-        let current = self.read(Stage::Current).await?;
+        let current = match self.read_kind(Stage::Current).await? {
+            Kind::Database(current) => current,
+            Kind::CacheUser(text) => return self.create_cache_user(&text).await,
+        };
         if scope
             .read_if_exists(Stage::Pending, Some(self.token()))
             .await?
@@ -112,7 +135,10 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
 
     /// setSecret: makes the database accept the pending credential, as the plan says.
     async fn set_secret(&self) -> Result<(), Error> {
-        let current = self.read(Stage::Current).await?;
+        let current = match self.read_kind(Stage::Current).await? {
+            Kind::Database(current) => current,
+            Kind::CacheUser(text) => return self.set_cache_user(&text).await,
+        };
         let pending = self.read(Stage::Pending).await?;
         Self::warn_on_unrecognised_ssl(&pending, Stage::Pending);
         // Before any database work.
@@ -123,6 +149,12 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
             Method::DualOwn | Method::DualMaster => {
                 self.set_secret_dual(&plan, &current, &pending).await
             }
+            // Claimed by `read_kind` before any plan: their secrets name a user_arn.
+            Method::UserApi => Err(Error::invalid_secret(
+                self.scope.secret_id(),
+                Stage::Current,
+                "field `user_arn` is missing (required by engine elasticache and memorydb)",
+            )),
         }
     }
 
@@ -132,7 +164,10 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
     /// the next rotation would fail on. Never writes.
     async fn test_secret(&self) -> Result<(), Error> {
         let scope = &self.scope;
-        let pending = self.read(Stage::Pending).await?;
+        let pending = match self.read_kind(Stage::Pending).await? {
+            Kind::Database(pending) => pending,
+            Kind::CacheUser(text) => return self.test_cache_user(&text).await,
+        };
         Self::warn_on_unrecognised_ssl(&pending, Stage::Pending);
         let Some(session) = scope
             .login(&pending.login(), "login with pending secret")

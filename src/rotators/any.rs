@@ -4,9 +4,10 @@
 
 use super::driver::Transport;
 use super::{
-    Account, Added, CloneManagement, Connect, DualMaster, DualOwn, OwnPassword, Session, mysql,
-    postgres, redis, unsupported,
+    Account, Added, CloneManagement, Connect, DualMaster, DualOwn, OwnPassword, Session, UserApis,
+    mysql, postgres, redis, unsupported,
 };
+use crate::cache_user::SdkCacheUsers;
 use crate::config::Config;
 use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
@@ -21,6 +22,8 @@ pub struct Engines {
     postgres: postgres::PostgresRotator,
     mysql: mysql::MysqlRotator,
     redis: redis::RedisRotator,
+    /// The ElastiCache and MemoryDB clients, once the SDK is configured.
+    users: Option<SdkCacheUsers>,
 }
 
 impl Engines {
@@ -41,7 +44,23 @@ impl Engines {
             postgres: postgres::PostgresRotator::new(roots.client_config(), transport),
             mysql: mysql::MysqlRotator::new(roots, transport),
             redis: redis::RedisRotator::new(roots.client_config(), transport),
+            users: None,
         }
+    }
+
+    /// These connectors with the ElastiCache and MemoryDB clients (each built on its first
+    /// call).
+    pub fn with_cache_users(mut self, users: SdkCacheUsers) -> Self {
+        self.users = Some(users);
+        self
+    }
+}
+
+impl UserApis for Engines {
+    type Api = Option<SdkCacheUsers>;
+
+    fn user_api(&self) -> &Option<SdkCacheUsers> {
+        &self.users
     }
 }
 
@@ -70,7 +89,10 @@ impl Connect for Engines {
                 AnySession::Postgres(self.postgres.connect(login, attempt, ctx).await?)
             }
             Family::Mysql => AnySession::Mysql(self.mysql.connect(login, attempt, ctx).await?),
-            Family::Redis => AnySession::Redis(self.redis.connect(login, attempt, ctx).await?),
+            // An ElastiCache or MemoryDB user's data plane speaks Redis.
+            Family::Redis | Family::CacheUser => {
+                AnySession::Redis(self.redis.connect(login, attempt, ctx).await?)
+            }
         })
     }
 }

@@ -8,10 +8,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Deref;
 use std::rc::Rc;
 
-use super::{Account, Added, CloneManagement, Connect, DualMaster, DualOwn, OwnPassword, Session};
+use super::{
+    Account, Added, CloneManagement, Connect, DualMaster, DualOwn, OwnPassword, Session, UserApis,
+};
+use crate::cache_user::fake::FakeCacheUsers;
 use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
-use crate::engine::Engine;
+use crate::engine::{Engine, Family};
 use crate::error::{CloneFindings, Error, PrivilegeGap, Shortfall, ShortfallKind};
 
 /// The host every fake user is on, unless [`Db::other_hosts`] says more.
@@ -53,6 +56,8 @@ pub(crate) struct Db {
     pub(crate) shortfalls: RefCell<Vec<Shortfall>>,
     /// Users that stop logging in after so many more successful logins.
     pub(crate) logins_left: RefCell<BTreeMap<String, usize>>,
+    /// The ElastiCache and MemoryDB users, beside the database.
+    pub(crate) cache_users: FakeCacheUsers,
 }
 
 /// The connector: a handle on the one [`Db`].
@@ -93,6 +98,13 @@ impl FakeDb {
     /// Whether `login`'s password is one of its user's, counting the login against
     /// [`Db::logins_left`].
     fn accepts_password(&self, login: &Login) -> bool {
+        if login.engine().family() == Family::CacheUser {
+            // The data plane of an ElastiCache or MemoryDB user: `AUTH` by its name.
+            let users = self.cache_users.users.borrow();
+            return users.iter().any(|u| {
+                u.user.name == login.username() && u.passwords.contains(login.password())
+            });
+        }
         let holds = |passwords: &RefCell<HashMap<String, String>>| {
             passwords.borrow().get(login.username()).map(String::as_str)
                 == Some(login.password().expose())
@@ -118,6 +130,14 @@ pub(crate) struct FakeSession {
     db: FakeDb,
     engine: Engine,
     pub(crate) user: String,
+}
+
+impl UserApis for FakeDb {
+    type Api = FakeCacheUsers;
+
+    fn user_api(&self) -> &FakeCacheUsers {
+        &self.cache_users
+    }
 }
 
 impl Connect for FakeDb {

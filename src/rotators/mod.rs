@@ -11,6 +11,10 @@
 //!
 //! A family's folder holds its driver session, its SQL (or commands) and its strategies' paths;
 //! `driver` holds the glue they share (TLS choice, bounded calls, error text, close timeout).
+//!
+//! ElastiCache and MemoryDB users change through their service's API, not a session:
+//! [`UserApis`] hands the rotation that API ([`crate::cache_user`]); their data plane (an `AUTH`
+//! proving a password) is a Redis session.
 
 mod any;
 mod driver;
@@ -22,6 +26,7 @@ pub mod redis;
 
 use std::future::Future;
 
+use crate::cache_user::CacheUserApi;
 use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
 use crate::engine::{Engine, is_clone_of};
@@ -167,12 +172,26 @@ pub trait DualMaster: Session {
     ) -> impl Future<Output = Result<Vec<Shortfall>, Error>>;
 }
 
-/// A connector whose sessions play every role: what the rotation and the doctor are generic over.
-pub trait Rotator: Connect<Session: OwnPassword + CloneManagement + DualOwn + DualMaster> {}
+/// The APIs that set ElastiCache and MemoryDB users' passwords (engines `elasticache`,
+/// `memorydb`).
+pub trait UserApis {
+    /// The client of both services.
+    type Api: CacheUserApi;
+
+    /// It.
+    fn user_api(&self) -> &Self::Api;
+}
+
+/// A connector whose sessions play every role, with the cache-user APIs beside it: what the
+/// rotation and the doctor are generic over.
+pub trait Rotator:
+    Connect<Session: OwnPassword + CloneManagement + DualOwn + DualMaster> + UserApis
+{
+}
 
 impl<T> Rotator for T
 where
-    T: Connect,
+    T: Connect + UserApis,
     T::Session: OwnPassword + CloneManagement + DualOwn + DualMaster,
 {
 }

@@ -59,8 +59,6 @@ async fn steps(store: &FakeSecrets, db: &FakeDb, names: &[&str], round: usize) {
     }
 }
 
-const ROTATION: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
-
 async fn three_rotations(engine: &str) -> (FakeSecrets, FakeDb) {
     let (store, db) = dual_setup(engine);
     for round in 1..=3 {

@@ -25,7 +25,7 @@ use db_secret_rotator::credentials::{DbSecret, Login, SslSetting};
 use db_secret_rotator::deadline::StepContext;
 use db_secret_rotator::protocol::Stage;
 use db_secret_rotator::rds::{Rds, SdkRds};
-use db_secret_rotator::rotators::Connect;
+use db_secret_rotator::rotators::{Connect, UserApis};
 use serde_json::json;
 
 use super::{Server, Stack, register_password, unique};
@@ -274,6 +274,14 @@ impl<R> Redirect<R> {
         DbSecret::parse("redirected", Stage::Current, &value.to_string())
             .unwrap()
             .login()
+    }
+}
+
+impl<R: UserApis> UserApis for Redirect<R> {
+    type Api = R::Api;
+
+    fn user_api(&self) -> &R::Api {
+        self.inner.user_api()
     }
 }
 
