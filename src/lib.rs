@@ -27,23 +27,29 @@
 //! - [`logging`]: log set-up honouring Lambda's logging controls, with a filter layer that keeps
 //!   raw events, SDK bodies and driver statements out whatever they ask for.
 //! - [`event`]: the rotation event, validated before any API call.
+//! - [`aws`]: the deadline-bounded, retried call that every AWS client goes through.
 //! - [`secrets`]: the [`secrets::SecretStore`] trait (and [`secrets::SecretInventory`], an
-//!   audit's reads) and their AWS SDK implementation, whose deadline-bounded retries serve every
-//!   AWS call.
+//!   audit's reads) and their AWS SDK implementation.
 //! - [`rds`]: the RDS lookups behind masters: where an RDS-managed master secret's database is,
 //!   and whether a host is a read replica or Aurora reader of the master's.
+//! - [`cache_user`]: ElastiCache and MemoryDB users through their APIs: the secret's shape, the
+//!   [`cache_user::CacheUserApi`] and its SDK clients (built on first use, each behind a cargo
+//!   feature), waiting for `active` within the deadline, setting the password list, the
+//!   preflight's findings.
 //! - [`rotators`]: the database side, as roles. [`rotators::Connect`] opens a
 //!   [`rotators::Session`] (check, account, close); a session plays the roles its engine
 //!   serves: [`rotators::OwnPassword`], [`rotators::CloneManagement`], [`rotators::DualOwn`],
 //!   [`rotators::DualMaster`], each with the read-only check of what it needs. One folder per
 //!   engine family (`rotators/postgres/`, `rotators/mysql/`, `rotators/redis/`), the driver glue
 //!   they share, and [`rotators::Engines`], the connector that picks the family by the login's
-//!   engine and refuses a role its engine does not play by asking the capability table.
+//!   engine and refuses a role its engine does not play by asking the capability table; it also
+//!   carries the cache-user APIs ([`rotators::UserApis`]).
 //! - [`app`]: [`app::App`], what lives as long as the container: configuration, the secret
 //!   store, the connectors, RDS, and the memories of secrets seen and versions written.
 //! - [`rotation`]: the rotation's domain, which the three faces below share: the guard, the
 //!   [`rotation::Plan`] decided once per secret, the master resolved with its RDS proof, the
-//!   four steps with one file per strategy, and the [`rotation::Preflight`].
+//!   four steps with one file per strategy (and the cache users' own, `rotation/cache_user.rs`),
+//!   and the [`rotation::Preflight`].
 //! - [`handler`]: the Lambda adapter: event, span, the step, the metrics line.
 //! - [`doctor`]: the operator's tool, `db-secret-rotator doctor`: an audit of rotation health
 //!   across secrets and a safe repair of a stuck `AWSPENDING`, from the command line or as the

@@ -12,7 +12,7 @@
 //!
 //! Start-up cost (callgrind, docs/benchmarks.md). rustls-pki-types decodes PEM's base64 in constant
 //! time, since PEM may hold private keys: about 26 instructions a byte. The system bundle and the
-//! embedded RDS bundle hold public certificates only, so [`parse_public_bundle`] splits them into
+//! embedded RDS bundle hold public certificates only, so `parse_public_bundle` splits them into
 //! sections itself and decodes them with the `base64` crate's ordinary decoder (about 7 a byte); the
 //! extra file keeps the strict parser and its precise errors. rustls-native-certs would read every
 //! system root twice (the bundle, then the hashed directory), so the bundle is read alone when
@@ -174,7 +174,7 @@ impl TlsRoots {
         &self.certs
     }
 
-    /// The roots that came from the operating system's store (the first [`RootCounts::system`]
+    /// The roots that came from the operating system's store (the first `RootCounts::system`
     /// of [`TlsRoots::certificates`]: they are added first).
     pub fn system_certificates(&self) -> &[CertificateDer<'static>] {
         &self.certs[..self.counts.system]
