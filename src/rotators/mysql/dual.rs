@@ -476,6 +476,20 @@ mod tests {
         );
     }
 
+    #[test]
+    fn retain_current_password_never_changes_the_plugin() {
+        // MySQL refuses RETAIN CURRENT PASSWORD together with a plugin change (error 3894), and
+        // 8.4 disables mysql_native_password by default: the statement names no plugin, so the
+        // account keeps its own, on 8.0 and 8.4 alike.
+        for version in ["8.0.36", "8.4.3"] {
+            let server = ServerSession::from_row("STRICT_TRANS_TABLES", version);
+            let statement = retain_statement(&server, NEW, CURRENT);
+            assert!(statement.starts_with("ALTER USER CURRENT_USER() IDENTIFIED BY "));
+            assert!(!statement.contains("WITH"), "{statement}");
+            assert!(!statement.contains("native"), "{statement}");
+        }
+    }
+
     #[tokio::test]
     async fn a_repeat_is_told_apart_by_the_server_never_retried() {
         let (result, seen) = run(vec![server_error(3891, "HY000")]).await;

@@ -38,7 +38,7 @@ use super::grants::{GrantLine, rewrite_grant};
 use super::methods::{Method, any_accepts, from_global_priv};
 use super::privileges::Privileges;
 use super::quote::{account_sql, quote_identifier};
-use super::session::{MySession, error_code};
+use super::session::{MySession, ServerSession, error_code};
 use super::tls_requirement::{RequireRow, TlsRequirement};
 use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
@@ -295,22 +295,7 @@ impl<'a> MasterChange<'a> {
     /// stores, computed here; on MySQL the password itself (`WITH <plugin> BY`), which the
     /// rotator sends only where the transport allows. Never log it.
     fn identified(&self, plugin: &str, password: &str) -> String {
-        if self.master.server.mariadb {
-            let plugin = PasswordPlugin::parse(plugin).unwrap_or(PasswordPlugin::Native);
-            format!(
-                "IDENTIFIED VIA {} USING {}",
-                plugin.name(),
-                self.master.literal(&plugin.stored_value(password))
-            )
-        } else if plugin.is_empty() {
-            format!("IDENTIFIED BY {}", self.master.literal(password))
-        } else {
-            format!(
-                "IDENTIFIED WITH {} BY {}",
-                quote_identifier(plugin),
-                self.master.literal(password)
-            )
-        }
+        identified(&self.master.server, plugin, password)
     }
 
     fn failed(&self, action: &'static str, e: &mysql_async::Error) -> Error {
@@ -617,5 +602,70 @@ impl<'a> MasterChange<'a> {
         self.master
             .execute(&statement, "setting the password")
             .await
+    }
+}
+
+/// `IDENTIFIED …` giving an account `password` under `plugin`, the current account's. MariaDB:
+/// the value the plugin stores, computed here (`mysql_native_password` when the current account
+/// has no computable method). MySQL: `IDENTIFIED WITH <plugin> BY <password>` with the current
+/// account's own plugin, or `IDENTIFIED BY`, the server's default (`caching_sha2_password` on 8.0
+/// and 8.4), when it is unknown: never `mysql_native_password` unless the current account uses
+/// it, which MySQL 8.4 disables by default. Contains the password: never log it.
+fn identified(server: &ServerSession, plugin: &str, password: &str) -> String {
+    if server.mariadb {
+        let plugin = PasswordPlugin::parse(plugin).unwrap_or(PasswordPlugin::Native);
+        format!(
+            "IDENTIFIED VIA {} USING {}",
+            plugin.name(),
+            server.literal(&plugin.stored_value(password))
+        )
+    } else if plugin.is_empty() {
+        format!("IDENTIFIED BY {}", server.literal(password))
+    } else {
+        format!(
+            "IDENTIFIED WITH {} BY {}",
+            quote_identifier(plugin),
+            server.literal(password)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mysql_clone_takes_the_accounts_plugin_or_the_servers_default() {
+        let mysql84 = ServerSession::from_row("STRICT_TRANS_TABLES", "8.4.3");
+        // The current account's own plugin, whatever it is.
+        assert_eq!(
+            identified(&mysql84, "caching_sha2_password", "pw'1"),
+            r"IDENTIFIED WITH `caching_sha2_password` BY 'pw\'1'"
+        );
+        assert_eq!(
+            identified(&mysql84, "sha256_password", "pw"),
+            "IDENTIFIED WITH `sha256_password` BY 'pw'"
+        );
+        // Unknown: the server's default, never mysql_native_password by default.
+        let unknown = identified(&mysql84, "", "pw");
+        assert_eq!(unknown, "IDENTIFIED BY 'pw'");
+        assert!(!unknown.contains("mysql_native_password"));
+        // An account still on mysql_native_password keeps it (the doctor advises moving off).
+        assert_eq!(
+            identified(&mysql84, "mysql_native_password", "pw"),
+            "IDENTIFIED WITH `mysql_native_password` BY 'pw'"
+        );
+    }
+
+    #[test]
+    fn a_mariadb_clone_gets_a_computed_value_never_the_password() {
+        let mariadb = ServerSession::from_row("STRICT_TRANS_TABLES", "10.11.6-MariaDB");
+        let native = identified(&mariadb, "mysql_native_password", "pw");
+        assert!(native.starts_with("IDENTIFIED VIA mysql_native_password USING '*"));
+        assert!(!native.contains("'pw'"));
+        // No computable method on the current account: the native value.
+        assert!(identified(&mariadb, "", "pw").starts_with("IDENTIFIED VIA mysql_native_password"));
+        let ed = identified(&mariadb, "ed25519", "pw");
+        assert!(ed.starts_with("IDENTIFIED VIA ed25519 USING '") && !ed.contains("'pw'"));
     }
 }

@@ -184,11 +184,6 @@ impl MySession {
         }
     }
 
-    /// A string literal for this session's `sql_mode`. May contain a password: never log it.
-    pub(super) fn literal(&self, value: &str) -> String {
-        self.server.literal(value)
-    }
-
     /// Runs `statement` (which may contain a password or grant text: never logged); a failure
     /// keeps only the error number and SQLSTATE.
     pub(super) async fn execute(
