@@ -40,6 +40,18 @@
 //! - `rds`: alternating users whose master is RDS-managed or on another host than the rotated
 //!   secret's; only the RDS API may prove such a host serves the master's database.
 //!
+//! - `rds_masters`: alternating users and dual passwords under masters shaped like RDS's
+//!   (`support::masters`): PostgreSQL's `CREATEROLE` member of an `rds_superuser`-like group and
+//!   its `ADMIN OPTION` from 16, MariaDB's global privileges without `SUPER` or `FILE`.
+//!
+//! # The preflight
+//!
+//! - `preflight`: the configuration test (`testSecret` on a copy of the current value) on every
+//!   engine and strategy: healthy set-ups pass, each missing privilege is named with its grant,
+//!   nothing is written (the accounts compared, Secrets Manager's writes counted at the proxy),
+//!   and a rotation follows; `preflight::agreement`, the doctor's `--login` audit, the
+//!   configuration test and a real rotation reach the same verdict.
+//!
 //! # The doctor
 //!
 //! - `doctor`: each state a rotation can leave a secret in, the audit's answer, each repair and
@@ -61,7 +73,9 @@ mod invariant;
 mod logging;
 mod mariadb;
 mod not_found;
+mod preflight;
 mod rds;
+mod rds_masters;
 mod redis;
 mod retries;
 mod single_user;

@@ -358,8 +358,9 @@ fn mariadb_account_host<'a>(
 }
 
 /// What the MariaDB master lacks to write the account's passwords, found without changing
-/// anything (docs/protocol.md 5.15): `CREATE USER` (which `ALTER USER` needs), an account whose
-/// methods it can compute and which accepts the current password.
+/// anything (docs/protocol.md 5.15): `CREATE USER` (which `ALTER USER` needs, or `UPDATE` on the
+/// `mysql` schema instead), an account whose methods it can compute and which accepts the current
+/// password.
 pub(super) async fn master_shortfalls(
     master: &mut MySession,
     account: &Account,
@@ -382,7 +383,7 @@ pub(super) async fn master_shortfalls(
         let held = Privileges::from_show_grants(&lines, &user, &master_host)
             .map_err(|problem| database_error(engine, CHECKING, problem))?;
         let mut found = Vec::new();
-        if !held.holds_global("CREATE USER") {
+        if !held.may_alter_users() {
             found.push(Shortfall {
                 kind: ShortfallKind::MasterPrivilege,
                 account: master_name.clone(),

@@ -103,8 +103,8 @@ pub(super) async fn audit_clone(
 
 /// What the master lacks to create or update `<pending_user>@<current account's host>` with the
 /// current account's grants, found without changing anything (docs/protocol.md 5.15): `CREATE
-/// USER`, each privilege to replay with `GRANT OPTION` (or a role's `ADMIN OPTION`), and reading
-/// `mysql.*`.
+/// USER` (or `INSERT` and `UPDATE` on the `mysql` schema, which the server accepts instead), each
+/// privilege to replay with `GRANT OPTION` (or a role's `ADMIN OPTION`), and reading `mysql.*`.
 pub(super) async fn master_shortfalls(
     master: &mut MySession,
     current: &Account,
@@ -134,7 +134,8 @@ pub(super) async fn master_shortfalls(
             hint: Some(hint),
         };
         let mut found = Vec::new();
-        if !held.holds_global("CREATE USER") {
+        // CREATE USER for a missing clone, ALTER USER for its TLS requirement and password.
+        if !(held.may_create_users() && held.may_alter_users()) {
             found.push(lacks(
                 "CREATE USER ON *.*".to_owned(),
                 format!("GRANT CREATE USER ON *.* TO {master_name}"),

@@ -275,6 +275,27 @@ impl Privileges {
         })
     }
 
+    /// Whether this account holds `name` on every table of database `db` (`*.*` or `` `db`.* ``).
+    pub(super) fn holds_on_database(&self, name: &str, db: &str) -> bool {
+        self.covers(&Unit::Privilege {
+            name: name.to_owned(),
+            column: None,
+            object: Object::Database(db.to_owned()),
+        })
+    }
+
+    /// Whether this account may create accounts: `CREATE USER`, or `INSERT` on the `mysql`
+    /// schema, which MySQL and MariaDB accept instead for `CREATE USER`.
+    pub(super) fn may_create_users(&self) -> bool {
+        self.holds_global("CREATE USER") || self.holds_on_database("INSERT", "mysql")
+    }
+
+    /// Whether this account may change other accounts: `CREATE USER`, or `UPDATE` on the `mysql`
+    /// schema, which MySQL and MariaDB accept instead for `ALTER USER`.
+    pub(super) fn may_alter_users(&self) -> bool {
+        self.holds_global("CREATE USER") || self.holds_on_database("UPDATE", "mysql")
+    }
+
     /// What `grantor` could not give another account of this one's privileges: a privilege it
     /// lacks or lacks `GRANT OPTION` on, a role it holds without `ADMIN OPTION`, a line not
     /// understood. `PROXY` grants are left out: they are not replayed.
@@ -421,6 +442,25 @@ mod tests {
         "GRANT EXECUTE ON PROCEDURE `mysql`.`addgeometrycolumn` TO `u`@`%`",
         "SET DEFAULT ROLE `r1` FOR `u`@`%`",
     ];
+
+    #[test]
+    fn users_are_created_and_altered_through_create_user_or_the_mysql_schema() {
+        let create_user = privileges(&["GRANT CREATE USER ON *.* TO `u`@`%`"]);
+        assert!(create_user.may_create_users() && create_user.may_alter_users());
+        // RDS's master without CREATE USER still writes the mysql schema's tables.
+        let global = privileges(&["GRANT SELECT, INSERT, UPDATE ON *.* TO `u`@`%`"]);
+        assert!(global.may_create_users() && global.may_alter_users());
+        let schema = privileges(&["GRANT UPDATE ON `mysql`.* TO `u`@`%`"]);
+        assert!(!schema.may_create_users() && schema.may_alter_users());
+        // A table of the schema, or another schema, is not enough.
+        for line in [
+            "GRANT INSERT, UPDATE ON `mysql`.`user` TO `u`@`%`",
+            "GRANT INSERT, UPDATE ON `app`.* TO `u`@`%`",
+        ] {
+            let p = privileges(&[line]);
+            assert!(!p.may_create_users() && !p.may_alter_users(), "{line}");
+        }
+    }
 
     #[test]
     fn show_grants_split_into_units() {

@@ -31,7 +31,7 @@ fn setuser(user: &str, rules: &[String]) -> Cmd {
 
 /// How the server keeps its users; a refused or unreadable `CONFIG GET` is
 /// [`Persistence::Unknown`].
-async fn persistence(
+pub(super) async fn persistence(
     session: &mut RedisSession,
     ctx: &StepContext<'_>,
 ) -> Result<Persistence, Error> {

@@ -42,7 +42,7 @@ use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
 use crate::engine::Engine;
 use crate::error::{Error, Shortfall, ShortfallKind};
-use acl::{AclUser, PasswordChange};
+use acl::{AclUser, PasswordChange, Persistence};
 use change::CHANGING;
 
 /// What a single-user account lacks when the server says `NOPERM`.
@@ -249,9 +249,13 @@ async fn acl_user_holding(
     Ok(user)
 }
 
-/// Whether `actor` may run the change on `target`, without running it: `ACL DRYRUN <actor> ACL
-/// SETUSER <target> …` (Redis 7+). A server that cannot dry-run, or a session that may not ask,
-/// is no finding: the rotation's own `NOPERM` would name the permission.
+/// Whether `actor`, this session's user, may run the change on `target`, without running it:
+/// each command the change would send (`ACL SETUSER <target>`, and where the server keeps an ACL
+/// file or does not say, `MULTI`, `ACL SAVE` and `EXEC`: see the `change` module) asked of `ACL
+/// DRYRUN <actor> …` (Redis 7+). Where the session may not run `ACL DRYRUN` itself (an account
+/// granted `+acl|setuser` but not `+acl|dryrun`, or none of them), the commands are queued in a
+/// transaction that is then discarded ([`queued_probe`]). A server that can do neither is no
+/// finding: the rotation's own `NOPERM` would name the permission.
 async fn dry_run(
     session: &mut RedisSession,
     actor: &str,
@@ -261,29 +265,101 @@ async fn dry_run(
     ctx: &StepContext<'_>,
 ) -> Result<Vec<Shortfall>, Error> {
     const ASKING: &str = "asking the server whether the change is allowed (ACL DRYRUN)";
-    let mut dry = cmd("ACL");
-    dry.arg("DRYRUN")
-        .arg(actor)
-        .arg("ACL")
-        .arg("SETUSER")
-        .arg(target)
-        .arg("on");
-    let answer = match session.send(&dry, ctx, ASKING).await {
-        Ok(answer) => answer,
+    let saved = change::persistence(session, ctx).await? != Persistence::InMemory;
+    let mut commands = vec![vec!["ACL", "SETUSER", target, "on"]];
+    if saved {
+        commands.extend([vec!["MULTI"], vec!["ACL", "SAVE"], vec!["EXEC"]]);
+    }
+    let mut found = Vec::new();
+    for command in &commands {
+        let mut dry = cmd("ACL");
+        dry.arg("DRYRUN").arg(actor).arg(command.as_slice());
+        match session.send(&dry, ctx, ASKING).await {
+            Ok(Value::Okay) => {}
+            Ok(Value::SimpleString(ok)) if ok == "OK" => {}
+            Ok(_) => found.push(lacking(kind, actor, target, command, denied)),
+            Err(e @ Error::DeadlineExceeded { .. }) => return Err(e),
+            Err(e) => {
+                tracing::info!(error = %e, "ACL DRYRUN is not available; asking with a discarded transaction");
+                return queued_probe(session, actor, target, saved, kind, denied, ctx).await;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// [`dry_run`] without `ACL DRYRUN`: `MULTI`, the change's `ACL` commands queued, `DISCARD`. The
+/// server checks a command's permission when it queues it and refuses it with `NOPERM`, and a
+/// discarded transaction runs nothing, so nothing changes. `EXEC`'s permission is not checked.
+async fn queued_probe(
+    session: &mut RedisSession,
+    actor: &str,
+    target: &str,
+    saved: bool,
+    kind: ShortfallKind,
+    denied: &str,
+    ctx: &StepContext<'_>,
+) -> Result<Vec<Shortfall>, Error> {
+    const ASKING: &str =
+        "asking the server whether the change is allowed (a discarded transaction)";
+    let refused = |e: &Error| matches!(e, Error::Database { code, .. } if code == "NOPERM");
+    match session.send(&cmd("MULTI"), ctx, ASKING).await {
+        Ok(_) => {}
         Err(e @ Error::DeadlineExceeded { .. }) => return Err(e),
+        Err(e) if refused(&e) && saved => {
+            return Ok(vec![lacking(kind, actor, target, &["MULTI"], denied)]);
+        }
         Err(e) => {
-            tracing::info!(error = %e, "ACL DRYRUN is not available; the permission is not checked");
+            tracing::info!(error = %e, "the permission to change the password is not checked");
             return Ok(Vec::new());
         }
+    }
+    let mut commands = vec![vec!["ACL", "SETUSER", target, "on"]];
+    if saved {
+        commands.push(vec!["ACL", "SAVE"]);
+    }
+    let mut found = Vec::new();
+    let mut outcome = Ok(());
+    for command in &commands {
+        let mut queued = cmd(command[0]);
+        queued.arg(&command[1..]);
+        match session.send(&queued, ctx, ASKING).await {
+            Ok(_) => {}
+            Err(e) if refused(&e) => found.push(lacking(kind, actor, target, command, denied)),
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    // Nothing queued runs; a session that may not even discard is closed after the check.
+    let _ = session.send(&cmd("DISCARD"), ctx, ASKING).await;
+    match outcome {
+        Ok(()) => Ok(found),
+        Err(e @ Error::DeadlineExceeded { .. }) => Err(e),
+        Err(e) => {
+            tracing::info!(error = %e, "the permission to change the password is not fully checked");
+            Ok(found)
+        }
+    }
+}
+
+/// `actor` may not run `command` (of a change of `target`).
+fn lacking(
+    kind: ShortfallKind,
+    actor: &str,
+    target: &str,
+    command: &[&str],
+    denied: &str,
+) -> Shortfall {
+    let missing = match command {
+        ["ACL", "SETUSER", ..] => format!("permission to run ACL SETUSER on {target}"),
+        _ => format!("permission to run {}", command.join(" ")),
     };
-    Ok(match answer {
-        Value::Okay => Vec::new(),
-        Value::SimpleString(ok) if ok == "OK" => Vec::new(),
-        _ => vec![Shortfall {
-            kind,
-            account: actor.to_owned(),
-            missing: format!("permission to run ACL SETUSER on {target}"),
-            hint: Some(denied.to_owned()),
-        }],
-    })
+    Shortfall {
+        kind,
+        account: actor.to_owned(),
+        missing,
+        hint: Some(denied.to_owned()),
+    }
 }

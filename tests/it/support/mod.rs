@@ -2,14 +2,18 @@
 //! policy for a missing stack), the log capture and leak check, the emulator, the function and the
 //! rotators as tests drive them, RDS (`rds`: the emulator's, and connections to its endpoints
 //! redirected to the stack's servers), the database servers, the test servers (fault proxies, the Lambda
-//! Runtime API emulator) and the fault scenario. Test modules take what they need from here with
+//! Runtime API emulator), the fault scenario, masters shaped like RDS's (`masters`), set-ups on
+//! every engine and strategy (`setups`) and the configuration test with snapshots of what the
+//! databases hold (`preflight`). Test modules take what they need from here with
 //! `use crate::support::*`, and export nothing to each other.
 
 mod function;
 mod http;
 mod logs;
 pub mod mariadb;
+pub mod masters;
 pub mod postgres;
+pub mod preflight;
 pub mod proxy;
 mod rds;
 pub mod redis;
@@ -17,6 +21,7 @@ pub mod runtime_api;
 pub mod scenario;
 mod secrets;
 pub mod server;
+pub mod setups;
 mod stack;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -13,7 +13,7 @@
 //!   its URL as the explicit endpoint). It speaks just enough HTTP/1.1 to count operations (by
 //!   `amz-sdk-invocation-id`: one operation, however many attempts) and to answer, per rule,
 //!   before or after forwarding: HTTP 500, `ThrottlingException`, a non-retryable
-//!   `InvalidRequestException`, a cut connection, or no answer at all. It can also enforce a
+//!   `InvalidRequestException`, an IAM refusal (HTTP 403), a cut connection, or no answer at all. It can also enforce a
 //!   write quota, as the service does per region: a token bucket shared by the writing operations,
 //!   answering `ThrottlingException` (HTTP 400, the service's JSON error) beyond it. It serves
 //!   RDS the same way (the function's RDS endpoint): a query-protocol request is named by its
@@ -274,6 +274,9 @@ pub enum Answer {
     Cut,
     /// No answer, connection held open: the SDK's attempt timeout decides.
     Hang,
+    /// HTTP 403: the caller's IAM policy does not allow the operation (`AccessDeniedException`;
+    /// RDS's `AccessDenied`). Not retried.
+    Denied,
 }
 
 impl Answer {
@@ -284,6 +287,7 @@ impl Answer {
             Answer::Invalid => "non-retryable 400",
             Answer::Cut => "connection cut",
             Answer::Hang => "no answer",
+            Answer::Denied => "access denied",
         }
     }
 }
@@ -551,6 +555,7 @@ fn error_response(status: &str, error_type: &str, message: &str, json: bool) -> 
             "ThrottlingException" => "Throttling",
             "InternalServiceError" => "InternalFailure",
             "InvalidRequestException" => "InvalidParameterValue",
+            "AccessDeniedException" => "AccessDenied",
             other => other,
         };
         let body = format!(
@@ -633,6 +638,12 @@ async fn sm_connection(client: TcpStream, shared: Arc<SmShared>) {
                     Answer::Invalid => {
                         error_response("400 Bad Request", "InvalidRequestException", INJECTED, json)
                     }
+                    Answer::Denied => error_response(
+                        "403 Forbidden",
+                        "AccessDeniedException",
+                        "User is not authorized to perform this operation",
+                        json,
+                    ),
                     Answer::Cut => {
                         if let Ok(client) = reader.into_inner().reunite(w) {
                             reset(client);
