@@ -9,7 +9,7 @@ use crate::config::{Config, TlsMode};
 use crate::credentials::{Login, SslSetting};
 use crate::deadline::StepContext;
 use crate::engine::Engine;
-use crate::error::Error;
+use crate::error::{Error, Shortfall};
 
 /// How long closing a session waits for the server to acknowledge: a fraction of the deadline's
 /// safety margin, which a statement timeout leaves for closing and reporting.
@@ -180,6 +180,30 @@ pub(crate) fn database_error(
 }
 
 /// [`database_error`] with what the operator can do about it.
+/// The error of a change the master may not make, found before it starts: what it lacks and
+/// the grants that give it (`shortfalls`, from its engine's read-only check). Nothing was changed.
+pub(crate) fn master_lacks(
+    engine: Engine,
+    action: &'static str,
+    master: &str,
+    shortfalls: &[Shortfall],
+) -> Error {
+    let missing: Vec<&str> = shortfalls.iter().map(|s| s.missing.as_str()).collect();
+    let hints: Vec<&str> = shortfalls
+        .iter()
+        .filter_map(|s| s.hint.as_deref())
+        .collect();
+    database_error_hinted(
+        engine,
+        action,
+        format!(
+            "the master {master} lacks {}; nothing was changed",
+            missing.join(", ")
+        ),
+        hints.join("; "),
+    )
+}
+
 pub(crate) fn database_error_hinted(
     engine: Engine,
     action: &'static str,

@@ -38,7 +38,9 @@ use crate::deadline::StepContext;
 use crate::engine::Engine;
 use crate::error::{Error, Shortfall, ShortfallKind};
 use crate::protocol::Stage;
-use crate::rotators::driver::{MAY_HAVE_APPLIED, bounded, database_error, database_error_hinted};
+use crate::rotators::driver::{
+    MAY_HAVE_APPLIED, bounded, database_error, database_error_hinted, master_lacks,
+};
 use crate::rotators::{Account, Added, not_on_the_masters_server};
 
 /// What the change is called in errors.
@@ -288,6 +290,16 @@ pub(super) async fn add_password_as_master(
     ctx: &StepContext<'_>,
 ) -> Result<(), Error> {
     let engine = master.engine;
+    // What the master lacks is named, with its grant, before anything changes.
+    let lacking: Vec<Shortfall> = master_shortfalls(master, account, current, ctx)
+        .await?
+        .into_iter()
+        .filter(|s| s.kind == ShortfallKind::MasterPrivilege)
+        .collect();
+    if !lacking.is_empty() {
+        let name = master.account_name();
+        return Err(master_lacks(engine, ADDING, &name, &lacking));
+    }
     let host = mariadb_account_host(master, account, ctx)?;
     let timeout = ctx.query_timeout(ADDING)?;
     let work = async {

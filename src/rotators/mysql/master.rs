@@ -43,7 +43,7 @@ use super::tls_requirement::{RequireRow, TlsRequirement};
 use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
 use crate::error::{CloneFindings, Error, Shortfall, ShortfallKind};
-use crate::rotators::driver::{AUDITING, bounded, database_error};
+use crate::rotators::driver::{AUDITING, bounded, database_error, master_lacks};
 use crate::rotators::{Account, Handover, not_on_the_masters_server, privilege_gap};
 
 /// What the whole change is called in errors.
@@ -60,6 +60,12 @@ pub(super) async fn set_password_as_master(
 ) -> Result<(), Error> {
     let engine = master.engine;
     let target_user = pending.username();
+    // What the master lacks is named, with its grants, before anything changes.
+    let shortfalls = master_shortfalls(master, current, target_user, ctx).await?;
+    if !shortfalls.is_empty() {
+        let name = master.account_name();
+        return Err(master_lacks(engine, CHANGING, &name, &shortfalls));
+    }
     let mut change = MasterChange::new(master, current, target_user, ctx)?;
     change.current_password = Some(current_secret.password());
     let host = change.host;

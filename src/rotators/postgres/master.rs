@@ -15,8 +15,10 @@ use super::{invariant, preflight};
 use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
 use crate::engine::Engine;
-use crate::error::{CloneFindings, Error, Shortfall};
-use crate::rotators::driver::{AUDITING, bounded, database_error, database_error_hinted};
+use crate::error::{CloneFindings, Error};
+use crate::rotators::driver::{
+    AUDITING, bounded, database_error, database_error_hinted, master_lacks,
+};
 use crate::rotators::{Account, Handover};
 
 /// What the whole change is called in errors.
@@ -44,7 +46,7 @@ pub(super) async fn set_password_as_master(
         let powers = preflight::powers(&transaction, engine, original, clone).await?;
         let shortfalls = powers.shortfalls(original, clone);
         if !shortfalls.is_empty() {
-            return Err(lacking(engine, &powers.master, &shortfalls));
+            return Err(master_lacks(engine, CHANGING, &powers.master, &shortfalls));
         }
         invariant::enforce(&transaction, engine, ctx, handover, original, clone).await?;
         let created = set_role_password(&transaction, engine, target, pending.password()).await?;
@@ -104,23 +106,6 @@ pub(super) async fn audit_clone(
 
 /// The error naming what the master lacks, with the grants that give it; nothing has been
 /// changed when it is returned.
-fn lacking(engine: Engine, master: &str, shortfalls: &[Shortfall]) -> Error {
-    let missing: Vec<&str> = shortfalls.iter().map(|s| s.missing.as_str()).collect();
-    let hints: Vec<&str> = shortfalls
-        .iter()
-        .filter_map(|s| s.hint.as_deref())
-        .collect();
-    database_error_hinted(
-        engine,
-        CHANGING,
-        format!(
-            "the master {master} lacks {}; nothing was changed",
-            missing.join(", ")
-        ),
-        hints.join("; "),
-    )
-}
-
 fn failed(engine: Engine, action: &'static str, e: &tokio_postgres::Error) -> Error {
     if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
         // The check above should have named it; a privilege revoked meanwhile still gets a hint.

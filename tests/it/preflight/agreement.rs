@@ -7,7 +7,7 @@
 //! | healthy | passes | rotates |
 //! | `invalid-secret` | `PreflightFailed` | `InvalidSecret` |
 //! | `master-unreadable` | `PreflightFailed` | `SecretsManagerError`, `IdentityMismatch`, `LoginFailed` or `RdsError` |
-//! | `master-lacks-privilege` | `PreflightFailed` naming the grant | `DatabaseError` (PostgreSQL: naming the grant) |
+//! | `master-lacks-privilege` | `PreflightFailed` naming the grant | `DatabaseError` naming the grant |
 //! | `clone-drift` | `PreflightFailed` | `IdentityMismatch` |
 //! | `cannot-change-password` | `PreflightFailed` | `DatabaseError` |
 
@@ -134,9 +134,8 @@ async fn faces_agree<R: Rotator>(
         "{case}: {} {err}",
         err.error_type()
     );
-    // PostgreSQL's setSecret runs the preflight's privilege check first and names the grant; the
-    // MySQL family's meets the server's refusal, of which it keeps the error number only.
-    if verdict == Verdict::LacksPrivilege && matches!(setup.accounts, Accounts::Pg(_)) {
+    // setSecret runs the preflight's privilege check first and names the grant, nothing changed.
+    if verdict == Verdict::LacksPrivilege {
         assert!(
             err.to_string().contains(needle),
             "{case}: {needle:?}: {err}"
