@@ -370,7 +370,17 @@ pub enum Error {
 
     /// An RDS API call failed (alternating users: locating an RDS-managed master secret's
     /// database, or proving that a host is a read replica or Aurora reader of the master's).
-    #[error("secret {secret_id}: RDS {operation} of {subject} failed: {detail}")]
+    #[error(
+        "secret {secret_id}: RDS {operation} of {subject} failed: {detail}{}",
+        if code.as_deref().is_some_and(|c| c.starts_with("AccessDenied")) {
+            format!(
+                "; the function's role needs rds:{operation} (the template's AllowRdsLookup=true \
+                 grants rds:DescribeDBInstances and rds:DescribeDBClusters)"
+            )
+        } else {
+            String::new()
+        }
+    )]
     Rds {
         /// The rotated secret's ARN or name.
         secret_id: String,

@@ -55,9 +55,14 @@ impl FakeRds {
     fn check(&self, what: String, ctx: &StepContext<'_>) -> Result<(), Error> {
         self.asked.borrow_mut().push(what.clone());
         if self.denied.get() {
+            let operation = if what.starts_with("cluster:") {
+                "DescribeDBClusters"
+            } else {
+                "DescribeDBInstances"
+            };
             return Err(Error::Rds {
                 secret_id: ctx.secret_id.to_owned(),
-                operation: "Describe",
+                operation,
                 subject: what,
                 code: Some("AccessDenied".to_owned()),
                 detail: "AccessDenied: not authorized".to_owned(),

@@ -260,6 +260,11 @@ async fn a_master_rds_does_not_vouch_for_is_refused() {
     let err = step_with(&app, "setSecret").await.unwrap_err();
     assert_eq!(err.error_type(), "RdsError", "{err}");
     assert!(err.to_string().contains(SECRET), "{err}");
+    assert!(
+        err.to_string()
+            .contains("the function's role needs rds:DescribeDBInstances"),
+        "{err}"
+    );
     assert!(db.changes.borrow().is_empty());
 }
 
