@@ -286,6 +286,16 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_preflight_event_asks_for_one_secret_with_logins() {
+        let event: Value =
+            serde_json::from_str(include_str!("../../events/preflight.json")).unwrap();
+        assert!(is_audit_event(&event));
+        let options = options(&event).unwrap();
+        assert_eq!(options.secrets, ["db-secret-rotator/demo/postgres"]);
+        assert!(options.login && !options.repair && !options.lists());
+    }
+
+    #[test]
     fn the_deployment_decides_what_an_event_may_ask() {
         let audit =
             options(&json!({"Command": "doctor", "Arguments": ["--all", "--login"]})).unwrap();
