@@ -7,9 +7,11 @@
 //!   services accept (16–128 printable characters, none of `,` `"` `/` `@`).
 //! - setSecret: pending names current's user (and data plane); when the secret names a data
 //!   plane (`host`), current must `AUTH` first, as a database's current must log in, and a
-//!   refused current with pending logging in is a retry after success. Then the user's password
-//!   list becomes `[pending, current]` (or `[pending]`), sent to an `active` user, waiting for
-//!   one within the invocation's time.
+//!   refused current with pending logging in is a retry after success; with dual passwords,
+//!   pending `AUTH`ing too once the user is `active` means an earlier attempt's list is in
+//!   place, and nothing is sent again. Then the user's password list becomes
+//!   `[pending, current]` (or `[pending]`), sent to an `active` user, waiting for one within the
+//!   invocation's time.
 //! - testSecret: waits for the user to be `active` again (the change reached every node), then
 //!   `AUTH`s with pending where there is a data plane. On the configuration test, the preflight.
 //! - finishSecret is every engine's.
@@ -101,25 +103,22 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
         current.check_same_user(&pending, &scope.ctx)?;
         let endpoint = same_endpoint(scope, &current, &pending)?;
         described(scope, &current, Stage::Current).await?;
+        let passwords = match strategy {
+            Strategy::SingleUser => PasswordSet::single(pending.password().clone()),
+            _ => PasswordSet::dual(pending.password().clone(), current.password().clone()),
+        };
+        let mut holding = Holding::Unknown;
         if let Some(login) = endpoint {
             if !self.current_proven(&login, &pending).await? {
                 info!("pending already logs in; nothing to do");
                 return Ok(());
             }
+            if passwords.len() == 2 {
+                holding = self.pending_in_place(&login, &current, &pending).await?;
+            }
         }
-        let passwords = match strategy {
-            Strategy::SingleUser => PasswordSet::single(pending.password().clone()),
-            _ => PasswordSet::dual(pending.password().clone(), current.password().clone()),
-        };
         let api = scope.app.rotators.user_api();
-        let outcome = set_passwords(
-            api,
-            current.user(),
-            &passwords,
-            Holding::Unknown,
-            &scope.ctx,
-        )
-        .await?;
+        let outcome = set_passwords(api, current.user(), &passwords, holding, &scope.ctx).await?;
         if outcome == SetOutcome::Sent {
             info!(user = %current.user(), passwords = passwords.len(), "passwords sent to the service");
         }
@@ -149,6 +148,36 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
                 Ok(false)
             }
             None => Err(scope.login_failed(scope.secret_id(), "current or pending")),
+        }
+    }
+
+    /// Dual passwords, current proven on the data plane: whether the list an earlier setSecret
+    /// of this rotation sent is in place. A change on its way settles first (the user `active`
+    /// again, within the invocation's time); then pending must `AUTH` too. With current logging
+    /// in as well, and the API reporting two passwords, the user holds exactly
+    /// `[pending, current]`, and [`set_passwords`] sends nothing. Sending the same list again
+    /// would be harmless but would start another `modifying` period for the next testSecret to
+    /// wait out, so a change slower than one invocation would never let a re-driven rotation
+    /// complete. On a first setSecret pending is refused (one failed `AUTH`) and the list is
+    /// sent.
+    async fn pending_in_place(
+        &self,
+        login: &Login,
+        current: &CacheUserSecret,
+        pending: &CacheUserSecret,
+    ) -> Result<Holding, Error> {
+        let scope = &self.scope;
+        wait_active(scope.app.rotators.user_api(), current.user(), &scope.ctx).await?;
+        let pending_login = login.clone().with_password(pending.password().clone());
+        match scope
+            .login(&pending_login, "login with pending secret")
+            .await?
+        {
+            Some(session) => {
+                session.close().await;
+                Ok(Holding::AllLogIn)
+            }
+            None => Ok(Holding::Unknown),
         }
     }
 

@@ -174,8 +174,12 @@ async fn a_named_data_plane_proves_current_before_the_change_and_pending_after()
     let logins = db.logins.borrow().clone();
     assert_eq!(
         logins,
-        [("app".to_owned(), true), ("app".to_owned(), true)],
-        "current at setSecret, pending at testSecret"
+        [
+            ("app".to_owned(), true),
+            ("app".to_owned(), false),
+            ("app".to_owned(), true)
+        ],
+        "current at setSecret, pending (not yet set) at setSecret, pending at testSecret"
     );
 
     // The current password does not AUTH: the holder of the secret does not own the user.
@@ -188,6 +192,44 @@ async fn a_named_data_plane_proves_current_before_the_change_and_pending_after()
     let err = cache_steps(&app, &["setSecret"], 1).await.unwrap_err();
     assert_eq!(err.error_type(), "LoginFailed", "{err}");
     assert_eq!(db.cache_users.count("set"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_re_driven_set_secret_whose_list_is_in_place_sends_nothing() {
+    let mut secret = cache_secret(Service::MemoryDb);
+    secret["host"] = json!(HOST);
+    secret["ssl"] = json!(true);
+    let (store, db) = cache_setup(Service::MemoryDb, &secret);
+    // A change takes three looks to settle: longer than the setSecret that sent it waits.
+    db.cache_users.users.borrow_mut()[0].settle_after = 3;
+    let app = container(&store, &db);
+    cache_steps(&app, &["createSecret", "setSecret"], 1)
+        .await
+        .unwrap();
+    assert_eq!(db.cache_users.count("set"), 1);
+    // The service re-drives the rotation: setSecret waits for the change under way, finds
+    // pending and current both logging in and two passwords held, and sends nothing, so no new
+    // modifying period starts.
+    cache_steps(&app, &ROTATION, 1).await.unwrap();
+    assert_eq!(db.cache_users.count("set"), 1);
+    assert!(logs_in(&db, PASSWORDS[1]) && logs_in(&db, PASSWORDS[0]));
+    assert_eq!(store.stages(TOKEN), ["AWSPENDING", "AWSCURRENT"]);
+
+    // Single user: current logging in means the list is not in place, so pending is not tried;
+    // re-driven, current is refused and pending logs in, as before.
+    let mut secret = cache_secret(Service::ElastiCache);
+    secret["host"] = json!(HOST);
+    secret["ssl"] = json!(true);
+    secret["rotation_strategy"] = json!("single-user");
+    let (store, db) = cache_setup(Service::ElastiCache, &secret);
+    let app = container(&store, &db);
+    cache_steps(&app, &["createSecret", "setSecret"], 1)
+        .await
+        .unwrap();
+    assert_eq!(*db.logins.borrow(), [("app".to_owned(), true)]);
+    cache_steps(&app, &ROTATION, 1).await.unwrap();
+    assert_eq!(db.cache_users.count("set"), 1);
+    assert!(logs_in(&db, PASSWORDS[1]) && !logs_in(&db, PASSWORDS[0]));
 }
 
 #[tokio::test(start_paused = true)]
