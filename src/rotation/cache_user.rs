@@ -13,7 +13,8 @@
 //!   `[pending, current]` (or `[pending]`), sent to an `active` user, waiting for one within the
 //!   invocation's time.
 //! - testSecret: waits for the user to be `active` again (the change reached every node), then
-//!   `AUTH`s with pending where there is a data plane. On the configuration test, the preflight.
+//!   `AUTH`s with pending where there is a data plane. On the configuration test, the preflight
+//!   first: what it finds fails the step with `PreflightFailed`.
 //! - finishSecret is every engine's.
 
 use std::time::Duration;
@@ -182,11 +183,32 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
     }
 
     /// testSecret for a cache user: the user `active` again, pending `AUTH`ing where there is a
-    /// data plane; on the configuration test, the preflight.
+    /// data plane. On the configuration test the preflight runs first, so that what it finds (a
+    /// user being deleted, one that does not authenticate by password or holds no password, one
+    /// that does not exist) is reported as its verdict, `PreflightFailed`, rather than as the
+    /// error of whichever later check meets it first.
     pub(super) async fn test_cache_user(&self, text: &str) -> Result<(), Error> {
         let scope = &self.scope;
         let pending = self.cache_secret(Stage::Pending, text)?;
         let api = scope.app.rotators.user_api();
+        if self.is_cache_configuration_test(&pending).await? {
+            info!("the pending version holds the current credential: a configuration test");
+            let found = preflight(
+                api,
+                &pending,
+                Stage::Pending,
+                MODIFYING_WINDOW,
+                None,
+                &scope.ctx,
+            )
+            .await?;
+            if !found.is_ready() {
+                return Err(Error::PreflightFailed {
+                    secret_id: scope.secret_id().to_owned(),
+                    shortfalls: found.findings.into_iter().map(shortfall).collect(),
+                });
+            }
+        }
         let user = wait_active(api, pending.user(), &scope.ctx).await?;
         pending.check_user(&user, Stage::Pending, &scope.ctx)?;
         if let Some(login) = pending.endpoint(scope.secret_id(), Stage::Pending)? {
@@ -198,26 +220,7 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
             checked?;
         }
         info!(user = %pending.user(), "the user is active with the pending password");
-        if !self.is_cache_configuration_test(&pending).await? {
-            return Ok(());
-        }
-        info!("the pending version holds the current credential: a configuration test");
-        let found = preflight(
-            api,
-            &pending,
-            Stage::Pending,
-            MODIFYING_WINDOW,
-            None,
-            &scope.ctx,
-        )
-        .await?;
-        if found.is_ready() {
-            return Ok(());
-        }
-        Err(Error::PreflightFailed {
-            secret_id: scope.secret_id().to_owned(),
-            shortfalls: found.findings.into_iter().map(shortfall).collect(),
-        })
+        Ok(())
     }
 
     /// As for database secrets: a version this container wrote is a rotation's; otherwise one

@@ -2,8 +2,8 @@
 //! passwords through the API, the waits within the deadline, the data plane, and the refusals.
 
 use super::*;
-use crate::cache_user::Service;
 use crate::cache_user::fake::{FakeUser, arn};
+use crate::cache_user::{AuthType, Service, UserStatus};
 
 const PASSWORDS: [&str; 4] = [
     "SENTINEL-cache-0-pw-:'",
@@ -305,6 +305,22 @@ async fn the_configuration_test_checks_the_user_and_writes_nothing() {
     let err = cache_steps(&app, &["testSecret"], 1).await.unwrap_err();
     assert_eq!(err.error_type(), "PreflightFailed", "{err}");
     assert!(err.to_string().contains("holds no password"), "{err}");
+    // A user that authenticates otherwise, or is being deleted: the preflight's verdict too,
+    // not the error of the wait or of the identity check that would meet it later.
+    db.cache_users.users.borrow_mut()[0].user.authentication = AuthType::NoPassword;
+    let err = cache_steps(&app, &["testSecret"], 1).await.unwrap_err();
+    assert_eq!(err.error_type(), "PreflightFailed", "{err}");
+    assert!(err.to_string().contains("no-password"), "{err}");
+    db.cache_users.users.borrow_mut()[0].user.authentication = AuthType::Password;
+    db.cache_users.users.borrow_mut()[0].user.password_count = Some(1);
+    db.cache_users.users.borrow_mut()[0].user.status = UserStatus::Deleting;
+    let err = cache_steps(&app, &["testSecret"], 1).await.unwrap_err();
+    assert_eq!(err.error_type(), "PreflightFailed", "{err}");
+    assert!(err.to_string().contains("being deleted"), "{err}");
+    db.cache_users.users.borrow_mut().clear();
+    let err = cache_steps(&app, &["testSecret"], 1).await.unwrap_err();
+    assert_eq!(err.error_type(), "PreflightFailed", "{err}");
+    assert!(err.to_string().contains("does not exist"), "{err}");
     assert_eq!(store.calls.get().writes(), 0);
     assert_eq!(db.cache_users.count("set"), 0);
 }
