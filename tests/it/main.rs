@@ -40,6 +40,13 @@
 //! - `rds`: alternating users whose master is RDS-managed or on another host than the rotated
 //!   secret's; only the RDS API may prove such a host serves the master's database.
 //!
+//! # ElastiCache and MemoryDB users
+//!
+//! - `cache_users`: engines `elasticache` and `memorydb`, the function's SDK clients against the
+//!   user API emulator (`support::cache_api`), whose password changes reach the stack's Redis:
+//!   rotations, waits past the deadline, throttling, refusals, faults at every step re-driven,
+//!   the configuration test and the doctor; and the same clients against moto's own MemoryDB.
+//!
 //! # The doctor
 //!
 //! - `doctor`: each state a rotation can leave a secret in, the audit's answer, each repair and
@@ -51,6 +58,7 @@
 
 mod alternating;
 mod attacks;
+mod cache_users;
 mod concurrency;
 mod doctor;
 mod dual;

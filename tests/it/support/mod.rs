@@ -5,6 +5,7 @@
 //! Runtime API emulator) and the fault scenario. Test modules take what they need from here with
 //! `use crate::support::*`, and export nothing to each other.
 
+pub mod cache_api;
 mod function;
 mod http;
 mod logs;
