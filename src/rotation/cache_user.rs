@@ -7,11 +7,14 @@
 //!   services accept (16–128 printable characters, none of `,` `"` `/` `@`).
 //! - setSecret: pending names current's user (and data plane); when the secret names a data
 //!   plane (`host`), current must `AUTH` first, as a database's current must log in, and a
-//!   refused current with pending logging in is a retry after success. Then the user's password
-//!   list becomes `[pending, current]` (or `[pending]`), sent to an `active` user, waiting for
-//!   one within the invocation's time.
+//!   refused current with pending logging in is a retry after success; with dual passwords,
+//!   pending `AUTH`ing too once the user is `active` means an earlier attempt's list is in
+//!   place, and nothing is sent again. Then the user's password list becomes
+//!   `[pending, current]` (or `[pending]`), sent to an `active` user, waiting for one within the
+//!   invocation's time.
 //! - testSecret: waits for the user to be `active` again (the change reached every node), then
-//!   `AUTH`s with pending where there is a data plane. On the configuration test, the preflight.
+//!   `AUTH`s with pending where there is a data plane. On the configuration test, the preflight
+//!   first: what it finds fails the step with `PreflightFailed`.
 //! - finishSecret is every engine's.
 
 use std::time::Duration;
@@ -101,25 +104,22 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
         current.check_same_user(&pending, &scope.ctx)?;
         let endpoint = same_endpoint(scope, &current, &pending)?;
         described(scope, &current, Stage::Current).await?;
+        let passwords = match strategy {
+            Strategy::SingleUser => PasswordSet::single(pending.password().clone()),
+            _ => PasswordSet::dual(pending.password().clone(), current.password().clone()),
+        };
+        let mut holding = Holding::Unknown;
         if let Some(login) = endpoint {
             if !self.current_proven(&login, &pending).await? {
                 info!("pending already logs in; nothing to do");
                 return Ok(());
             }
+            if passwords.len() == 2 {
+                holding = self.pending_in_place(&login, &current, &pending).await?;
+            }
         }
-        let passwords = match strategy {
-            Strategy::SingleUser => PasswordSet::single(pending.password().clone()),
-            _ => PasswordSet::dual(pending.password().clone(), current.password().clone()),
-        };
         let api = scope.app.rotators.user_api();
-        let outcome = set_passwords(
-            api,
-            current.user(),
-            &passwords,
-            Holding::Unknown,
-            &scope.ctx,
-        )
-        .await?;
+        let outcome = set_passwords(api, current.user(), &passwords, holding, &scope.ctx).await?;
         if outcome == SetOutcome::Sent {
             info!(user = %current.user(), passwords = passwords.len(), "passwords sent to the service");
         }
@@ -152,12 +152,92 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
         }
     }
 
+    /// Dual passwords with a data plane: whether the user already holds `[pending, current]`
+    /// (a re-driven setSecret), so that nothing is sent and no new `modifying` period starts.
+    /// Before the change the user holds `[current, previous]`, after it `[pending, current]`:
+    /// two passwords either way. On the normal path `AWSPREVIOUS` still logs in, which settles it
+    /// without a login that fails; only when it is refused (or there is none) is pending tried.
+    async fn pending_in_place(
+        &self,
+        login: &Login,
+        current: &CacheUserSecret,
+        pending: &CacheUserSecret,
+    ) -> Result<Holding, Error> {
+        let scope = &self.scope;
+        let user = wait_active(scope.app.rotators.user_api(), current.user(), &scope.ctx).await?;
+        if user.password_count != Some(2) {
+            return Ok(Holding::Unknown);
+        }
+        if let Some(previous) = self.previous_of(current).await? {
+            let previous_login = login.clone().with_password(previous.password().clone());
+            if let Some(session) = scope
+                .login(&previous_login, "login with previous secret")
+                .await?
+            {
+                session.close().await;
+                return Ok(Holding::Unknown);
+            }
+        }
+        let pending_login = login.clone().with_password(pending.password().clone());
+        match scope
+            .login(&pending_login, "login with pending secret")
+            .await?
+        {
+            Some(session) => {
+                session.close().await;
+                Ok(Holding::AllLogIn)
+            }
+            None => Ok(Holding::Unknown),
+        }
+    }
+
+    /// `AWSPREVIOUS`, when it names current's user; `None` when it is absent, unusable or
+    /// another user's.
+    async fn previous_of(
+        &self,
+        current: &CacheUserSecret,
+    ) -> Result<Option<CacheUserSecret>, Error> {
+        let scope = &self.scope;
+        let Some(text) = scope
+            .app
+            .store
+            .get_if_exists(scope.secret_id(), Stage::Previous, None, &scope.ctx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(parse(scope, Stage::Previous, &text)
+            .ok()
+            .filter(|previous| current.check_same_user(previous, &scope.ctx).is_ok()))
+    }
+
     /// testSecret for a cache user: the user `active` again, pending `AUTH`ing where there is a
-    /// data plane; on the configuration test, the preflight.
+    /// data plane. On the configuration test the preflight runs first, so that what it finds (a
+    /// user being deleted, one that does not authenticate by password or holds no password, one
+    /// that does not exist) is reported as its verdict, `PreflightFailed`, rather than as the
+    /// error of whichever later check meets it first.
     pub(super) async fn test_cache_user(&self, text: &str) -> Result<(), Error> {
         let scope = &self.scope;
         let pending = self.cache_secret(Stage::Pending, text)?;
         let api = scope.app.rotators.user_api();
+        if self.is_cache_configuration_test(&pending).await? {
+            info!("the pending version holds the current credential: a configuration test");
+            let found = preflight(
+                api,
+                &pending,
+                Stage::Pending,
+                MODIFYING_WINDOW,
+                None,
+                &scope.ctx,
+            )
+            .await?;
+            if !found.is_ready() {
+                return Err(Error::PreflightFailed {
+                    secret_id: scope.secret_id().to_owned(),
+                    shortfalls: found.findings.into_iter().map(shortfall).collect(),
+                });
+            }
+        }
         let user = wait_active(api, pending.user(), &scope.ctx).await?;
         pending.check_user(&user, Stage::Pending, &scope.ctx)?;
         if let Some(login) = pending.endpoint(scope.secret_id(), Stage::Pending)? {
@@ -169,26 +249,7 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
             checked?;
         }
         info!(user = %pending.user(), "the user is active with the pending password");
-        if !self.is_cache_configuration_test(&pending).await? {
-            return Ok(());
-        }
-        info!("the pending version holds the current credential: a configuration test");
-        let found = preflight(
-            api,
-            &pending,
-            Stage::Pending,
-            MODIFYING_WINDOW,
-            None,
-            &scope.ctx,
-        )
-        .await?;
-        if found.is_ready() {
-            return Ok(());
-        }
-        Err(Error::PreflightFailed {
-            secret_id: scope.secret_id().to_owned(),
-            shortfalls: found.findings.into_iter().map(shortfall).collect(),
-        })
+        Ok(())
     }
 
     /// As for database secrets: a version this container wrote is a rotation's; otherwise one

@@ -52,6 +52,13 @@
 //!   and a rotation follows; `preflight::agreement`, the doctor's `--login` audit, the
 //!   configuration test and a real rotation reach the same verdict.
 //!
+//! # ElastiCache and MemoryDB users
+//!
+//! - `cache_users`: engines `elasticache` and `memorydb`, the function's SDK clients against the
+//!   user API emulator (`support::cache_api`), whose password changes reach the stack's Redis:
+//!   rotations, waits past the deadline, throttling, refusals, faults at every step re-driven,
+//!   the configuration test and the doctor; and the same clients against moto's own MemoryDB.
+//!
 //! # The doctor
 //!
 //! - `doctor`: each state a rotation can leave a secret in, the audit's answer, each repair and
@@ -63,6 +70,7 @@
 
 mod alternating;
 mod attacks;
+mod cache_users;
 mod concurrency;
 mod doctor;
 mod dual;

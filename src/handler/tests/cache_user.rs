@@ -2,8 +2,8 @@
 //! passwords through the API, the waits within the deadline, the data plane, and the refusals.
 
 use super::*;
-use crate::cache_user::Service;
 use crate::cache_user::fake::{FakeUser, arn};
+use crate::cache_user::{AuthType, Service, UserStatus};
 
 const PASSWORDS: [&str; 4] = [
     "SENTINEL-cache-0-pw-:'",
@@ -169,14 +169,24 @@ async fn a_named_data_plane_proves_current_before_the_change_and_pending_after()
     secret["host"] = json!(HOST);
     secret["ssl"] = json!(true);
     let (store, db) = cache_setup(Service::ElastiCache, &secret);
-    let app = container(&store, &db);
-    cache_steps(&app, &ROTATION, 1).await.unwrap();
+    for round in 1..=2 {
+        if round > 1 {
+            next_rotation(&store, round);
+        }
+        cache_steps(&container(&store, &db), &ROTATION, round)
+            .await
+            .unwrap();
+    }
+    // Round 1: current at setSecret, pending at testSecret. Round 2: current, then previous
+    // (still logging in: the list is not in place yet), then pending at testSecret. No login on
+    // the normal path is refused.
     let logins = db.logins.borrow().clone();
-    assert_eq!(
-        logins,
-        [("app".to_owned(), true), ("app".to_owned(), true)],
-        "current at setSecret, pending at testSecret"
+    assert_eq!(logins.len(), 5, "{logins:?}");
+    assert!(
+        logins.iter().all(|(user, ok)| user == "app" && *ok),
+        "{logins:?}"
     );
+    assert_eq!(db.cache_users.count("set"), 2);
 
     // The current password does not AUTH: the holder of the secret does not own the user.
     let mut secret = cache_secret(Service::ElastiCache);
@@ -188,6 +198,44 @@ async fn a_named_data_plane_proves_current_before_the_change_and_pending_after()
     let err = cache_steps(&app, &["setSecret"], 1).await.unwrap_err();
     assert_eq!(err.error_type(), "LoginFailed", "{err}");
     assert_eq!(db.cache_users.count("set"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_re_driven_set_secret_whose_list_is_in_place_sends_nothing() {
+    let mut secret = cache_secret(Service::MemoryDb);
+    secret["host"] = json!(HOST);
+    secret["ssl"] = json!(true);
+    let (store, db) = cache_setup(Service::MemoryDb, &secret);
+    // A change takes three looks to settle: longer than the setSecret that sent it waits.
+    db.cache_users.users.borrow_mut()[0].settle_after = 3;
+    let app = container(&store, &db);
+    cache_steps(&app, &["createSecret", "setSecret"], 1)
+        .await
+        .unwrap();
+    assert_eq!(db.cache_users.count("set"), 1);
+    // The service re-drives the rotation: setSecret waits for the change under way, finds
+    // pending and current both logging in and two passwords held, and sends nothing, so no new
+    // modifying period starts.
+    cache_steps(&app, &ROTATION, 1).await.unwrap();
+    assert_eq!(db.cache_users.count("set"), 1);
+    assert!(logs_in(&db, PASSWORDS[1]) && logs_in(&db, PASSWORDS[0]));
+    assert_eq!(store.stages(TOKEN), ["AWSPENDING", "AWSCURRENT"]);
+
+    // Single user: current logging in means the list is not in place, so pending is not tried;
+    // re-driven, current is refused and pending logs in, as before.
+    let mut secret = cache_secret(Service::ElastiCache);
+    secret["host"] = json!(HOST);
+    secret["ssl"] = json!(true);
+    secret["rotation_strategy"] = json!("single-user");
+    let (store, db) = cache_setup(Service::ElastiCache, &secret);
+    let app = container(&store, &db);
+    cache_steps(&app, &["createSecret", "setSecret"], 1)
+        .await
+        .unwrap();
+    assert_eq!(*db.logins.borrow(), [("app".to_owned(), true)]);
+    cache_steps(&app, &ROTATION, 1).await.unwrap();
+    assert_eq!(db.cache_users.count("set"), 1);
+    assert!(logs_in(&db, PASSWORDS[1]) && !logs_in(&db, PASSWORDS[0]));
 }
 
 #[tokio::test(start_paused = true)]
@@ -263,6 +311,22 @@ async fn the_configuration_test_checks_the_user_and_writes_nothing() {
     let err = cache_steps(&app, &["testSecret"], 1).await.unwrap_err();
     assert_eq!(err.error_type(), "PreflightFailed", "{err}");
     assert!(err.to_string().contains("holds no password"), "{err}");
+    // A user that authenticates otherwise, or is being deleted: the preflight's verdict too,
+    // not the error of the wait or of the identity check that would meet it later.
+    db.cache_users.users.borrow_mut()[0].user.authentication = AuthType::NoPassword;
+    let err = cache_steps(&app, &["testSecret"], 1).await.unwrap_err();
+    assert_eq!(err.error_type(), "PreflightFailed", "{err}");
+    assert!(err.to_string().contains("no-password"), "{err}");
+    db.cache_users.users.borrow_mut()[0].user.authentication = AuthType::Password;
+    db.cache_users.users.borrow_mut()[0].user.password_count = Some(1);
+    db.cache_users.users.borrow_mut()[0].user.status = UserStatus::Deleting;
+    let err = cache_steps(&app, &["testSecret"], 1).await.unwrap_err();
+    assert_eq!(err.error_type(), "PreflightFailed", "{err}");
+    assert!(err.to_string().contains("being deleted"), "{err}");
+    db.cache_users.users.borrow_mut().clear();
+    let err = cache_steps(&app, &["testSecret"], 1).await.unwrap_err();
+    assert_eq!(err.error_type(), "PreflightFailed", "{err}");
+    assert!(err.to_string().contains("does not exist"), "{err}");
     assert_eq!(store.calls.get().writes(), 0);
     assert_eq!(db.cache_users.count("set"), 0);
 }

@@ -7,6 +7,7 @@
 //! databases hold (`preflight`). Test modules take what they need from here with
 //! `use crate::support::*`, and export nothing to each other.
 
+pub mod cache_api;
 mod function;
 mod http;
 mod logs;
