@@ -11,6 +11,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use aws_config::BehaviorVersion;
+use db_secret_rotator::doctor::cli::CommandLine;
 use db_secret_rotator::doctor::{self, Command, EXIT_USAGE, schedule};
 use db_secret_rotator::env::Env;
 use db_secret_rotator::metrics::SecretKinds;
@@ -40,22 +41,17 @@ fn main() -> ExitCode {
             }
         };
     }
-    let command = arguments
-        .into_iter()
-        .map(|a| {
-            a.into_string()
-                .map_err(|_| "an argument is not valid Unicode")
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| doctor::UsageError(e.to_owned()))
-        .and_then(doctor::parse);
+    let command = doctor::cli::parse_command_line(arguments);
     let mut stdout = std::io::stdout().lock();
     let status = match command {
-        Ok(Command::Help) => write!(stdout, "{}", doctor::HELP).map_or(1, |()| 0),
-        Ok(Command::Version) => {
+        Ok(CommandLine::Run(Command::Help)) => write!(stdout, "{}", doctor::HELP).map_or(1, |()| 0),
+        Ok(CommandLine::Run(Command::Version)) => {
             writeln!(stdout, "db-secret-rotator {}", env!("CARGO_PKG_VERSION")).map_or(1, |()| 0)
         }
-        Ok(Command::Doctor(options)) => {
+        Ok(CommandLine::Completions(shell)) => {
+            write!(stdout, "{}", shell.script()).map_or(1, |()| 0)
+        }
+        Ok(CommandLine::Run(Command::Doctor(options))) => {
             // Logs to stderr: stdout carries the report.
             if tracing::subscriber::set_global_default(logging::subscriber(&env, std::io::stderr))
                 .is_err()

@@ -1,4 +1,5 @@
-//! `doctor` on the command line: the audit, its report on stdout, its exit status.
+//! `doctor` on the command line: the arguments, the audit, its report on stdout, its exit
+//! status; and the shells' completion scripts.
 
 use std::io::Write;
 
@@ -10,6 +11,8 @@ use super::probe::Probe;
 use super::report::EXIT_INCOMPLETE;
 use crate::config::Config;
 use crate::secrets::{SecretInventory, SecretStore};
+
+pub use super::args::{CommandLine, Shell, parse_command_line};
 
 /// Runs the audit `options` ask for and writes its report to `out`: the table, or with `--json`
 /// one JSON document. Secrets that could not be audited are logged (stderr) as well. Returns the

@@ -8,7 +8,8 @@
 //! - Neither logs in: nothing is changed.
 //!
 //! Removing the label while a rotation is running would strand the password that rotation is
-//! setting, so a version younger than [`SETTLED`] keeps its label. Moving `AWSCURRENT` is what
+//! setting, so a version younger than the settle time ([`SETTLED`] unless `--settled-after` says
+//! otherwise) keeps its label. Moving `AWSCURRENT` is what
 //! the running rotation's own finishSecret would do, and needs no such wait.
 
 use std::time::{Duration, SystemTime};
@@ -23,8 +24,8 @@ use crate::error::Error;
 use crate::protocol::Stage;
 use crate::secrets::{SecretInventory, SecretStore};
 
-/// How old a stuck version must be before its label is removed: a rotation's four steps, each
-/// within the function's timeout (at most 15 minutes), are over by then.
+/// How old a stuck version must be, by default, before its label is removed: a rotation's four
+/// steps, each within the function's timeout (at most 15 minutes), are over by then.
 pub(super) const SETTLED: Duration = Duration::from_secs(3_600);
 
 /// The repair `stuck` calls for, once `--login` has told which credential logs in.
@@ -37,8 +38,8 @@ pub(super) fn plan(stuck: &Stuck) -> Option<Action> {
     })
 }
 
-/// Why `action` must not be made at `now`, if so.
-fn refusal(action: Action, stuck: &Stuck, now: SystemTime) -> Option<String> {
+/// Why `action` must not be made at `now`, if so, with the settle time `settled`.
+fn refusal(action: Action, stuck: &Stuck, now: SystemTime, settled: Duration) -> Option<String> {
     match action {
         Action::RemovedStalePending => match stuck.created {
             None => Some(
@@ -46,11 +47,11 @@ fn refusal(action: Action, stuck: &Stuck, now: SystemTime) -> Option<String> {
                  ruled out"
                     .to_owned(),
             ),
-            Some(created) if created + SETTLED > now => Some(format!(
+            Some(created) if created + settled > now => Some(format!(
                 "the version was created {} ago and a rotation may still be running; retry \
                  after {}",
                 age(created, now),
-                utc(created + SETTLED)
+                utc(created + settled)
             )),
             Some(_) => None,
         },
@@ -66,7 +67,12 @@ const NOTHING_TO_DO: &str = "neither AWSCURRENT nor AWSPENDING logs in, so nothi
     stuck AWSPENDING\"";
 
 /// The repair as a run without `--repair` reports it: what it would do, not done.
-pub(super) fn proposal(action: Action, stuck: &Stuck, now: SystemTime) -> Repair {
+pub(super) fn proposal(
+    action: Action,
+    stuck: &Stuck,
+    now: SystemTime,
+    settled: Duration,
+) -> Repair {
     let mut detail = match action {
         Action::RemovedStalePending => format!(
             "would remove AWSPENDING from version {} (AWSCURRENT still logs in)",
@@ -78,7 +84,7 @@ pub(super) fn proposal(action: Action, stuck: &Stuck, now: SystemTime) -> Repair
         ),
         Action::None => NOTHING_TO_DO.to_owned(),
     };
-    match refusal(action, stuck, now) {
+    match refusal(action, stuck, now, settled) {
         Some(why) => detail.push_str(&format!("; not yet: {why}")),
         None if action != Action::None => detail.push_str("; run again with --repair"),
         None => {}
@@ -90,13 +96,15 @@ pub(super) fn proposal(action: Action, stuck: &Stuck, now: SystemTime) -> Repair
     }
 }
 
-/// Makes the repair of `stuck` on the secret `arn`. `Err` when the Secrets Manager call fails.
+/// Makes the repair of `stuck` on the secret `arn` at `now`, with the settle time `settled`.
+/// `Err` when the Secrets Manager call fails.
 pub(super) async fn make<S: SecretStore + SecretInventory>(
     store: &S,
     arn: &str,
     action: Action,
     stuck: &Stuck,
     now: SystemTime,
+    settled: Duration,
     ctx: &StepContext<'_>,
 ) -> Result<Repair, Error> {
     let repair = |done: bool, detail: String| Repair {
@@ -104,7 +112,7 @@ pub(super) async fn make<S: SecretStore + SecretInventory>(
         done,
         detail,
     };
-    if let Some(why) = refusal(action, stuck, now) {
+    if let Some(why) = refusal(action, stuck, now, settled) {
         return Ok(repair(false, format!("not done: {why}")));
     }
     let version = stuck.version.as_str();

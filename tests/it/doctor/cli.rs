@@ -1,6 +1,6 @@
 //! The built binary as an operator runs it, `db-secret-rotator doctor …`, and as the scheduled
 //! audit inside the function: exit statuses, the JSON document's shape, the table, and no
-//! password in anything it prints or logs (at TRACE).
+//! password in anything it prints or logs (at TRACE); and its completion scripts.
 
 use std::time::Duration;
 
@@ -105,6 +105,31 @@ fn help_and_usage_errors() {
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert!(stderr.contains(expected), "{arguments:?}: {stderr}");
     }
+}
+
+/// `completions SHELL` prints the script for that shell, which names every option.
+#[test]
+fn completion_scripts() {
+    let binary = env!("CARGO_BIN_EXE_db-secret-rotator");
+    for (shell, first) in [
+        ("bash", "# bash completion"),
+        ("zsh", "#compdef db-secret-rotator"),
+        ("fish", "# fish completion"),
+    ] {
+        let output = std::process::Command::new(binary)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8(output.stdout).unwrap();
+        assert!(script.starts_with(first), "{shell}: {script}");
+        assert!(script.contains("settled-after"), "{shell}");
+    }
+    let output = std::process::Command::new(binary)
+        .args(["completions", "powershell"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
 }
 
 #[tokio::test]
