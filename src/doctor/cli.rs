@@ -10,13 +10,15 @@ use super::audit::Doctor;
 use super::probe::Probe;
 use super::report::EXIT_INCOMPLETE;
 use crate::config::Config;
+use crate::secrets::retry;
 use crate::secrets::{SecretInventory, SecretStore};
 
 pub use super::args::{CommandLine, Shell, parse_command_line};
 
 /// Runs the audit `options` ask for and writes its report to `out`: the table, or with `--json`
-/// one JSON document. Secrets that could not be audited are logged (stderr) as well. Returns the
-/// exit status ([`super::Report::exit_status`]).
+/// one JSON document. Secrets that could not be audited are logged (stderr) as well, and a call
+/// that waits for an endpoint says so on stderr as it retries. Returns the exit status
+/// ([`super::Report::exit_status`]).
 pub async fn run<S, R>(
     options: &Options,
     store: &S,
@@ -28,6 +30,9 @@ where
     S: SecretStore + SecretInventory,
     R: Probe,
 {
+    // An operator at a terminal otherwise sees nothing for up to a minute per secret when an
+    // endpoint does not answer. The function never gets here: its stderr is its log.
+    retry::announce_waits();
     let report = Doctor::new(store, rotator, config).run(options).await;
     for failure in &report.failures {
         error!(secret_id = %failure.secret, error = %failure.error, "could not audit the secret");

@@ -1,12 +1,15 @@
 //! The built binary as an operator runs it, `db-secret-rotator doctor …`, and as the scheduled
 //! audit inside the function: exit statuses, the JSON document's shape, the table, and no
-//! password in anything it prints or logs (at TRACE); and its completion scripts.
+//! password in anything it prints or logs (at TRACE); its completion scripts; and the line it
+//! prints while an endpoint keeps it waiting.
 
+use std::io::BufRead;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::case;
+use crate::support::proxy::{Fault, TcpProxy};
 use crate::support::runtime_api::{FunctionProcess, Outcome};
 use crate::support::*;
 
@@ -130,6 +133,60 @@ fn completion_scripts() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
+}
+
+/// A Secrets Manager endpoint that accepts connections and never answers: within seconds the
+/// command line says on stderr what it is waiting for, instead of retrying silently for a
+/// minute.
+#[tokio::test]
+async fn a_silent_endpoint_is_announced() {
+    let silent = TcpProxy::start("127.0.0.1", 9).await;
+    silent.set(Fault::Blackhole);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_db-secret-rotator"))
+        .args(["doctor", "--secret", "dsr/silent-endpoint"])
+        .env(
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            format!("http://127.0.0.1:{}", silent.port),
+        )
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local-test-not-aws")
+        .env("AWS_SECRET_ACCESS_KEY", "local-test-not-aws")
+        .env_remove("SECRETS_MANAGER_ENDPOINT")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    let announced = loop {
+        let left = Duration::from_secs(30).saturating_sub(started.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("waiting for Secrets Manager") => break Some(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = announced.unwrap_or_else(|| panic!("no waiting line within 30 s: {seen:?}"));
+    assert!(
+        line.contains("DescribeSecret of secret dsr/silent-endpoint")
+            && line.contains("retrying")
+            && !line.contains("  "),
+        "{line}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15), "{line}");
 }
 
 #[tokio::test]
