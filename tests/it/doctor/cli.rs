@@ -1,7 +1,7 @@
 //! The built binary as an operator runs it, `db-secret-rotator doctor …`, and as the scheduled
 //! audit inside the function: exit statuses, the JSON document's shape, the table, and no
-//! password in anything it prints or logs (at TRACE); its completion scripts; and the line it
-//! prints while an endpoint keeps it waiting.
+//! password in anything it prints or logs (at TRACE); with no arguments outside Lambda; its
+//! completion scripts; and the line it prints while an endpoint keeps it waiting.
 
 use std::io::BufRead;
 use std::time::Duration;
@@ -108,6 +108,29 @@ fn help_and_usage_errors() {
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert!(stderr.contains(expected), "{arguments:?}: {stderr}");
     }
+}
+
+/// Run by hand with no arguments and no Lambda around it, the binary says what it is and how to
+/// run the doctor, and exits with 2: no panic.
+#[test]
+fn no_arguments_outside_lambda() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_db-secret-rotator"))
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("AWS_LAMBDA_FUNCTION_NAME")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    for expected in [
+        "AWS Lambda function",
+        "AWS_LAMBDA_RUNTIME_API is not set",
+        "db-secret-rotator doctor --secret",
+        "db-secret-rotator --help",
+    ] {
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 /// `completions SHELL` prints the script for that shell, which names every option.
