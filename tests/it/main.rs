@@ -37,6 +37,11 @@
 //! - `rds`: alternating users whose master is RDS-managed or on another host than the rotated
 //!   secret's; only the RDS API may prove such a host serves the master's database.
 //!
+//! # Release packages
+//!
+//! - `release`: the zips of `scripts/release.sh` (`DSR_RELEASE_DIR`), their checksums and
+//!   manifest, and each `bootstrap` rotating a secret under the Runtime API emulator.
+//!
 //! # The doctor
 //!
 //! - `doctor`: each state a rotation can leave a secret in, the audit's answer, each repair and
@@ -59,6 +64,7 @@ mod mariadb;
 mod not_found;
 mod rds;
 mod redis;
+mod release;
 mod retries;
 mod single_user;
 mod soak;
