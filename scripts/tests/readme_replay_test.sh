@@ -3,8 +3,9 @@
 # `cargo lambda watch` to listen, the invocation answers null, the function's log shows the
 # replayed createSecret finding its token already AWSCURRENT, the labels are printed, the log is
 # written outside the repository, and `kill "$watch"` leaves nothing listening or running. The
-# demo's own "by hand" text prints the same block. Then `scripts/demo.sh rotate postgres` starts
-# a fresh rotation of the same secret.
+# demo's own "by hand" text prints the same block. README's doctor command for the demo's secret
+# finds it healthy, and without TLS_EXTRA_CA_FILE fails with UnknownIssuer, as README says. Then
+# `scripts/demo.sh rotate postgres` starts a fresh rotation of the same secret.
 #
 # Runs the demo (the stack comes up if it is down; the first run installs cargo-lambda). The
 # emulator ports are free ones chosen here. The last line reads `readme replay: N passed, M
@@ -32,15 +33,19 @@ print(*(s.getsockname()[1] for s in socks))
 ')
 export DSR_DEMO_INVOKE_PORT=$DEMO_PORT DSR_INVOKE_PORT=$BLOCK_PORT TMPDIR=$WORK
 
-# The README's ```sh block that runs `cargo lambda watch`, as it is written.
-"${PYTHON:-python3}" - README.md >"$WORK/block.sh" <<'PY'
+# readme_block PATTERN: the one ```sh block of README.md that contains PATTERN, as it is written.
+readme_block() {
+    "${PYTHON:-python3}" - README.md "$1" <<'PY'
 import re, sys
 blocks = re.findall(r"^```sh\n(.*?)^```", open(sys.argv[1]).read(), re.S | re.M)
-found = [b for b in blocks if "cargo lambda watch" in b]
+found = [b for b in blocks if sys.argv[2] in b]
 if len(found) != 1:
-    sys.exit(f"README.md has {len(found)} sh blocks with cargo lambda watch, not one")
+    sys.exit(f"README.md has {len(found)} sh blocks with {sys.argv[2]!r}, not one")
 sys.stdout.write(found[0])
 PY
+}
+readme_block "cargo lambda watch" >"$WORK/block.sh"
+readme_block "doctor --secret db-secret-rotator/demo/postgres" >"$WORK/doctor.sh"
 
 untracked() { git status --porcelain --untracked-files=all | sort; }
 untracked >"$WORK/untracked.before"
@@ -75,6 +80,19 @@ nothing_left() { wait_until 30 "the emulator to stop" gone; }
 check "after kill, nothing listens or runs" nothing_left
 no_new_files() { untracked | diff "$WORK/untracked.before" - >"$WORK/out"; }
 check "no new file in the repository" no_new_files
+
+doctor_healthy() {
+    bash "$WORK/doctor.sh" >"$WORK/out" 2>&1 && grep -q '1 healthy, 0 unhealthy' "$WORK/out"
+}
+check "README's doctor command: the demo's secret is healthy" doctor_healthy
+untrusted() {
+    local rc=0
+    sed 's/^TLS_EXTRA_CA_FILE=[^ ]* //' "$WORK/doctor.sh" >"$WORK/untrusted.sh"
+    ! grep -q TLS_EXTRA_CA_FILE "$WORK/untrusted.sh" || return 1
+    bash "$WORK/untrusted.sh" >"$WORK/out" 2>&1 || rc=$?
+    ((rc == 1)) && grep -q 'current-login-failed' "$WORK/out" && grep -q 'UnknownIssuer' "$WORK/out"
+}
+check "without TLS_EXTRA_CA_FILE: current-login-failed, UnknownIssuer (as README says)" untrusted
 
 rotate() { bash scripts/demo.sh rotate postgres >"$WORK/out" 2>&1 && grep -q 'rejected, as it should be' "$WORK/out"; }
 check "scripts/demo.sh rotate postgres: a fresh rotation" rotate
