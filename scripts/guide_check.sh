@@ -9,14 +9,16 @@
 #        cargo lambda build --release --x86-64 --output-format zip
 #        scripts/release.sh
 #      and, where scripts/release.sh could build arm64 (the aarch64 standard library installed, or
-#      installable with rustup), the arm64 forms too: sam build --beta-features (the template's
-#      default architecture), cargo lambda build --release --arm64 --output-format zip, and
+#      installable with rustup), the arm64 forms too: sam build --beta-features and
+#      SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 sam build (the template's default architecture),
+#      cargo lambda build --release --arm64 --output-format zip, and
 #      sam build --beta-features -t examples/rotation-schedule.yaml;
 #   3. checks what docs/deployment.md says of the packages against dist/manifest.json: the shared
 #      libraries a bootstrap may need, and the x86_64 glibc floor;
 #   4. runs the release test (tests/it/release.rs) on the clone's dist/, against the local stack
 #      (scripts/stack.sh up first): each zip's bootstrap rotates a secret under the Lambda
-#      Runtime API emulator.
+#      Runtime API emulator, the arm64 one under QEMU's user-mode emulator (Debian's qemu-user
+#      and libc6-arm64-cross, installed with apt-get when missing); every zip must have done so.
 # Each step is timed; the summary gives the build times. The x86_64 build is compiled once:
 # `sam build` compiles it, and the later x86_64 commands find it compiled (the same cargo
 # invocation, profile and flags); the arm64 commands likewise share one build.
@@ -106,10 +108,14 @@ phase "cargo lambda build --release --x86-64 --output-format zip" \
 phase "scripts/release.sh" guide 'scripts/release.sh'
 
 DIST=$CLONE/dist
+ARM64=0
 if python3 -c 'import json, sys; m = json.load(open(sys.argv[1])); sys.exit(0 if any(a.get("architecture") == "arm64" for a in m["artifacts"]) else 1)' \
     "$DIST/manifest.json"; then
+    ARM64=1
     phase "sam build --beta-features (arm64)" guide 'sam build --beta-features &&
         readelf -h .aws-sam/build/RotationFunction/bootstrap | grep -q "Machine:.*AArch64"'
+    phase "SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 sam build (arm64)" \
+        guide 'SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 sam build'
     phase "cargo lambda build --release --arm64 --output-format zip" \
         guide 'cargo lambda build --release --arm64 --output-format zip'
     phase "sam build --beta-features -t examples/rotation-schedule.yaml" \
@@ -144,7 +150,11 @@ PY
 }
 phase "docs/deployment.md's libraries and glibc floor hold for dist/" doc_claims
 
-# The packages against the stack, from this checkout's test suite.
+# The packages against the stack, from this checkout's test suite; an arm64 package runs under
+# QEMU's user-mode emulator.
+if ((ARM64)) && { ! have qemu-aarch64 || [[ ! -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]]; }; then
+    apt_install qemu-user libc6-arm64-cross
+fi
 release_test() {
     scripts/stack.sh up >/dev/null
     (
@@ -152,7 +162,9 @@ release_test() {
         DSR_RELEASE_DIR=$DIST cargo test --test it -- release:: --nocapture 2>&1 |
             tee "$WORK/release-test.log" >&2
     )
-    grep -q 'release packages that rotated a secret: ' "$WORK/release-test.log"
+    local ran
+    ran="$(sed -n 's/^release packages that rotated a secret: //p' "$WORK/release-test.log")"
+    [[ $ran == *x86_64.zip* ]] && { ((ARM64 == 0)) || [[ $ran == *arm64.zip* ]]; }
 }
 phase "the release test (each package rotates a secret)" release_test
 log "the guide's path passed"

@@ -119,9 +119,9 @@ BUILT=()
 for arch in "${ARCHES[@]}"; do
     ensure_std "$arch" || { log "$arch: skipped: ${SKIPPED[$arch]}"; continue; }
     start=$SECONDS
-    log "$arch: cargo lambda build --release --$arch --bin $BIN --output-format zip"
     flag=--$arch
     [[ $arch == x86_64 ]] && flag=--x86-64
+    log "$arch: cargo lambda build --release $flag --bin $BIN --output-format zip"
     cargo lambda build --release "$flag" --bin "$BIN" --output-format zip --lambda-dir "$WORK/$arch" >&2 ||
         die "$arch: cargo lambda build failed"
     zip=$OUT/$BIN-$version-$arch.zip

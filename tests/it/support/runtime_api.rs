@@ -329,14 +329,14 @@ impl FunctionProcess {
         let Some(bin) = option_env!("CARGO_BIN_EXE_db-secret-rotator") else {
             panic!("CARGO_BIN_EXE_db-secret-rotator is set for integration tests");
         };
-        Self::spawn_binary(stack, std::path::Path::new(bin), name, env).await
+        Self::spawn_command(stack, std::process::Command::new(bin), name, env).await
     }
 
-    /// [`Self::spawn`] with another build of the function: `binary` (a release package's
-    /// `bootstrap`).
-    pub async fn spawn_binary(
+    /// [`Self::spawn`] with `command` starting the function: another build of it (a release
+    /// package's `bootstrap`), or an emulator running another architecture's.
+    pub async fn spawn_command(
         stack: &Stack,
-        binary: &std::path::Path,
+        mut command: std::process::Command,
         name: &str,
         env: &[(&str, &str)],
     ) -> Self {
@@ -347,7 +347,6 @@ impl FunctionProcess {
         let log = PathBuf::from(tmp).join(format!("{name}-{}.log", std::process::id()));
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
-        let mut command = std::process::Command::new(binary);
         command
             .env("AWS_LAMBDA_RUNTIME_API", &api.address)
             .env("AWS_LAMBDA_FUNCTION_NAME", "db-secret-rotator")
