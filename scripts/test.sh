@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The project's test command (README, CI). In order:
 #   1. checks for Rust (stops at once, saying what to install, when there is none);
-#   2. brings the local stack up (scripts/stack.sh up: moto, PostgreSQL, MariaDB), installing
-#      what is missing;
-#   3. shellcheck on scripts/, cargo fmt --check, cargo clippy --all-targets -D warnings,
-#      cargo test --all-targets;
-#   4. the scripts' own tests (scripts/tests/*.sh), the template checks (scripts/check_template.sh)
+#   2. brings the local stack up (scripts/stack.sh up: moto, PostgreSQL 15 to 18, MariaDB,
+#      Redis), installing what is missing;
+#   3. shellcheck on scripts/, cargo fmt --check, cargo clippy --all-targets -D warnings (also
+#      without the default features), cargo test --all-targets, where the PostgreSQL tests use
+#      PostgreSQL 15, and the ElastiCache and MemoryDB unit tests without the default features;
+#   4. the PostgreSQL matrix: every PostgreSQL test again on PostgreSQL 18, and on 16 and 17 the
+#      rotation, invariant, alternating-users, master and doctor tests (DSR_PG_MATRIX=0 skips it);
+#   5. the scripts' own tests (scripts/tests/*.sh), the template checks (scripts/check_template.sh)
 #      and the CDK example's check (scripts/check_cdk.sh).
 # Every phase is timed; a summary closes the run. On exit, pass or fail, it stops the services it
 # started and only those: a stack that was already running (the demo's, say) is left as it was.
@@ -15,12 +18,47 @@
 # later runs reuse all of it.
 #
 # Extra arguments go to `cargo test`, e.g. `scripts/test.sh -- --nocapture`.
+#
+# `scripts/test.sh --pg MAJOR [TEST...]` runs only the integration tests against PostgreSQL MAJOR
+# (15, 16, 17 or 18): every PostgreSQL test, or the tests whose names contain a TEST (their MariaDB
+# and Redis variants aside). Arguments starting with `-` go to the test binary (`--nocapture`).
 set -euo pipefail
 
 LOG_TAG='test'
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
+
+PG_ONLY=
+if [[ ${1:-} == --pg ]]; then
+    [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: scripts/test.sh --pg MAJOR [TEST... | -FLAG...]"
+    PG_ONLY=$2
+    shift 2
+fi
+
+# The PostgreSQL matrix. DSR_PG_SERVER picks the server of the integration tests' PostgreSQL
+# tests (tests/it/support/stack.rs); cluster B, the plaintext one, stays PostgreSQL 15.
+#
+# Every PostgreSQL test: every integration test except the MariaDB and Redis ones and the few
+# below, which use no PostgreSQL server. A new test is in the set unless it is excluded here: a
+# PostgreSQL test is never left out for want of a name.
+PG_ALL=(--skip mariadb --skip redis --skip guard:: --skip hostile::malformed_events
+    --skip hostile::the_leak_check --skip doctor::a_missing_master --skip doctor::cli::help
+    --skip doctor::cli::the_secrets_of_a_function --skip doctor::cli::the_scheduled_audit
+    --skip logging::no_directive --skip logging::the_concurrency_warning --skip dual::a_forged
+    --skip dual::an_account_on_another_plugin --skip dual::both_passwords --skip dual::ed25519
+    --skip dual::hostile_passwords --skip dual::refusals_change_nothing)
+# On the majors between the oldest and the newest: the rotations, the invariant, alternating
+# users, the master's checks and the doctor (test names containing these).
+PG_CORE=(single_user:: alternating:: invariant:: master doctor::)
+
+# pg_tests MAJOR ARG...: the integration tests named by the ARGs (libtest filters and flags)
+# against PostgreSQL MAJOR.
+pg_tests() {
+    local major=$1
+    shift
+    DSR_PG_SERVER=$major cargo test --test it -- "$@"
+}
 
 ensure_rust
 
@@ -70,6 +108,23 @@ STACK_TOUCHED=1
 phase "stack up" scripts/stack.sh up
 eval "$(scripts/stack.sh env)"
 
+if [[ -n $PG_ONLY ]]; then
+    port_var=DSR_PG${PG_ONLY}_PORT
+    [[ $PG_ONLY == 15 || -n ${!port_var:-} ]] ||
+        die "the stack has no PostgreSQL $PG_ONLY (it serves 15, 16, 17 and 18)"
+    filters=() flags=()
+    for arg in "$@"; do
+        if [[ $arg == -* ]]; then flags+=("$arg"); else filters+=("$arg"); fi
+    done
+    if ((${#filters[@]} == 0)); then
+        phase "PostgreSQL $PG_ONLY: every PostgreSQL test" pg_tests "$PG_ONLY" "${PG_ALL[@]}" "${flags[@]}"
+    else
+        phase "PostgreSQL $PG_ONLY: ${filters[*]}" pg_tests "$PG_ONLY" "${filters[@]}" \
+            --skip mariadb --skip redis "${flags[@]}"
+    fi
+    exit 0
+fi
+
 ensure_rust_component fmt rustfmt
 ensure_rust_component clippy clippy
 
@@ -81,7 +136,18 @@ shellcheck_scripts() {
 phase "shellcheck scripts/" shellcheck_scripts
 phase "cargo fmt --check" cargo fmt --all --check
 phase "cargo clippy" cargo clippy --all-targets -- -D warnings
+# The slim build (Cargo.toml [features]): without the ElastiCache and MemoryDB clients.
+phase "cargo clippy --no-default-features" cargo clippy --all-targets --no-default-features -- -D warnings
 phase "cargo test" cargo test --all-targets "$@"
+phase "cargo test --no-default-features (ElastiCache and MemoryDB users)" \
+    cargo test --lib --no-default-features cache_user
+if [[ ${DSR_PG_MATRIX:-1} != 0 ]]; then
+    phase "PostgreSQL 18: every PostgreSQL test" pg_tests 18 "${PG_ALL[@]}"
+    for major in 16 17; do
+        phase "PostgreSQL $major: rotation, invariant, master, doctor" pg_tests "$major" \
+            "${PG_CORE[@]}" "${PG_ALL[@]}"
+    done
+fi
 for t in scripts/tests/*_test.sh; do
     phase "$t" bash "$t"
 done

@@ -71,6 +71,116 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+/// Whether `a` and `b` name the same DNS name: equal but for ASCII case and one trailing dot (the
+/// root), which DNS ignores. No other normalisation, no resolution.
+pub fn same_host(a: &str, b: &str) -> bool {
+    let absolute = |host: &str| host.strip_suffix('.').unwrap_or(host).to_owned();
+    let (a, b) = (absolute(a), absolute(b));
+    !a.is_empty() && a.eq_ignore_ascii_case(&b)
+}
+
+/// A connection's credential: where (engine, host, port, database), as whom (user and password)
+/// and how secured (`ssl`, `tls_server_name`). Built from a secret ([`DbSecret::login`]); changed
+/// only as a connection, never written back. `Debug` shows where and who, never the password.
+#[derive(Clone)]
+pub struct Login {
+    engine: Engine,
+    host: String,
+    port: u16,
+    username: String,
+    password: Password,
+    dbname: Option<String>,
+    ssl: SslSetting,
+    tls_server_name: Option<String>,
+}
+
+impl fmt::Debug for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Login")
+            .field("engine", &self.engine)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("dbname", &self.dbname)
+            .field("ssl", &self.ssl)
+            .field("tls_server_name", &self.tls_server_name)
+            .finish()
+    }
+}
+
+impl Login {
+    /// This login with `other`'s TLS settings (`ssl`, `tls_server_name`): an `AWSPREVIOUS`
+    /// login follows the current secret's TLS choice.
+    pub fn with_tls_of(mut self, other: &Login) -> Self {
+        self.ssl = other.ssl;
+        self.tls_server_name = other.tls_server_name.clone();
+        self
+    }
+
+    /// This login with verified TLS to its own `host`, whatever its `ssl` and
+    /// `tls_server_name` said: an RDS-managed master's, which no other secret may choose
+    /// (docs/protocol.md 5.14).
+    pub fn with_verified_tls(mut self) -> Self {
+        self.ssl = SslSetting::Require;
+        self.tls_server_name = None;
+        self
+    }
+
+    /// This credential at `other`'s endpoint (host and port), with `other`'s TLS settings: the
+    /// current secret proven on the master's server when RDS related the two hosts.
+    pub fn at_endpoint_of(self, other: &Login) -> Self {
+        let mut next = self.with_tls_of(other);
+        next.host = other.host.clone();
+        next.port = other.port;
+        next
+    }
+
+    /// This login with another password (a wrong one, to prove that a server compares them).
+    pub fn with_password(mut self, password: Password) -> Self {
+        self.password = password;
+        self
+    }
+
+    /// Whether `other` is at the same endpoint: the same DNS name and the same port.
+    pub fn same_endpoint(&self, other: &Login) -> bool {
+        same_host(&self.host, &other.host) && self.port == other.port
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+    /// The host, as the secret names it.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    /// The user.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+    /// The password.
+    pub fn password(&self) -> &Password {
+        &self.password
+    }
+    /// The database to connect to, when the secret names one.
+    pub fn dbname(&self) -> Option<&str> {
+        self.dbname.as_deref()
+    }
+    /// How the connection is secured.
+    pub fn ssl(&self) -> SslSetting {
+        self.ssl
+    }
+    /// The name verified and sent as SNI, when it is not `host`.
+    pub fn tls_server_name(&self) -> Option<&str> {
+        self.tls_server_name.as_deref()
+    }
+}
+
 /// What parsing fills in that the secret itself does not say.
 #[derive(Clone, Copy)]
 enum Fill<'a> {
@@ -120,7 +230,7 @@ impl fmt::Debug for DbSecret {
 
 /// Describes a JSON syntax error by category and position only: `serde_json`'s message quotes the
 /// offending input, which here is a secret.
-fn describe_json_error(e: &serde_json::Error) -> String {
+pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
     let category = match e.classify() {
         serde_json::error::Category::Io => "I/O",
         serde_json::error::Category::Syntax => "syntax",
@@ -136,13 +246,13 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 
 /// The known keys of a secret object, read one at a time; every error names the key, never its
 /// value.
-struct Keys<'a> {
-    fields: &'a Map<String, Value>,
-    invalid: &'a dyn Fn(String) -> Error,
+pub(crate) struct Keys<'a> {
+    pub(crate) fields: &'a Map<String, Value>,
+    pub(crate) invalid: &'a dyn Fn(String) -> Error,
 }
 
 impl Keys<'_> {
-    fn required_string(&self, key: &str) -> Result<String, Error> {
+    pub(crate) fn required_string(&self, key: &str) -> Result<String, Error> {
         match self.fields.get(key) {
             None | Some(Value::Null) => Err((self.invalid)(format!(
                 "{key} key is missing from secret JSON"
@@ -156,7 +266,7 @@ impl Keys<'_> {
     }
 
     /// A string, or `None` when absent, `null` or empty.
-    fn optional_string(&self, key: &str) -> Result<Option<String>, Error> {
+    pub(crate) fn optional_string(&self, key: &str) -> Result<Option<String>, Error> {
         match self.fields.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -182,7 +292,7 @@ impl Keys<'_> {
     }
 
     /// `password`: any string, the empty one included.
-    fn password(&self) -> Result<Password, Error> {
+    pub(crate) fn password(&self) -> Result<Password, Error> {
         match self.fields.get("password") {
             Some(Value::String(s)) => Ok(Password::new(s.clone())),
             None | Some(Value::Null) => Err((self.invalid)(
@@ -218,7 +328,7 @@ impl Keys<'_> {
     }
 
     /// `rotation_strategy`, the per-secret strategy.
-    fn rotation_strategy(&self) -> Result<Option<Strategy>, Error> {
+    pub(crate) fn rotation_strategy(&self) -> Result<Option<Strategy>, Error> {
         self.optional_string("rotation_strategy")?
             .map(|name| {
                 Strategy::parse(&name).ok_or_else(|| {
@@ -341,21 +451,27 @@ impl DbSecret {
         next
     }
 
-    /// A copy whose TLS settings (`ssl`, `tls_server_name`) are taken from `other`; used when logging
-    /// in with `AWSPREVIOUS`, which must follow the current secret's TLS choice.
-    pub(crate) fn with_tls_of(&self, other: &DbSecret) -> Self {
-        let mut next = self.clone();
-        next.ssl = other.ssl;
-        next.tls_server_name = other.tls_server_name.clone();
-        next
+    /// What a connection with this secret's credential is made with. A [`Login`] can be pointed
+    /// elsewhere or secured otherwise (an `AWSPREVIOUS` login with current's TLS settings, the
+    /// master's endpoint), and never goes back into a secret: what the secret says and what is
+    /// stored stay one.
+    pub fn login(&self) -> Login {
+        Login {
+            engine: self.engine,
+            host: self.host.clone(),
+            port: self.port,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            dbname: self.dbname.clone(),
+            ssl: self.ssl,
+            tls_server_name: self.tls_server_name.clone(),
+        }
     }
 
-    /// A copy that connects to `dbname` (alternating users connect the master to the rotated
-    /// secret's database).
-    pub(crate) fn with_dbname(&self, dbname: Option<String>) -> Self {
-        let mut next = self.clone();
-        next.dbname = dbname;
-        next
+    /// Whether `other` is served at the same endpoint: the same DNS name (ASCII case and one
+    /// trailing dot aside, never resolved) and the same port.
+    pub fn same_endpoint(&self, other: &DbSecret) -> bool {
+        same_host(&self.host, &other.host) && self.port == other.port
     }
 
     /// `engine`.

@@ -2,10 +2,13 @@
 //! docs/protocol.md section 4, default ports, default excluded password characters, user-name
 //! limits, the alternating-users clone name (5.8) and how an engine holds two passwords (5.13).
 //!
-//! A leaf module: it imports nothing of this crate. A new engine is a variant here (and its family's
-//! arms), plus its rotator folder under `rotators/`.
+//! It imports only the protocol's vocabulary ([`crate::protocol`]). A new engine is a variant here
+//! (and its family's arms), plus its rotator folder under `rotators/`; a new strategy is a row of
+//! [`Engine::support`].
 
 use std::fmt;
+
+use crate::protocol::Strategy;
 
 /// A database engine as named by the secret's `engine` key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,16 +38,32 @@ pub enum Family {
     Redis,
 }
 
-/// How an engine keeps a second password for one account (docs/protocol.md 5.13).
+/// How an engine carries out a strategy: who changes which password. The one answer to "does
+/// this engine serve this strategy", [`Engine::support`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DualMethod {
-    /// The user adds the new password itself and the server keeps the old one (MySQL 8.0.14+:
-    /// `RETAIN CURRENT PASSWORD`).
-    OwnAccount,
-    /// The master (`masterarn`) writes both passwords: MariaDB's authentication methods joined by
-    /// `OR`, which unprivileged accounts cannot set; Redis ACL users' password list.
-    Master,
+pub enum Method {
+    /// The user changes its own password (single user).
+    OwnPassword,
+    /// The master creates or updates the other account, `_clone` (alternating users).
+    MasterClone,
+    /// The user adds its own second password, and the server keeps the current one (MySQL
+    /// 8.0.14+: `RETAIN CURRENT PASSWORD`).
+    DualOwn,
+    /// The master writes both passwords (MariaDB's methods joined by `OR`, which unprivileged
+    /// accounts cannot set; Redis ACL users' password list).
+    DualMaster,
 }
+
+impl Method {
+    /// Whether the master secret (`masterarn`) acts.
+    pub fn needs_master(self) -> bool {
+        matches!(self, Method::MasterClone | Method::DualMaster)
+    }
+}
+
+/// Why an engine does not serve a strategy, and what to use instead: the end of an
+/// `InvalidSecret` sentence.
+pub type Refusal = &'static str;
 
 impl Engine {
     /// Every accepted `engine` value, for error messages.
@@ -108,27 +127,36 @@ impl Engine {
         }
     }
 
-    /// Whether the alternating-users strategy (a `_clone` account) serves the engine. Redis
-    /// does not: its ACL users hold several passwords, so `dual-password` gives the same zero
-    /// downtime without a second identity whose rules would have to be kept in step.
-    pub fn alternating_users(self) -> bool {
-        self.family() != Family::Redis
+    /// How the engine carries out `strategy`, or why it does not (docs/protocol.md 5.9, 5.13).
+    /// Redis does not serve alternating users: its ACL users hold several passwords, so
+    /// `dual-password` gives the same zero downtime without a second identity whose rules would
+    /// have to be kept in step. PostgreSQL keeps one password per role.
+    pub fn support(self, strategy: Strategy) -> Result<Method, Refusal> {
+        match (self, strategy) {
+            (_, Strategy::SingleUser) => Ok(Method::OwnPassword),
+            (Engine::Redis, Strategy::AlternatingUsers) => Err(
+                "its users hold several passwords, so use dual-password for rotation without downtime",
+            ),
+            (_, Strategy::AlternatingUsers) => Ok(Method::MasterClone),
+            (Engine::Postgres | Engine::AuroraPostgres, Strategy::DualPassword) => Err(
+                "it keeps one password per role, so use alternating-users for rotation without downtime",
+            ),
+            (Engine::Mysql | Engine::AuroraMysql, Strategy::DualPassword) => Ok(Method::DualOwn),
+            (Engine::Mariadb | Engine::Redis, Strategy::DualPassword) => Ok(Method::DualMaster),
+        }
+    }
+
+    /// The sentence refusing `strategy` for this engine, when it does not serve it.
+    pub fn refusal(self, strategy: Strategy) -> Option<String> {
+        self.support(strategy).err().map(|instead| {
+            format!("strategy {strategy} is not supported for engine {self}; {instead}")
+        })
     }
 
     /// Whether an account may accept every password (a Redis `nopass` user), so that a password
     /// logging in proves nothing until a wrong one is refused.
     pub fn accounts_may_accept_any_password(self) -> bool {
         self.family() == Family::Redis
-    }
-
-    /// How the engine holds two passwords for one account; `None`: it cannot (PostgreSQL
-    /// keeps one password per role).
-    pub fn dual_password(self) -> Option<DualMethod> {
-        match self {
-            Engine::Postgres | Engine::AuroraPostgres => None,
-            Engine::Mysql | Engine::AuroraMysql => Some(DualMethod::OwnAccount),
-            Engine::Mariadb | Engine::Redis => Some(DualMethod::Master),
-        }
     }
 }
 
@@ -280,17 +308,49 @@ mod tests {
 
     #[test]
     fn strategies_each_engine_serves() {
-        assert_eq!(Engine::Postgres.dual_password(), None);
-        assert_eq!(Engine::AuroraPostgres.dual_password(), None);
-        assert_eq!(
-            Engine::AuroraMysql.dual_password(),
-            Some(DualMethod::OwnAccount)
-        );
-        assert_eq!(Engine::Mariadb.dual_password(), Some(DualMethod::Master));
-        assert_eq!(Engine::Redis.dual_password(), Some(DualMethod::Master));
-        assert!(!Engine::Redis.alternating_users());
+        use Method::*;
+        use Strategy::*;
+        let table = [
+            (
+                Engine::Postgres,
+                [Ok(OwnPassword), Ok(MasterClone), Err(())],
+            ),
+            (
+                Engine::AuroraPostgres,
+                [Ok(OwnPassword), Ok(MasterClone), Err(())],
+            ),
+            (
+                Engine::Mysql,
+                [Ok(OwnPassword), Ok(MasterClone), Ok(DualOwn)],
+            ),
+            (
+                Engine::AuroraMysql,
+                [Ok(OwnPassword), Ok(MasterClone), Ok(DualOwn)],
+            ),
+            (
+                Engine::Mariadb,
+                [Ok(OwnPassword), Ok(MasterClone), Ok(DualMaster)],
+            ),
+            (Engine::Redis, [Ok(OwnPassword), Err(()), Ok(DualMaster)]),
+        ];
+        for (engine, expected) in table {
+            for (strategy, want) in [SingleUser, AlternatingUsers, DualPassword]
+                .into_iter()
+                .zip(expected)
+            {
+                assert_eq!(
+                    engine.support(strategy).map_err(drop),
+                    want,
+                    "{engine} {strategy}"
+                );
+                assert_eq!(engine.refusal(strategy).is_some(), want.is_err());
+            }
+        }
+        let refusal = Engine::Postgres.refusal(DualPassword).unwrap();
+        assert!(refusal.contains("use alternating-users"), "{refusal}");
+        assert!(MasterClone.needs_master() && DualMaster.needs_master());
+        assert!(!OwnPassword.needs_master() && !DualOwn.needs_master());
         assert!(Engine::Redis.accounts_may_accept_any_password());
         assert!(!Engine::Mariadb.accounts_may_accept_any_password());
-        assert!(Engine::Mariadb.alternating_users() && Engine::Postgres.alternating_users());
     }
 }

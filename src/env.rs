@@ -45,6 +45,9 @@ const VARIABLES: &[&str] = &[
     "ROTATION_STRATEGY",
     "USERNAME_CHARACTER_LIMIT",
     "SECRETS_MANAGER_ENDPOINT",
+    "ALLOW_CLEARTEXT_PASSWORDS",
+    "MASTER_SECRET_ARNS",
+    "AUDIT_EVENTS",
     "METRICS",
     "METRICS_NAMESPACE",
     "METRICS_DIMENSIONS",
@@ -52,6 +55,8 @@ const VARIABLES: &[&str] = &[
     "AWS_LAMBDA_LOG_FORMAT",
     "RUST_LOG",
     "AWS_LAMBDA_MAX_CONCURRENCY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 ];
 
 /// Spellings of true, case-insensitive (the reference's).
@@ -182,6 +187,19 @@ impl Env {
                     })
             })
             .transpose()
+    }
+
+    /// A comma-separated list: each item trimmed, empty items dropped; `None` when unset, empty
+    /// or only commas.
+    pub(crate) fn list(&self, name: &str) -> Option<Vec<String>> {
+        let items: Vec<String> = self
+            .setting(name)?
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect();
+        (!items.is_empty()).then_some(items)
     }
 }
 

@@ -38,9 +38,128 @@ impl fmt::Display for Mismatch {
     }
 }
 
+/// What stands in the way of handing an alternate user over (docs/protocol.md 5.12): privilege,
+/// role, attribute, object and account names, never values. Empty when the handover is safe.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CloneFindings {
+    /// What the alternate user may do and the current user may not.
+    pub excess: Vec<String>,
+    /// What the current user may do and an existing alternate user may not: the function makes
+    /// the alternate user with all of it, so this one is someone else's (or the current user
+    /// gained it since), and giving it the current user's rights would give them to whoever
+    /// controls it.
+    pub missing: Vec<String>,
+    /// Who else can act as the alternate user or take it over: members, administrators,
+    /// proxies, objects running with its rights.
+    pub controllers: Vec<String>,
+}
+
+/// How many items a list in an error names before it counts the rest.
+const LISTED: usize = 8;
+
+/// `items`, at most [`LISTED`] of them, joined by `; `.
+fn listed(items: &[String]) -> String {
+    let mut text = items
+        .iter()
+        .take(LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if items.len() > LISTED {
+        text.push_str(&format!("; and {} more", items.len() - LISTED));
+    }
+    text
+}
+
+impl CloneFindings {
+    /// Whether nothing stands in the way.
+    pub fn is_empty(&self) -> bool {
+        self.excess.is_empty() && self.missing.is_empty() && self.controllers.is_empty()
+    }
+
+    /// Why `given` cannot be handed over to the holder of `current`, in words.
+    pub fn describe(&self, current: &str) -> String {
+        let mut parts = Vec::new();
+        if !self.excess.is_empty() {
+            parts.push(format!(
+                "it can do more than the current user {current}, which lacks {}",
+                listed(&self.excess)
+            ));
+        }
+        if !self.missing.is_empty() {
+            parts.push(format!(
+                "it exists without all that the current user {current} holds, so this function \
+                 did not make it (or {current} gained it since), and whoever controls it would \
+                 get {current}'s rights: it lacks {}; drop it so that the next rotation makes it \
+                 afresh, or grant it the same after checking who can log in as it",
+                listed(&self.missing)
+            ));
+        }
+        if !self.controllers.is_empty() {
+            parts.push(format!(
+                "others can act as it or take it over: {}; remove them, or drop it so that the \
+                 next rotation makes it afresh",
+                listed(&self.controllers)
+            ));
+        }
+        parts.join("; and ")
+    }
+}
+
+/// Which part of a rotation a [`Shortfall`] stops, for the doctor's problem codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShortfallKind {
+    /// The secret itself: its strategy, `masterarn`, the clone's name.
+    Secret,
+    /// The current credential (it does not log in).
+    Current,
+    /// The user cannot change its own password the way the strategy needs.
+    OwnPassword,
+    /// The master secret cannot be used: unreadable, not allowed, elsewhere, does not log in.
+    Master,
+    /// The master lacks a privilege the change needs.
+    MasterPrivilege,
+    /// The alternate account would be refused by the privilege invariant (docs/protocol.md 5.12).
+    Clone,
+    /// Works today, but on something its vendor deprecated (MySQL's `mysql_native_password`):
+    /// reported, never a reason to stop a rotation.
+    Deprecated,
+}
+
+impl ShortfallKind {
+    /// Whether the next rotation would fail on it.
+    pub fn blocks(self) -> bool {
+        self != ShortfallKind::Deprecated
+    }
+}
+
+/// One reason the next rotation would fail, found without changing anything (docs/protocol.md
+/// 5.15): which check, whose account, what is missing and how to give it. Names, never values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortfall {
+    /// What kind of check found it.
+    pub kind: ShortfallKind,
+    /// The account or secret it concerns (`app@%`, `master`, a secret's ARN).
+    pub account: String,
+    /// What is missing or wrong (`CREATEROLE`, `ADMIN OPTION on role app`, …).
+    pub missing: String,
+    /// How to give it (`GRANT app TO master WITH ADMIN OPTION`), when there is a simple answer.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.account, self.missing)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " ({hint})")?;
+        }
+        Ok(())
+    }
+}
+
 /// Details of [`Error::PrivilegeMismatch`]: the account whose password a rotation would hand over
-/// can do more than the secret's current account (docs/protocol.md 5.12). Boxed to keep
-/// `Result<_, Error>` small.
+/// can do more than the secret's current account, or is controlled by others (docs/protocol.md
+/// 5.12). Boxed to keep `Result<_, Error>` small.
 #[derive(Debug)]
 pub struct PrivilegeGap {
     /// Secret ARN or name.
@@ -51,32 +170,50 @@ pub struct PrivilegeGap {
     pub given: String,
     /// The secret's current account.
     pub current: String,
-    /// What `given` may do and `current` may not: privilege, role, attribute and object names,
-    /// never values.
-    pub excess: Vec<String>,
+    /// What stands in the way.
+    pub findings: CloneFindings,
 }
-
-/// How many differences an error lists before it counts the rest.
-const LISTED: usize = 8;
 
 impl fmt::Display for PrivilegeGap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "secret {} ({}): refusing to hand over the alternate user {}: it can do more than the \
-             current user {}, which lacks ",
-            self.secret_id, self.step, self.given, self.current
-        )?;
-        for (i, item) in self.excess.iter().take(LISTED).enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            f.write_str(item)?;
-        }
-        if self.excess.len() > LISTED {
-            write!(f, "; and {} more", self.excess.len() - LISTED)?;
-        }
-        f.write_str(" (nothing was changed)")
+            "secret {} ({}): refusing to hand over the alternate user {}: {} (nothing was changed)",
+            self.secret_id,
+            self.step,
+            self.given,
+            self.findings.describe(&self.current)
+        )
+    }
+}
+
+/// Details of [`Error::ElastiCache`] and [`Error::MemoryDb`]: a user API call that failed, or
+/// a user the API describes in a way the rotation cannot act on. Identifiers only: the service's
+/// own message is kept with any password it might quote masked. Boxed to keep `Result<_, Error>`
+/// small.
+#[derive(Debug)]
+pub struct UserApiFailure {
+    /// The rotated secret's ARN or name.
+    pub secret_id: String,
+    /// `ElastiCache` or `MemoryDB`, as messages name the service.
+    pub service: &'static str,
+    /// API operation name (`DescribeUsers`, `ModifyUser`, `UpdateUser`).
+    pub operation: &'static str,
+    /// The user, by the ARN the secret gives.
+    pub user: String,
+    /// The service's error code, if any (`UserNotFound`, `InvalidUserStateFault`, …).
+    pub code: Option<String>,
+    /// The SDK's error chain, or what the rotation found wrong with the user.
+    pub detail: String,
+}
+
+impl fmt::Display for UserApiFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "secret {}: {} {} of user {} failed: {}",
+            self.secret_id, self.service, self.operation, self.user, self.detail
+        )
     }
 }
 
@@ -167,7 +304,7 @@ pub enum Error {
     },
 
     /// The database rejected or failed a statement; only its code is kept.
-    #[error("{engine}: {action} failed ({code})")]
+    #[error("{engine}: {action} failed ({code}){}", hint.as_deref().map(|h| format!("; {h}")).unwrap_or_default())]
     Database {
         /// Engine of the secret.
         engine: Engine,
@@ -175,6 +312,44 @@ pub enum Error {
         action: &'static str,
         /// SQLSTATE or server error number, or a short transport description.
         code: String,
+        /// What the operator can do about it (`GRANT APPLICATION_PASSWORD_ADMIN ON *.* TO …`).
+        hint: Option<String>,
+    },
+
+    /// The server refused the credential (a wrong password, an unknown or locked user): the
+    /// caller may try another version. Its `errorType` is `LoginFailed`.
+    #[error("{engine}: the server refused the login ({code})")]
+    Refused {
+        /// Engine of the secret.
+        engine: Engine,
+        /// SQLSTATE, error number or the server's error code (`28P01`, `1045`, `WRONGPASS`).
+        code: String,
+    },
+
+    /// The server did not answer in time: not a refusal, so no other version is tried, and the
+    /// rotation is retried by the service.
+    #[error("{engine}: {action} did not answer in time ({detail})")]
+    Unanswered {
+        /// Engine of the secret.
+        engine: Engine,
+        /// What was waited for (`logging in`).
+        action: &'static str,
+        /// How long, and what was left.
+        detail: String,
+    },
+
+    /// The configuration test (`testSecret` on a copy of the current value) found what the next
+    /// rotation would fail on; nothing was changed.
+    #[error(
+        "secret {secret_id}: the preflight finds what the next rotation would fail on: {}; \
+         nothing was changed",
+        shortfalls.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    PreflightFailed {
+        /// Secret ARN or name.
+        secret_id: String,
+        /// Every reason found, in the order of the checks.
+        shortfalls: Vec<Shortfall>,
     },
 
     /// A Secrets Manager call failed.
@@ -206,6 +381,14 @@ pub enum Error {
         detail: String,
     },
 
+    /// An ElastiCache user API call failed (engine `elasticache`).
+    #[error("{0}")]
+    ElastiCache(Box<UserApiFailure>),
+
+    /// A MemoryDB user API call failed (engine `memorydb`).
+    #[error("{0}")]
+    MemoryDb(Box<UserApiFailure>),
+
     /// The function's configuration (environment variables) is invalid.
     #[error("configuration: {variable} {problem}")]
     Config {
@@ -236,10 +419,14 @@ impl Error {
             Error::InvalidStep { .. } => "InvalidStep",
             Error::InvalidSecret { .. } => "InvalidSecret",
             Error::IdentityMismatch { .. } | Error::PrivilegeMismatch(_) => "IdentityMismatch",
-            Error::LoginFailed { .. } => "LoginFailed",
+            Error::LoginFailed { .. } | Error::Refused { .. } => "LoginFailed",
             Error::Database { .. } => "DatabaseError",
+            Error::Unanswered { .. } => "DatabaseTimeout",
+            Error::PreflightFailed { .. } => "PreflightFailed",
             Error::SecretsManager { .. } => "SecretsManagerError",
             Error::Rds { .. } => "RdsError",
+            Error::ElastiCache(_) => "ElastiCacheError",
+            Error::MemoryDb(_) => "MemoryDbError",
             Error::Config { .. } => "ConfigError",
             Error::DeadlineExceeded { .. } => "DeadlineExceeded",
         }

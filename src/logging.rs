@@ -43,7 +43,7 @@ use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::format::{Writer, debug_fn};
+use tracing_subscriber::fmt::format::debug_fn;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 use crate::env::Env;
@@ -166,14 +166,30 @@ pub fn filter(spec: Option<&str>) -> EnvFilter {
         .parse_lossy(directives)
 }
 
+/// `text` with control characters (and Unicode line and paragraph separators) escaped, as log
+/// lines write it: for any text shown to an operator that comes from a secret or a database.
+pub(crate) fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    // Writing into a String cannot fail.
+    let _ = write_escaped(&mut out, text);
+    std::borrow::Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
 /// Writes `text` with control characters (and Unicode line and paragraph separators) escaped.
-fn write_escaped(writer: &mut Writer<'_>, text: &str) -> fmt::Result {
+fn write_escaped(writer: &mut impl fmt::Write, text: &str) -> fmt::Result {
     for c in text.chars() {
         match c {
             '\n' => writer.write_str("\\n")?,
             '\r' => writer.write_str("\\r")?,
             '\t' => writer.write_str("\\t")?,
-            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+            c if needs_escape(c) => {
                 write!(writer, "\\u{{{:x}}}", u32::from(c))?;
             }
             c => writer.write_char(c)?,
@@ -222,22 +238,70 @@ pub fn init(env: &Env) {
     }
 }
 
+/// The unit tests' one log capture: every line of every test, at every level, as JSON, for the
+/// checks that no secret value reaches a log.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::{Arc, Mutex};
+pub(crate) mod capture {
+    use std::sync::{Arc, Mutex, OnceLock};
 
+    /// A shared buffer that a subscriber writes to.
     #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Buffer(pub(crate) Arc<Mutex<Vec<u8>>>);
+
     impl std::io::Write for Buffer {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
+
+    impl Buffer {
+        /// What was written.
+        pub(crate) fn text(&self) -> String {
+            let bytes = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }
+
+    static GLOBAL: OnceLock<Buffer> = OnceLock::new();
+
+    /// Installs the global capturing subscriber once (per-thread subscribers race with
+    /// tracing's callsite interest cache).
+    pub(crate) fn install() {
+        GLOBAL.get_or_init(|| {
+            let buffer = Buffer::default();
+            let writer = buffer.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .json()
+                .with_writer(move || writer.clone())
+                .finish();
+            let _ = tracing::subscriber::set_global_default(subscriber);
+            buffer
+        });
+    }
+
+    /// Every line captured so far.
+    pub(crate) fn logs() -> String {
+        install();
+        GLOBAL.get().map(Buffer::text).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capture::Buffer;
+    use super::*;
 
     const SENTINEL: &str = "SENTINEL-rotation-token";
 
@@ -247,7 +311,7 @@ mod tests {
         let writer = buffer.clone();
         let subscriber = subscriber(&Env::from_pairs(env), move || writer.clone());
         tracing::subscriber::with_default(subscriber, emit);
-        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+        buffer.text()
     }
 
     /// What the runtime, the SDK, a driver and this crate log during an invocation, with the

@@ -12,12 +12,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use aws_config::BehaviorVersion;
+use db_secret_rotator::app::App;
 use db_secret_rotator::doctor::cli::CommandLine;
 use db_secret_rotator::doctor::{self, Command, EXIT_USAGE, schedule};
 use db_secret_rotator::env::Env;
-use db_secret_rotator::metrics::SecretKinds;
 use db_secret_rotator::rds::{Rds, SdkRds};
-use db_secret_rotator::rotators::Rotators;
+use db_secret_rotator::rotators::Engines;
 use db_secret_rotator::secrets::SdkSecretStore;
 use db_secret_rotator::tls::TlsRoots;
 use db_secret_rotator::{Config, Error};
@@ -87,16 +87,19 @@ fn main() -> ExitCode {
     ExitCode::from(status)
 }
 
-/// What the function and the command line share: the configuration, its warnings logged, the
-/// rotators over the trust roots, the Secrets Manager client trusting the same system roots, and
-/// the RDS lookups (whose client is built on the first RDS call: alternating users only).
-async fn clients(env: &Env) -> Result<(Config, Rotators, SdkSecretStore, Rds<SdkRds>), Error> {
+/// The container's state, which the function and the command line share: the configuration, its
+/// warnings logged, the connectors over the trust roots, the Secrets Manager client trusting the
+/// same system roots, and the RDS lookups (whose client is built on the first RDS call).
+async fn app(env: &Env) -> Result<App<SdkSecretStore, Engines, SdkRds>, Error> {
     let (config, warnings) = Config::from_env(env)?;
     for warning in warnings {
         tracing::warn!(%warning, "configuration");
     }
-    let roots = TlsRoots::load(config.tls_extra_ca_file.as_deref())?;
-    let rotators = Rotators::with_roots(&roots, &config);
+    let roots = TlsRoots::load(
+        &config.tls_system_store,
+        config.tls_extra_ca_file.as_deref(),
+    )?;
+    let rotators = Engines::with_roots(&roots, &config);
     // The SDK's HTTPS client trusts the system roots loaded above instead of loading them again.
     let http_client = roots.sdk_http_client();
     // The rotators and the SDK client keep what they need; the DER copies go back to the heap
@@ -115,13 +118,13 @@ async fn clients(env: &Env) -> Result<(Config, Rotators, SdkSecretStore, Rds<Sdk
     }
     let secrets = SdkSecretStore::new(&sdk_config, config.secrets_manager_endpoint.as_deref());
     let rds = Rds::new(SdkRds::new(&sdk_config));
-    Ok((config, rotators, secrets, rds))
+    Ok(App::new(config, secrets, rotators, rds))
 }
 
 /// The Lambda function: each event is a rotation step, or a scheduled audit.
 async fn function(env: &Env) -> Result<(), lambda_runtime::Error> {
-    let (config, rotators, secrets, rds) = match clients(env).await {
-        Ok(clients) => clients,
+    let app = match app(env).await {
+        Ok(app) => app,
         Err(e) => {
             // Reported as every invocation's error, naming the variable, before any AWS call.
             tracing::error!(error = %e, "invalid configuration");
@@ -136,15 +139,12 @@ async fn function(env: &Env) -> Result<(), lambda_runtime::Error> {
             .await;
         }
     };
-    let kinds = SecretKinds::new(SecretKinds::DEFAULT_CAPACITY);
-    let (secrets, rotators, rds, config, kinds) = (&secrets, &rotators, &rds, &config, &kinds);
+    let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         if schedule::is_audit_event(&event.payload) {
-            schedule::handle(event, secrets, rotators, config).await
+            schedule::handle(event, app).await
         } else {
-            handler::handle(event, secrets, rotators, rds, config, kinds)
-                .await
-                .map(|()| Value::Null)
+            handler::handle(event, app).await.map(|()| Value::Null)
         }
     }))
     .await
@@ -152,10 +152,8 @@ async fn function(env: &Env) -> Result<(), lambda_runtime::Error> {
 
 /// `doctor`: the audit and its report on `out`; an unusable configuration is a usage error.
 async fn command_line(env: &Env, options: &doctor::Options, out: &mut dyn Write) -> u8 {
-    match clients(env).await {
-        Ok((config, rotators, secrets, _)) => {
-            doctor::cli::run(options, &secrets, &rotators, &config, out).await
-        }
+    match app(env).await {
+        Ok(app) => doctor::cli::run(options, &app, out).await,
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");
             EXIT_USAGE

@@ -16,6 +16,8 @@ pub enum Step {
     TestSecret,
     /// `finishSecret`
     FinishSecret,
+    /// Not a rotation step: the doctor's audit of a secret, which acts in the same context.
+    Audit,
     /// Anything else (`create_secret`, `CreateSecret`, …). The guard may still succeed for it when the
     /// token is already current, as the reference does; dispatch rejects it.
     Other(String),
@@ -40,6 +42,7 @@ impl Step {
             Step::SetSecret => "setSecret",
             Step::TestSecret => "testSecret",
             Step::FinishSecret => "finishSecret",
+            Step::Audit => "audit",
             Step::Other(name) => name,
         }
     }

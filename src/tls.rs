@@ -28,7 +28,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aws_sdk_secretsmanager::config::SharedHttpClient;
@@ -83,6 +83,17 @@ impl Anchors {
     }
 }
 
+/// Where the operating system's trust store is, when the environment says (`SSL_CERT_FILE`,
+/// `SSL_CERT_DIR`, read with the rest of the environment by [`crate::env`]); else the
+/// distribution's usual paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SystemStore {
+    /// `SSL_CERT_FILE`: a bundle of root certificates.
+    pub cert_file: Option<PathBuf>,
+    /// `SSL_CERT_DIR`: a directory of root certificates, one per file.
+    pub cert_dir: Option<PathBuf>,
+}
+
 /// Number of trust roots loaded from each source.
 ///
 /// Counts are of certificates accepted as trust anchors; a root present in two sources is counted
@@ -106,7 +117,7 @@ impl TlsRoots {
     /// [`Error::Config`] naming `TLS_EXTRA_CA_FILE` when the extra file cannot be read, is not
     /// valid PEM, contains no certificate, or contains a certificate that cannot be a trust anchor.
     /// The message names the path, never the file's contents.
-    pub fn load(extra_ca_file: Option<&Path>) -> Result<Self, Error> {
+    pub fn load(system: &SystemStore, extra_ca_file: Option<&Path>) -> Result<Self, Error> {
         // Read the extra file first: a configuration mistake should fail before any other work.
         let extra = match extra_ca_file {
             Some(path) => Some((path, read_extra_bundle(path)?)),
@@ -114,7 +125,7 @@ impl TlsRoots {
         };
 
         let mut roots = Anchors::new();
-        let system = add_system_roots(&mut roots);
+        let system = add_system_roots(&mut roots, system);
         let rds = add_rds_roots(&mut roots);
         let extra = match extra {
             Some((path, certs)) => {
@@ -451,13 +462,16 @@ fn parse_public_bundle(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Bundl
 /// `/etc/pki/tls/certs/ca-bundle.crt`, …) and `SSL_CERT_DIR` is not set, the bundle alone is read:
 /// the same roots for a fraction of the start-up time. Otherwise, or when the bundle cannot be
 /// read or parsed, `rustls-native-certs` scans everything as before.
-fn system_certs() -> (Vec<CertificateDer<'static>>, Vec<String>) {
-    let set = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
-    if set("SSL_CERT_DIR").is_none() {
+///
+/// The full scan is `rustls-native-certs`', which reads the same two variables from the process
+/// environment itself.
+fn system_certs(system: &SystemStore) -> (Vec<CertificateDer<'static>>, Vec<String>) {
+    if system.cert_dir.is_none() {
         // An explicit SSL_CERT_FILE is used even when it cannot be read, so that the full scan
         // below reports it, as before; openssl-probe would skip a missing one silently.
-        let bundle = set("SSL_CERT_FILE")
-            .map(std::path::PathBuf::from)
+        let bundle = system
+            .cert_file
+            .clone()
             .or_else(|| openssl_probe::probe().cert_file);
         if let Some(file) = bundle {
             let parsed = std::fs::read(&file)
@@ -483,8 +497,8 @@ fn system_certs() -> (Vec<CertificateDer<'static>>, Vec<String>) {
 }
 
 /// Adds the operating system's roots; failures are logged and skipped.
-fn add_system_roots(roots: &mut Anchors) -> usize {
-    let (certs, errors) = system_certs();
+fn add_system_roots(roots: &mut Anchors, system: &SystemStore) -> usize {
+    let (certs, errors) = system_certs(system);
     for error in &errors {
         tracing::warn!(%error, "skipping part of the system trust store that failed to load");
     }
@@ -663,16 +677,23 @@ mod tests {
     fn system_roots_load() {
         // The system store may be empty in a bare container; where it has a bundle, its roots
         // load without error.
-        let (certs, errors) = system_certs();
+        let (certs, errors) = system_certs(&SystemStore::default());
         if openssl_probe::probe().cert_file.is_some() {
             assert!(!certs.is_empty());
             assert!(errors.is_empty(), "{errors:?}");
         }
+        // `SSL_CERT_FILE`, as the environment gave it, is the bundle read.
+        let given = SystemStore {
+            cert_file: Some(testdata("test-ca.pem")),
+            cert_dir: None,
+        };
+        let (certs, errors) = system_certs(&given);
+        assert_eq!((certs.len(), errors.len()), (1, 0));
     }
 
     #[test]
     fn load_without_extra_file() {
-        let roots = TlsRoots::load(None).unwrap();
+        let roots = TlsRoots::load(&SystemStore::default(), None).unwrap();
         let counts = roots.counts;
         assert_eq!(counts.rds, RDS_BUNDLE_COUNT);
         assert_eq!(counts.extra, 0);
@@ -688,7 +709,8 @@ mod tests {
 
     #[test]
     fn system_roots_come_first_and_reach_the_sdk_unchanged() {
-        let roots = TlsRoots::load(Some(&testdata("test-ca.pem"))).unwrap();
+        let roots =
+            TlsRoots::load(&SystemStore::default(), Some(&testdata("test-ca.pem"))).unwrap();
         let system = roots.system_certificates();
         assert_eq!(system.len(), roots.counts.system);
         let extra = CertificateDer::from_pem_slice(TEST_CA).unwrap();
@@ -719,7 +741,7 @@ mod tests {
     #[test]
     fn load_with_extra_file_counts_it_and_trusts_it() {
         let path = testdata("test-ca.pem");
-        let roots = TlsRoots::load(Some(&path)).unwrap();
+        let roots = TlsRoots::load(&SystemStore::default(), Some(&path)).unwrap();
         assert_eq!(roots.counts.extra, 1);
         assert_eq!(roots.counts.rds, RDS_BUNDLE_COUNT);
         handshake(
@@ -732,7 +754,7 @@ mod tests {
     #[test]
     fn load_with_missing_file_names_variable_and_path() {
         let path = testdata("does-not-exist.pem");
-        let err = TlsRoots::load(Some(&path)).unwrap_err();
+        let err = TlsRoots::load(&SystemStore::default(), Some(&path)).unwrap_err();
         let text = err.to_string();
         assert!(text.contains(EXTRA_CA_VARIABLE), "{text}");
         let problem = config_problem(err);
@@ -744,7 +766,8 @@ mod tests {
     fn load_with_file_without_certificates_fails() {
         // A private key alone is a plausible mistake, and must not leak into the message.
         let path = testdata("localhost.key");
-        let problem = config_problem(TlsRoots::load(Some(&path)).unwrap_err());
+        let problem =
+            config_problem(TlsRoots::load(&SystemStore::default(), Some(&path)).unwrap_err());
         assert!(problem.contains("contains no certificate"), "{problem}");
         assert!(problem.contains("localhost.key"), "{problem}");
         let key = std::str::from_utf8(LOCALHOST_KEY).unwrap();
@@ -755,7 +778,8 @@ mod tests {
     #[test]
     fn load_with_directory_fails() {
         let path = testdata("");
-        let problem = config_problem(TlsRoots::load(Some(&path)).unwrap_err());
+        let problem =
+            config_problem(TlsRoots::load(&SystemStore::default(), Some(&path)).unwrap_err());
         assert!(problem.contains("cannot be read"), "{problem}");
     }
 

@@ -16,7 +16,7 @@ TOOLS_VENV=$STACK_DIR/venv
 SAM_VENV=$STACK_DIR/venv-sam
 TOOLS_BIN=$STACK_DIR/bin
 # Major versions pinned; pip resolves the rest.
-MOTO_REQUIREMENT='moto[server]>=5,<6'
+MOTO_REQUIREMENT='moto[server]>=5.2.6,<6'
 CARGO_LAMBDA_REQUIREMENT='cargo-lambda>=1,<2'
 SAM_REQUIREMENTS=('cfn-lint>=1,<2' 'aws-sam-cli>=1,<2')
 AWSCLI_VENV=$STACK_DIR/venv-awscli

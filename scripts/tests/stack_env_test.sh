@@ -3,10 +3,11 @@
 # prints nothing and fails, naming what does not answer; for a running stack (here, listeners
 # that stand in for its services) its output, evaluated, sets the region for both AWS CLI
 # generations (AWS_REGION, AWS_DEFAULT_REGION), dummy AWS keys that say they are local, and says
-# the admin passwords are local test values; in that shell aws, sam and cdk refuse whatever
-# could reach AWS with those keys and let local work through; dsr_stack_off removes it all; a
-# stack made before Redis joined it gets no Redis variables; with the running stack of this test
-# run (when its variables are set) it succeeds.
+# the admin passwords are local test values; the ports of the PostgreSQL 16-18 clusters are
+# exported for the clusters the stack has (and their silence named); in that shell aws, sam and
+# cdk refuse whatever could reach AWS with those keys and let local work through; dsr_stack_off
+# removes it all; a stack made before Redis joined it gets no Redis variables; with the running
+# stack of this test run (when its variables are set) it succeeds.
 # The last line reads `stack env: N passed, M failed`.
 set -euo pipefail
 
@@ -25,15 +26,17 @@ cleanup() {
 trap cleanup EXIT
 CHECK_SHOW=("$WORK/out" "$WORK/err")
 
-# env_in DIR [PORT...]: run `stack.sh env` for the stack dir DIR on the six ports given (default:
-# ports where nothing listens).
+# env_in DIR [PORT...]: run `stack.sh env` for the stack dir DIR on the seven ports given (moto,
+# postgres-a, postgres-b, mariadb, redis TLS and plaintext, postgres-16; default: ports where
+# nothing listens). PostgreSQL 17 and 18 get ports where nothing listens.
 env_in() {
     local dir=$1
     shift
     local ports=("$@")
-    ((${#ports[@]} == 6)) || ports=(1 2 3 4 5 6)
+    ((${#ports[@]} == 7)) || ports=(1 2 3 4 5 6 7)
     DSR_STACK_DIR=$dir DSR_MOTO_PORT=${ports[0]} DSR_PG_PORT=${ports[1]} DSR_PG_PLAIN_PORT=${ports[2]} \
         DSR_MARIADB_PORT=${ports[3]} DSR_REDIS_PORT=${ports[4]} DSR_REDIS_PLAIN_PORT=${ports[5]} \
+        DSR_PG16_PORT=${ports[6]} DSR_PG17_PORT=8 DSR_PG18_PORT=10 \
         bash "$REPO_ROOT/scripts/stack.sh" env >"$WORK/out" 2>"$WORK/err"
 }
 
@@ -44,17 +47,20 @@ mkdir -p "$WORK/stack/secrets"
 printf 'pg-test-value\n' >"$WORK/stack/secrets/pg_admin_password"
 printf 'mariadb-test-value\n' >"$WORK/stack/secrets/mariadb_admin_password"
 printf 'redis-test-value\n' >"$WORK/stack/secrets/redis_admin_password"
+# A cluster of PostgreSQL 16 only, as if 17 and 18 had not been set up.
+mkdir -p "$WORK/stack/run/pg-16/data"
 stopped() {
     ! env_in "$WORK/stack" && grep -q 'is not running' "$WORK/err" && grep -q 'redis :5' "$WORK/err" &&
+        grep -q 'postgres-16 :7' "$WORK/err" && ! grep -q 'postgres-17' "$WORK/err" &&
         grep -q 'nothing printed' "$WORK/err" && [[ ! -s $WORK/out ]]
 }
 check "stopped stack: prints nothing, fails, names what does not answer" stopped
 
-# Six listeners on free ports stand in for the running services.
+# Seven listeners on free ports stand in for the running services.
 python3 -u -c '
 import socket, sys, time
 socks = []
-for _ in range(6):
+for _ in range(7):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     s.listen(16)
@@ -81,6 +87,14 @@ evaluated() {
     )
 }
 check "evaluated: region, endpoint, passwords, python" evaluated
+pg_majors() {
+    (
+        unset DSR_PG16_PORT DSR_PG17_PORT DSR_PG18_PORT
+        eval "$(cat "$WORK/out")" 2>/dev/null
+        [[ ${DSR_PG16_PORT:-} == "${PORTS[6]}" && -z ${DSR_PG17_PORT:-} && -z ${DSR_PG18_PORT:-} ]]
+    )
+}
+check "PostgreSQL 16-18: the port of each cluster the stack has" pg_majors
 labelled() {
     grep -q 'local test credentials only' "$WORK/out" &&
         grep -q '^export AWS_ACCESS_KEY_ID=DSR-LOCAL-STACK-NOT-AWS$' "$WORK/out" &&
@@ -132,7 +146,7 @@ check "dsr_stack_off removes the variables and the guards" off
 mkdir -p "$WORK/old/secrets"
 cp "$WORK/stack/secrets/pg_admin_password" "$WORK/stack/secrets/mariadb_admin_password" "$WORK/old/secrets/"
 without_redis() {
-    env_in "$WORK/old" "${PORTS[0]}" "${PORTS[1]}" "${PORTS[2]}" "${PORTS[3]}" 5 6 &&
+    env_in "$WORK/old" "${PORTS[0]}" "${PORTS[1]}" "${PORTS[2]}" "${PORTS[3]}" 5 6 7 &&
         ! grep -q DSR_REDIS "$WORK/out" && ! grep -q 'redis :' "$WORK/err"
 }
 check "a stack made before Redis: no Redis variables, no Redis warning" without_redis

@@ -9,13 +9,15 @@ use tracing::{info, warn};
 
 use super::args::Options;
 use super::examine::{Examiner, Stuck};
-use super::probe::Probe;
 use super::repair;
 use super::report::{Action, Failure, Problem, Repair, Report, SecretReport};
-use crate::config::Config;
+use crate::app::App;
 use crate::deadline::{CallTally, Deadline, StepContext};
 use crate::error::Error;
 use crate::protocol::Step;
+use crate::rds::RdsApi;
+use crate::rotation::Scope;
+use crate::rotators::Rotator;
 use crate::secrets::{SecretInfo, SecretInventory, SecretStore};
 
 /// How long one secret's audit may take when no invocation deadline bounds it (the command
@@ -31,11 +33,9 @@ const PAGE_SIZE: i32 = 100;
 /// What `ListSecrets` failures are reported under.
 const LISTING: &str = "ListSecrets";
 
-/// The audit of a set of secrets, over a secret store and the rotators.
-pub struct Doctor<'a, S, R> {
-    store: &'a S,
-    rotator: &'a R,
-    config: &'a Config,
+/// The audit of a set of secrets, over the container's (or the command line's) state.
+pub struct Doctor<'a, S, R, A> {
+    app: &'a App<S, R, A>,
     now: SystemTime,
     deadline: Option<Deadline>,
     step: Step,
@@ -61,21 +61,19 @@ impl Outcome {
     }
 }
 
-impl<'a, S, R> Doctor<'a, S, R>
+impl<'a, S, R, A> Doctor<'a, S, R, A>
 where
     S: SecretStore + SecretInventory,
-    R: Probe,
+    R: Rotator,
+    A: RdsApi,
 {
     /// An audit now, each secret within [`PER_SECRET`].
-    pub fn new(store: &'a S, rotator: &'a R, config: &'a Config) -> Self {
+    pub fn new(app: &'a App<S, R, A>) -> Self {
         Doctor {
-            store,
-            rotator,
-            config,
+            app,
             now: SystemTime::now(),
             deadline: None,
-            // Errors and logs name the step; this is none of the four.
-            step: Step::Other("doctor".to_owned()),
+            step: Step::Audit,
             tally: CallTally::new(),
         }
     }
@@ -97,7 +95,7 @@ where
         let deadline = self.deadline.unwrap_or_else(|| {
             Deadline::new(
                 Some(Instant::now() + PER_SECRET),
-                self.config.connect_timeout,
+                self.app.config.connect_timeout,
             )
         });
         StepContext {
@@ -145,10 +143,10 @@ where
         let ctx = StepContext {
             deadline: self
                 .deadline
-                .unwrap_or_else(|| Deadline::new(None, self.config.connect_timeout)),
+                .unwrap_or_else(|| Deadline::new(None, self.app.config.connect_timeout)),
             ..self.context(LISTING)
         };
-        let mut listed = match self.store.list(PAGE_SIZE, &ctx).await {
+        let mut listed = match self.app.store.list(PAGE_SIZE, &ctx).await {
             Ok(listed) => listed,
             Err(error) => {
                 report.failures.push(Failure {
@@ -183,7 +181,7 @@ where
     /// One secret: described, examined, and repaired when asked and possible.
     async fn audit(&self, id: &str, options: &Options) -> Outcome {
         let ctx = self.context(id);
-        let info = match self.store.inspect(id, &ctx).await {
+        let info = match self.app.store.inspect(id, &ctx).await {
             Ok(info) => info,
             Err(error) => return Outcome::failed(id, error),
         };
@@ -193,11 +191,13 @@ where
                 return Outcome::default();
             }
         }
+        // The secret's own ARN from here on: logs and errors name it, whatever was typed.
+        let ctx = StepContext {
+            secret_id: &info.arn,
+            ..ctx
+        };
         let examiner = Examiner {
-            store: self.store,
-            rotator: self.rotator,
-            config: self.config,
-            ctx: &ctx,
+            scope: Scope { app: self.app, ctx },
             now: self.now,
             login: options.login,
         };
@@ -237,17 +237,18 @@ where
     }
 }
 
-impl<S, R> Doctor<'_, S, R>
+impl<S, R, A> Doctor<'_, S, R, A>
 where
     S: SecretStore + SecretInventory,
-    R: Probe,
+    R: Rotator,
+    A: RdsApi,
 {
     /// Repairs `stuck` with `action` (a label is removed only from a version older than
     /// `options.settled_after`), then examines the secret again: its problems become what the
     /// repair left. Returns the failure of a call, if any.
     async fn repair(
         &self,
-        examiner: &Examiner<'_, S, R>,
+        examiner: &Examiner<'_, S, R, A>,
         info: &SecretInfo,
         stuck: &Stuck,
         action: Action,
@@ -255,15 +256,7 @@ where
         secret: &mut SecretReport,
     ) -> Option<Failure> {
         let settled = options.settled_after;
-        let made = repair::make(
-            self.store,
-            &info.arn,
-            action,
-            stuck,
-            self.now,
-            settled,
-            examiner.ctx,
-        );
+        let made = repair::make(examiner, &info.arn, action, stuck, self.now, settled);
         match made.await {
             Ok(repair) if repair.done => {
                 secret.repairs.push(repair);
@@ -293,10 +286,10 @@ where
     /// The problems of the secret `arn` as they are now.
     async fn reexamine(
         &self,
-        examiner: &Examiner<'_, S, R>,
+        examiner: &Examiner<'_, S, R, A>,
         arn: &str,
     ) -> Result<Vec<Problem>, Error> {
-        let info = self.store.inspect(arn, examiner.ctx).await?;
+        let info = self.app.store.inspect(arn, &examiner.scope.ctx).await?;
         Ok(examiner.examine(&info).await?.problems)
     }
 }

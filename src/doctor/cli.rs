@@ -7,10 +7,11 @@ use tracing::{error, warn};
 
 use super::args::Options;
 use super::audit::Doctor;
-use super::probe::Probe;
 use super::report::EXIT_INCOMPLETE;
-use crate::config::Config;
-use crate::secrets::retry;
+use crate::app::App;
+use crate::aws::retry;
+use crate::rds::RdsApi;
+use crate::rotators::Rotator;
 use crate::secrets::{SecretInventory, SecretStore};
 
 pub use super::args::{CommandLine, Shell, parse_command_line};
@@ -19,21 +20,16 @@ pub use super::args::{CommandLine, Shell, parse_command_line};
 /// one JSON document. Secrets that could not be audited are logged (stderr) as well, and a call
 /// that waits for an endpoint says so on stderr as it retries. Returns the exit status
 /// ([`super::Report::exit_status`]).
-pub async fn run<S, R>(
-    options: &Options,
-    store: &S,
-    rotator: &R,
-    config: &Config,
-    out: &mut dyn Write,
-) -> u8
+pub async fn run<S, R, A>(options: &Options, app: &App<S, R, A>, out: &mut dyn Write) -> u8
 where
     S: SecretStore + SecretInventory,
-    R: Probe,
+    R: Rotator,
+    A: RdsApi,
 {
     // An operator at a terminal otherwise sees nothing for up to a minute per secret when an
     // endpoint does not answer. The function never gets here: its stderr is its log.
     retry::announce_waits();
-    let report = Doctor::new(store, rotator, config).run(options).await;
+    let report = Doctor::new(app).run(options).await;
     for failure in &report.failures {
         error!(secret_id = %failure.secret, error = %failure.error, "could not audit the secret");
     }

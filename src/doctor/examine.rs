@@ -1,7 +1,9 @@
-//! One secret examined, read-only: its rotation configuration and labels, its `AWSCURRENT` value
-//! (parsed as the function parses it), a stuck `AWSPENDING` version, the master secret of
-//! alternating users and, with `--login`, which credentials log in and whether the alternate
-//! account would pass the next rotation's privilege check.
+//! One secret examined, read-only, by the rotation's own domain ([`crate::rotation`]): its
+//! rotation configuration and labels, its `AWSCURRENT` value and [`Plan`] (parsed and decided as
+//! createSecret decides them), a stuck `AWSPENDING` version, the master secret located as
+//! setSecret locates it and, with `--login`, the [`Preflight`] the configuration test runs and
+//! which credential of a stuck rotation logs in. What it finds is what the next rotation would
+//! meet, because it asks the same code.
 //!
 //! A failed Secrets Manager call on the secret itself, or running out of time, stops the
 //! examination (`Err`): the secret cannot be judged. Everything that would make the next rotation
@@ -11,28 +13,20 @@ use std::time::SystemTime;
 
 use tracing::warn;
 
-use super::probe::Probe;
 use super::report::{Code, Problem};
 use super::rotation;
 use super::when::{age, utc};
-use crate::config::Config;
 use crate::credentials::DbSecret;
-use crate::deadline::StepContext;
-use crate::engine::clone_name;
-use crate::error::Error;
-use crate::protocol::{Stage, Strategy};
-use crate::rotators::Account;
+use crate::error::{Error, ShortfallKind};
+use crate::protocol::Stage;
+use crate::rds::RdsApi;
+use crate::rotation::{Plan, Preflight, Scope};
+use crate::rotators::{Rotator, Session};
 use crate::secrets::{SecretInfo, SecretInventory, SecretStore};
 
-/// How many differences a `clone-drift` detail lists before it counts the rest.
-const LISTED: usize = 8;
-
 /// What examining one secret needs.
-pub(super) struct Examiner<'a, S, R> {
-    pub(super) store: &'a S,
-    pub(super) rotator: &'a R,
-    pub(super) config: &'a Config,
-    pub(super) ctx: &'a StepContext<'a>,
+pub(super) struct Examiner<'a, S, R, A> {
+    pub(super) scope: Scope<'a, S, R, A>,
     pub(super) now: SystemTime,
     /// `--login`.
     pub(super) login: bool,
@@ -70,14 +64,6 @@ enum Pending {
     Usable(DbSecret),
 }
 
-/// What logging in told.
-struct Logins {
-    /// The account `AWSCURRENT` logged in as.
-    current: Option<Account>,
-    /// Whether the stuck version logged in, or why not (`None`: not tried).
-    pending: Option<Result<(), String>>,
-}
-
 /// `Err` for what stops an examination (running out of time); `Ok` holds an outcome to judge.
 fn judge<T>(result: Result<T, Error>) -> Result<Result<T, Error>, Error> {
     match result {
@@ -86,43 +72,76 @@ fn judge<T>(result: Result<T, Error>) -> Result<Result<T, Error>, Error> {
     }
 }
 
-impl<S, R> Examiner<'_, S, R>
+/// The doctor's code for what the preflight found.
+fn code_of(kind: ShortfallKind) -> Code {
+    match kind {
+        ShortfallKind::Secret => Code::InvalidSecret,
+        ShortfallKind::Current => Code::CurrentLoginFailed,
+        ShortfallKind::OwnPassword => Code::CannotChangePassword,
+        ShortfallKind::Master => Code::MasterUnreadable,
+        ShortfallKind::MasterPrivilege => Code::MasterLacksPrivilege,
+        ShortfallKind::Clone => Code::CloneDrift,
+        ShortfallKind::Deprecated => Code::DeprecatedPlugin,
+    }
+}
+
+impl<S, R, A> Examiner<'_, S, R, A>
 where
     S: SecretStore + SecretInventory,
-    R: Probe,
+    R: Rotator,
+    A: RdsApi,
 {
     /// Examines the secret `info` describes.
     pub(super) async fn examine(&self, info: &SecretInfo) -> Result<Findings, Error> {
         let mut problems = rotation::problems(info, self.now);
         let current = self.current(info, &mut problems).await?;
-        let master = match &current {
-            Some(current) => self.master(current, &mut problems).await?,
+        let plan = match &current {
+            Some(current) => self.plan(current, &mut problems),
             None => None,
         };
         let stuck = self.stuck(info).await?;
-        let logins = match self.login {
-            true => {
-                let pending = stuck.as_ref().map(|(_, pending)| pending);
-                Some(
-                    self.logins(current.as_ref(), pending, &mut problems)
-                        .await?,
-                )
+        let mut current_logs_in = None;
+        match (&current, self.login) {
+            (Some(current), true) => {
+                let preflight = Preflight::run(&self.scope, current).await?;
+                current_logs_in = Some(preflight.current.is_some());
+                for shortfall in preflight.shortfalls {
+                    // The plan's refusal is reported once, above.
+                    if shortfall.kind != ShortfallKind::Secret || plan.is_some() {
+                        problems.push(Problem::new(code_of(shortfall.kind), detail(&shortfall)));
+                    }
+                }
             }
-            false => None,
-        };
-        if let (Some(current), Some(master), Some(Some(account))) =
-            (&current, &master, logins.as_ref().map(|l| &l.current))
-        {
-            self.clone_drift(current, master, account, &mut problems)
-                .await?;
+            (Some(current), false) => {
+                if let Some(Plan {
+                    masterarn: Some(arn),
+                    ..
+                }) = &plan
+                {
+                    self.locate_master(current, arn, &mut problems).await?;
+                }
+            }
+            (None, _) => {}
         }
-        let stuck = stuck.map(|(mut found, pending)| {
-            found.logins = logins
-                .as_ref()
-                .map(|l| (l.current.is_some(), matches!(l.pending, Some(Ok(())))));
-            problems.push(stuck_problem(&found, &pending, logins.as_ref(), self.now));
-            found
-        });
+        let stuck = match stuck {
+            Some((mut found, pending)) => {
+                let pending_login = match (self.login, &pending) {
+                    (true, Pending::Usable(secret)) => Some(self.logs_in(secret).await?),
+                    _ => None,
+                };
+                found.logins =
+                    current_logs_in.map(|current| (current, matches!(pending_login, Some(Ok(())))));
+                problems.push(stuck_problem(
+                    &found,
+                    &pending,
+                    current_logs_in,
+                    pending_login,
+                    self.now,
+                ));
+                Some(found)
+            }
+            None => None,
+        };
         problems.sort_by_key(|p| p.code);
         Ok(Findings { problems, stuck })
     }
@@ -133,116 +152,54 @@ where
         info: &SecretInfo,
         problems: &mut Vec<Problem>,
     ) -> Result<Option<DbSecret>, Error> {
-        let invalid = |problems: &mut Vec<Problem>, detail: String| {
-            problems.push(Problem::new(
-                Code::InvalidSecret,
-                format!("{detail}; the next rotation fails with InvalidSecret until it is fixed"),
-            ));
-        };
         if info.description.version_with(Stage::Current).is_none() {
-            invalid(problems, "no version is labelled AWSCURRENT".to_owned());
+            problems.push(invalid("no version is labelled AWSCURRENT".to_owned()));
             return Ok(None);
         }
-        let read = self
-            .store
-            .get(&info.arn, Stage::Current, None, self.ctx)
-            .await
-            .and_then(|text| DbSecret::parse(&info.arn, Stage::Current, &text));
-        let current = match read {
-            Ok(current) => current,
+        match self.scope.read(Stage::Current, None).await {
+            Ok(current) => Ok(Some(current)),
             Err(Error::InvalidSecret { stage, problem, .. }) => {
-                invalid(problems, format!("{stage}: {problem}"));
-                return Ok(None);
+                problems.push(invalid(format!("{stage}: {problem}")));
+                Ok(None)
             }
-            Err(e) => return Err(e),
-        };
-        if self.strategy(&current) == Strategy::AlternatingUsers {
-            if current.masterarn().is_none() {
-                invalid(
-                    problems,
-                    "AWSCURRENT: masterarn key is missing from secret JSON (required by the \
-                     alternating-users strategy)"
-                        .to_owned(),
-                );
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The plan, as createSecret decides it; a refusal is `invalid-secret`.
+    fn plan(&self, current: &DbSecret, problems: &mut Vec<Problem>) -> Option<Plan> {
+        match Plan::of(self.scope.secret_id(), current, &self.scope.app.config) {
+            Ok(plan) => Some(plan),
+            Err(Error::InvalidSecret { stage, problem, .. }) => {
+                problems.push(invalid(format!("{stage}: {problem}")));
+                None
             }
-            let limit = current
-                .engine()
-                .username_limit(self.config.mysql_username_limit);
-            if let Err(limit) = clone_name(current.username(), limit) {
-                invalid(
-                    problems,
-                    format!(
-                        "AWSCURRENT: unable to clone user, username length with _clone appended \
-                         would exceed {limit}"
-                    ),
-                );
+            Err(e) => {
+                problems.push(invalid(e.to_string()));
+                None
             }
         }
-        Ok(Some(current))
     }
 
-    fn strategy(&self, current: &DbSecret) -> Strategy {
-        current.rotation_strategy().unwrap_or(self.config.strategy)
-    }
-
-    /// Alternating users: the master secret, read and checked as setSecret would before logging
-    /// in with it; what would make setSecret fail is `master-unreadable`.
-    async fn master(
+    /// Without `--login`: the master secret, located as setSecret locates it (allowed, read,
+    /// RDS-managed or on a host RDS proves); what would make setSecret fail is
+    /// `master-unreadable`.
+    async fn locate_master(
         &self,
         current: &DbSecret,
+        masterarn: &str,
         problems: &mut Vec<Problem>,
-    ) -> Result<Option<DbSecret>, Error> {
-        let Some(arn) = current.masterarn() else {
-            return Ok(None);
-        };
-        if self.strategy(current) != Strategy::AlternatingUsers {
-            return Ok(None);
-        }
-        let unreadable = |problems: &mut Vec<Problem>, detail: String| {
+    ) -> Result<(), Error> {
+        if let Err(e) = judge(self.scope.locate_master(current, masterarn).await)? {
             problems.push(Problem::new(
                 Code::MasterUnreadable,
                 format!(
-                    "{detail}; the next rotation fails at setSecret until masterarn names a \
-                     usable master secret"
+                    "{e}; the next rotation fails at setSecret until masterarn names a usable \
+                     master secret"
                 ),
             ));
-        };
-        let read = match self.store.get(arn, Stage::Current, None, self.ctx).await {
-            Ok(text) => DbSecret::parse_with_engine(arn, Stage::Current, &text, current.engine()),
-            Err(e) => Err(e),
-        };
-        let master = match judge(read)? {
-            Ok(master) => master,
-            Err(e) => {
-                unreadable(problems, e.to_string());
-                return Ok(None);
-            }
-        };
-        if master.engine().family() != current.engine().family() {
-            unreadable(
-                problems,
-                format!(
-                    "master secret {arn}: engine {} is not of the same family as {}",
-                    master.engine(),
-                    current.engine()
-                ),
-            );
-            return Ok(None);
         }
-        if master.host() != current.host() {
-            unreadable(
-                problems,
-                format!(
-                    "master secret {arn} is for host {}, not the secret's host {}",
-                    master.host(),
-                    current.host()
-                ),
-            );
-            return Ok(None);
-        }
-        Ok(Some(
-            master.with_dbname(current.dbname().map(str::to_owned)),
-        ))
+        Ok(())
     }
 
     /// The stuck `AWSPENDING` version, if any, with its value and creation date.
@@ -255,21 +212,18 @@ where
         else {
             return Ok(None);
         };
-        let read = self
-            .store
-            .get_if_exists(&info.arn, Stage::Pending, Some(version), self.ctx)
+        let pending = match self
+            .scope
+            .read_if_exists(Stage::Pending, Some(version))
             .await
-            .and_then(|text| {
-                text.map(|text| DbSecret::parse(&info.arn, Stage::Pending, &text))
-                    .transpose()
-            });
-        let pending = match read {
+        {
             Ok(None) => Pending::Empty,
             Ok(Some(secret)) => Pending::Usable(secret),
             Err(Error::InvalidSecret { problem, .. }) => Pending::Unusable(problem),
             Err(e) => return Err(e),
         };
-        let created = match self.store.version_dates(&info.arn, self.ctx).await {
+        let ctx = &self.scope.ctx;
+        let created = match self.scope.app.store.version_dates(&info.arn, ctx).await {
             Ok(dates) => dates.get(version).copied(),
             Err(e @ Error::DeadlineExceeded { .. }) => return Err(e),
             Err(e) => {
@@ -286,149 +240,47 @@ where
         Ok(Some((stuck, pending)))
     }
 
-    /// Logs in with `AWSCURRENT` (a failure is `current-login-failed`) and with the stuck
-    /// version's credential, closing both sessions.
-    async fn logins(
-        &self,
-        current: Option<&DbSecret>,
-        pending: Option<&Pending>,
-        problems: &mut Vec<Problem>,
-    ) -> Result<Logins, Error> {
-        let current = match current {
-            Some(secret) => Some((
-                secret,
-                self.login(secret, "login with current secret").await?,
-            )),
-            None => None,
-        };
-        // A version without a usable credential is not tried: its value says why.
-        let pending = match pending {
-            Some(Pending::Usable(secret)) => Some(
-                self.login(secret, "login with pending secret")
-                    .await?
-                    .map(drop)
-                    .map_err(|e| e.to_string()),
-            ),
-            Some(Pending::Empty | Pending::Unusable(_)) | None => None,
-        };
-        let account = match current {
-            Some((_, Ok(account))) => Some(account),
-            Some((secret, Err(e))) => {
-                let why = if matches!(pending, Some(Ok(()))) {
-                    "the stuck rotation already gave the database AWSPENDING's password"
-                } else {
-                    "its password was changed outside Secrets Manager, or the network or TLS fails"
-                };
-                problems.push(Problem::new(
-                    Code::CurrentLoginFailed,
-                    format!(
-                        "AWSCURRENT (user {} at {}:{}) does not log in: {e}; {why}",
-                        secret.username(),
-                        secret.host(),
-                        secret.port()
-                    ),
-                ));
-                None
-            }
-            None => None,
-        };
-        Ok(Logins {
-            current: account,
-            pending,
-        })
-    }
-
-    /// Logs in with `secret` and closes the session: `Ok(Ok(account))`, or `Ok(Err(why))` when
-    /// the login fails; `Err` only when time runs out.
-    async fn login(
-        &self,
-        secret: &DbSecret,
-        attempt: &str,
-    ) -> Result<Result<Account, Error>, Error> {
-        match judge(self.rotator.connect(secret, attempt, self.ctx).await)? {
+    /// Whether `secret` logs in (closing the session), or why not; `Err` only when time runs out.
+    pub(super) async fn logs_in(&self, secret: &DbSecret) -> Result<Result<(), String>, Error> {
+        let scope = &self.scope;
+        let attempt = "login with pending secret";
+        match judge(
+            scope
+                .app
+                .rotators
+                .connect(&secret.login(), attempt, &scope.ctx)
+                .await,
+        )? {
             Ok(session) => {
-                let account = self.rotator.account(&session);
-                self.rotator.close(session).await;
-                Ok(Ok(account))
+                session.close().await;
+                Ok(Ok(()))
             }
-            Err(e) => Ok(Err(e)),
+            Err(e) => Ok(Err(e.to_string())),
         }
     }
-
-    /// Alternating users: logs in as the master and asks whether the next rotation's privilege
-    /// check would pass for the account it hands over.
-    async fn clone_drift(
-        &self,
-        current: &DbSecret,
-        master: &DbSecret,
-        account: &Account,
-        problems: &mut Vec<Problem>,
-    ) -> Result<(), Error> {
-        let limit = current
-            .engine()
-            .username_limit(self.config.mysql_username_limit);
-        let Ok(other) = clone_name(current.username(), limit) else {
-            return Ok(()); // reported as invalid-secret
-        };
-        let connected = self
-            .rotator
-            .connect(master, "login with master secret", self.ctx)
-            .await;
-        let mut session = match judge(connected)? {
-            Ok(session) => session,
-            Err(e) => {
-                problems.push(Problem::new(
-                    Code::MasterUnreadable,
-                    format!(
-                        "master secret {} does not log in: {e}; the next rotation fails at \
-                         setSecret",
-                        current.masterarn().unwrap_or("?")
-                    ),
-                ));
-                return Ok(());
-            }
-        };
-        let excess = self
-            .rotator
-            .audit_clone(&mut session, account, &other, self.ctx)
-            .await;
-        self.rotator.close(session).await;
-        let detail = match judge(excess)? {
-            Ok(excess) if excess.is_empty() => return Ok(()),
-            Ok(excess) => drift_detail(&other, account, &excess),
-            Err(e) => format!(
-                "the accounts could not be compared ({e}); the next rotation runs the same check"
-            ),
-        };
-        problems.push(Problem::new(Code::CloneDrift, detail));
-        Ok(())
-    }
 }
 
-/// `user@host` for MySQL accounts, `user` for PostgreSQL roles.
-fn account_name(user: &str, account: &Account) -> String {
-    match &account.host {
-        Some(host) => format!("{user}@{host}"),
-        None => user.to_owned(),
-    }
-}
-
-fn drift_detail(other: &str, current: &Account, excess: &[String]) -> String {
-    let mut listed = excess
-        .iter()
-        .take(LISTED)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("; ");
-    if excess.len() > LISTED {
-        listed.push_str(&format!("; and {} more", excess.len() - LISTED));
-    }
-    format!(
-        "the next rotation would refuse to hand over {}: it can do more than {}, which lacks \
-         {listed}; give or take away what is listed (docs/deployment.md, \"Repairing a clone\")",
-        account_name(other, current),
-        account_name(&current.user, current),
+fn invalid(detail: String) -> Problem {
+    Problem::new(
+        Code::InvalidSecret,
+        format!("{detail}; the next rotation fails with InvalidSecret until it is fixed"),
     )
+}
+
+/// A preflight finding in words, with what to do.
+fn detail(shortfall: &crate::error::Shortfall) -> String {
+    let mut text = format!("{}: {}", shortfall.account, shortfall.missing);
+    if let Some(hint) = &shortfall.hint {
+        text.push_str(&format!("; {hint}"));
+    }
+    match shortfall.kind {
+        ShortfallKind::Clone => {
+            text.push_str("; see docs/deployment.md, \"Repairing a clone\"");
+        }
+        ShortfallKind::Deprecated => {}
+        _ => text.push_str("; the next rotation fails at setSecret until this is fixed"),
+    }
+    text
 }
 
 /// The `stuck-pending` problem, in words: where the label is, since when, what the version
@@ -436,7 +288,8 @@ fn drift_detail(other: &str, current: &Account, excess: &[String]) -> String {
 fn stuck_problem(
     stuck: &Stuck,
     pending: &Pending,
-    logins: Option<&Logins>,
+    current_logs_in: Option<bool>,
+    pending_login: Option<Result<(), String>>,
     now: SystemTime,
 ) -> Problem {
     let mut detail = format!(
@@ -460,19 +313,19 @@ fn stuck_problem(
             format!("; it holds a credential for user {}", secret.username())
         }
     });
-    match logins {
-        Some(logins) => {
-            let current = if logins.current.is_some() {
+    match current_logs_in {
+        Some(current) => {
+            let current = if current {
                 "AWSCURRENT logs in"
             } else {
                 "AWSCURRENT does not log in"
             };
-            match &logins.pending {
+            match &pending_login {
                 Some(Ok(())) => detail.push_str(&format!("; {current}, AWSPENDING logs in")),
                 Some(Err(why)) => {
                     detail.push_str(&format!("; {current}, AWSPENDING does not log in ({why})"))
                 }
-                None => {}
+                None => detail.push_str(&format!("; {current}")),
             }
         }
         None => {

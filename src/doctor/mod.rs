@@ -22,8 +22,8 @@
 //! - `report`: problem codes, repair actions, the report as JSON or a table, the exit status;
 //! - `when`: dates and ages in words;
 //! - `rotation`: rotation turned off, rotation overdue (from `DescribeSecret` alone);
-//! - `probe`: what an audit asks of the databases ([`Probe`], which every rotator gives);
-//! - `examine`: one secret's value, stuck version, master, logins and alternate account;
+//! - `examine`: one secret's value, plan, stuck version and master, and with `--login` the
+//!   rotation's own preflight, all by the rotation's domain ([`crate::rotation`]);
 //! - `repair`: what fixes a stuck `AWSPENDING`, and when it is safe;
 //! - `audit`: [`Doctor`], which selects the secrets and runs the rest for each;
 //! - `cli` and `schedule`: the command line's output and exit status; the scheduled audit's
@@ -33,7 +33,6 @@ mod args;
 mod audit;
 pub mod cli;
 mod examine;
-mod probe;
 mod repair;
 mod report;
 mod rotation;
@@ -42,7 +41,6 @@ mod when;
 
 pub use args::{Command, HELP, Options, UsageError, parse};
 pub use audit::{Doctor, PER_SECRET};
-pub use probe::Probe;
 pub use report::{
     Action, Code, EXIT_HEALTHY, EXIT_INCOMPLETE, EXIT_PROBLEM, EXIT_USAGE, Failure, Problem,
     Repair, Report, SecretReport,

@@ -9,6 +9,7 @@ use std::io::{self, Write};
 use serde_json::{Value, json};
 
 use crate::error::Error;
+use crate::logging::escaped;
 
 /// A problem's stable code, in the order the report lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -23,13 +24,24 @@ pub enum Code {
     InvalidSecret,
     /// The `AWSCURRENT` credential does not log in.
     CurrentLoginFailed,
+    /// The user cannot change its own password the way the strategy needs.
+    CannotChangePassword,
     /// The `masterarn` secret cannot be read, parsed or used.
     MasterUnreadable,
+    /// The master lacks a privilege the change needs.
+    MasterLacksPrivilege,
     /// The alternate account would be refused by the next rotation's privilege check.
     CloneDrift,
+    /// The account uses something its vendor deprecated (MySQL's `mysql_native_password`).
+    DeprecatedPlugin,
 }
 
 impl Code {
+    /// Whether the code is advice that leaves the secret healthy: rotation still works.
+    pub fn is_advice(self) -> bool {
+        self == Code::DeprecatedPlugin
+    }
+
     /// The code as the report spells it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -38,8 +50,11 @@ impl Code {
             Code::Overdue => "overdue",
             Code::InvalidSecret => "invalid-secret",
             Code::CurrentLoginFailed => "current-login-failed",
+            Code::CannotChangePassword => "cannot-change-password",
             Code::MasterUnreadable => "master-unreadable",
+            Code::MasterLacksPrivilege => "master-lacks-privilege",
             Code::CloneDrift => "clone-drift",
+            Code::DeprecatedPlugin => "deprecated-plugin",
         }
     }
 }
@@ -110,9 +125,9 @@ pub struct SecretReport {
 }
 
 impl SecretReport {
-    /// Healthy: no problem remains.
+    /// Healthy: nothing but advice remains (a deprecated plugin).
     pub fn healthy(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.iter().all(|p| p.code.is_advice())
     }
 }
 
@@ -192,21 +207,28 @@ impl Report {
         let width = self
             .secrets
             .iter()
-            .map(|s| s.name.chars().count())
+            .map(|s| escaped(&s.name).chars().count())
             .chain([6])
             .max()
             .unwrap_or(6);
         writeln!(out, "{:width$}  {:9}  PROBLEMS", "SECRET", "STATUS")?;
         for secret in &self.secrets {
             let codes: Vec<&str> = secret.problems.iter().map(|p| p.code.as_str()).collect();
-            let (status, codes) = if secret.healthy() {
+            let (status, codes) = if secret.problems.is_empty() {
                 ("healthy", "-".to_owned())
+            } else if secret.healthy() {
+                ("healthy", codes.join(", "))
             } else {
                 ("UNHEALTHY", codes.join(", "))
             };
-            writeln!(out, "{:width$}  {status:9}  {codes}", secret.name)?;
+            writeln!(out, "{:width$}  {status:9}  {codes}", escaped(&secret.name))?;
             for problem in &secret.problems {
-                writeln!(out, "    {}: {}", problem.code.as_str(), problem.detail)?;
+                writeln!(
+                    out,
+                    "    {}: {}",
+                    problem.code.as_str(),
+                    escaped(&problem.detail)
+                )?;
             }
             for repair in &secret.repairs {
                 let verb = match (repair.done, repair.action) {
@@ -218,12 +240,17 @@ impl Report {
                     out,
                     "    {verb}: {}: {}",
                     repair.action.as_str(),
-                    repair.detail
+                    escaped(&repair.detail)
                 )?;
             }
         }
         for failure in &self.failures {
-            writeln!(out, "NOT AUDITED {}: {}", failure.secret, failure.error)?;
+            writeln!(
+                out,
+                "NOT AUDITED {}: {}",
+                escaped(&failure.secret),
+                escaped(&failure.error.to_string())
+            )?;
         }
         let (healthy, unhealthy) = self.counts();
         write!(out, "\n{healthy} healthy, {unhealthy} unhealthy")?;

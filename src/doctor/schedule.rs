@@ -11,6 +11,11 @@
 //! `FunctionName`, with the secret's id and problem codes as properties, never a value. The
 //! invocation answers the report's JSON document; when a secret could not be audited it fails
 //! with that call's error instead.
+//!
+//! The preflight on demand (docs/protocol.md 5.15), for pipelines that deploy secrets, is the
+//! same audit of one secret, logging in: `{"Command": "preflight", "SecretId": "<id>"}` answers
+//! the report, and fails with `PreflightFailed` naming what the next rotation would fail on.
+//! Both are commands of the function, and `AUDIT_EVENTS` decides whether an event may run them.
 
 use std::io::Write;
 
@@ -20,31 +25,52 @@ use tracing::{info, warn};
 
 use super::args::{self, Command, Options};
 use super::audit::Doctor;
-use super::probe::Probe;
-use super::report::Report;
-use crate::config::Config;
+use super::report::{Code, Report};
+use crate::app::App;
+use crate::config::AuditEvents;
 use crate::deadline::Deadline;
-use crate::error::Error;
+use crate::error::{Error, Shortfall, ShortfallKind};
+use crate::rds::RdsApi;
+use crate::rotators::Rotator;
 use crate::secrets::{SecretInventory, SecretStore};
 
-/// The event's `Command`.
+/// The event's `Command` for an audit.
 pub const COMMAND: &str = "doctor";
+
+/// The event's `Command` for the preflight of one secret.
+pub const PREFLIGHT: &str = "preflight";
 
 /// The metric counted per unhealthy secret.
 pub const METRIC: &str = "UnhealthySecrets";
 
-/// Whether `payload` asks for an audit rather than a rotation step: it has a `Command` and no
-/// `Step`.
+/// Whether `payload` asks for a command (an audit, a preflight) rather than a rotation step: it
+/// has a `Command` and no `Step`.
 pub fn is_audit_event(payload: &Value) -> bool {
     payload.get("Command").is_some() && payload.get("Step").is_none()
 }
 
 /// The audit an event asks for.
 fn options(payload: &Value) -> Result<Options, Error> {
+    if payload.get("Command").and_then(Value::as_str) == Some(PREFLIGHT) {
+        let invalid = Error::InvalidEvent {
+            field: "SecretId",
+            problem: "must name the secret to check",
+        };
+        let secret = payload
+            .get("SecretId")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty() && id.chars().all(|c| (' '..='~').contains(&c)))
+            .ok_or(invalid)?;
+        return Ok(Options {
+            secrets: vec![secret.to_owned()],
+            login: true,
+            ..Options::default()
+        });
+    }
     if payload.get("Command").and_then(Value::as_str) != Some(COMMAND) {
         return Err(Error::InvalidEvent {
             field: "Command",
-            problem: "must be \"doctor\"",
+            problem: "must be \"doctor\" or \"preflight\"",
         });
     }
     let invalid = Error::InvalidEvent {
@@ -77,29 +103,60 @@ fn options(payload: &Value) -> Result<Options, Error> {
     }
 }
 
+/// Refuses an audit the deployment does not allow events to ask for (`AUDIT_EVENTS`,
+/// docs/protocol.md 5.14): anyone who may invoke the function could otherwise read every
+/// secret's audit or move staging labels, whatever the deployment's own schedule says.
+fn allowed(options: &Options, allowed: AuditEvents) -> Result<(), Error> {
+    let asked = if options.repair {
+        AuditEvents::Repair
+    } else {
+        AuditEvents::Audit
+    };
+    if asked <= allowed {
+        return Ok(());
+    }
+    warn!(
+        asked = asked.as_str(),
+        allowed = allowed.as_str(),
+        "an audit event asked for more than AUDIT_EVENTS allows; nothing was done"
+    );
+    Err(Error::InvalidEvent {
+        field: "Command",
+        problem: match allowed {
+            AuditEvents::Off => {
+                "asks for an audit, which this deployment does not allow events to run \
+                 (AUDIT_EVENTS=off); nothing was done"
+            }
+            _ => {
+                "asks for --repair, which this deployment does not allow events to run \
+                 (AUDIT_EVENTS=audit); nothing was done"
+            }
+        },
+    })
+}
+
 /// Runs the audit the event asks for, within the invocation's deadline; writes the metric lines
 /// and logs each unhealthy secret's problems.
 ///
 /// # Errors
 ///
-/// [`Error::InvalidEvent`] for an unusable `Command` or `Arguments`; otherwise the error of the
-/// first secret that could not be audited.
-pub async fn handle<S, R>(
-    event: LambdaEvent<Value>,
-    store: &S,
-    rotator: &R,
-    config: &Config,
-) -> Result<Value, Error>
+/// [`Error::InvalidEvent`] for an unusable `Command` or `Arguments`, or an audit or repair that
+/// `AUDIT_EVENTS` does not allow (before any call); otherwise the error of the first secret that
+/// could not be audited.
+pub async fn handle<S, R, A>(event: LambdaEvent<Value>, app: &App<S, R, A>) -> Result<Value, Error>
 where
     S: SecretStore + SecretInventory,
-    R: Probe,
+    R: Rotator,
+    A: RdsApi,
 {
+    let config = &app.config;
     let options = options(&event.payload)?;
+    allowed(&options, config.audit_events)?;
     let deadline = Deadline::from_epoch_millis(event.context.deadline, config.connect_timeout);
-    let report = Doctor::new(store, rotator, config)
-        .within(deadline)
-        .run(&options)
-        .await;
+    let report = Doctor::new(app).within(deadline).run(&options).await;
+    if event.payload.get("Command").and_then(Value::as_str) == Some(PREFLIGHT) {
+        return preflight_answer(report);
+    }
     if config.metrics.enabled {
         let function = &event.context.env_config.function_name;
         let timestamp_ms = std::time::SystemTime::now()
@@ -130,6 +187,46 @@ where
             failures: Vec::new(),
         })),
     }
+}
+
+/// The preflight's answer: the report when nothing would stop the next rotation, else
+/// `PreflightFailed` naming each problem that would.
+fn preflight_answer(report: Report) -> Result<Value, Error> {
+    let Report { secrets, failures } = report;
+    if let Some(failure) = failures.into_iter().next() {
+        return Err(failure.error);
+    }
+    let report = Report {
+        secrets,
+        failures: Vec::new(),
+    };
+    let Some(secret) = report.secrets.first() else {
+        return Ok(report.to_json());
+    };
+    let blocking: Vec<Shortfall> = secret
+        .problems
+        .iter()
+        .filter(|p| blocks(p.code))
+        .map(|p| Shortfall {
+            kind: ShortfallKind::Secret,
+            account: p.code.as_str().to_owned(),
+            missing: p.detail.clone(),
+            hint: None,
+        })
+        .collect();
+    if blocking.is_empty() {
+        return Ok(report.to_json());
+    }
+    Err(Error::PreflightFailed {
+        secret_id: secret.arn.clone(),
+        shortfalls: blocking,
+    })
+}
+
+/// Whether a problem stops the next rotation (rather than reporting a state: rotation turned
+/// off, a late schedule, a deprecated plugin).
+fn blocks(code: Code) -> bool {
+    !code.is_advice() && !matches!(code, Code::RotationDisabled | Code::Overdue)
 }
 
 /// One EMF line per unhealthy or unaudited secret.
@@ -186,6 +283,29 @@ mod tests {
         // A rotation event never is, even with a stray `Command`.
         let rotation = json!({"Step": "createSecret", "SecretId": "s", "ClientRequestToken": "t", "Command": "doctor"});
         assert!(!is_audit_event(&rotation));
+    }
+
+    #[test]
+    fn the_deployment_decides_what_an_event_may_ask() {
+        let audit =
+            options(&json!({"Command": "doctor", "Arguments": ["--all", "--login"]})).unwrap();
+        let repair =
+            options(&json!({"Command": "doctor", "Arguments": ["--all", "--repair"]})).unwrap();
+        for (options, setting, ok) in [
+            (&audit, AuditEvents::Off, false),
+            (&audit, AuditEvents::Audit, true),
+            (&audit, AuditEvents::Repair, true),
+            (&repair, AuditEvents::Off, false),
+            (&repair, AuditEvents::Audit, false),
+            (&repair, AuditEvents::Repair, true),
+        ] {
+            let result = allowed(options, setting);
+            assert_eq!(result.is_ok(), ok, "{setting:?} {:?}", options.repair);
+            if let Err(e) = result {
+                assert_eq!(e.error_type(), "InvalidEvent");
+                assert!(e.to_string().contains("AUDIT_EVENTS"), "{e}");
+            }
+        }
     }
 
     #[test]

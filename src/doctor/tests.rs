@@ -1,324 +1,64 @@
-//! The doctor against in-memory fakes: a secret store that models labels, values and version
-//! dates, and a database that knows which passwords log in. What the integration tests cannot
-//! stage against the emulator (old versions, overdue rotations, failing calls) is staged here.
+//! The doctor against the in-memory Secrets Manager and database: what the integration tests
+//! cannot stage against the emulator (old versions, overdue rotations, failing calls) is staged
+//! here.
 
-use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
 use super::*;
+use crate::app::App;
 use crate::config::Config;
-use crate::credentials::DbSecret;
 use crate::deadline::StepContext;
 use crate::error::Error;
-use crate::protocol::Stage;
-use crate::rotators::Account;
-use crate::secrets::{SecretDescription, SecretInfo, SecretInventory, SecretStore};
+use crate::rds::Rds;
+use crate::rds::fake::FakeRds;
+use crate::rotation::Scope;
+use crate::rotators::fake::{FakeDb, HOST};
+use crate::secrets::SecretInventory;
+use crate::secrets::SecretStore;
+use crate::secrets::fake::{FakeSecrets, day as epoch};
 
 const SENTINEL: &str = "Sentinel-'\"\\-pw-0f3c";
 const PENDING_SENTINEL: &str = "Sentinel-pending-77aa";
 const FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:rotator";
 const HOUR: Duration = Duration::from_secs(3_600);
 
-fn epoch(days: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(20_000 * 86_400 + days * 86_400)
+/// The doctor's fixtures in the fake service.
+trait Fixtures {
+    /// Adds the secret `name`, rotated by `FUNCTION`, with its current value; returns its ARN.
+    fn add_secret(&self, name: &str, current: &Value) -> String;
+    /// Stages version `v2` as `AWSPENDING`, created at `created`, with `value` (or none).
+    fn stick(&self, arn: &str, value: Option<&Value>, created: SystemTime);
 }
 
-struct Version {
-    stages: Vec<String>,
-    value: Option<String>,
-    created: SystemTime,
-}
-
-/// A secret's description and its versions by id.
-type Stored = (SecretInfo, BTreeMap<String, Version>);
-
-/// Secrets by ARN; each version with its labels, value and creation date.
-#[derive(Default)]
-struct FakeStore {
-    secrets: RefCell<BTreeMap<String, Stored>>,
-    /// Names or ARNs whose calls fail (access denied).
-    denied: BTreeSet<String>,
-    writes: Cell<usize>,
-}
-
-fn not_found(id: &str, operation: &'static str) -> Error {
-    Error::SecretsManager {
-        secret_id: id.to_owned(),
-        operation,
-        code: Some("ResourceNotFoundException".into()),
-        detail: "ResourceNotFoundException: Secrets Manager can't find the specified secret".into(),
-    }
-}
-
-impl FakeStore {
-    /// Adds a secret with rotation on, its current value, and returns its ARN.
-    fn add(&self, name: &str, current: &Value) -> String {
-        let arn = format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf");
-        let info = SecretInfo {
-            arn: arn.clone(),
-            name: name.to_owned(),
-            rotation_function: Some(FUNCTION.to_owned()),
-            description: SecretDescription {
-                rotation_enabled: Some(true),
-                ..SecretDescription::default()
-            },
-            ..SecretInfo::default()
-        };
-        let mut versions = BTreeMap::new();
-        versions.insert(
-            "v1".to_owned(),
-            Version {
-                stages: vec!["AWSCURRENT".into()],
-                value: Some(current.to_string()),
-                created: epoch(0),
-            },
-        );
-        self.secrets
-            .borrow_mut()
-            .insert(arn.clone(), (info, versions));
+impl Fixtures for FakeSecrets {
+    fn add_secret(&self, name: &str, current: &Value) -> String {
+        let arn = self.add(name, &current.to_string());
+        self.edit(&arn, |info| {
+            info.rotation_function = Some(FUNCTION.to_owned())
+        });
         arn
     }
 
-    /// Stages version `v2` as `AWSPENDING`, created at `created`, with `value` (or none).
     fn stick(&self, arn: &str, value: Option<&Value>, created: SystemTime) {
-        self.secrets.borrow_mut().get_mut(arn).unwrap().1.insert(
-            "v2".to_owned(),
-            Version {
-                stages: vec!["AWSPENDING".into()],
-                value: value.map(Value::to_string),
-                created,
-            },
-        );
-    }
-
-    fn edit(&self, arn: &str, edit: impl FnOnce(&mut SecretInfo)) {
-        edit(&mut self.secrets.borrow_mut().get_mut(arn).unwrap().0);
-    }
-
-    fn labels(&self, arn: &str) -> BTreeMap<String, Vec<String>> {
-        self.secrets.borrow()[arn]
-            .1
-            .iter()
-            .map(|(id, v)| (id.clone(), v.stages.clone()))
-            .collect()
-    }
-
-    fn arn_of(&self, id: &str, operation: &'static str) -> Result<String, Error> {
-        if self.denied.contains(id) {
-            return Err(Error::SecretsManager {
-                secret_id: id.to_owned(),
-                operation,
-                code: Some("AccessDeniedException".into()),
-                detail: "AccessDeniedException: not authorized".into(),
-            });
-        }
-        self.secrets
-            .borrow()
-            .iter()
-            .find(|(arn, (info, _))| *arn == id || info.name == id)
-            .map(|(arn, _)| arn.clone())
-            .ok_or_else(|| not_found(id, operation))
-    }
-
-    fn info(&self, arn: &str) -> SecretInfo {
-        let secrets = self.secrets.borrow();
-        let (info, versions) = &secrets[arn];
-        let mut info = info.clone();
-        info.description.versions = versions
-            .iter()
-            .map(|(id, v)| (id.clone(), v.stages.clone()))
-            .collect();
-        info
+        let value = value.map(Value::to_string);
+        self.insert(arn, "v2", value.as_deref(), &["AWSPENDING"], created);
     }
 }
 
-impl SecretStore for FakeStore {
-    async fn describe(
-        &self,
-        secret_id: &str,
-        _: &StepContext<'_>,
-    ) -> Result<SecretDescription, Error> {
-        Ok(self
-            .info(&self.arn_of(secret_id, "DescribeSecret")?)
-            .description)
-    }
-
-    async fn get(
-        &self,
-        secret_id: &str,
-        stage: Stage,
-        version: Option<&str>,
-        ctx: &StepContext<'_>,
-    ) -> Result<String, Error> {
-        self.get_if_exists(secret_id, stage, version, ctx)
-            .await?
-            .ok_or_else(|| not_found(secret_id, "GetSecretValue"))
-    }
-
-    async fn get_if_exists(
-        &self,
-        secret_id: &str,
-        stage: Stage,
-        version: Option<&str>,
-        _: &StepContext<'_>,
-    ) -> Result<Option<String>, Error> {
-        let arn = self.arn_of(secret_id, "GetSecretValue")?;
-        let secrets = self.secrets.borrow();
-        Ok(secrets[&arn]
-            .1
-            .iter()
-            .find(|(id, v)| {
-                v.stages.iter().any(|s| s == stage.as_str())
-                    && version.is_none_or(|wanted| wanted == id.as_str())
-            })
-            .and_then(|(_, v)| v.value.clone()))
-    }
-
-    async fn put_pending(
-        &self,
-        _: &str,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
-        _: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        panic!("the doctor never writes a value")
-    }
-
-    async fn promote(
-        &self,
-        secret_id: &str,
-        token: &str,
-        from_version: &str,
-        _: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        let arn = self.arn_of(secret_id, "UpdateSecretVersionStage")?;
-        self.writes.set(self.writes.get() + 1);
-        let mut secrets = self.secrets.borrow_mut();
-        for (id, version) in &mut secrets.get_mut(&arn).unwrap().1 {
-            version
-                .stages
-                .retain(|s| s != "AWSCURRENT" && s != "AWSPREVIOUS");
-            if id == token {
-                version.stages.push("AWSCURRENT".into());
-            } else if id == from_version {
-                version.stages.push("AWSPREVIOUS".into());
-            }
-        }
-        Ok(())
-    }
-}
-
-impl SecretInventory for FakeStore {
-    async fn list(&self, _: i32, _: &StepContext<'_>) -> Result<Vec<SecretInfo>, Error> {
-        let arns: Vec<String> = self.secrets.borrow().keys().cloned().collect();
-        Ok(arns.iter().map(|arn| self.info(arn)).collect())
-    }
-
-    async fn inspect(&self, secret_id: &str, _: &StepContext<'_>) -> Result<SecretInfo, Error> {
-        Ok(self.info(&self.arn_of(secret_id, "DescribeSecret")?))
-    }
-
-    async fn version_dates(
-        &self,
-        secret_id: &str,
-        _: &StepContext<'_>,
-    ) -> Result<BTreeMap<String, SystemTime>, Error> {
-        let arn = self.arn_of(secret_id, "ListSecretVersionIds")?;
-        Ok(self.secrets.borrow()[&arn]
-            .1
-            .iter()
-            .map(|(id, v)| (id.clone(), v.created))
-            .collect())
-    }
-
-    async fn remove_stage(
-        &self,
-        secret_id: &str,
-        stage: Stage,
-        version: &str,
-        _: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        let arn = self.arn_of(secret_id, "UpdateSecretVersionStage")?;
-        self.writes.set(self.writes.get() + 1);
-        let mut secrets = self.secrets.borrow_mut();
-        let stages = &mut secrets
-            .get_mut(&arn)
-            .unwrap()
-            .1
-            .get_mut(version)
-            .unwrap()
-            .stages;
-        stages.retain(|s| s != stage.as_str());
-        Ok(())
-    }
-}
-
-/// A database: the (user, password) pairs that log in, and what the alternate account holds
-/// beyond the current one.
-#[derive(Default)]
-struct FakeDatabase {
-    logins: RefCell<BTreeSet<(String, String)>>,
-    drift: Vec<String>,
-}
-
-impl FakeDatabase {
-    fn accepts(&self, user: &str, password: &str) {
-        self.logins
-            .borrow_mut()
-            .insert((user.to_owned(), password.to_owned()));
-    }
-}
-
-impl Probe for FakeDatabase {
-    type Session = String;
-
-    async fn connect(
-        &self,
-        creds: &DbSecret,
-        _: &str,
-        _: &StepContext<'_>,
-    ) -> Result<String, Error> {
-        let pair = (
-            creds.username().to_owned(),
-            creds.password().expose().to_owned(),
-        );
-        if self.logins.borrow().contains(&pair) {
-            Ok(pair.0)
-        } else {
-            Err(Error::Database {
-                engine: creds.engine(),
-                action: "logging in",
-                code: "SQLSTATE 28P01".into(),
-            })
-        }
-    }
-
-    fn account(&self, session: &String) -> Account {
-        Account {
-            user: session.clone(),
-            host: None,
-        }
-    }
-
-    async fn close(&self, _: String) {}
-
-    async fn audit_clone(
-        &self,
-        _: &mut String,
-        _: &Account,
-        _: &str,
-        _: &StepContext<'_>,
-    ) -> Result<Vec<String>, Error> {
-        Ok(self.drift.clone())
-    }
+/// The container the doctor runs in: clients over `store` and `db`.
+fn container(store: &FakeSecrets, db: &FakeDb) -> App<FakeSecrets, FakeDb, FakeRds> {
+    App::new(
+        Config::default(),
+        store.clone(),
+        db.clone(),
+        Rds::new(FakeRds::default()),
+    )
 }
 
 fn secret(user: &str, password: &str) -> Value {
-    json!({"engine": "postgres", "host": "db.example", "username": user, "password": password})
+    json!({"engine": "postgres", "host": HOST, "username": user, "password": password})
 }
 
 fn options(secrets: &[&str], login: bool, repair: bool) -> Options {
@@ -330,9 +70,11 @@ fn options(secrets: &[&str], login: bool, repair: bool) -> Options {
     }
 }
 
-async fn audit(store: &FakeStore, db: &FakeDatabase, now: SystemTime, options: &Options) -> Report {
-    let config = Config::default();
-    Doctor::new(store, db, &config).at(now).run(options).await
+async fn audit(store: &FakeSecrets, db: &FakeDb, now: SystemTime, options: &Options) -> Report {
+    Doctor::new(&container(store, db))
+        .at(now)
+        .run(options)
+        .await
 }
 
 fn codes(report: &Report) -> Vec<Vec<&'static str>> {
@@ -364,8 +106,8 @@ fn assert_no_secret_value(report: &Report) {
 
 #[tokio::test]
 async fn a_healthy_secret() {
-    let (store, db) = (FakeStore::default(), FakeDatabase::default());
-    let arn = store.add("app", &secret("app", SENTINEL));
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
+    let arn = store.add_secret("app", &secret("app", SENTINEL));
     db.accepts("app", SENTINEL);
     let report = audit(&store, &db, epoch(1), &options(&["app"], true, true)).await;
     assert_eq!(codes(&report), [Vec::<&str>::new()]);
@@ -375,13 +117,35 @@ async fn a_healthy_secret() {
         json!({"secrets": [{"secret": arn, "name": "app", "healthy": true, "problems": [], "repairs": []}],
                "healthy": 1, "unhealthy": 0})
     );
-    assert_eq!(store.writes.get(), 0);
+    assert_eq!(store.calls.get().writes(), 0);
+}
+
+#[tokio::test]
+async fn a_deprecated_plugin_is_advice_on_a_healthy_secret() {
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
+    store.add_secret("app", &secret("app", SENTINEL));
+    db.accepts("app", SENTINEL);
+    db.shortfalls.borrow_mut().push(crate::error::Shortfall {
+        kind: crate::error::ShortfallKind::Deprecated,
+        account: "app@%".into(),
+        missing: "mysql_native_password is deprecated".into(),
+        hint: Some("ALTER USER … IDENTIFIED WITH caching_sha2_password".into()),
+    });
+    let report = audit(&store, &db, epoch(1), &options(&["app"], true, false)).await;
+    assert_eq!(codes(&report), [["deprecated-plugin"]]);
+    assert_eq!(report.exit_status(), EXIT_HEALTHY);
+    assert_eq!(report.to_json()["healthy"], 1);
+    let text = shown(&report);
+    assert!(
+        text.contains("healthy    deprecated-plugin") && text.contains("caching_sha2_password"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn stuck_pending_where_current_logs_in_is_cleared_once_settled() {
-    let (store, db) = (FakeStore::default(), FakeDatabase::default());
-    let arn = store.add("app", &secret("app", SENTINEL));
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
+    let arn = store.add_secret("app", &secret("app", SENTINEL));
     db.accepts("app", SENTINEL);
     store.stick(&arn, Some(&secret("app", PENDING_SENTINEL)), epoch(0));
 
@@ -414,7 +178,7 @@ async fn stuck_pending_where_current_logs_in_is_cleared_once_settled() {
             .contains("AWSCURRENT logs in, AWSPENDING does not log in"),
         "{report:?}"
     );
-    assert_eq!(store.writes.get(), 0, "read-only without --repair");
+    assert_eq!(store.calls.get().writes(), 0, "read-only without --repair");
 
     let report = audit(&store, &db, epoch(3), &options(&["app"], true, true)).await;
     let repair = &report.secrets[0].repairs[0];
@@ -435,8 +199,8 @@ async fn stuck_pending_where_current_logs_in_is_cleared_once_settled() {
 
 #[tokio::test]
 async fn a_young_stuck_version_keeps_its_label() {
-    let (store, db) = (FakeStore::default(), FakeDatabase::default());
-    let arn = store.add("app", &secret("app", SENTINEL));
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
+    let arn = store.add_secret("app", &secret("app", SENTINEL));
     db.accepts("app", SENTINEL);
     store.stick(&arn, None, epoch(3));
     let now = epoch(3) + Duration::from_secs(600);
@@ -449,17 +213,17 @@ async fn a_young_stuck_version_keeps_its_label() {
     assert!(repair.detail.contains("10 minutes ago"), "{repair:?}");
     assert_eq!(codes(&report), [["stuck-pending"]]);
     assert_eq!(report.exit_status(), EXIT_PROBLEM);
-    assert_eq!(store.writes.get(), 0);
+    assert_eq!(store.calls.get().writes(), 0);
     // An hour later it is removed.
     let report = audit(&store, &db, now + HOUR, &options(&["app"], true, true)).await;
     assert!(report.secrets[0].repairs[0].done);
-    assert_eq!(store.writes.get(), 1);
+    assert_eq!(store.calls.get().writes(), 1);
 }
 
 #[tokio::test]
 async fn stuck_pending_where_only_pending_logs_in_completes_the_rotation() {
-    let (store, db) = (FakeStore::default(), FakeDatabase::default());
-    let arn = store.add("app", &secret("app", SENTINEL));
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
+    let arn = store.add_secret("app", &secret("app", SENTINEL));
     // setSecret ran: the database has the pending password; finishSecret did not.
     db.accepts("app", PENDING_SENTINEL);
     store.stick(&arn, Some(&secret("app", PENDING_SENTINEL)), epoch(3));
@@ -484,9 +248,96 @@ async fn stuck_pending_where_only_pending_logs_in_completes_the_rotation() {
 }
 
 #[tokio::test]
+async fn a_hand_made_pending_version_is_never_promoted() {
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
+    let arn = store.add_secret("app", &secret("app", SENTINEL));
+    // Someone staged another account's working credential as AWSPENDING, and AWSCURRENT no
+    // longer logs in: promoting it would give the secret's readers that account.
+    db.accepts("admin", PENDING_SENTINEL);
+    store.stick(&arn, Some(&secret("admin", PENDING_SENTINEL)), epoch(0));
+    let report = audit(&store, &db, epoch(3), &options(&["app"], true, true)).await;
+    let repair = &report.secrets[0].repairs[0];
+    assert_eq!(
+        (repair.action, repair.done),
+        (Action::CompletedRotation, false)
+    );
+    assert!(repair.detail.contains("user admin"), "{}", repair.detail);
+    assert_eq!(store.calls.get().writes(), 0);
+    // The same for another port of the same host.
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
+    let arn = store.add_secret("app", &secret("app", SENTINEL));
+    db.accepts("app", PENDING_SENTINEL);
+    let elsewhere = secret("app", PENDING_SENTINEL).tap(|v| v["port"] = json!(6543));
+    store.stick(&arn, Some(&elsewhere), epoch(0));
+    let report = audit(&store, &db, epoch(3), &options(&["app"], true, true)).await;
+    assert!(!report.secrets[0].repairs[0].done);
+    assert!(report.secrets[0].repairs[0].detail.contains(":6543"));
+    assert_eq!(store.calls.get().writes(), 0);
+}
+
+#[tokio::test]
+async fn a_promotion_that_does_not_log_in_afterwards_is_undone() {
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
+    let arn = store.add_secret("app", &secret("app", SENTINEL));
+    db.accepts("app", PENDING_SENTINEL);
+    // The examination and the re-check log in; then the password changes again.
+    db.logins_left.borrow_mut().insert("app".into(), 2);
+    store.stick(&arn, Some(&secret("app", PENDING_SENTINEL)), epoch(0));
+    let report = audit(&store, &db, epoch(3), &options(&["app"], true, true)).await;
+    let repair = &report.secrets[0].repairs[0];
+    assert_eq!(
+        (repair.action, repair.done),
+        (Action::CompletedRotation, false)
+    );
+    assert!(repair.detail.contains("moved back"), "{}", repair.detail);
+    let labels = store.labels(&arn);
+    assert_eq!(labels["v1"], ["AWSCURRENT"]);
+    // Moving AWSCURRENT back, the service labels the version it leaves AWSPREVIOUS.
+    assert_eq!(labels["v2"], ["AWSPENDING", "AWSPREVIOUS"]);
+}
+
+#[tokio::test]
+async fn a_repair_rechecks_the_labels_it_acts_on() {
+    // A rotation finished between the examination and the repair: the version became current.
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
+    let arn = store.add_secret("app", &secret("app", SENTINEL));
+    db.accepts("app", PENDING_SENTINEL);
+    store.stick(&arn, Some(&secret("app", PENDING_SENTINEL)), epoch(0));
+    let app = container(&store, &db);
+    let ctx_tally = crate::deadline::CallTally::default();
+    let ctx = StepContext {
+        secret_id: &arn,
+        step: &crate::protocol::Step::Audit,
+        deadline: crate::deadline::Deadline::new(None, Duration::from_secs(5)),
+        tally: &ctx_tally,
+    };
+    let examiner = examine::Examiner {
+        scope: Scope { app: &app, ctx },
+        now: epoch(3),
+        login: true,
+    };
+    let info = store.inspect(&arn, &ctx).await.unwrap();
+    let stuck = examiner.examine(&info).await.unwrap().stuck.unwrap();
+    // Meanwhile finishSecret ran.
+    store.promote(&arn, "v2", "v1", &ctx).await.unwrap();
+    let writes = store.calls.get().writes();
+    let (action, settled) = (Action::CompletedRotation, repair::SETTLED);
+    let repair = repair::make(&examiner, &arn, action, &stuck, epoch(3), settled)
+        .await
+        .unwrap();
+    assert!(!repair.done);
+    assert!(
+        repair.detail.contains("labels changed"),
+        "{}",
+        repair.detail
+    );
+    assert_eq!(store.calls.get().writes(), writes);
+}
+
+#[tokio::test]
 async fn when_neither_logs_in_nothing_changes() {
-    let (store, db) = (FakeStore::default(), FakeDatabase::default());
-    let arn = store.add("app", &secret("app", SENTINEL));
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
+    let arn = store.add_secret("app", &secret("app", SENTINEL));
     store.stick(&arn, Some(&secret("app", PENDING_SENTINEL)), epoch(0));
     let report = audit(&store, &db, epoch(3), &options(&["app"], true, true)).await;
     let repair = &report.secrets[0].repairs[0];
@@ -496,32 +347,26 @@ async fn when_neither_logs_in_nothing_changes() {
         json!([{"action": "none", "done": false}])
     );
     assert_eq!(codes(&report), [["stuck-pending", "current-login-failed"]]);
-    assert_eq!(store.writes.get(), 0);
+    assert_eq!(store.calls.get().writes(), 0);
     assert_eq!(report.exit_status(), EXIT_PROBLEM);
     assert_no_secret_value(&report);
 }
 
 #[tokio::test]
 async fn unusable_values_name_the_field_never_the_value() {
-    let (store, db) = (FakeStore::default(), FakeDatabase::default());
-    store.add(
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
+    store.add_secret(
         "bad-port",
         &json!({"engine": "postgres", "host": "h", "username": "u", "password": SENTINEL, "port": "x"}),
     );
-    store.add(
+    store.add_secret(
         "bad-engine",
         &secret("u", SENTINEL).tap(|v| v["engine"] = json!("Postgres")),
     );
-    let arn = store.add("not-json", &json!(null));
-    store
-        .secrets
-        .borrow_mut()
-        .get_mut(&arn)
-        .unwrap()
-        .1
-        .get_mut("v1")
-        .unwrap()
-        .value = Some(format!("{{\"password\": \"{SENTINEL}\"")); // cut short
+    let arn = store.add_secret("not-json", &json!(null));
+    // Cut short.
+    let cut = format!("{{\"password\": \"{SENTINEL}\"");
+    store.insert(&arn, "v1", Some(&cut), &["AWSCURRENT"], epoch(0));
     let report = audit(
         &store,
         &db,
@@ -543,10 +388,10 @@ async fn unusable_values_name_the_field_never_the_value() {
 
 #[tokio::test]
 async fn rotation_turned_off_or_late() {
-    let (store, db) = (FakeStore::default(), FakeDatabase::default());
-    let off = store.add("off", &secret("a", SENTINEL));
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
+    let off = store.add_secret("off", &secret("a", SENTINEL));
     store.edit(&off, |i| i.description.rotation_enabled = Some(false));
-    let late = store.add("late", &secret("a", SENTINEL));
+    let late = store.add_secret("late", &secret("a", SENTINEL));
     store.edit(&late, |i| i.next_rotation = Some(epoch(10)));
     let report = audit(
         &store,
@@ -561,31 +406,31 @@ async fn rotation_turned_off_or_late() {
 
 #[tokio::test]
 async fn alternating_users_master_and_clone() {
-    let (store, mut db) = (FakeStore::default(), FakeDatabase::default());
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
     let alternating = |masterarn: &str| {
         secret("app", SENTINEL).tap(|v| {
             v["rotation_strategy"] = json!("alternating-users");
             v["masterarn"] = json!(masterarn);
         })
     };
-    let master = store.add("master", &secret("admin", "master-password-1"));
-    let far = store.add(
+    let master = store.add_secret("master", &secret("master", "master-password-1"));
+    let far = store.add_secret(
         "far",
-        &secret("admin", "master-password-1").tap(|v| v["host"] = json!("elsewhere")),
+        &secret("master", "master-password-1").tap(|v| v["host"] = json!("elsewhere")),
     );
-    store.add(
+    store.add_secret(
         "missing-master",
         &alternating("arn:aws:secretsmanager:us-east-1:123456789012:secret:gone"),
     );
-    store.add("far-master", &alternating(&far));
-    store.add("drifted", &alternating(&master));
-    store.add(
+    store.add_secret("far-master", &alternating(&far));
+    store.add_secret("drifted", &alternating(&master));
+    store.add_secret(
         "no-masterarn",
         &secret("app", SENTINEL).tap(|v| v["rotation_strategy"] = json!("alternating-users")),
     );
     db.accepts("app", SENTINEL);
-    db.accepts("admin", "master-password-1");
-    db.drift = (0..10).map(|i| format!("SELECT ON t{i}")).collect();
+    db.accepts("master", "master-password-1");
+    db.drift.borrow_mut().excess = (0..10).map(|i| format!("SELECT ON t{i}")).collect();
     let secrets = ["missing-master", "far-master", "drifted", "no-masterarn"];
     let report = audit(&store, &db, epoch(1), &options(&secrets, true, false)).await;
     assert_eq!(
@@ -603,7 +448,11 @@ async fn alternating_users_master_and_clone() {
         "{}",
         detail(0)
     );
-    assert!(detail(1).contains("host elsewhere"), "{}", detail(1));
+    assert!(
+        detail(1).contains("master host elsewhere:5432"),
+        "{}",
+        detail(1)
+    );
     assert!(
         detail(2).contains("app_clone") && detail(2).contains("SELECT ON t7; and 2 more"),
         "{}",
@@ -618,9 +467,9 @@ async fn alternating_users_master_and_clone() {
 
 #[tokio::test]
 async fn failed_calls_make_the_audit_incomplete() {
-    let (mut store, db) = (FakeStore::default(), FakeDatabase::default());
-    store.add("fine", &secret("a", SENTINEL));
-    store.denied.insert("denied".to_owned());
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
+    store.add_secret("fine", &secret("a", SENTINEL));
+    store.denied.borrow_mut().insert("denied".to_owned());
     let report = audit(
         &store,
         &db,
@@ -647,14 +496,14 @@ async fn failed_calls_make_the_audit_incomplete() {
 
 #[tokio::test]
 async fn listing_selects_configured_secrets_of_the_function() {
-    let (store, db) = (FakeStore::default(), FakeDatabase::default());
-    store.add("b-mine", &secret("a", SENTINEL));
-    store.add("a-mine", &secret("a", SENTINEL));
-    let other = store.add("theirs", &secret("a", SENTINEL));
+    let (store, db) = (FakeSecrets::default(), FakeDb::default());
+    store.add_secret("b-mine", &secret("a", SENTINEL));
+    store.add_secret("a-mine", &secret("a", SENTINEL));
+    let other = store.add_secret("theirs", &secret("a", SENTINEL));
     store.edit(&other, |i| {
         i.rotation_function = Some(format!("{FUNCTION}-other"))
     });
-    let plain = store.add("unrotated", &secret("a", SENTINEL));
+    let plain = store.add_secret("unrotated", &secret("a", SENTINEL));
     store.edit(&plain, |i| i.rotation_function = None);
     let names = |report: &Report| -> Vec<String> {
         report.secrets.iter().map(|s| s.name.clone()).collect()
@@ -723,6 +572,45 @@ prod/orders  UNHEALTHY  stuck-pending, current-login-failed
 1 healthy, 1 unhealthy
 "
     );
+}
+
+#[test]
+fn the_table_escapes_what_secrets_and_databases_say() {
+    // A user name with a newline and an escape sequence would forge a healthy row and write
+    // control sequences to the operator's terminal.
+    let forged = "app\nprod/payments  healthy    -\u{1b}[2K";
+    let report = Report {
+        secrets: vec![SecretReport {
+            arn: "arn:1".into(),
+            name: format!("prod/{forged}"),
+            problems: vec![Problem::new(
+                Code::CurrentLoginFailed,
+                format!("AWSCURRENT (user {forged}) does not log in"),
+            )],
+            repairs: vec![Repair {
+                action: Action::None,
+                done: false,
+                detail: forged.into(),
+            }],
+        }],
+        failures: vec![Failure {
+            secret: forged.into(),
+            error: Error::Config {
+                variable: "X",
+                problem: forged.into(),
+            },
+        }],
+    };
+    let mut table = Vec::new();
+    report.write_table(&mut table).unwrap();
+    let table = String::from_utf8(table).unwrap();
+    assert!(!table.contains('\u{1b}'), "{table:?}");
+    assert!(
+        !table.lines().any(|line| line.starts_with("prod/payments")),
+        "{table}"
+    );
+    assert!(table.contains("app\\nprod/payments"), "{table}");
+    assert!(table.contains("\\u{1b}[2K"), "{table}");
 }
 
 /// `value.tap(|v| …)`: a changed copy, for fixtures.

@@ -1,11 +1,6 @@
 //! Host names as the RDS proofs compare them.
 
-/// Whether `a` and `b` name the same DNS name: equal but for ASCII case and one trailing dot
-/// (the root), which DNS ignores. No other normalisation, no resolution.
-pub(super) fn same_host(a: &str, b: &str) -> bool {
-    let (a, b) = (absolute(a), absolute(b));
-    !a.is_empty() && a.eq_ignore_ascii_case(b)
-}
+pub(super) use crate::credentials::same_host;
 
 /// `host` without its trailing dot.
 fn absolute(host: &str) -> &str {

@@ -1,7 +1,7 @@
 //! [`RdsApi`] over `aws-sdk-rds`. The client takes the function's SDK configuration (Region,
 //! credentials, HTTPS client, `AWS_ENDPOINT_URL_RDS` and `AWS_ENDPOINT_URL`) and is built on first
 //! use: a container that never rotates alternating users never builds it, and its cold start
-//! does not pay for it. Calls run exactly as Secrets Manager's do (`crate::secrets::retry`): the
+//! does not pay for it. Calls run exactly as Secrets Manager's do (`crate::aws::retry`): the
 //! SDK's own retries off, all attempts of a call within the step's budget, one invocation id for
 //! all of them.
 
@@ -13,11 +13,11 @@ use aws_sdk_rds::Client;
 use aws_sdk_rds::config::Builder as ConfigOverride;
 
 use super::{DbCluster, DbInstance, RdsApi};
-use crate::deadline::StepContext;
-use crate::error::Error;
-use crate::secrets::retry::{
+use crate::aws::retry::{
     AttemptError, Call, CallError, RetryPolicy, SameInvocation, call, single_attempts,
 };
+use crate::deadline::StepContext;
+use crate::error::Error;
 
 /// [`RdsApi`] over the AWS SDK.
 #[derive(Debug)]

@@ -1,76 +1,38 @@
 //! The RDS lookups against an in-memory RDS: what is proven, what is refused, what is asked.
 
-use std::cell::Cell;
 use std::time::Duration;
 
 use super::fake::{FakeRds, cluster, cluster_arn, instance};
 use super::*;
 use crate::deadline::{CallTally, Deadline};
 use crate::engine::Engine;
-use crate::protocol::{Stage, Step};
-use crate::secrets::{SecretDescription, SecretStore};
+use crate::protocol::Step;
+use crate::secrets::fake::FakeSecrets;
 
 const MASTER: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1-AbCdEf";
 
-/// The master secret's `DescribeSecret`, counted; the lookups read nothing else.
-struct Described {
-    description: SecretDescription,
-    calls: Cell<usize>,
+/// The master secret, RDS's, tagged `key` = `value`; its `DescribeSecret` calls are counted.
+fn tagged(key: &str, value: &str) -> FakeSecrets {
+    let store = FakeSecrets::default();
+    store.add_as(MASTER, "rds!db-1", "v1", r#"{"username": "master"}"#);
+    store.edit(MASTER, |info| {
+        info.description.tags = vec![
+            ("aws:secretsmanager:owningService".into(), "rds".into()),
+            (key.to_owned(), value.to_owned()),
+        ];
+    });
+    store
 }
 
-impl Described {
-    fn tagged(key: &str, value: &str) -> Self {
-        Described {
-            description: SecretDescription {
-                arn: Some(MASTER.to_owned()),
-                tags: vec![
-                    ("aws:secretsmanager:owningService".into(), "rds".into()),
-                    (key.to_owned(), value.to_owned()),
-                ],
-                ..SecretDescription::default()
-            },
-            calls: Cell::new(0),
-        }
-    }
-}
-
-impl SecretStore for Described {
-    async fn describe(&self, id: &str, _: &StepContext<'_>) -> Result<SecretDescription, Error> {
-        assert_eq!(id, MASTER, "only the master secret is described");
-        self.calls.set(self.calls.get() + 1);
-        Ok(self.description.clone())
-    }
-    async fn get(
-        &self,
-        _: &str,
-        _: Stage,
-        _: Option<&str>,
-        _: &StepContext<'_>,
-    ) -> Result<String, Error> {
-        unreachable!("the lookups read no secret value")
-    }
-    async fn get_if_exists(
-        &self,
-        _: &str,
-        _: Stage,
-        _: Option<&str>,
-        _: &StepContext<'_>,
-    ) -> Result<Option<String>, Error> {
-        unreachable!("the lookups read no secret value")
-    }
-    async fn put_pending(
-        &self,
-        _: &str,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
-        _: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        unreachable!("the lookups write nothing")
-    }
-    async fn promote(&self, _: &str, _: &str, _: &str, _: &StepContext<'_>) -> Result<(), Error> {
-        unreachable!("the lookups write nothing")
-    }
+/// The `DescribeSecret` calls made of the master secret.
+fn described(store: &FakeSecrets) -> usize {
+    let calls = store.calls.get();
+    assert_eq!(
+        calls.total(),
+        calls.describe,
+        "the lookups read nothing else"
+    );
+    calls.describe
 }
 
 fn ctx(tally: &CallTally) -> StepContext<'_> {
@@ -116,7 +78,7 @@ fn host(id: &str) -> String {
 async fn an_instance_master_is_located_once_per_container() {
     let rds = topology();
     let tally = CallTally::default();
-    let store = Described::tagged(INSTANCE_TAG, "arn:aws:rds:us-east-1:123456789012:db:db-1");
+    let store = tagged(INSTANCE_TAG, "arn:aws:rds:us-east-1:123456789012:db:db-1");
     let master = rds
         .managed_master(&store, MASTER, &ctx(&tally))
         .await
@@ -126,17 +88,17 @@ async fn an_instance_master_is_located_once_per_container() {
     assert_eq!(master.endpoint.host, host("db-1"));
     assert_eq!(master.endpoint.port, 5432);
     assert!(matches!(&master.database, Database::Instance { id, .. } if id == "db-1"));
-    assert_eq!((store.calls.get(), rds.api().calls()), (1, 1));
+    assert_eq!((described(&store), rds.api().calls()), (1, 1));
     // Remembered: no DescribeSecret, no RDS call.
     let again = rds.managed_master(&store, MASTER, &ctx(&tally)).await;
     assert_eq!(again.unwrap(), Some(master));
-    assert_eq!((store.calls.get(), rds.api().calls()), (1, 1));
+    assert_eq!((described(&store), rds.api().calls()), (1, 1));
     // Forgotten (say its master did not log in): asked again.
     rds.forget(MASTER);
     rds.managed_master(&store, MASTER, &ctx(&tally))
         .await
         .unwrap();
-    assert_eq!((store.calls.get(), rds.api().calls()), (2, 2));
+    assert_eq!((described(&store), rds.api().calls()), (2, 2));
 }
 
 #[tokio::test]
@@ -144,7 +106,7 @@ async fn a_cluster_master_acts_on_the_writer_endpoint() {
     let rds = topology();
     let tally = CallTally::default();
     // Tag keys are matched ignoring case, as AWS's functions do.
-    let store = Described::tagged("AWS:RDS:PRIMARYDBCLUSTERARN", &cluster_arn("app"));
+    let store = tagged("AWS:RDS:PRIMARYDBCLUSTERARN", &cluster_arn("app"));
     let master = rds
         .managed_master(&store, MASTER, &ctx(&tally))
         .await
@@ -159,6 +121,7 @@ async fn a_cluster_master_acts_on_the_writer_endpoint() {
             id: "app".into(),
             writer: app.writer.unwrap(),
             reader: app.reader,
+            port: Some(5432),
         }
     );
     assert_eq!(
@@ -171,7 +134,7 @@ async fn a_cluster_master_acts_on_the_writer_endpoint() {
 async fn an_untagged_master_is_no_rds_master() {
     let rds = topology();
     let tally = CallTally::default();
-    let store = Described::tagged("team", "payments");
+    let store = tagged("team", "payments");
     let found = rds.managed_master(&store, MASTER, &ctx(&tally)).await;
     assert_eq!(found.unwrap(), None);
     assert_eq!(rds.api().calls(), 0);
@@ -180,7 +143,7 @@ async fn an_untagged_master_is_no_rds_master() {
 #[tokio::test]
 async fn a_master_that_rds_does_not_vouch_for_is_refused() {
     let tally = CallTally::default();
-    let located = async |store: Described, rds: Rds<FakeRds>| {
+    let located = async |store: FakeSecrets, rds: Rds<FakeRds>| {
         let err = rds
             .managed_master(&store, MASTER, &ctx(&tally))
             .await
@@ -188,12 +151,12 @@ async fn a_master_that_rds_does_not_vouch_for_is_refused() {
         assert_eq!(err.error_type(), "InvalidSecret", "{err}");
         // Nothing remembered: the next rotation asks again.
         let _ = rds.managed_master(&store, MASTER, &ctx(&tally)).await;
-        assert_eq!(store.calls.get(), 2);
+        assert_eq!(described(&store), 2);
         err.to_string()
     };
     // The instance no longer exists (deleted, or renamed).
     let gone = "arn:aws:rds:us-east-1:123456789012:db:db-0";
-    let message = located(Described::tagged(INSTANCE_TAG, gone), topology()).await;
+    let message = located(tagged(INSTANCE_TAG, gone), topology()).await;
     assert!(
         message.contains(MASTER) && message.contains(INSTANCE_TAG),
         "{message}"
@@ -204,27 +167,27 @@ async fn a_master_that_rds_does_not_vouch_for_is_refused() {
     );
     // The instance exists, but keeps its password in another secret.
     let other = "arn:aws:rds:us-east-1:123456789012:db:other";
-    let message = located(Described::tagged(INSTANCE_TAG, other), topology()).await;
+    let message = located(tagged(INSTANCE_TAG, other), topology()).await;
     assert!(
         message.contains("DB instance other") && message.contains("MasterUserSecret"),
         "{message}"
     );
     // A description without the secret's ARN cannot be matched either.
-    let mut anonymous = Described::tagged(INSTANCE_TAG, "db-1");
-    anonymous.description.arn = None;
+    let anonymous = tagged(INSTANCE_TAG, "db-1");
+    anonymous.edit(MASTER, |info| info.description.arn = None);
     let message = located(anonymous, topology()).await;
     assert!(message.contains("MasterUserSecret"), "{message}");
     // An engine this function does not rotate, and an instance still being created.
     let rds = topology();
     rds.api().instances.borrow_mut()[0].engine = Some("oracle-ee".into());
-    let message = located(Described::tagged(INSTANCE_TAG, "db-1"), rds).await;
+    let message = located(tagged(INSTANCE_TAG, "db-1"), rds).await;
     assert!(message.contains("runs engine `oracle-ee`"), "{message}");
     let rds = topology();
     rds.api().instances.borrow_mut()[0].address = None;
-    let message = located(Described::tagged(INSTANCE_TAG, "db-1"), rds).await;
+    let message = located(tagged(INSTANCE_TAG, "db-1"), rds).await;
     assert!(message.contains("no endpoint yet"), "{message}");
     let cluster_gone = cluster_arn("nope");
-    let message = located(Described::tagged(CLUSTER_TAG, &cluster_gone), topology()).await;
+    let message = located(tagged(CLUSTER_TAG, &cluster_gone), topology()).await;
     assert!(
         message.contains(CLUSTER_TAG) && message.contains(&cluster_gone),
         "{message}"
@@ -236,13 +199,18 @@ async fn relations_are_proven_by_rds_alone() {
     let rds = topology();
     let tally = CallTally::default();
     let ctx = ctx(&tally);
-    let db_1 = rds.database_at(&host("db-1"), &ctx).await.unwrap().unwrap();
-    let app = rds
-        .database_at(&cluster("app").writer.unwrap(), &ctx)
+    let db_1 = rds
+        .database_at(&host("db-1"), 5432, &ctx)
         .await
         .unwrap()
         .unwrap();
-    let relation = async |h: &str, master: &Database| rds.relation(h, master, &ctx).await.unwrap();
+    let app = rds
+        .database_at(&cluster("app").writer.unwrap(), 5432, &ctx)
+        .await
+        .unwrap()
+        .unwrap();
+    let relation =
+        async |h: &str, master: &Database| rds.relation(h, 5432, master, &ctx).await.unwrap();
 
     // The master's own endpoint, as a DNS name: no call.
     let before = rds.api().calls();
@@ -258,6 +226,19 @@ async fn relations_are_proven_by_rds_alone() {
         Some(Relation::ReadReplica)
     );
     assert_eq!(relation(&host("other-replica"), &db_1).await, None);
+    // The same names at another port than RDS gives them: another server.
+    for (h, master) in [
+        (host("db-1"), &db_1),
+        (host("db-1-replica"), &db_1),
+        (cluster("app").reader.unwrap(), &app),
+        (host("app-1"), &app),
+    ] {
+        assert_eq!(
+            rds.relation(&h, 5433, master, &ctx).await.unwrap(),
+            None,
+            "{h}:5433"
+        );
+    }
     assert_eq!(relation(&host("other"), &db_1).await, None);
     // Spoofs: the replica's identifier under another domain or hash, or another's instance.
     for spoof in [
@@ -293,8 +274,19 @@ async fn a_masters_host_is_an_rds_database_only_as_rds_says() {
     let rds = topology();
     let tally = CallTally::default();
     let ctx = ctx(&tally);
-    let at = async |h: &str| rds.database_at(h, &ctx).await.unwrap();
+    let at = async |h: &str| rds.database_at(h, 5432, &ctx).await.unwrap();
     assert!(matches!(at(&host("db-1")).await, Some(Database::Instance { id, .. }) if id == "db-1"));
+    // Its name at another port is not the instance.
+    assert_eq!(
+        rds.database_at(&host("db-1"), 6432, &ctx).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        rds.database_at(&cluster("app").writer.unwrap(), 6432, &ctx)
+            .await
+            .unwrap(),
+        None
+    );
     // A reader endpoint is no place for the master; neither is a name RDS did not give.
     assert_eq!(at(&cluster("app").reader.unwrap()).await, None);
     assert_eq!(
@@ -317,20 +309,24 @@ async fn api_failures_are_errors_not_refusals() {
     rds.api().denied.set(true);
     let tally = CallTally::default();
     let ctx = ctx(&tally);
-    let err = rds.database_at(&host("db-1"), &ctx).await.unwrap_err();
+    let err = rds
+        .database_at(&host("db-1"), 5432, &ctx)
+        .await
+        .unwrap_err();
     assert_eq!(err.error_type(), "RdsError");
     let master = Database::Instance {
         id: "db-1".into(),
         arn: None,
         endpoint: host("db-1"),
+        port: Some(5432),
         cluster: None,
     };
     let err = rds
-        .relation(&host("db-1-replica"), &master, &ctx)
+        .relation(&host("db-1-replica"), 5432, &master, &ctx)
         .await
         .unwrap_err();
     assert_eq!(err.error_type(), "RdsError");
-    let store = Described::tagged(INSTANCE_TAG, "db-1");
+    let store = tagged(INSTANCE_TAG, "db-1");
     let err = rds.managed_master(&store, MASTER, &ctx).await.unwrap_err();
     assert_eq!(err.error_type(), "RdsError");
 }

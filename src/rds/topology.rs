@@ -35,6 +35,8 @@ pub enum Database {
         arn: Option<String>,
         /// `Endpoint.Address`.
         endpoint: String,
+        /// `Endpoint.Port`.
+        port: Option<u16>,
         /// The Aurora cluster it belongs to, if any.
         cluster: Option<String>,
     },
@@ -46,6 +48,8 @@ pub enum Database {
         writer: String,
         /// `ReaderEndpoint`.
         reader: Option<String>,
+        /// `Port`, of both endpoints.
+        port: Option<u16>,
     },
 }
 
@@ -55,6 +59,13 @@ impl Database {
         match self {
             Database::Instance { endpoint, .. } => endpoint,
             Database::Cluster { writer, .. } => writer,
+        }
+    }
+
+    /// The port RDS serves the database's endpoints at.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            Database::Instance { port, .. } | Database::Cluster { port, .. } => *port,
         }
     }
 }
@@ -186,11 +197,12 @@ impl<A: RdsApi> Rds<A> {
         self.lock().remove(masterarn);
     }
 
-    /// The RDS database whose endpoint `host` is (an instance, or a cluster's writer endpoint),
-    /// or `None`.
+    /// The RDS database whose endpoint is `host` at `port` (an instance, or a cluster's writer
+    /// endpoint), or `None`.
     pub async fn database_at(
         &self,
         host: &str,
+        port: u16,
         ctx: &StepContext<'_>,
     ) -> Result<Option<Database>, Error> {
         let Some(shape) = rds_shape(host) else {
@@ -199,32 +211,38 @@ impl<A: RdsApi> Rds<A> {
         if shape.cluster {
             let cluster = self.api.cluster(shape.identifier, ctx).await?;
             Ok(cluster.and_then(|c| match c.writer {
-                Some(writer) if same_host(host, &writer) => Some(Database::Cluster {
-                    id: c.identifier,
-                    writer,
-                    reader: c.reader,
-                }),
+                Some(writer) if same_host(host, &writer) && c.port == Some(port) => {
+                    Some(Database::Cluster {
+                        id: c.identifier,
+                        writer,
+                        reader: c.reader,
+                        port: c.port,
+                    })
+                }
                 _ => None,
             }))
         } else {
             let instance = self.api.instance(shape.identifier, ctx).await?;
             Ok(instance
-                .filter(|i| i.address.as_deref().is_some_and(|a| same_host(host, a)))
+                .filter(|i| serves(i, host, port))
                 .and_then(|i| database_of(i).ok()))
         }
     }
 
-    /// How `host` relates to `master`, when RDS proves it: `master`'s own endpoint; an instance
-    /// whose endpoint is `host` and which is a read replica of `master` (an instance) or a member
-    /// of `master`'s cluster; or `master`'s reader endpoint. `None` for anything else.
+    /// How `host` at `port` relates to `master`, when RDS proves it: `master`'s own endpoint; an
+    /// instance whose endpoint is `host` and which is a read replica of `master` (an instance)
+    /// or a member of `master`'s cluster; or `master`'s reader endpoint; each at the port RDS
+    /// gives it. `None` for anything else.
     pub async fn relation(
         &self,
         host: &str,
+        port: u16,
         master: &Database,
         ctx: &StepContext<'_>,
     ) -> Result<Option<Relation>, Error> {
+        let at_port = master.port() == Some(port);
         if same_host(host, master.endpoint()) {
-            return Ok(Some(Relation::SameEndpoint));
+            return Ok(at_port.then_some(Relation::SameEndpoint));
         }
         if let Database::Cluster {
             reader: Some(reader),
@@ -232,7 +250,7 @@ impl<A: RdsApi> Rds<A> {
         } = master
         {
             if same_host(host, reader) {
-                return Ok(Some(Relation::ClusterReader));
+                return Ok(at_port.then_some(Relation::ClusterReader));
             }
         }
         let Some(shape) = rds_shape(host).filter(|s| !s.cluster) else {
@@ -241,11 +259,7 @@ impl<A: RdsApi> Rds<A> {
         let Some(instance) = self.api.instance(shape.identifier, ctx).await? else {
             return Ok(None);
         };
-        if !instance
-            .address
-            .as_deref()
-            .is_some_and(|a| same_host(host, a))
-        {
+        if !serves(&instance, host, port) {
             return Ok(None);
         }
         Ok(member_of(&instance, master))
@@ -277,6 +291,15 @@ fn rds_tag(description: &SecretDescription) -> Option<(&'static str, &str)> {
             .find(|tag| key.eq_ignore_ascii_case(tag))
             .map(|tag| (tag, value.as_str()))
     })
+}
+
+/// Whether `instance`'s endpoint is `host` (as a DNS name) at `port`.
+fn serves(instance: &DbInstance, host: &str, port: u16) -> bool {
+    instance
+        .address
+        .as_deref()
+        .is_some_and(|address| same_host(host, address))
+        && instance.port == Some(port)
 }
 
 /// The relation of `instance` (whose endpoint is the host in question) to `master`.
@@ -324,6 +347,7 @@ fn database_of(instance: DbInstance) -> Result<Database, String> {
         identifier,
         arn,
         address,
+        port,
         cluster,
         ..
     } = instance;
@@ -332,6 +356,7 @@ fn database_of(instance: DbInstance) -> Result<Database, String> {
             id: identifier,
             arn,
             endpoint,
+            port,
             cluster,
         }),
         None => Err(format!("DB instance {identifier} has no endpoint yet")),
@@ -345,7 +370,10 @@ fn located_instance(instance: DbInstance) -> Result<ManagedMaster, String> {
         instance.engine.as_deref(),
     )?;
     let port = instance.port.unwrap_or_else(|| engine.default_port());
-    let database = database_of(instance)?;
+    let mut database = database_of(instance)?;
+    if let Database::Instance { port: known, .. } = &mut database {
+        *known = Some(port);
+    }
     let host = database.endpoint().to_owned();
     Ok(ManagedMaster {
         database,
@@ -372,6 +400,7 @@ fn located_cluster(cluster: DbCluster) -> Result<ManagedMaster, String> {
             id: cluster.identifier,
             writer,
             reader: cluster.reader,
+            port: Some(port),
         },
     })
 }

@@ -5,8 +5,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::config::TlsMode;
-use crate::credentials::{DbSecret, SslSetting};
+use crate::config::{Config, TlsMode};
+use crate::credentials::{Login, SslSetting};
 use crate::deadline::StepContext;
 use crate::engine::Engine;
 use crate::error::Error;
@@ -20,6 +20,30 @@ pub(crate) const AUDITING: &str = "comparing the user and its clone (read-only)"
 
 /// What a statement that timed out may have done, for its error.
 pub(crate) const MAY_HAVE_APPLIED: &str = "the change may or may not have been applied";
+
+/// How every engine's connections are secured: `TLS_MODE`, and whether a password may cross a
+/// connection without verified TLS in a readable or replayable form (`ALLOW_CLEARTEXT_PASSWORDS`,
+/// docs/protocol.md 5.14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Transport {
+    pub(crate) mode: TlsMode,
+    pub(crate) cleartext: bool,
+}
+
+impl Transport {
+    /// The configuration's transport settings.
+    pub(crate) fn of(config: &Config) -> Self {
+        Transport {
+            mode: config.tls_mode,
+            cleartext: config.allow_cleartext_passwords,
+        }
+    }
+}
+
+/// Why a password cannot be sent on a connection without verified TLS, for errors.
+pub(crate) const CLEARTEXT_REFUSED: &str = "the password would cross a connection without \
+    verified TLS in a form anyone on the network path can read or replay; use TLS (`ssl: true`), \
+    or set ALLOW_CLEARTEXT_PASSWORDS=on to accept that risk";
 
 /// How one connection is secured, resolved from the secret's `ssl` key and `TLS_MODE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +86,27 @@ impl Failure {
             before_auth,
         }
     }
+
+    /// The server refused the credential, keeping its code: another version may be tried.
+    pub(crate) fn refused(engine: Engine, code: String) -> Self {
+        Failure {
+            error: Error::Refused { engine, code },
+            before_auth: false,
+        }
+    }
+
+    /// The server did not answer within `timeout` (`phase`: what was waited for): never a
+    /// refusal, never retried in plaintext.
+    pub(crate) fn unanswered(engine: Engine, phase: &str, timeout: Duration) -> Self {
+        Failure {
+            error: Error::Unanswered {
+                engine,
+                action: "logging in",
+                detail: format!("{phase} timed out after {timeout:?}"),
+            },
+            before_auth: false,
+        }
+    }
 }
 
 /// The timeout of one connection attempt; running out of time is never retried.
@@ -77,7 +122,7 @@ pub(crate) fn attempt_timeout(ctx: &StepContext<'_>, attempt: &str) -> Result<Du
 /// authentication is retried in plaintext, with a warning naming the secret and host.
 pub(crate) async fn connect_per_tls_choice<T, Fut>(
     mode: TlsMode,
-    creds: &DbSecret,
+    creds: &Login,
     ctx: &StepContext<'_>,
     attempt: impl Fn(bool) -> Fut,
 ) -> Result<T, Error>
@@ -130,6 +175,22 @@ pub(crate) fn database_error(
         engine,
         action,
         code: code.into(),
+        hint: None,
+    }
+}
+
+/// [`database_error`] with what the operator can do about it.
+pub(crate) fn database_error_hinted(
+    engine: Engine,
+    action: &'static str,
+    code: impl Into<String>,
+    hint: impl Into<String>,
+) -> Error {
+    Error::Database {
+        engine,
+        action,
+        code: code.into(),
+        hint: Some(hint.into()),
     }
 }
 

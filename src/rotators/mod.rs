@@ -1,109 +1,191 @@
-//! The rotators that change passwords on databases: the [`Rotator`] trait, one folder per engine
-//! family, and [`Rotators`], which dispatches on the secret's engine.
+//! The database side of a rotation, split by role, and the engines that play them.
+//!
+//! Connecting is one role ([`Connect`]); what a session can do is others, one per way of changing
+//! a password: [`OwnPassword`] (single user), [`CloneManagement`] (alternating users, as the
+//! master), [`DualOwn`] and [`DualMaster`] (dual passwords, by the user or by the master), over
+//! the base [`Session`]. An engine's session implements the roles its engine serves
+//! ([`Engine::support`](crate::engine::Engine::support)), and nothing else: no stub. [`Engines`]
+//! connects to any engine and gives an [`AnySession`], which dispatches each role to the engine's
+//! session, and answers a role the engine lacks with the capability table's refusal. A wrapper
+//! (a test's redirection) overrides [`Connect`] alone.
 //!
 //! A family's folder holds its driver session, its SQL (or commands) and its strategies' paths;
 //! `driver` holds the glue they share (TLS choice, bounded calls, error text, close timeout).
 
-mod audit;
+mod any;
 mod driver;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
 
 use std::future::Future;
 
-use crate::config::Config;
-use crate::credentials::{DbSecret, Password};
+use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
-use crate::engine::{Family, is_clone_of};
-use crate::error::{Error, Mismatch, PrivilegeGap};
-use crate::protocol::Stage;
-use crate::tls::TlsRoots;
+use crate::engine::{Engine, is_clone_of};
+use crate::error::{CloneFindings, Error, Mismatch, PrivilegeGap, Shortfall};
+use crate::protocol::{Stage, Strategy};
 
-pub use audit::CloneAudit;
+pub use any::{AnySession, Engines};
 
-/// What a database engine must do for a rotation. One implementation per protocol family, and
-/// [`Rotators`] dispatching on the secret's engine.
-pub trait Rotator {
+/// Opens sessions: the one role a wrapper overrides.
+pub trait Connect {
     /// An authenticated connection.
-    type Session;
+    type Session: Session;
 
-    /// Connects and logs in with `creds` (host, port, user, password, database, TLS settings).
-    /// `attempt` names the try for errors (`login with pending secret`). A failure is an error value;
-    /// only [`Error::DeadlineExceeded`] means the caller must stop trying.
+    /// Connects and logs in with `login`. `attempt` names the try for errors (`login with
+    /// pending secret`). A server that refuses the credential is [`Error::Refused`]; one that does
+    /// not answer in time [`Error::Unanswered`]; running out of the invocation's time
+    /// [`Error::DeadlineExceeded`].
     fn connect(
         &self,
-        creds: &DbSecret,
+        login: &Login,
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> impl Future<Output = Result<Self::Session, Error>>;
+}
 
-    /// Runs a trivial query (`SELECT NOW()`), proving the session works.
-    fn check(
-        &self,
-        session: &mut Self::Session,
-        ctx: &StepContext<'_>,
-    ) -> impl Future<Output = Result<(), Error>>;
+/// What every session does.
+pub trait Session: Sized {
+    /// The engine of the login that opened it.
+    fn engine(&self) -> Engine;
 
-    /// Changes the logged-in user's own password to `new` (single-user strategy). `login` is the
-    /// credential that opened `session` (current's, or previous's after the fallback): its user
-    /// is the one changed, and MySQL's `REPLACE` clause needs its password, never the pending one.
+    /// The account the server authenticated, as it names it (MySQL `user@host`; a PostgreSQL
+    /// role or Redis user has no host).
+    fn account(&self) -> Account;
+
+    /// Runs a trivial query (`SELECT NOW()`, `PING`), proving the session works.
+    fn check(&mut self, ctx: &StepContext<'_>) -> impl Future<Output = Result<(), Error>>;
+
+    /// Closes the session.
+    fn close(self) -> impl Future<Output = ()>;
+}
+
+/// Single user: the logged-in user changes its own password.
+pub trait OwnPassword: Session {
+    /// Changes the logged-in user's password to `new`. `login` is the credential that opened the
+    /// session (current's, or previous's after the fallback): its user is the one changed, and
+    /// MySQL's `REPLACE` clause needs its password, never the pending one.
     fn set_own_password(
-        &self,
-        session: &mut Self::Session,
-        login: &DbSecret,
+        &mut self,
+        login: &Login,
         new: &Password,
         ctx: &StepContext<'_>,
     ) -> impl Future<Output = Result<(), Error>>;
 
-    /// The account the session is logged in as, as the server names it (MySQL `user@host`; a
-    /// PostgreSQL role has no host).
-    fn account(&self, session: &Self::Session) -> Account;
-
-    /// As the master (superuser) session, makes the database accept `pending`'s password for
-    /// `pending`'s user, which is `current`'s user or its `_clone` (alternating-users strategy):
-    /// creates the clone when missing and, every rotation, repairs it so that it holds the current
-    /// account's privileges.
-    fn set_password_as_master(
-        &self,
-        master: &mut Self::Session,
-        current: &Account,
-        pending: &DbSecret,
+    /// What the user lacks to change its own password this way, found without changing it
+    /// (docs/protocol.md 5.15).
+    fn own_password_shortfalls(
+        &mut self,
         ctx: &StepContext<'_>,
-    ) -> impl Future<Output = Result<(), Error>>;
-
-    /// Adds `pending`'s password to the logged-in account, beside `current`'s, with which the
-    /// session logged in (dual-password strategy on engines whose users may do it themselves,
-    /// [`DualMethod::OwnAccount`](crate::engine::DualMethod::OwnAccount)). The server keeps both.
-    fn add_own_password(
-        &self,
-        session: &mut Self::Session,
-        current: &DbSecret,
-        pending: &DbSecret,
-        ctx: &StepContext<'_>,
-    ) -> impl Future<Output = Result<(), Error>>;
-
-    /// As the master session, makes `account` (the account `current` logged in as) accept
-    /// `current`'s and `pending`'s passwords and no other (dual-password strategy,
-    /// [`DualMethod::Master`](crate::engine::DualMethod::Master)). Nothing else of the account
-    /// changes.
-    fn add_password_as_master(
-        &self,
-        master: &mut Self::Session,
-        account: &Account,
-        current: &DbSecret,
-        pending: &DbSecret,
-        ctx: &StepContext<'_>,
-    ) -> impl Future<Output = Result<(), Error>>;
-
-    /// Closes the session.
-    fn close(&self, session: Self::Session) -> impl Future<Output = ()>;
+    ) -> impl Future<Output = Result<Vec<Shortfall>, Error>>;
 }
 
-/// The error of a strategy an engine does not serve, for a rotator reached despite the handler's
-/// check (docs/protocol.md 5.13).
-pub(crate) fn unsupported_strategy(ctx: &StepContext<'_>, problem: &str) -> Error {
-    Error::invalid_secret(ctx.secret_id, Stage::Current, problem)
+/// Alternating users, as the master.
+pub trait CloneManagement: Session {
+    /// Makes the database accept `pending`'s password for `pending`'s user, which is `account`'s
+    /// user or its `_clone`: creates the clone when missing and, every rotation, repairs it so
+    /// that it holds the current account's privileges. `account` is the account `current` logged
+    /// in as; where the engine can, the master proves that its server's account of that name
+    /// accepts `current`'s password before anything changes.
+    fn set_password_as_master(
+        &mut self,
+        account: &Account,
+        current: &Login,
+        pending: &Login,
+        ctx: &StepContext<'_>,
+    ) -> impl Future<Output = Result<(), Error>>;
+
+    /// What stands in the way of handing `pending_user` (`account`'s user or its clone) over
+    /// (docs/protocol.md 5.12), read-only.
+    fn audit_clone(
+        &mut self,
+        account: &Account,
+        pending_user: &str,
+        ctx: &StepContext<'_>,
+    ) -> impl Future<Output = Result<CloneFindings, Error>>;
+
+    /// What the master lacks to create or update `pending_user` for `account`, found without
+    /// changing anything (docs/protocol.md 5.15).
+    fn master_shortfalls(
+        &mut self,
+        account: &Account,
+        pending_user: &str,
+        ctx: &StepContext<'_>,
+    ) -> impl Future<Output = Result<Vec<Shortfall>, Error>>;
+}
+
+/// What adding one's own second password came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// The new password is the primary one, current's the secondary one.
+    Now,
+    /// Current's password is no longer the primary one: the change was made before (its reply
+    /// lost), or the password was changed outside the rotation. The caller tells which by
+    /// logging in with the pending password; the server's code is kept for the error.
+    NotPrimary(String),
+}
+
+/// Dual passwords, by the user itself (MySQL 8).
+pub trait DualOwn: Session {
+    /// Makes `pending` the primary password and keeps `current`, with which the session logged
+    /// in, as the secondary one.
+    fn add_own_password(
+        &mut self,
+        current: &Password,
+        pending: &Password,
+        ctx: &StepContext<'_>,
+    ) -> impl Future<Output = Result<Added, Error>>;
+
+    /// What the user lacks to keep two passwords itself (docs/protocol.md 5.15).
+    fn dual_own_shortfalls(
+        &mut self,
+        ctx: &StepContext<'_>,
+    ) -> impl Future<Output = Result<Vec<Shortfall>, Error>>;
+}
+
+/// Dual passwords, written by the master (MariaDB, Redis).
+pub trait DualMaster: Session {
+    /// Makes `account` (the account `current` logged in as) accept `current`'s and `pending`'s
+    /// passwords and no other; nothing else of the account changes.
+    fn add_password_as_master(
+        &mut self,
+        account: &Account,
+        current: &Password,
+        pending: &Password,
+        ctx: &StepContext<'_>,
+    ) -> impl Future<Output = Result<(), Error>>;
+
+    /// What the master lacks to do so, found without changing anything (docs/protocol.md 5.15).
+    fn dual_master_shortfalls(
+        &mut self,
+        account: &Account,
+        current: &Password,
+        ctx: &StepContext<'_>,
+    ) -> impl Future<Output = Result<Vec<Shortfall>, Error>>;
+}
+
+/// A connector whose sessions play every role: what the rotation and the doctor are generic over.
+pub trait Rotator: Connect<Session: OwnPassword + CloneManagement + DualOwn + DualMaster> {}
+
+impl<T> Rotator for T
+where
+    T: Connect,
+    T::Session: OwnPassword + CloneManagement + DualOwn + DualMaster,
+{
+}
+
+/// The error of a role an engine does not play: the capability table's refusal of `strategy`.
+pub(crate) fn unsupported(engine: Engine, strategy: Strategy, ctx: &StepContext<'_>) -> Error {
+    Error::invalid_secret(
+        ctx.secret_id,
+        Stage::Current,
+        engine
+            .refusal(strategy)
+            .unwrap_or_else(|| format!("strategy {strategy} is served otherwise on {engine}")),
+    )
 }
 
 /// A database account as the server identifies it.
@@ -147,197 +229,46 @@ impl Handover {
             })))
         }
     }
+
+    /// The original account and its clone, for this handover from `current` to `target`.
+    pub(crate) fn roles<'a>(self, current: &'a Account, target: &'a str) -> (&'a str, &'a str) {
+        match self {
+            Handover::Append => (current.user.as_str(), target),
+            Handover::Strip => (target, current.user.as_str()),
+        }
+    }
 }
 
-/// The error refusing to hand over `given`, which may do `excess` beyond `current`; nothing has
+/// The error refusing to act, as the master, on `user@host` of the master's server, which does not
+/// accept the current secret's password: the current secret logged in elsewhere (another port
+/// of the same host, a look-alike server), so the master's account of that name is not its.
+/// Nothing has been changed when it is returned.
+pub(crate) fn not_on_the_masters_server(ctx: &StepContext<'_>, user: &str, host: &str) -> Error {
+    Error::IdentityMismatch(Box::new(Mismatch {
+        secret_id: ctx.secret_id.to_owned(),
+        step: ctx.step.clone(),
+        what: "account",
+        found: format!("{user}@{host} on the master's server"),
+        expected_role: "the account the current secret logged in as, which accepts",
+        expected: "the current password".to_owned(),
+    }))
+}
+
+/// The error refusing to hand over `given` to the holder of `current`, for `findings`; nothing has
 /// been changed when it is returned.
 pub(crate) fn privilege_gap(
     ctx: &StepContext<'_>,
     given: String,
     current: String,
-    excess: Vec<String>,
+    findings: CloneFindings,
 ) -> Error {
     Error::PrivilegeMismatch(Box::new(PrivilegeGap {
         secret_id: ctx.secret_id.to_owned(),
         step: ctx.step.clone(),
         given,
         current,
-        excess,
+        findings,
     }))
-}
-
-/// An open session on any engine.
-#[derive(Debug)]
-pub enum Session {
-    /// PostgreSQL or Aurora PostgreSQL.
-    Postgres(postgres::PgSession),
-    /// MySQL, Aurora MySQL or MariaDB.
-    Mysql(mysql::MySession),
-    /// Redis or Valkey.
-    Redis(redis::RedisSession),
-}
-
-/// The rotators of every engine, built once per container, chosen by the secret's `engine`.
-#[derive(Debug, Clone)]
-pub struct Rotators {
-    postgres: postgres::PostgresRotator,
-    mysql: mysql::MysqlRotator,
-    redis: redis::RedisRotator,
-}
-
-impl Rotators {
-    /// Builds the rotators and loads the TLS trust roots (system, Amazon RDS, `TLS_EXTRA_CA_FILE`).
-    pub fn new(config: &Config) -> Result<Self, Error> {
-        let roots = TlsRoots::load(config.tls_extra_ca_file.as_deref())?;
-        Ok(Self::with_roots(&roots, config))
-    }
-
-    /// Builds the rotators over given trust roots (tests trust exactly their own CA).
-    pub fn with_roots(roots: &TlsRoots, config: &Config) -> Self {
-        Rotators {
-            postgres: postgres::PostgresRotator::new(roots.client_config(), config.tls_mode),
-            mysql: mysql::MysqlRotator::new(roots, config.tls_mode),
-            redis: redis::RedisRotator::new(roots.client_config(), config.tls_mode),
-        }
-    }
-}
-
-impl Rotator for Rotators {
-    type Session = Session;
-
-    async fn connect(
-        &self,
-        creds: &DbSecret,
-        attempt: &str,
-        ctx: &StepContext<'_>,
-    ) -> Result<Session, Error> {
-        match creds.engine().family() {
-            Family::Postgres => self
-                .postgres
-                .connect(creds, attempt, ctx)
-                .await
-                .map(Session::Postgres),
-            Family::Mysql => self
-                .mysql
-                .connect(creds, attempt, ctx)
-                .await
-                .map(Session::Mysql),
-            Family::Redis => self
-                .redis
-                .connect(creds, attempt, ctx)
-                .await
-                .map(Session::Redis),
-        }
-    }
-
-    async fn check(&self, session: &mut Session, ctx: &StepContext<'_>) -> Result<(), Error> {
-        match session {
-            Session::Postgres(s) => self.postgres.check(s, ctx).await,
-            Session::Mysql(s) => self.mysql.check(s, ctx).await,
-            Session::Redis(s) => self.redis.check(s, ctx).await,
-        }
-    }
-
-    async fn set_own_password(
-        &self,
-        session: &mut Session,
-        login: &DbSecret,
-        new: &Password,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        match session {
-            Session::Postgres(s) => self.postgres.set_own_password(s, login, new, ctx).await,
-            Session::Mysql(s) => self.mysql.set_own_password(s, login, new, ctx).await,
-            Session::Redis(s) => self.redis.set_own_password(s, login, new, ctx).await,
-        }
-    }
-
-    fn account(&self, session: &Session) -> Account {
-        match session {
-            Session::Postgres(s) => self.postgres.account(s),
-            Session::Mysql(s) => self.mysql.account(s),
-            Session::Redis(s) => self.redis.account(s),
-        }
-    }
-
-    async fn set_password_as_master(
-        &self,
-        master: &mut Session,
-        current: &Account,
-        pending: &DbSecret,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        match master {
-            Session::Postgres(s) => {
-                self.postgres
-                    .set_password_as_master(s, current, pending, ctx)
-                    .await
-            }
-            Session::Mysql(s) => {
-                self.mysql
-                    .set_password_as_master(s, current, pending, ctx)
-                    .await
-            }
-            Session::Redis(s) => {
-                self.redis
-                    .set_password_as_master(s, current, pending, ctx)
-                    .await
-            }
-        }
-    }
-
-    async fn add_own_password(
-        &self,
-        session: &mut Session,
-        current: &DbSecret,
-        pending: &DbSecret,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        match session {
-            Session::Postgres(s) => {
-                self.postgres
-                    .add_own_password(s, current, pending, ctx)
-                    .await
-            }
-            Session::Mysql(s) => self.mysql.add_own_password(s, current, pending, ctx).await,
-            Session::Redis(s) => self.redis.add_own_password(s, current, pending, ctx).await,
-        }
-    }
-
-    async fn add_password_as_master(
-        &self,
-        master: &mut Session,
-        account: &Account,
-        current: &DbSecret,
-        pending: &DbSecret,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        match master {
-            Session::Postgres(s) => {
-                self.postgres
-                    .add_password_as_master(s, account, current, pending, ctx)
-                    .await
-            }
-            Session::Mysql(s) => {
-                self.mysql
-                    .add_password_as_master(s, account, current, pending, ctx)
-                    .await
-            }
-            Session::Redis(s) => {
-                self.redis
-                    .add_password_as_master(s, account, current, pending, ctx)
-                    .await
-            }
-        }
-    }
-
-    async fn close(&self, session: Session) {
-        match session {
-            Session::Postgres(s) => self.postgres.close(s).await,
-            Session::Mysql(s) => self.mysql.close(s).await,
-            Session::Redis(s) => self.redis.close(s).await,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -374,7 +305,11 @@ mod tests {
         assert_eq!(err.error_type(), "IdentityMismatch");
 
         let excess = (0..10).map(|i| format!("SELECT ON `db{i}`.*")).collect();
-        let err = privilege_gap(&ctx, "app_clone@%".into(), "app@%".into(), excess);
+        let findings = CloneFindings {
+            excess,
+            ..CloneFindings::default()
+        };
+        let err = privilege_gap(&ctx, "app_clone@%".into(), "app@%".into(), findings);
         assert_eq!(err.error_type(), "IdentityMismatch");
         let message = err.to_string();
         assert!(

@@ -5,8 +5,9 @@
 //! `aws-sdk-secretsmanager`, every call under the step's time budget and retried by
 //! [`RetryPolicy`] when the service throttles or fails transiently.
 
+#[cfg(test)]
+pub(crate) mod fake;
 mod inventory;
-pub(crate) mod retry;
 mod sdk;
 
 use std::collections::BTreeMap;
@@ -16,8 +17,8 @@ use crate::deadline::StepContext;
 use crate::error::Error;
 use crate::protocol::Stage;
 
+pub use crate::aws::RetryPolicy;
 pub use inventory::{RotationSchedule, SecretInfo, SecretInventory};
-pub use retry::RetryPolicy;
 pub use sdk::SdkSecretStore;
 
 /// What `DescribeSecret` tells the rotation.

@@ -10,10 +10,10 @@ use aws_sdk_secretsmanager::config::Builder as ConfigOverride;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use tracing::info;
 
-use super::retry::{
+use super::{SecretDescription, SecretInventory, SecretStore};
+use crate::aws::retry::{
     AttemptError, Call, CallError, RetryPolicy, SameInvocation, call, single_attempts,
 };
-use super::{SecretDescription, SecretInventory, SecretStore};
 use crate::deadline::StepContext;
 use crate::error::Error;
 use crate::protocol::Stage;

@@ -334,20 +334,20 @@ async fn postgres_clone_owns_nothing_and_is_repaired() {
     // The previous credential (the clone) still works.
     assert_eq!(setup.reads_table(stack, &user, &password).await, 42);
 
-    // Drift between rotations, while the original is current: the clone loses its membership
-    // and default role; adding the suffix again repairs both. (Removing the suffix refuses a
-    // clone that lags behind: tests/it/invariant.rs.)
+    // Drift between rotations, while the original is current: the clone loses its default role;
+    // adding the suffix again repairs it. A clone that lost its membership would be refused: it
+    // no longer holds what the original holds, so whoever controls it would gain the original's
+    // rights (tests/it/attacks.rs).
     pg_admin(stack, stack.pg_port)
         .await
         .batch_execute(&format!(
-            "REVOKE {o} FROM {c}; ALTER ROLE {c} RESET role",
-            o = escape_identifier(&setup.user.name),
-            c = escape_identifier(&setup.clone_name())
+            "ALTER ROLE {} RESET role",
+            escape_identifier(&setup.clone_name())
         ))
         .await
         .unwrap();
 
-    // Third rotation: the clone again, password changed by ALTER, privileges repaired.
+    // Third rotation: the clone again, password changed by ALTER, default role repaired.
     let token3 = token();
     start_rotation(&setup.client, &arn, &token3).await;
     function.rotate(&arn, &token3).await.unwrap();

@@ -179,7 +179,7 @@ async fn fifty_secrets_rotated_at_once(server: Server) {
              (slowest rotation {:.2} s, {} Secrets Manager calls; setup {:.1} s)\n",
             elapsed.as_secs_f64(),
             slowest.as_secs_f64(),
-            function.store.total(),
+            function.app.store.total(),
             setup.as_secs_f64()
         ),
     );

@@ -114,17 +114,21 @@ fn statements(target: Target, strategy: Strategy) -> Vec<(&'static str, &'static
     };
     match (server, strategy) {
         (Server::Postgres, Strategy::SingleUser) => vec![("ALTER ROLE", "ALTER ROLE")],
-        (Server::Mariadb, Strategy::SingleUser) => vec![("SET PASSWORD", "SET PASSWORD")],
+        (Server::Mariadb, Strategy::SingleUser) => vec![
+            ("SHOW CREATE USER", "SHOW CREATE USER"),
+            ("SET PASSWORD", "SET PASSWORD"),
+        ],
         (Server::Postgres, Strategy::AlternatingUsers) => vec![
             ("CREATE ROLE … PASSWORD", "WITH LOGIN PASSWORD"),
             ("GRANT (repair)", "GRANT "),
             ("COMMIT", "COMMIT"),
         ],
         (Server::Mariadb, Strategy::AlternatingUsers) => vec![
-            ("CREATE USER … IDENTIFIED BY", "IDENTIFIED BY"),
+            ("CREATE USER … ACCOUNT LOCK", "ACCOUNT LOCK"),
             ("SHOW GRANTS", "SHOW GRANTS"),
             ("GRANT (replay)", "GRANT SELECT"),
             ("ALTER USER … REQUIRE", "REQUIRE"),
+            ("ALTER USER … ACCOUNT UNLOCK", "ACCOUNT UNLOCK"),
         ],
         (Server::Mariadb, Strategy::DualPassword) => vec![
             ("SELECT … global_priv", "global_priv"),
@@ -177,7 +181,8 @@ fn points(target: Target, strategy: Strategy, ops: &[(usize, String, &'static st
         });
     }
     let test = match target {
-        Target::Sql(_) => "SELECT NOW()",
+        Target::Sql(Server::Postgres) => "SELECT pg_catalog.now()",
+        Target::Sql(Server::Mariadb) => "SELECT NOW()",
         Target::Redis => "PING",
     };
     for fault in [

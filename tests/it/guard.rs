@@ -75,7 +75,7 @@ async fn guard_branches_write_nothing() {
 
     for (arn, token, step, expected) in cases {
         let before = snapshot(&client, &arn).await;
-        let calls_before = function.store.total();
+        let calls_before = function.app.store.total();
         let result = function.invoke(step, &arn, &token).await;
         match (expected, result) {
             (None, Ok(())) => {}
@@ -87,7 +87,7 @@ async fn guard_branches_write_nothing() {
         }
         assert_eq!(snapshot(&client, &arn).await, before, "{step} wrote");
         assert_eq!(
-            function.store.total(),
+            function.app.store.total(),
             calls_before + 1,
             "{step}: only DescribeSecret"
         );
@@ -111,7 +111,7 @@ async fn invalid_events_make_no_call() {
         let err = function.invoke(step, arn, token).await.unwrap_err();
         assert_eq!(err.error_type(), "InvalidEvent");
     }
-    assert_eq!(function.store.total(), 0);
+    assert_eq!(function.app.store.total(), 0);
 }
 
 #[tokio::test]
@@ -134,7 +134,7 @@ async fn finish_secret_moves_current_in_one_call() {
         "{labels:?}"
     );
     assert_eq!(labels[&old], ["AWSPREVIOUS"]);
-    let calls = function.store.calls.lock().unwrap().clone();
+    let calls = function.app.store.calls.lock().unwrap().clone();
     assert_eq!(calls.get("UpdateSecretVersionStage"), Some(&1), "{calls:?}");
     assert_eq!(calls.get("GetSecretValue"), None, "{calls:?}");
 }

@@ -30,6 +30,9 @@
 //!
 //! # Trust
 //!
+//! - `attacks`: the attacks of docs/protocol.md 5.12 and 5.14 performed end to end: planted
+//!   functions in the master's session, another port on the same host, clones others control, a
+//!   listener asking for the password in cleartext, a foreign `masterarn`, MariaDB's general log.
 //! - `invariant`: alternating users never hand over an account that can do more than the current
 //!   one (docs/protocol.md 5.12).
 //! - `logging`: the built binary's log stream under every directive that could print the raw
@@ -52,6 +55,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod alternating;
+mod attacks;
 mod concurrency;
 mod doctor;
 mod dual;

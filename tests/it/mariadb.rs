@@ -1,12 +1,14 @@
 //! The MySQL-family rotator against the stack's MariaDB 10.11, driven directly through
-//! [`Rotators`]: logins and TLS choices, single-user password changes (exact account, escaping in
+//! [`Engines`]: logins and TLS choices, single-user password changes (exact account, escaping in
 //! both `sql_mode`s), and the alternating-users clone (host, grants, `REQUIRE`).
 
 use db_secret_rotator::config::TlsMode;
 use db_secret_rotator::credentials::Password;
 use db_secret_rotator::rotators::mysql::{account_sql, quote_literal};
-use db_secret_rotator::rotators::{Account, Rotator, Rotators};
-use db_secret_rotator::tls::TlsRoots;
+use db_secret_rotator::rotators::{
+    Account, CloneManagement, Connect, Engines, OwnPassword, Session,
+};
+use db_secret_rotator::tls::{SystemStore, TlsRoots};
 use db_secret_rotator::{Config, Error};
 use mysql_async::prelude::Queryable;
 use serde_json::{Value, json};
@@ -14,11 +16,11 @@ use serde_json::{Value, json};
 use crate::support::mariadb::*;
 use crate::support::*;
 
-/// Rotators trusting the system and Amazon RDS roots only: the test CA is unknown to them.
-fn untrusting(mode: TlsMode) -> Rotators {
+/// Engines trusting the system and Amazon RDS roots only: the test CA is unknown to them.
+fn untrusting(mode: TlsMode) -> Engines {
     capture_logs();
-    Rotators::with_roots(
-        &TlsRoots::load(None).unwrap(),
+    Engines::with_roots(
+        &TlsRoots::load(&SystemStore::default(), None).unwrap(),
         &Config {
             tls_mode: mode,
             ..Config::default()
@@ -34,9 +36,10 @@ fn nasty_password() -> String {
     )
 }
 
+/// The server's code of a failed login or statement.
 fn code(result: Result<(), Error>) -> String {
     match result.unwrap_err() {
-        Error::Database { code, .. } => code,
+        Error::Database { code, .. } | Error::Refused { code, .. } => code,
         other => panic!("expected a database error, got {other}"),
     }
 }
@@ -66,22 +69,22 @@ async fn single_user_changes_exactly_the_authenticated_account() {
     // From 127.0.0.1 the server picks the more specific account.
     let current = db_secret(&mariadb_secret(stack, &name, &pw_local));
     let mut session = rotators
-        .connect(&current, "login", &ctx("arn:su"))
+        .connect(&current.login(), "login", &ctx("arn:su"))
         .await
         .unwrap();
     assert_eq!(
-        rotators.account(&session),
+        session.account(),
         Account {
             user: name.clone(),
             host: Some("127.0.0.1".to_owned())
         }
     );
     let new = nasty_password();
-    rotators
-        .set_own_password(&mut session, &current, &Password::new(&new), &ctx("arn:su"))
+    session
+        .set_own_password(&current.login(), &Password::new(&new), &ctx("arn:su"))
         .await
         .unwrap();
-    rotators.close(session).await;
+    session.close().await;
     my_login(stack, &name, &new, true)
         .await
         .expect("the new password logs in");
@@ -96,16 +99,16 @@ async fn single_user_changes_exactly_the_authenticated_account() {
     local.drop(stack).await;
     let current = db_secret(&mariadb_secret(stack, &name, &pw_any));
     let mut session = rotators
-        .connect(&current, "login", &ctx("arn:su"))
+        .connect(&current.login(), "login", &ctx("arn:su"))
         .await
         .unwrap();
-    assert_eq!(rotators.account(&session).host.as_deref(), Some("%"));
+    assert_eq!(session.account().host.as_deref(), Some("%"));
     let new = nasty_password();
-    rotators
-        .set_own_password(&mut session, &current, &Password::new(&new), &ctx("arn:su"))
+    session
+        .set_own_password(&current.login(), &Password::new(&new), &ctx("arn:su"))
         .await
         .unwrap();
-    rotators.close(session).await;
+    session.close().await;
     my_login(stack, &name, &new, true).await.unwrap();
     assert_eq!(my_login(stack, &name, &pw_any, true).await, Err(1045));
     assert_ne!(any.auth_string(stack).await, any_hash);
@@ -182,20 +185,15 @@ async fn require_ssl_account() {
     value["ssl"] = json!("TRUE");
     let current = db_secret(&value);
     let mut session = rotators
-        .connect(&current, "login", &ctx("arn:rssl"))
+        .connect(&current.login(), "login", &ctx("arn:rssl"))
         .await
         .unwrap();
     let new = nasty_password();
-    rotators
-        .set_own_password(
-            &mut session,
-            &current,
-            &Password::new(&new),
-            &ctx("arn:rssl"),
-        )
+    session
+        .set_own_password(&current.login(), &Password::new(&new), &ctx("arn:rssl"))
         .await
         .unwrap();
-    rotators.close(session).await;
+    session.close().await;
     my_login(stack, &name, &new, true).await.unwrap();
     user.drop(stack).await;
 }
@@ -315,22 +313,29 @@ async fn alternating_users_clone_follows_the_current_account() {
     let session = connect(&rotators, &current_secret, "arn:alt")
         .await
         .unwrap();
-    let current = rotators.account(&session);
-    rotators.close(session).await;
+    let current = session.account();
+    session.close().await;
     assert_eq!(current.host.as_deref(), Some(host));
 
+    let current_db_secret = db_secret(&current_secret);
     let set = |pw: String| {
         let rotators = &rotators;
         let current = &current;
+        let current_db_secret = &current_db_secret;
         let pending = db_secret(&mariadb_secret(stack, &clone, &pw));
         async move {
             let mut master = connect(rotators, &mariadb_admin_secret(stack), "arn:alt")
                 .await
                 .unwrap();
-            let result = rotators
-                .set_password_as_master(&mut master, current, &pending, &ctx("arn:alt"))
+            let result = master
+                .set_password_as_master(
+                    current,
+                    &current_db_secret.login(),
+                    &pending.login(),
+                    &ctx("arn:alt"),
+                )
                 .await;
-            rotators.close(master).await;
+            master.close().await;
             result
         }
     };
@@ -373,10 +378,29 @@ async fn alternating_users_clone_follows_the_current_account() {
     assert_eq!(updated.len(), 2, "{updated:?}");
     assert_eq!(updated[1]["fields"]["created"], false);
 
-    // A grant added to the original later reaches the clone at the next rotation.
+    // A grant added to the original later: the existing clone lacks it, so handing the clone
+    // over would give it to whoever else controls the clone (docs/protocol.md 5.12). Refused,
+    // naming the grant, with nothing changed; once the operator grants the clone the same, the
+    // rotation proceeds.
     my_admin_run(
         stack,
         &format!("GRANT INSERT ON {db_sql}.* TO {}", original.sql()),
+    )
+    .await;
+    let err = set(nasty_password()).await.unwrap_err();
+    assert_eq!(err.error_type(), "IdentityMismatch", "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("it lacks INSERT ON {db_sql}.*")),
+        "{err}"
+    );
+    my_login(stack, &clone, &pw2, true).await.unwrap();
+    my_admin_run(
+        stack,
+        &format!(
+            "GRANT INSERT ON {db_sql}.* TO {}",
+            account_sql(&clone, host)
+        ),
     )
     .await;
     let pw3 = nasty_password();
@@ -456,22 +480,32 @@ async fn password_statement_failures_keep_only_the_error_number() {
         (action, code)
     };
 
-    // CREATE USER … IDENTIFIED BY fails: the clone's name is too long for MariaDB (128
-    // characters).
+    // CREATE USER fails: the clone's name is too long for MariaDB (128 characters), its
+    // original's is not.
+    let base = unique("ml");
+    let long_name = format!("{base}{}", "x".repeat(125 - base.len()));
+    let long_pw = nasty_password();
+    let long = MyUser::create(stack, &long_name, "%", &long_pw, "").await;
     let current = Account {
-        user: "x".repeat(194),
+        user: long_name.clone(),
         host: Some("%".to_owned()),
     };
+    let long_secret = db_secret(&mariadb_secret(stack, &long_name, &long_pw));
     let too_long = format!("{}_clone", current.user);
     let pending = db_secret(&mariadb_secret(stack, &too_long, SENTINEL));
     let mut master = connect(&rotators, &mariadb_admin_secret(stack), "arn:fail")
         .await
         .unwrap();
-    let err = rotators
-        .set_password_as_master(&mut master, &current, &pending, &ctx("arn:fail"))
+    let err = master
+        .set_password_as_master(
+            &current,
+            &long_secret.login(),
+            &pending.login(),
+            &ctx("arn:fail"),
+        )
         .await
         .unwrap_err();
-    rotators.close(master).await;
+    master.close().await;
     assert_eq!(
         check(err),
         (
@@ -480,6 +514,7 @@ async fn password_statement_failures_keep_only_the_error_number() {
         )
     );
     assert!(auth_string(stack, &too_long, "%").await.is_none());
+    long.drop(stack).await;
 
     // ALTER USER … IDENTIFIED BY fails, after the account statements before it succeeded: a
     // master allowed one update an hour adds the suffix onto an existing clone, whose TLS
@@ -506,7 +541,9 @@ async fn password_statement_failures_keep_only_the_error_number() {
     .await;
     let target_name = unique("my_target");
     let clone_name = format!("{target_name}_clone");
-    let target = MyUser::create(stack, &target_name, "%", &nasty_password(), "").await;
+    let target_pw = nasty_password();
+    let target = MyUser::create(stack, &target_name, "%", &target_pw, "").await;
+    let target_secret = db_secret(&mariadb_secret(stack, &target_name, &target_pw));
     let clone = MyUser::create(stack, &clone_name, "%", &nasty_password(), "").await;
     let before = clone.auth_string(stack).await;
     let pending = db_secret(&mariadb_secret(stack, &clone_name, SENTINEL));
@@ -521,11 +558,16 @@ async fn password_statement_failures_keep_only_the_error_number() {
     )
     .await
     .unwrap();
-    let err = rotators
-        .set_password_as_master(&mut master, &current, &pending, &ctx("arn:fail"))
+    let err = master
+        .set_password_as_master(
+            &current,
+            &target_secret.login(),
+            &pending.login(),
+            &ctx("arn:fail"),
+        )
         .await
         .unwrap_err();
-    rotators.close(master).await;
+    master.close().await;
     assert_eq!(
         check(err),
         ("setting the password", "error 1226 (42000)".to_owned())

@@ -10,7 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use db_secret_rotator::rotators::{Rotator, Rotators};
+use db_secret_rotator::credentials::SslSetting;
+use db_secret_rotator::rotators::{Engines, Rotator};
 use serde_json::{Value, json};
 
 use crate::support::proxy::{Answer, Rule, SmProxy, When};
@@ -56,10 +57,10 @@ async fn function_at(
     server: Server,
     endpoints: &[&str],
     rds: &str,
-) -> Function<Redirect<Rotators>> {
+) -> Function<Redirect<Engines>> {
     let mut function = Function::new(stack).await;
-    function.rds = rds_at(Some(rds)).await;
-    let mut redirect = Redirect::new(function.rotators.clone());
+    function.app.rds = rds_at(Some(rds)).await;
+    let mut redirect = Redirect::new(function.app.rotators.clone());
     for endpoint in endpoints {
         redirect = redirect.route(endpoint, stack, server);
     }
@@ -150,9 +151,22 @@ async fn an_rds_managed_master_drives_three_rotations(server: Server) {
         ["username", "password"],
         "an RDS-managed secret holds no host"
     );
-    let (user, original, arn) =
-        user_at(stack, server, "rdsm", &instance.endpoint, &masterarn).await;
-    let name = user.name().to_owned();
+    // The application secret asks for plaintext and names a TLS name of its choosing: neither
+    // may choose the master's transport (docs/protocol.md 5.14).
+    let name = unique("rdsm");
+    let password = fixture_password();
+    let user = stack.create_user(server, &name, &password).await;
+    let mut original = secret_at(
+        stack,
+        server,
+        &name,
+        &password,
+        &instance.endpoint,
+        &masterarn,
+    );
+    original["ssl"] = json!(false);
+    original["tls_server_name"] = json!("attacker.example");
+    let arn = create_secret(&client, &original).await;
     let clone = format!("{name}_clone");
     let proxy = SmProxy::start(stack).await;
     let function = function_at(stack, server, &[&instance.endpoint], &proxy.url).await;
@@ -209,8 +223,15 @@ async fn an_rds_managed_master_drives_three_rotations(server: Server) {
         master_before
     );
     assert_eq!(rds_operations(&proxy), ["DescribeDBInstances"]);
-    let masters = function.rotators.hosts_of(MASTER_LOGIN);
+    let masters = function.app.rotators.hosts_of(MASTER_LOGIN);
     assert_eq!(masters, vec![instance.endpoint.clone(); 3]);
+    for attempt in function.app.rotators.attempts_named(MASTER_LOGIN) {
+        assert_eq!(
+            (attempt.ssl, attempt.tls_server_name),
+            (SslSetting::Require, None),
+            "the master verifies TLS for RDS's endpoint name"
+        );
+    }
     stack.drop_user(server, &clone).await;
     user.drop(stack).await;
 }
@@ -247,11 +268,11 @@ async fn a_rotated_secret_on_a_replica_host_is_accepted(server: Server) {
         );
         // Current proved itself on the replica; the master acted on the primary.
         assert_eq!(
-            function.rotators.hosts_of(CURRENT_LOGIN),
+            function.app.rotators.hosts_of(CURRENT_LOGIN),
             [replica.endpoint.as_str()]
         );
         assert_eq!(
-            function.rotators.hosts_of(MASTER_LOGIN),
+            function.app.rotators.hosts_of(MASTER_LOGIN),
             [primary.endpoint.as_str()]
         );
         // RDS was asked about the master's instance and the replica, nothing else.
@@ -284,9 +305,12 @@ async fn a_rotated_secret_on_an_aurora_reader_is_accepted() {
         let endpoints = [cluster.writer.as_str(), host.as_str()];
         let function = function_at(stack, server, &endpoints, &proxy.url).await;
         rotate_to_clone(&function, stack, server, &arn, &clone).await;
-        assert_eq!(function.rotators.hosts_of(CURRENT_LOGIN), [host.as_str()]);
         assert_eq!(
-            function.rotators.hosts_of(MASTER_LOGIN),
+            function.app.rotators.hosts_of(CURRENT_LOGIN),
+            [host.as_str()]
+        );
+        assert_eq!(
+            function.app.rotators.hosts_of(MASTER_LOGIN),
             [cluster.writer.as_str()]
         );
         assert_eq!(rds_operations(&proxy), asked, "{host}");
@@ -325,12 +349,12 @@ async fn a_host_in_no_such_relationship_is_refused(server: Server) {
             "{case}: {text}"
         );
         assert_eq!(
-            function.rotators.hosts_of(CURRENT_LOGIN),
+            function.app.rotators.hosts_of(CURRENT_LOGIN),
             [host.as_str()],
             "{case}"
         );
         assert!(
-            function.rotators.hosts_of(MASTER_LOGIN).is_empty(),
+            function.app.rotators.hosts_of(MASTER_LOGIN).is_empty(),
             "{case}: the master logged in"
         );
         assert!(!stack.user_exists(server, &clone).await, "{case}");
@@ -360,7 +384,7 @@ async fn a_tagged_master_whose_instance_no_longer_exists_fails_clearly(server: S
     ] {
         assert!(text.contains(needle), "{needle:?} missing from: {text}");
     }
-    assert!(function.rotators.hosts_of(MASTER_LOGIN).is_empty());
+    assert!(function.app.rotators.hosts_of(MASTER_LOGIN).is_empty());
     assert!(!stack.user_exists(server, &clone).await);
     user.drop(stack).await;
 }
@@ -374,7 +398,7 @@ async fn single_user_rotations_make_no_rds_call(server: Server) {
     let arn = create_secret(&client, &stack.secret(server, &name, &password)).await;
     let proxy = SmProxy::start(stack).await;
     let mut function = Function::new(stack).await;
-    function.rds = rds_at(Some(&proxy.url)).await;
+    function.app.rds = rds_at(Some(&proxy.url)).await;
     for _ in 0..2 {
         let token = token();
         start_rotation(&client, &arn, &token).await;
@@ -387,7 +411,7 @@ async fn single_user_rotations_make_no_rds_call(server: Server) {
         .unwrap();
     assert_eq!(proxy.operations(), 0, "{:?}", rds_operations(&proxy));
     assert!(
-        !function.rds.api().client_built(),
+        !function.app.rds.api().client_built(),
         "the RDS client was built"
     );
     user.drop(stack).await;

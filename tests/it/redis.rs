@@ -3,6 +3,7 @@
 //! be saved). Dual-password rotations by the master, single-user rotations, refusals, TLS
 //! choices and hostile input.
 
+use db_secret_rotator::Config;
 use db_secret_rotator::config::TlsMode;
 use serde_json::{Value, json};
 
@@ -90,7 +91,7 @@ async fn dual_password_three_rotations_keep_the_user_and_its_rules() {
         let clone = acl(stack, redis, &["GETUSER", &format!("{name}_clone")]).await;
         assert_eq!(clone, ::redis::Value::Nil);
     }
-    let calls = function.store.calls.lock().unwrap().clone();
+    let calls = function.app.store.calls.lock().unwrap().clone();
     assert_eq!(calls["DescribeSecret"], 12, "{calls:?}");
     case.user.drop(stack, redis).await;
 }
@@ -314,16 +315,34 @@ async fn tls_choices_follow_ssl_and_tls_mode() {
     let code = |result: Result<(), db_secret_rotator::Error>| result.unwrap_err().to_string();
 
     login(&trusted, &tls, "arn:rtls").await.unwrap();
-    // ssl: true on the plaintext port fails; ssl: false reaches it.
+    // ssl: true on the plaintext port fails; ssl: false reaches it, but AUTH would carry the
+    // password in cleartext: refused unless ALLOW_CLEARTEXT_PASSWORDS says otherwise.
     assert!(code(login(&trusted, &plain, "arn:rtls").await).contains("logging in"));
     plain["ssl"] = json!("false");
-    login(&trusted, &plain, "arn:rtls").await.unwrap();
-    // Without ssl, verify-full never falls back; prefer does, with a warning.
+    assert!(code(login(&trusted, &plain, "arn:rtls").await).contains("ALLOW_CLEARTEXT_PASSWORDS"));
+    let cleartext = |mode| {
+        rotators_with(
+            &stack.test_ca,
+            Config {
+                tls_mode: mode,
+                allow_cleartext_passwords: true,
+                ..Config::default()
+            },
+        )
+    };
+    login(&cleartext(TlsMode::VerifyFull), &plain, "arn:rtls")
+        .await
+        .unwrap();
+    // Without ssl, verify-full never falls back; prefer does, with a warning, where cleartext
+    // is allowed.
     plain.as_object_mut().unwrap().remove("ssl");
     login(&trusted, &plain, "arn:rtls").await.unwrap_err();
     let prefer = rotators_trusting(&stack.test_ca, TlsMode::Prefer);
+    assert!(code(login(&prefer, &plain, "arn:rtls").await).contains("ALLOW_CLEARTEXT_PASSWORDS"));
     let secret_id = unique("arn:redis-prefer");
-    login(&prefer, &plain, &secret_id).await.unwrap();
+    login(&cleartext(TlsMode::Prefer), &plain, &secret_id)
+        .await
+        .unwrap();
     assert!(
         logs()
             .lines()
@@ -403,7 +422,8 @@ async fn without_an_acl_file_the_change_lives_in_memory_and_a_warning_says_so() 
     let (stack, _) = require_redis!();
     let server = SpawnedRedis::start(false).await;
     let (client, name, password, arn, token) = spawned_case(&server, "rmem").await;
-    Function::new(stack)
+    // The spawned server listens in plaintext on loopback.
+    Function::allowing_cleartext(stack)
         .await
         .rotate(&arn, &token)
         .await
@@ -424,7 +444,8 @@ async fn a_failed_save_is_undone_and_the_same_token_then_completes() {
     let (stack, _) = require_redis!();
     let server = SpawnedRedis::start(true).await;
     let (client, name, password, arn, token) = spawned_case(&server, "rsave").await;
-    let function = Function::new(stack).await;
+    // The spawned server listens in plaintext on loopback.
+    let function = Function::allowing_cleartext(stack).await;
     function.invoke("createSecret", &arn, &token).await.unwrap();
     let pending = pending_password(&client, &arn, &token).await;
 

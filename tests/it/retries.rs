@@ -17,7 +17,7 @@ use crate::support::scenario::{STEPS, Scenario};
 use crate::support::*;
 
 on_every_server!(
-    three_silent_logins_stay_under_the_deadline,
+    silent_and_slow_servers_end_the_step_under_the_deadline,
     tls_through_the_proxy_and_cuts_by_byte_count,
 );
 
@@ -294,10 +294,10 @@ async fn the_binary_reports_a_silent_secrets_manager_before_its_deadline() {
     scenario.cleanup(stack).await;
 }
 
-/// setSecret with pending, current and previous all failing to log in (a silent server, then a
-/// slow one), and with the password statement never answered: every path ends with a typed error
-/// before the invocation deadline.
-async fn three_silent_logins_stay_under_the_deadline(server: Server) {
+/// setSecret against a silent server, a slow one, and a password statement never answered: every
+/// path ends with a typed error before the invocation deadline, and a server that does not answer
+/// costs one connect timeout, not one per version.
+async fn silent_and_slow_servers_end_the_step_under_the_deadline(server: Server) {
     let stack = require_stack!();
     let mut scenario = Scenario::new(stack, server, Strategy::SingleUser, "late").await;
     // A first rotation gives the secret an AWSPREVIOUS with the same user and host.
@@ -319,25 +319,25 @@ async fn three_silent_logins_stay_under_the_deadline(server: Server) {
     type Case<'a> = (&'a str, Fault, Option<&'a str>, u64, &'a [&'a str]);
     let cases: [Case; 4] = [
         (
-            "three silent logins",
+            "a silent server",
             Fault::Blackhole,
             None,
             7,
-            &["LoginFailed"],
+            &["DatabaseTimeout"],
         ),
         (
-            "silent logins, tight deadline",
+            "a silent server, tight deadline",
             Fault::Blackhole,
             None,
-            3,
-            &["DeadlineExceeded"],
+            2,
+            &["DatabaseTimeout", "DeadlineExceeded"],
         ),
         (
             "slow server (0.7 s per packet)",
             Fault::Delay(Duration::from_millis(700)),
             None,
             7,
-            &["LoginFailed", "DeadlineExceeded"],
+            &["DatabaseTimeout", "DeadlineExceeded"],
         ),
         (
             "password statement never answered",
@@ -347,7 +347,7 @@ async fn three_silent_logins_stay_under_the_deadline(server: Server) {
                 Server::Mariadb => "SET PASSWORD",
             }),
             4,
-            &["DatabaseError", "DeadlineExceeded"],
+            &["DatabaseError", "DatabaseTimeout", "DeadlineExceeded"],
         ),
     ];
     for (case, fault, hang_on, deadline, expected) in cases {
@@ -392,14 +392,13 @@ async fn three_silent_logins_stay_under_the_deadline(server: Server) {
             "{case}: {elapsed:?} ({lines})"
         );
         assert!(
-            err.to_string().contains("setSecret") || err.error_type() == "DatabaseError",
+            err.to_string().contains("setSecret") || hang_on.is_some(),
             "{err}"
         );
-        if case == "three silent logins" {
-            assert_eq!(
-                attempts, 3,
-                "pending, current and previous were tried: {lines}"
-            );
+        if case == "a silent server" {
+            // Not answering is not refusing: another version at the same endpoint would meet
+            // the same silence, so none is tried.
+            assert_eq!(attempts, 1, "only current was tried: {lines}");
         }
         // Nothing but the statement that never answered may have changed: AWSCURRENT or
         // AWSPENDING still logs in.
@@ -483,9 +482,10 @@ async fn tls_through_the_proxy_and_cuts_by_byte_count(server: Server) {
             .invoke("setSecret", &arn, &token)
             .await
             .unwrap_err();
+        // A cut connection is no refusal of the password: the step ends there.
         assert_eq!(
             err.error_type(),
-            "LoginFailed",
+            "DatabaseError",
             "cut {up:?}/{down:?}: {err}"
         );
         assert_eq!(snapshot(&scenario.client, &arn).await, before);

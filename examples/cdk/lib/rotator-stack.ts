@@ -148,6 +148,10 @@ export class RotatorStack extends Stack {
     if (props.rotationStrategy) {
       environment.ROTATION_STRATEGY = props.rotationStrategy;
     }
+    if (props.masterSecretArn) {
+      // The function refuses any other masterarn, before reading it (docs/protocol.md 5.14).
+      environment.MASTER_SECRET_ARNS = props.masterSecretArn;
+    }
     this.function = new lambda.Function(this, 'RotationFunction', {
       functionName,
       description: 'Rotates database credentials stored in Secrets Manager (db-secret-rotator)',

@@ -193,7 +193,7 @@ test('options: master secret read-only, KMS through Secrets Manager only, VPC in
   assert.equal(all.size, 5);
   template.hasResourceProperties('AWS::Lambda::Function', {
     VpcConfig: { SubnetIds: ['subnet-0123456789abcdef0'], SecurityGroupIds: ['sg-0123456789abcdef0'] },
-    Environment: { Variables: { ROTATION_STRATEGY: 'alternating-users' } },
+    Environment: { Variables: { ROTATION_STRATEGY: 'alternating-users', MASTER_SECRET_ARNS: MASTER } },
   });
 });
 

@@ -1,21 +1,37 @@
 # shellcheck shell=bash disable=SC2153  # HOST, the ports and paths are set by stack.sh
-# PostgreSQL 15 clusters for scripts/stack.sh (sourced by it): SCRAM password authentication only,
-# one cluster with TLS and one without.
+# PostgreSQL clusters for scripts/stack.sh (sourced by it), SCRAM password authentication only:
+# pg-a (PostgreSQL 15, TLS) and pg-b (15, no TLS) from Debian's packages, and pg-16, pg-17, pg-18
+# (TLS) from the npm package pg_dist.sh installs. Each NAME is a directory of $RUN_DIR.
 
 # fd 9 is the stack lock: long-lived children must not inherit it.
 as_postgres() { (cd / && runuser -u postgres -- "$@" 9>&-); }
 
+# pg_bin NAME: the directory of the cluster's initdb, pg_ctl and postgres.
+pg_bin() {
+    case $1 in
+        pg-a | pg-b) printf '%s' "$PG_BIN" ;;
+        pg-*) printf '%s/bin' "$(pg_dist_dir "${1#pg-}")" ;;
+        *) die "no such PostgreSQL cluster: $1" ;;
+    esac
+}
+
 pg_running() {
-    local data=$RUN_DIR/$1/data
-    [[ -s $data/postmaster.pid ]] && id -u postgres >/dev/null 2>&1 &&
-        as_postgres "$PG_BIN/pg_ctl" status -D "$data" >/dev/null 2>&1
+    local data=$RUN_DIR/$1/data bin
+    bin="$(pg_bin "$1")"
+    [[ -s $data/postmaster.pid ]] && id -u postgres >/dev/null 2>&1 || return 1
+    if [[ -x $bin/pg_ctl ]]; then
+        as_postgres "$bin/pg_ctl" status -D "$data" >/dev/null 2>&1
+    else
+        pid_alive "$data/postmaster.pid" postgres
+    fi
 }
 
 # pg_up NAME PORT SSL
 pg_up() {
-    local name=$1 port=$2 ssl=$3
+    local name=$1 port=$2 ssl=$3 bin
     local dir=$RUN_DIR/$name
     local data=$dir/data log=$dir/postgres.log
+    bin="$(pg_bin "$name")"
     install -d -o postgres -g postgres -m 0700 "$dir"
     if [[ ! -s $data/PG_VERSION ]]; then
         if [[ -d $data ]] && [[ -n "$(ls -A "$data")" ]]; then
@@ -23,7 +39,7 @@ pg_up() {
         fi
         log "initdb $name"
         read_password "$PG_PW_FILE" | write_file postgres 0600 "$dir/.pwfile"
-        if ! as_postgres "$PG_BIN/initdb" -D "$data" -U "$ADMIN_USER" --auth=scram-sha-256 \
+        if ! as_postgres "$bin/initdb" -D "$data" -U "$ADMIN_USER" --auth=scram-sha-256 \
             --pwfile="$dir/.pwfile" -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1; then
             rm -f "$dir/.pwfile"
             log_tail "$dir/initdb.log"
@@ -71,7 +87,7 @@ EOF
         return 0
     fi
     log "starting postgres $name on $HOST:$port (ssl=$ssl)"
-    if ! as_postgres "$PG_BIN/pg_ctl" start -D "$data" -l "$log" -w -t "$WAIT_SECONDS" -s \
+    if ! as_postgres "$bin/pg_ctl" start -D "$data" -l "$log" -w -t "$WAIT_SECONDS" -s \
         >/dev/null 2>&1; then
         log_tail "$log"
         die "postgres $name did not start on $HOST:$port"
@@ -97,6 +113,10 @@ pg_check() {
         [[ $got == t ]] || die "postgres $name: session is not encrypted"
         pg_query "$port" disable 'select 1' >/dev/null ||
             die "postgres $name does not accept plaintext logins"
+        if [[ $name == pg-[0-9]* ]]; then
+            got="$(pg_query "$port" verify-full "select current_setting('server_version_num')::int / 10000")"
+            [[ $got == "${name#pg-}" ]] || die "postgres $name on $HOST:$port is PostgreSQL $got"
+        fi
     else
         if ! wait_until "$WAIT_SECONDS" "postgres $name login" pg_query "$port" disable 'select 1'; then
             log_tail "$log"
@@ -109,11 +129,12 @@ pg_check() {
 }
 
 pg_stop() {
-    local name=$1 data=$RUN_DIR/$1/data
+    local name=$1 data=$RUN_DIR/$1/data bin
     [[ -d $data ]] || return 0
+    bin="$(pg_bin "$name")"
     if pg_running "$name"; then
         log "stopping postgres $name (pid $(pid_of "$data/postmaster.pid"))"
-        as_postgres "$PG_BIN/pg_ctl" stop -D "$data" -m fast -w -t 60 -s >/dev/null 2>&1 ||
+        as_postgres "$bin/pg_ctl" stop -D "$data" -m fast -w -t 60 -s >/dev/null 2>&1 ||
             kill_pidfile "$data/postmaster.pid" "postgres $name" postgres
     fi
 }

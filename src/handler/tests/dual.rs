@@ -1,6 +1,9 @@
 //! The dual-password strategy against the in-memory store and database: rotations that keep the
 //! user name and both passwords, which engine writes them, and the refusals.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use super::*;
 
 const PASSWORDS: [&str; 4] = [
@@ -21,34 +24,21 @@ fn dual_secret(engine: &str) -> Value {
 }
 
 fn master_of(engine: &str, host: &str) -> String {
-    json!({"engine": engine, "host": host, "username": "master", "password": "master-pw"})
+    // The master is for the same endpoint as the rotated secret: host and port.
+    json!({"engine": engine, "host": host, "port": 6379, "username": "master", "password": "master-pw"})
         .to_string()
 }
 
 /// A store and a database for `engine`: the user with its first password, the master known to
 /// both.
-fn dual_setup(engine: &str) -> (FakeStore, FakeDb) {
-    let store = FakeStore::new(&dual_secret(engine));
-    store
-        .others
-        .borrow_mut()
-        .insert(MASTER.into(), master_of(engine, HOST));
+fn dual_setup(engine: &str) -> (FakeSecrets, FakeDb) {
+    let store = secrets(&dual_secret(engine));
+    store.add_master(master_of(engine, HOST));
     let db = FakeDb::with_user("app", PASSWORDS[0]);
     db.users
         .borrow_mut()
         .insert("master".into(), "master-pw".into());
     (store, db)
-}
-
-/// Starts rotation `round` under `TOKEN`, as the service does once the last one finished: the
-/// last rotation's version keeps its id under another name, without `AWSPENDING`.
-fn next_rotation(store: &FakeStore, round: usize) {
-    let mut versions = store.versions.borrow_mut();
-    let mut last = versions.remove(TOKEN).expect("the last rotation's version");
-    last.stages.retain(|stage| stage != "AWSPENDING");
-    versions.insert(format!("11111111-0000-4000-8000-{round:012}"), last);
-    drop(versions);
-    store.insert(TOKEN, None, &["AWSPENDING"]);
 }
 
 fn logs_in(db: &FakeDb, password: &str) -> bool {
@@ -59,27 +49,19 @@ fn logs_in(db: &FakeDb, password: &str) -> bool {
 }
 
 /// Runs the steps `names` in order, each new password being `PASSWORDS[round]`.
-async fn steps(store: &FakeStore, db: &FakeDb, names: &[&str], round: usize) {
+async fn steps(store: &FakeSecrets, db: &FakeDb, names: &[&str], round: usize) {
     let password = |_: Family| Password::new(PASSWORDS[round]);
+    let app = container(store, db);
     for name in names {
-        let deadline = Deadline::new(None, Duration::from_secs(5));
-        run(
-            &event(name),
-            deadline,
-            store,
-            db,
-            &Rds::new(FakeRds::default()),
-            &Config::default(),
-            &password,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("round {round} {name}: {e}"));
+        run(&event(name), deadline(), &app, &password)
+            .await
+            .unwrap_or_else(|e| panic!("round {round} {name}: {e}"));
     }
 }
 
 const ROTATION: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 
-async fn three_rotations(engine: &str) -> (FakeStore, FakeDb) {
+async fn three_rotations(engine: &str) -> (FakeSecrets, FakeDb) {
     let (store, db) = dual_setup(engine);
     for round in 1..=3 {
         if round > 1 {
@@ -126,10 +108,10 @@ async fn mariadb_and_redis_rotate_through_the_master_keeping_current() {
 #[tokio::test]
 async fn mysql_users_keep_their_own_second_password_without_a_master() {
     let (store, db) = dual_setup("mysql");
-    store.others.borrow_mut().clear();
+    store.secrets.borrow_mut().remove(MASTER);
     let mut secret = dual_secret("mysql");
     secret.as_object_mut().unwrap().remove("masterarn");
-    store.insert(OLD_TOKEN, Some(secret.to_string()), &["AWSCURRENT"]);
+    store.set_version(OLD_TOKEN, Some(secret.to_string()), &["AWSCURRENT"]);
     steps(&store, &db, &ROTATION, 1).await;
     assert!(logs_in(&db, PASSWORDS[0]) && logs_in(&db, PASSWORDS[1]));
     assert!(!db.logins.borrow().iter().any(|(user, _)| user == "master"));
@@ -138,11 +120,25 @@ async fn mysql_users_keep_their_own_second_password_without_a_master() {
 }
 
 #[tokio::test]
-async fn a_retried_set_secret_finds_pending_logging_in_and_changes_nothing() {
+async fn a_retried_set_secret_leaves_both_passwords_working() {
+    // Through the master, the retry writes the same pair again: nothing to tell apart first.
     let (store, db) = dual_setup("mariadb");
+    steps(&store, &db, &["createSecret", "setSecret", "setSecret"], 1).await;
+    assert_eq!(db.changes.borrow().len(), 2, "the same pair, twice");
+    assert!(logs_in(&db, PASSWORDS[0]) && logs_in(&db, PASSWORDS[1]));
+
+    // By the user itself, the compare-and-set finds current no longer primary, and pending
+    // logging in shows the change was made: nothing changes.
+    let (store, db) = dual_setup("mysql");
     steps(&store, &db, &["createSecret", "setSecret", "setSecret"], 1).await;
     assert_eq!(db.changes.borrow().len(), 1, "written once");
     assert!(logs_in(&db, PASSWORDS[0]) && logs_in(&db, PASSWORDS[1]));
+    let logins: Vec<bool> = db.logins.borrow().iter().map(|(_, ok)| *ok).collect();
+    assert_eq!(
+        logins,
+        [true, true, true],
+        "current, then current and pending"
+    );
 }
 
 /// `engine` with `strategy` (from the secret, or the environment when `from_env`) is refused at
@@ -156,14 +152,11 @@ async fn refused_at_create(engine: &str, strategy: &str, from_env: bool, needle:
     } else {
         secret["rotation_strategy"] = json!(strategy);
     }
-    let store = FakeStore::new(&secret);
+    let store = secrets(&secret);
     let db = FakeDb::with_user("app", PASSWORDS[0]);
     let before = store.snapshot();
-    let deadline = Deadline::new(None, Duration::from_secs(5));
-    let err = invoke(&event("createSecret"), deadline, &store, &db, &config)
-        .await
-        .0
-        .unwrap_err();
+    let app = container_with(&store, &db, config);
+    let err = step(&app, "createSecret").await.unwrap_err();
     assert_eq!(err.error_type(), "InvalidSecret", "{err}");
     assert!(err.to_string().contains(needle), "{err}");
     assert!(err.to_string().contains(SECRET), "{err}");
@@ -193,12 +186,14 @@ async fn set_secret_refuses_before_any_login_too() {
     // A pending version written before the strategy changed: setSecret refuses on its own.
     let mut secret = dual_secret("postgres");
     secret["port"] = json!(5432);
-    let store = FakeStore::new(&secret);
+    let store = secrets(&secret);
     let mut pending = secret.clone();
     pending["password"] = json!(PASSWORDS[1]);
-    store.insert(TOKEN, Some(pending.to_string()), &["AWSPENDING"]);
+    store.set_version(TOKEN, Some(pending.to_string()), &["AWSPENDING"]);
     let db = FakeDb::with_user("app", PASSWORDS[0]);
-    let err = step(&store, &db, "setSecret").await.unwrap_err();
+    let err = step(&container(&store, &db), "setSecret")
+        .await
+        .unwrap_err();
     assert_eq!(err.error_type(), "InvalidSecret");
     assert!(err.to_string().contains("alternating-users"), "{err}");
     assert!(db.logins.borrow().is_empty() && db.changes.borrow().is_empty());
@@ -208,9 +203,9 @@ async fn set_secret_refuses_before_any_login_too() {
 async fn a_master_engine_without_masterarn_is_refused_at_create() {
     let mut secret = dual_secret("mariadb");
     secret.as_object_mut().unwrap().remove("masterarn");
-    let store = FakeStore::new(&secret);
+    let store = secrets(&secret);
     let before = store.snapshot();
-    let err = step(&store, &FakeDb::default(), "createSecret")
+    let err = step(&container(&store, &FakeDb::default()), "createSecret")
         .await
         .unwrap_err();
     assert_eq!(err.error_type(), "InvalidSecret");
@@ -227,18 +222,19 @@ async fn a_master_engine_without_masterarn_is_refused_at_create() {
 /// `prepare` leaves it: refused with `error_type` naming `needle`, and nothing changed.
 async fn refused_at_set(
     tamper: impl Fn(&mut Value),
-    prepare: impl Fn(&FakeStore, &FakeDb),
+    prepare: impl Fn(&FakeSecrets, &FakeDb),
     error_type: &str,
     needle: &str,
 ) {
     let (store, db) = dual_setup("mariadb");
-    step(&store, &db, "createSecret").await.unwrap();
+    let app = container(&store, &db);
+    step(&app, "createSecret").await.unwrap();
     let mut pending = store.value(TOKEN).unwrap();
     tamper(&mut pending);
-    store.insert(TOKEN, Some(pending.to_string()), &["AWSPENDING"]);
+    store.set_version(TOKEN, Some(pending.to_string()), &["AWSPENDING"]);
     prepare(&store, &db);
     let before = db.password_of("app");
-    let err = step(&store, &db, "setSecret").await.unwrap_err();
+    let err = step(&app, "setSecret").await.unwrap_err();
     assert_eq!(err.error_type(), error_type, "{err}");
     assert!(err.to_string().contains(needle), "{err}");
     assert!(db.changes.borrow().is_empty(), "{needle}: nothing changed");
@@ -249,7 +245,7 @@ async fn refused_at_set(
 #[tokio::test]
 async fn the_master_acts_only_for_the_secrets_own_proven_account() {
     let keep = |_: &mut Value| {};
-    let nothing = |_: &FakeStore, _: &FakeDb| {};
+    let nothing = |_: &FakeSecrets, _: &FakeDb| {};
     // A forged pending version aimed at another account, or another host.
     refused_at_set(
         |p| p["username"] = json!("admin"),
@@ -289,10 +285,7 @@ async fn the_master_acts_only_for_the_secrets_own_proven_account() {
     refused_at_set(
         keep,
         |store, _| {
-            store
-                .others
-                .borrow_mut()
-                .insert(MASTER.into(), master_of("mariadb", "other.internal"));
+            store.add_master(master_of("mariadb", "other.internal"));
         },
         "IdentityMismatch",
         "master host other.internal",
@@ -317,13 +310,15 @@ async fn no_dual_password_reaches_logs_or_errors() {
     let (store, db) = three_rotations("redis").await;
     let mut secret = dual_secret("postgres");
     secret["port"] = json!(5432);
-    let refused = FakeStore::new(&secret);
-    let err = step(&refused, &db, "createSecret").await.unwrap_err();
+    let refused = secrets(&secret);
+    let err = step(&container(&refused, &db), "createSecret")
+        .await
+        .unwrap_err();
     let diagnostic: lambda_runtime::Diagnostic = err.into();
     let shown = format!("{diagnostic:?} {:?}", store.snapshot().len());
     assert!(!shown.contains("SENTINEL"), "{shown}");
     assert!(
-        !captured_logs().contains("SENTINEL-dual"),
+        !capture::logs().contains("SENTINEL-dual"),
         "a password reached the logs"
     );
 }

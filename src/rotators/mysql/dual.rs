@@ -6,8 +6,9 @@
 //!   secondary one, dropping the older secondary. `REPLACE` makes the statement a compare-and-set:
 //!   the server runs it only while current is still the primary password. Without it, the
 //!   statement repeated after a lost reply would retain the new password as its own secondary and
-//!   push current out; with it, the repeat fails with error 3891, and the rotator then checks that
-//!   the pending password logs in (the change was made) rather than trusting the failure.
+//!   push current out; with it, the repeat fails with error 3891 ([`Added::NotPrimary`]), and the
+//!   rotation then checks that the pending password logs in (the change was made) rather than
+//!   trusting the failure.
 //!   `RETAIN CURRENT PASSWORD` on one's own account needs `APPLICATION_PASSWORD_ADMIN`, which the
 //!   error names when it is missing (1227).
 //! - **MariaDB 10.4+, as the master**: `ALTER USER <account> IDENTIFIED VIA <plugin> USING
@@ -25,20 +26,20 @@
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use serde_json::Value;
 use tracing::info;
 
-use super::MysqlRotator;
 use super::auth_plugin::PasswordPlugin;
+use super::methods::{Method, any_accepts};
+use super::privileges::Privileges;
 use super::quote::account_sql;
 use super::session::{MySession, ServerSession, error_code, server_error_number};
-use crate::credentials::{DbSecret, Password};
+use crate::credentials::Password;
 use crate::deadline::StepContext;
 use crate::engine::Engine;
-use crate::error::Error;
+use crate::error::{Error, Shortfall, ShortfallKind};
 use crate::protocol::Stage;
-use crate::rotators::driver::{MAY_HAVE_APPLIED, bounded, database_error};
-use crate::rotators::{Account, Rotator};
+use crate::rotators::driver::{MAY_HAVE_APPLIED, bounded, database_error, database_error_hinted};
+use crate::rotators::{Account, Added, not_on_the_masters_server};
 
 /// What the change is called in errors.
 const ADDING: &str = "adding the pending password beside the current one";
@@ -103,16 +104,6 @@ fn retain_statement(server: &ServerSession, new: &str, current: &str) -> String 
     )
 }
 
-/// What the MySQL statement came to.
-#[derive(Debug, PartialEq, Eq)]
-enum Retained {
-    /// The new password is primary, current secondary.
-    Added,
-    /// Current is no longer the primary password (error 3891): the change was made before, or
-    /// the password was changed outside the rotation. The caller tells which.
-    NotPrimary(String),
-}
-
 /// Runs MySQL's statement; the errors name what the account lacks.
 async fn retain_current(
     db: &mut impl Statements,
@@ -120,32 +111,44 @@ async fn retain_current(
     engine: Engine,
     new: &Password,
     current: &Password,
-) -> Result<Retained, Error> {
+) -> Result<Added, Error> {
     let statement = retain_statement(server, new.expose(), current.expose());
     let Failed { number, code } = match db.execute(&statement).await {
-        Ok(()) => return Ok(Retained::Added),
+        Ok(()) => return Ok(Added::Now),
         Err(failed) => failed,
     };
     let hint = match number {
-        Some(ER_INCORRECT_CURRENT_PASSWORD) => return Ok(Retained::NotPrimary(code)),
-        Some(ER_SPECIFIC_ACCESS_DENIED) => {
-            "; RETAIN CURRENT PASSWORD on one's own account needs the APPLICATION_PASSWORD_ADMIN \
-             privilege: GRANT APPLICATION_PASSWORD_ADMIN ON *.* TO the account"
-        }
-        Some(ER_PARSE_ERROR) => "; RETAIN CURRENT PASSWORD needs MySQL 8.0.14 or later",
-        _ => "",
+        Some(ER_INCORRECT_CURRENT_PASSWORD) => return Ok(Added::NotPrimary(code)),
+        Some(ER_SPECIFIC_ACCESS_DENIED) => APPLICATION_PASSWORD_ADMIN_HINT,
+        Some(ER_PARSE_ERROR) => "RETAIN CURRENT PASSWORD needs MySQL 8.0.14 or later",
+        _ => return Err(database_error(engine, ADDING, code)),
     };
-    Err(database_error(engine, ADDING, format!("{code}{hint}")))
+    Err(database_error_hinted(engine, ADDING, code, hint))
 }
 
-/// MySQL: the user adds its own second password (see the module documentation).
+/// What an account lacking `APPLICATION_PASSWORD_ADMIN` is told.
+const APPLICATION_PASSWORD_ADMIN_HINT: &str = "RETAIN CURRENT PASSWORD on one's own account needs \
+    the APPLICATION_PASSWORD_ADMIN privilege: GRANT APPLICATION_PASSWORD_ADMIN ON *.* TO the account";
+
+/// MySQL: the user adds its own second password (see the module documentation). When current is
+/// no longer the primary password the statement did nothing; the caller tells a lost reply from
+/// a password changed outside the rotation by logging in with the pending one.
 pub(super) async fn add_own_password(
-    rotator: &MysqlRotator,
     session: &mut MySession,
-    current: &DbSecret,
-    pending: &DbSecret,
+    current: &Password,
+    pending: &Password,
     ctx: &StepContext<'_>,
-) -> Result<(), Error> {
+) -> Result<Added, Error> {
+    refuse_mariadb(session, ctx)?;
+    let (engine, server) = (session.engine, session.server);
+    let timeout = ctx.query_timeout(ADDING)?;
+    let mut db = Timed { session, timeout };
+    retain_current(&mut db, &server, engine, pending, current).await
+}
+
+/// A MariaDB server reached through `engine: mysql`: its accounts get a second password from the
+/// master.
+fn refuse_mariadb(session: &MySession, ctx: &StepContext<'_>) -> Result<(), Error> {
     if session.server.mariadb {
         return Err(Error::invalid_secret(
             ctx.secret_id,
@@ -154,41 +157,60 @@ pub(super) async fn add_own_password(
              password from the master: set `engine` to mariadb and add `masterarn`",
         ));
     }
-    let (engine, server) = (session.engine, session.server);
-    let timeout = ctx.query_timeout(ADDING)?;
-    let mut db = Timed { session, timeout };
-    let code = match retain_current(
-        &mut db,
-        &server,
-        engine,
-        pending.password(),
-        current.password(),
-    )
-    .await?
-    {
-        Retained::Added => return Ok(()),
-        Retained::NotPrimary(code) => code,
+    Ok(())
+}
+
+/// What a MySQL account lacks to keep two passwords itself (docs/protocol.md 5.15): verified TLS
+/// for the statement, and `APPLICATION_PASSWORD_ADMIN`, read from its own `SHOW GRANTS`; and a
+/// deprecated plugin, reported.
+pub(super) async fn own_shortfalls(
+    session: &mut MySession,
+    ctx: &StepContext<'_>,
+) -> Result<Vec<Shortfall>, Error> {
+    refuse_mariadb(session, ctx)?;
+    const CHECKING: &str = "reading the account's grants";
+    let engine = session.engine;
+    let timeout = ctx.query_timeout(CHECKING)?;
+    let read = async {
+        session
+            .conn
+            .query::<String, _>("SHOW GRANTS")
+            .await
+            .map_err(|e| database_error(engine, CHECKING, error_code(&e)))
     };
-    // The statement ran before (its reply lost) if and only if the pending password logs in.
-    match rotator
-        .connect(pending, "login with pending secret", ctx)
-        .await
-    {
-        Ok(check) => {
-            rotator.close(check).await;
-            info!("the pending password was already added; nothing to do");
-            Ok(())
-        }
-        Err(e @ Error::DeadlineExceeded { .. }) => Err(e),
-        Err(_) => Err(database_error(
-            engine,
-            ADDING,
-            format!(
-                "{code}; the current secret's password is no longer the account's primary \
-                 password and the pending one does not log in: it was changed outside the rotation"
-            ),
-        )),
+    let grants = bounded(timeout, read, |t| database_error(engine, CHECKING, t)).await?;
+    let mut found = Vec::new();
+    let lacks = |missing: &str, hint: &str| Shortfall {
+        kind: ShortfallKind::OwnPassword,
+        account: session.account_name(),
+        missing: missing.to_owned(),
+        hint: Some(hint.to_owned()),
+    };
+    if !grants_application_password_admin(&grants) {
+        found.push(lacks(
+            "APPLICATION_PASSWORD_ADMIN",
+            APPLICATION_PASSWORD_ADMIN_HINT,
+        ));
     }
+    if session.may_send_password(ADDING).is_err() {
+        found.push(lacks(
+            "verified TLS: MySQL's password statement carries the password",
+            "set `ssl: true` in the secret, or ALLOW_CLEARTEXT_PASSWORDS=on to accept the risk",
+        ));
+    }
+    found.extend(super::own::deprecated_plugin(session, ctx).await?);
+    Ok(found)
+}
+
+/// Whether `SHOW GRANTS` lines give `APPLICATION_PASSWORD_ADMIN` (by name, or all privileges on
+/// `*.*`).
+fn grants_application_password_admin(lines: &[String]) -> bool {
+    lines.iter().any(|line| {
+        let line = line.to_ascii_uppercase();
+        line.starts_with("GRANT ")
+            && (line.contains("APPLICATION_PASSWORD_ADMIN")
+                || (line.contains("ALL PRIVILEGES ON *.*")))
+    })
 }
 
 /// MariaDB's statement: both values under `plugin`, the new one first. Contains values derived
@@ -214,60 +236,32 @@ fn or_statement(
     )
 }
 
-/// The plugins of an account's authentication methods, in order, from its `mysql.global_priv`
-/// JSON: `auth_or` lists the methods, an empty object standing for the top-level one; without
-/// `auth_or`, the top-level method is the only one. `None` when the JSON is unreadable.
-fn auth_methods(privileges: &str) -> Option<Vec<String>> {
-    let value: Value = serde_json::from_str(privileges).ok()?;
-    // MariaDB's default when an account names no plugin.
-    let top = value
-        .get("plugin")
-        .and_then(Value::as_str)
-        .unwrap_or("mysql_native_password");
-    let methods = match value.get("auth_or") {
-        None => vec![top.to_owned()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| item.get("plugin").and_then(Value::as_str).unwrap_or(top))
-            .map(str::to_owned)
-            .collect(),
-        Some(_) => return None,
-    };
-    Some(methods)
-}
-
 /// The plugin the new methods use: the account's first method's. `Err` names the first plugin
 /// whose value cannot be computed.
-fn choose_plugin(methods: &[String]) -> Result<PasswordPlugin, &str> {
+fn choose_plugin(methods: &[Method]) -> Result<PasswordPlugin, &str> {
     let mut plugins = methods
         .iter()
-        .map(|name| PasswordPlugin::parse(name).ok_or(name.as_str()));
+        .map(|method| method.computable().ok_or(method.plugin.as_str()));
     let first = plugins.next().unwrap_or(Ok(PasswordPlugin::Native))?;
     plugins.try_for_each(|plugin| plugin.map(drop))?;
     Ok(first)
 }
 
-/// Reads the account's methods and picks the plugin, or refuses naming the plugin.
+/// Reads the account's methods on the master's server, requires that one of them accepts
+/// `current`'s password (the account is the one `current` logged in as, not a namesake on
+/// another server: docs/protocol.md 5.12), and picks the plugin, or refuses naming it.
 async fn account_plugin(
     master: &mut MySession,
-    user: &str,
+    account: &Account,
     host: &str,
+    current: &Password,
+    ctx: &StepContext<'_>,
 ) -> Result<PasswordPlugin, Error> {
-    const READING: &str = "reading the account's authentication methods";
     let engine = master.engine;
-    let privileges: Option<String> = master
-        .conn
-        .exec_first(
-            "SELECT Priv FROM mysql.global_priv WHERE User = ? AND Host = ?",
-            (user, host),
-        )
-        .await
-        .map_err(|e| database_error(engine, READING, error_code(&e)))?;
-    let privileges =
-        privileges.ok_or_else(|| database_error(engine, READING, "the account has no row"))?;
-    let methods = auth_methods(&privileges)
-        .ok_or_else(|| database_error(engine, READING, "its JSON is not understood"))?;
-    choose_plugin(&methods).map_err(|plugin| {
+    let methods = super::master::methods_of(master, &account.user, host)
+        .await?
+        .ok_or_else(|| not_on_the_masters_server(ctx, &account.user, host))?;
+    let plugin = choose_plugin(&methods).map_err(|plugin| {
         database_error(
             engine,
             ADDING,
@@ -277,7 +271,11 @@ async fn account_plugin(
                 PasswordPlugin::SUPPORTED
             ),
         )
-    })
+    })?;
+    if any_accepts(&methods, current.expose()) != Some(true) {
+        return Err(not_on_the_masters_server(ctx, &account.user, host));
+    }
+    Ok(plugin)
 }
 
 /// MariaDB: as the master, makes `account` accept `pending`'s and `current`'s passwords and no
@@ -285,31 +283,21 @@ async fn account_plugin(
 pub(super) async fn add_password_as_master(
     master: &mut MySession,
     account: &Account,
-    current: &DbSecret,
-    pending: &DbSecret,
+    current: &Password,
+    pending: &Password,
     ctx: &StepContext<'_>,
 ) -> Result<(), Error> {
     let engine = master.engine;
-    if !master.server.mariadb {
-        return Err(Error::invalid_secret(
-            ctx.secret_id,
-            Stage::Current,
-            "field `engine` is mariadb but the server is not MariaDB; for MySQL 8 set `engine` to \
-             mysql, whose users keep their own second password",
-        ));
-    }
-    let Some(host) = account.host.as_deref() else {
-        return Err(database_error(engine, ADDING, "the account has no host"));
-    };
+    let host = mariadb_account_host(master, account, ctx)?;
     let timeout = ctx.query_timeout(ADDING)?;
     let work = async {
-        let plugin = account_plugin(master, &account.user, host).await?;
+        let plugin = account_plugin(master, account, host, current, ctx).await?;
         let statement = or_statement(
             &master.server,
             &account_sql(&account.user, host),
             plugin,
-            pending.password(),
-            current.password(),
+            pending,
+            current,
         );
         let mut db = Timed {
             session: master,
@@ -317,18 +305,22 @@ pub(super) async fn add_password_as_master(
         };
         match db.execute(&statement).await {
             Ok(()) => Ok(plugin),
-            Err(Failed { number, code }) => {
-                let hint = match number {
-                    Some(ER_PARSE_ERROR) => {
-                        "; authentication methods joined by OR need MariaDB 10.4 or later"
-                    }
-                    Some(ER_NOT_VALID_PASSWORD) => {
-                        "; a password validation plugin refuses computed values while strict_password_validation is ON"
-                    }
-                    _ => "",
-                };
-                Err(database_error(engine, ADDING, format!("{code}{hint}")))
-            }
+            Err(Failed { number, code }) => Err(match number {
+                Some(ER_PARSE_ERROR) => database_error_hinted(
+                    engine,
+                    ADDING,
+                    code,
+                    "authentication methods joined by OR need MariaDB 10.4 or later",
+                ),
+                Some(ER_NOT_VALID_PASSWORD) => database_error_hinted(
+                    engine,
+                    ADDING,
+                    code,
+                    "a password validation plugin refuses computed values while \
+                     strict_password_validation is ON",
+                ),
+                _ => database_error(engine, ADDING, code),
+            }),
         }
     };
     let plugin = bounded(timeout, work, |timed_out| {
@@ -342,6 +334,78 @@ pub(super) async fn add_password_as_master(
         "pending password added beside the current one"
     );
     Ok(())
+}
+
+/// The host of `account` on a MariaDB master, whose accounts take their second password from it;
+/// a server that is not MariaDB is refused.
+fn mariadb_account_host<'a>(
+    master: &MySession,
+    account: &'a Account,
+    ctx: &StepContext<'_>,
+) -> Result<&'a str, Error> {
+    if !master.server.mariadb {
+        return Err(Error::invalid_secret(
+            ctx.secret_id,
+            Stage::Current,
+            "field `engine` is mariadb but the server is not MariaDB; for MySQL 8 set `engine` to \
+             mysql, whose users keep their own second password",
+        ));
+    }
+    account
+        .host
+        .as_deref()
+        .ok_or_else(|| database_error(master.engine, ADDING, "the account has no host"))
+}
+
+/// What the MariaDB master lacks to write the account's passwords, found without changing
+/// anything (docs/protocol.md 5.15): `CREATE USER` (which `ALTER USER` needs), an account whose
+/// methods it can compute and which accepts the current password.
+pub(super) async fn master_shortfalls(
+    master: &mut MySession,
+    account: &Account,
+    current: &Password,
+    ctx: &StepContext<'_>,
+) -> Result<Vec<Shortfall>, Error> {
+    const CHECKING: &str = "reading what the master may do";
+    let engine = master.engine;
+    let host = mariadb_account_host(master, account, ctx)?;
+    let timeout = ctx.query_timeout(CHECKING)?;
+    let master_name = master.account_name();
+    let work = async {
+        let lines: Vec<String> = master
+            .conn
+            .query("SHOW GRANTS")
+            .await
+            .map_err(|e| database_error(engine, CHECKING, error_code(&e)))?;
+        let user = master.account.user.clone();
+        let master_host = master.account.host.clone().unwrap_or_default();
+        let held = Privileges::from_show_grants(&lines, &user, &master_host)
+            .map_err(|problem| database_error(engine, CHECKING, problem))?;
+        let mut found = Vec::new();
+        if !held.holds_global("CREATE USER") {
+            found.push(Shortfall {
+                kind: ShortfallKind::MasterPrivilege,
+                account: master_name.clone(),
+                missing: "CREATE USER ON *.*, which ALTER USER needs".to_owned(),
+                hint: Some(format!("GRANT CREATE USER ON *.* TO {master_name}")),
+            });
+        }
+        match account_plugin(master, account, host, current, ctx).await {
+            Ok(_) => {}
+            Err(e @ Error::DeadlineExceeded { .. }) => return Err(e),
+            Err(e) => found.push(Shortfall {
+                kind: ShortfallKind::Master,
+                account: format!("{}@{host}", account.user),
+                missing: e.to_string(),
+                hint: None,
+            }),
+        }
+        Ok(found)
+    };
+    bounded(timeout, work, |timed_out| {
+        database_error(engine, CHECKING, timed_out)
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -378,7 +442,7 @@ mod tests {
         ServerSession::from_row("STRICT_TRANS_TABLES", "8.0.36")
     }
 
-    async fn run(answers: Vec<Result<(), Failed>>) -> (Result<Retained, Error>, Vec<String>) {
+    async fn run(answers: Vec<Result<(), Failed>>) -> (Result<Added, Error>, Vec<String>) {
         let mut db = Scripted {
             answers: answers.into(),
             seen: Vec::new(),
@@ -397,7 +461,7 @@ mod tests {
     #[tokio::test]
     async fn mysql_retains_current_with_one_conditional_statement() {
         let (result, seen) = run(vec![Ok(())]).await;
-        assert_eq!(result.unwrap(), Retained::Added);
+        assert_eq!(result.unwrap(), Added::Now);
         assert_eq!(
             seen,
             [
@@ -417,9 +481,27 @@ mod tests {
         let (result, seen) = run(vec![server_error(3891, "HY000")]).await;
         assert_eq!(
             result.unwrap(),
-            Retained::NotPrimary("error 3891 (HY000)".into())
+            Added::NotPrimary("error 3891 (HY000)".into())
         );
         assert_eq!(seen.len(), 1, "never a second statement: {seen:?}");
+    }
+
+    #[test]
+    fn application_password_admin_is_read_from_show_grants() {
+        let grants = |lines: &[&str]| {
+            grants_application_password_admin(
+                &lines.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>(),
+            )
+        };
+        assert!(grants(&[
+            "GRANT USAGE ON *.* TO `app`@`%`",
+            "GRANT APPLICATION_PASSWORD_ADMIN ON *.* TO `app`@`%`"
+        ]));
+        assert!(grants(&["GRANT ALL PRIVILEGES ON *.* TO `admin`@`%`"]));
+        assert!(!grants(&[
+            "GRANT USAGE ON *.* TO `app`@`%`",
+            "GRANT ALL PRIVILEGES ON `orders`.* TO `app`@`%`"
+        ]));
     }
 
     #[tokio::test]
@@ -478,31 +560,15 @@ mod tests {
     }
 
     #[test]
-    fn the_accounts_methods_come_from_global_priv() {
-        let methods = |json: &str| auth_methods(json).unwrap();
-        // As MariaDB 10.11 stores `VIA mysql_native_password … OR mysql_native_password …`.
-        assert_eq!(
-            methods(
-                r#"{"access":0,"plugin":"mysql_native_password","authentication_string":"*F3","auth_or":[{},{"plugin":"mysql_native_password","authentication_string":"*66"}]}"#
-            ),
-            ["mysql_native_password", "mysql_native_password"]
-        );
-        // `VIA unix_socket OR mysql_native_password …`: the empty object is the top-level method.
-        assert_eq!(
-            methods(
-                r#"{"plugin":"mysql_native_password","authentication_string":"*B6","auth_or":[{"plugin":"unix_socket"},{}]}"#
-            ),
-            ["unix_socket", "mysql_native_password"]
-        );
-        assert_eq!(methods(r#"{"plugin":"ed25519"}"#), ["ed25519"]);
-        assert_eq!(methods(r#"{"access":0}"#), ["mysql_native_password"]);
-        assert_eq!(auth_methods("not json"), None);
-        assert_eq!(auth_methods(r#"{"auth_or":7}"#), None);
-    }
-
-    #[test]
     fn other_plugins_are_refused_by_name() {
-        let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let names = |list: &[&str]| {
+            list.iter()
+                .map(|plugin| Method {
+                    plugin: (*plugin).to_owned(),
+                    value: String::new(),
+                })
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
             choose_plugin(&names(&["ed25519", "mysql_native_password"])),
             Ok(PasswordPlugin::Ed25519)

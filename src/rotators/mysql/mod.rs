@@ -12,9 +12,10 @@
 //!   there. Passwords are therefore escaped client-side by [`quote_literal`] for the session's
 //!   `sql_mode`, read when the session opens.
 //! - **Own password.** MySQL: `ALTER USER CURRENT_USER() IDENTIFIED BY …` (plus `REPLACE …` under
-//!   `PASSWORD REQUIRE CURRENT`). MariaDB: `SET PASSWORD = PASSWORD(…)`, because MariaDB refuses
-//!   `ALTER USER CURRENT_USER()` (error 1227) to users without `CREATE USER`. Both address exactly
-//!   the account the server authenticated.
+//!   `PASSWORD REQUIRE CURRENT`), over verified TLS only. MariaDB: `SET PASSWORD = '<value>'`,
+//!   the value the account's plugin stores, computed client-side, because MariaDB refuses `ALTER
+//!   USER CURRENT_USER()` (error 1227) to users without `CREATE USER`. Both address exactly the
+//!   account the server authenticated. See `own`.
 //! - **Accounts** are written as backtick identifiers (`` `user`@`host` ``, backticks doubled),
 //!   which no `sql_mode` changes. The host always comes from the server (`CURRENT_USER()`, split at
 //!   the last `@`), never assumed `'%'`.
@@ -39,7 +40,9 @@
 //! - `lexer` and `grants`: `SHOW GRANTS` lines, tokenised and rewritten for another account;
 //! - `privileges`: what an account may do, from its `SHOW GRANTS`, compared with another's;
 //! - `tls_requirement`: an account's `REQUIRE` setting;
-//! - `master`: the alternating-users path, as named steps;
+//! - `own`: the single-user path;
+//! - `methods`: an account's authentication methods, and whether one accepts a password;
+//! - `master`: the alternating-users path, as named steps, and what the master needs for it;
 //! - `dual` and `auth_plugin`: the dual-password paths, and the values MariaDB's password plugins
 //!   store.
 
@@ -48,6 +51,8 @@ mod dual;
 mod grants;
 mod lexer;
 mod master;
+mod methods;
+mod own;
 mod privileges;
 mod quote;
 mod session;
@@ -55,53 +60,40 @@ mod tls_requirement;
 
 use std::fmt;
 
-use mysql_async::SslOpts;
-use mysql_async::prelude::Queryable;
-
 pub use auth_plugin::PasswordPlugin;
-pub(crate) use master::audit_clone;
+use mysql_async::SslOpts;
 pub use quote::{account_sql, quote_literal};
 pub use session::MySession;
 
-use super::driver::{
-    CLOSE_TIMEOUT, MAY_HAVE_APPLIED, bounded, connect_per_tls_choice, database_error,
-};
-use super::{Account, Rotator};
-use crate::config::TlsMode;
-use crate::credentials::{DbSecret, Password};
+use super::driver::{CLOSE_TIMEOUT, Transport, connect_per_tls_choice};
+use super::{Account, Added, CloneManagement, Connect, DualMaster, DualOwn, OwnPassword, Session};
+use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
-use crate::error::Error;
+use crate::engine::Engine;
+use crate::error::{CloneFindings, Error, Shortfall};
 use crate::tls::TlsRoots;
-use session::{error_code, server_error_number};
 
-/// `ER_MISSING_CURRENT_PASSWORD` (MySQL 8.0.13+): the account is under `PASSWORD REQUIRE CURRENT`,
-/// so changing its own password needs `REPLACE <current password>`.
-const ER_MISSING_CURRENT_PASSWORD: u16 = 3892;
-
-/// What a password change is called in errors.
-const SETTING_PASSWORD: &str = "setting the password";
-
-/// The MySQL-family rotator: trust roots shared by every connection.
+/// The MySQL-family connector: trust roots shared by every connection.
 #[derive(Clone)]
 pub(crate) struct MysqlRotator {
     ssl: SslOpts,
     roots: usize,
-    mode: TlsMode,
+    transport: Transport,
 }
 
 impl fmt::Debug for MysqlRotator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MysqlRotator")
             .field("roots", &self.roots)
-            .field("mode", &self.mode)
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
 
 impl MysqlRotator {
-    /// A rotator trusting exactly `roots` (mysql_async's built-in webpki roots are switched off)
-    /// and falling back per `mode`.
-    pub(crate) fn new(roots: &TlsRoots, mode: TlsMode) -> Self {
+    /// A connector trusting exactly `roots` (mysql_async's built-in webpki roots are switched
+    /// off), falling back and sending passwords as `transport` allows.
+    pub(crate) fn new(roots: &TlsRoots, transport: Transport) -> Self {
         // mysql_async builds its rustls configuration with `ClientConfig::builder()`, which needs a
         // process-wide provider. rustls picks aws-lc-rs by itself while it is the only provider
         // compiled in; installing it explicitly keeps that true if another provider ever enters
@@ -110,7 +102,7 @@ impl MysqlRotator {
         MysqlRotator {
             ssl: ssl_opts(roots),
             roots: roots.certificates().len(),
-            mode,
+            transport,
         }
     }
 }
@@ -130,109 +122,140 @@ pub fn ssl_opts(roots: &TlsRoots) -> SslOpts {
         .with_disable_built_in_roots(true)
 }
 
-impl Rotator for MysqlRotator {
+impl Connect for MysqlRotator {
     type Session = MySession;
 
     async fn connect(
         &self,
-        creds: &DbSecret,
+        login: &Login,
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<MySession, Error> {
-        connect_per_tls_choice(self.mode, creds, ctx, |tls| {
-            MySession::open(&self.ssl, creds, tls, attempt, ctx)
+        connect_per_tls_choice(self.transport.mode, login, ctx, |tls| {
+            MySession::open(
+                &self.ssl,
+                login,
+                tls,
+                self.transport.cleartext,
+                attempt,
+                ctx,
+            )
         })
         .await
     }
+}
 
-    async fn check(&self, session: &mut MySession, ctx: &StepContext<'_>) -> Result<(), Error> {
+impl Session for MySession {
+    fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    fn account(&self) -> Account {
+        self.account.clone()
+    }
+
+    async fn check(&mut self, ctx: &StepContext<'_>) -> Result<(), Error> {
         let timeout = ctx.query_timeout("test query")?;
-        session
-            .run("SELECT NOW()", timeout, "running the test query")
+        self.run("SELECT NOW()", timeout, "running the test query")
             .await
     }
 
-    /// Changes the password of exactly the account the server authenticated, whatever its host:
-    ///
-    /// - MySQL: `ALTER USER CURRENT_USER() IDENTIFIED BY …`; under `PASSWORD REQUIRE CURRENT`
-    ///   (error 3892) again with `REPLACE <login's password>`: the credential that opened the
-    ///   session, current's or previous's, never the pending one (the server would answer 3891).
-    /// - MariaDB: `SET PASSWORD = PASSWORD(…)`, because MariaDB (10.11 included) refuses `ALTER
-    ///   USER CURRENT_USER()` with error 1227 unless the user holds `CREATE USER`, which
-    ///   application users do not. Not attempting `ALTER USER` first keeps a failing statement
-    ///   carrying the password out of MariaDB's `SQL_ERROR_LOG`.
+    async fn close(self) {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.conn.disconnect()).await;
+    }
+}
+
+impl OwnPassword for MySession {
+    /// See the `own` module.
     async fn set_own_password(
-        &self,
-        session: &mut MySession,
-        login: &DbSecret,
+        &mut self,
+        login: &Login,
         new: &Password,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
-        let timeout = ctx.query_timeout(SETTING_PASSWORD)?;
-        let engine = session.engine;
-        let statement = session.server.own_password_statement(new.expose());
-        if session.server.mariadb {
-            return session.run(&statement, timeout, SETTING_PASSWORD).await;
-        }
-        // The driver's error is kept whole here: its number decides whether to retry.
-        let first = bounded(
-            timeout,
-            async { Ok(session.conn.query_drop(&statement).await) },
-            |t| database_error(engine, SETTING_PASSWORD, format!("{t}; {MAY_HAVE_APPLIED}")),
-        )
-        .await?;
-        match first {
-            Ok(()) => Ok(()),
-            Err(e) if server_error_number(&e) == Some(ER_MISSING_CURRENT_PASSWORD) => {
-                let timeout = ctx.query_timeout("ALTER USER … REPLACE")?;
-                let statement = session
-                    .server
-                    .own_password_replacing(new.expose(), login.password().expose());
-                session.run(&statement, timeout, SETTING_PASSWORD).await
-            }
-            Err(e) => Err(database_error(engine, SETTING_PASSWORD, error_code(&e))),
-        }
+        own::set_own_password(self, login, new, ctx).await
     }
 
-    fn account(&self, session: &MySession) -> Account {
-        session.account.clone()
+    async fn own_password_shortfalls(
+        &mut self,
+        ctx: &StepContext<'_>,
+    ) -> Result<Vec<Shortfall>, Error> {
+        own::shortfalls(self, ctx).await
     }
+}
 
+impl CloneManagement for MySession {
     /// As the master: see the `master` module for the steps.
     async fn set_password_as_master(
-        &self,
-        master: &mut MySession,
-        current: &Account,
-        pending: &DbSecret,
+        &mut self,
+        account: &Account,
+        current: &Login,
+        pending: &Login,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
-        master::set_password_as_master(master, current, pending, ctx).await
+        if !self.server.mariadb {
+            self.may_send_password("creating or updating the alternate user")?;
+        }
+        master::set_password_as_master(self, account, current, pending, ctx).await
     }
 
+    async fn audit_clone(
+        &mut self,
+        account: &Account,
+        pending_user: &str,
+        ctx: &StepContext<'_>,
+    ) -> Result<CloneFindings, Error> {
+        master::audit_clone(self, account, pending_user, ctx).await
+    }
+
+    async fn master_shortfalls(
+        &mut self,
+        account: &Account,
+        pending_user: &str,
+        ctx: &StepContext<'_>,
+    ) -> Result<Vec<Shortfall>, Error> {
+        master::master_shortfalls(self, account, pending_user, ctx).await
+    }
+}
+
+impl DualOwn for MySession {
     /// MySQL 8: see the `dual` module.
     async fn add_own_password(
-        &self,
-        session: &mut MySession,
-        current: &DbSecret,
-        pending: &DbSecret,
+        &mut self,
+        current: &Password,
+        pending: &Password,
         ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        dual::add_own_password(self, session, current, pending, ctx).await
+    ) -> Result<Added, Error> {
+        self.may_send_password("adding the pending password beside the current one")?;
+        dual::add_own_password(self, current, pending, ctx).await
     }
 
+    async fn dual_own_shortfalls(
+        &mut self,
+        ctx: &StepContext<'_>,
+    ) -> Result<Vec<Shortfall>, Error> {
+        dual::own_shortfalls(self, ctx).await
+    }
+}
+
+impl DualMaster for MySession {
     /// MariaDB: see the `dual` module.
     async fn add_password_as_master(
-        &self,
-        master: &mut MySession,
+        &mut self,
         account: &Account,
-        current: &DbSecret,
-        pending: &DbSecret,
+        current: &Password,
+        pending: &Password,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
-        dual::add_password_as_master(master, account, current, pending, ctx).await
+        dual::add_password_as_master(self, account, current, pending, ctx).await
     }
 
-    async fn close(&self, session: MySession) {
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.conn.disconnect()).await;
+    async fn dual_master_shortfalls(
+        &mut self,
+        account: &Account,
+        current: &Password,
+        ctx: &StepContext<'_>,
+    ) -> Result<Vec<Shortfall>, Error> {
+        dual::master_shortfalls(self, account, current, ctx).await
     }
 }

@@ -266,6 +266,40 @@ impl Privileges {
         granted && !revoked
     }
 
+    /// Whether this account holds `name` on `*.*` (`CREATE USER`, …).
+    pub(super) fn holds_global(&self, name: &str) -> bool {
+        self.covers(&Unit::Privilege {
+            name: name.to_owned(),
+            column: None,
+            object: Object::Global,
+        })
+    }
+
+    /// What `grantor` could not give another account of this one's privileges: a privilege it
+    /// lacks or lacks `GRANT OPTION` on, a role it holds without `ADMIN OPTION`, a line not
+    /// understood. `PROXY` grants are left out: they are not replayed.
+    pub(super) fn not_grantable_by(&self, grantor: &Privileges) -> Vec<String> {
+        self.units
+            .iter()
+            .filter(|unit| match unit {
+                Unit::Privilege { object, .. } => {
+                    !grantor.covers(unit)
+                        || !grantor.covers(&Unit::Privilege {
+                            name: "GRANT OPTION".to_owned(),
+                            column: None,
+                            object: object.clone(),
+                        })
+                }
+                Unit::Role(role) | Unit::RoleAdmin(role) => {
+                    !grantor.covers(&Unit::RoleAdmin(role.clone()))
+                }
+                Unit::Proxy(_) | Unit::ProxyGrant(_) => false,
+                Unit::Unrecognised(_) => true,
+            })
+            .map(Unit::to_string)
+            .collect()
+    }
+
     /// What this account may do and `other` may not, as text naming privileges and objects:
     /// units `other` does not cover, and partial revokes of `other` this account lacks.
     pub(super) fn excess_over(&self, other: &Privileges) -> Vec<String> {
@@ -480,6 +514,35 @@ mod tests {
             on_mysql.excess_over(&restricted),
             ["INSERT ON `mysql`.`user`"]
         );
+    }
+
+    #[test]
+    fn what_a_grantor_could_not_give() {
+        let app = privileges(&[
+            "GRANT SELECT, INSERT ON `orders`.* TO `u`@`%`",
+            "GRANT `reader` TO `u`@`%`",
+        ]);
+        // RDS's master: global privileges with GRANT OPTION, and the role with ADMIN OPTION.
+        let rds_master = privileges(&[
+            "GRANT SELECT, INSERT, UPDATE, CREATE USER ON *.* TO `u`@`%` WITH GRANT OPTION",
+            "GRANT `reader` TO `u`@`%` WITH ADMIN OPTION",
+        ]);
+        assert!(app.not_grantable_by(&rds_master).is_empty());
+        assert!(rds_master.holds_global("CREATE USER"));
+        // Without GRANT OPTION, or without the role's ADMIN OPTION.
+        let weak = privileges(&[
+            "GRANT SELECT, INSERT ON *.* TO `u`@`%`",
+            "GRANT `reader` TO `u`@`%`",
+        ]);
+        assert_eq!(
+            app.not_grantable_by(&weak),
+            [
+                "INSERT ON `orders`.*",
+                "SELECT ON `orders`.*",
+                "role `reader`"
+            ]
+        );
+        assert!(!weak.holds_global("CREATE USER"));
     }
 
     #[test]

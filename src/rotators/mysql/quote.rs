@@ -30,7 +30,7 @@ pub fn quote_literal(value: &str, no_backslash_escapes: bool) -> String {
 }
 
 /// A backtick-quoted identifier (backticks doubled); `sql_mode` does not change its meaning.
-fn quote_identifier(name: &str) -> String {
+pub(super) fn quote_identifier(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 

@@ -7,14 +7,16 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, DriverError, IoError, OptsBuilder, SslOpts};
 
+use super::auth_plugin::PasswordPlugin;
 use super::quote::quote_literal;
-use crate::credentials::DbSecret;
+use crate::credentials::Login;
 use crate::deadline::StepContext;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::rotators::Account;
 use crate::rotators::driver::{
-    Failure, MAY_HAVE_APPLIED, attempt_timeout, bounded, database_error, error_chain,
+    CLEARTEXT_REFUSED, Failure, MAY_HAVE_APPLIED, attempt_timeout, bounded, database_error,
+    error_chain,
 };
 
 /// An authenticated MySQL or MariaDB connection, with the account the server authenticated and
@@ -24,6 +26,11 @@ pub struct MySession {
     pub(super) engine: Engine,
     pub(super) account: Account,
     pub(super) server: ServerSession,
+    /// The connection is verified TLS: a statement carrying a password may use it.
+    pub(super) tls: bool,
+    /// `ALLOW_CLEARTEXT_PASSWORDS`: a statement carrying a password may use a plaintext
+    /// connection too.
+    pub(super) cleartext: bool,
 }
 
 /// What a session learns about itself when it opens.
@@ -51,18 +58,21 @@ impl ServerSession {
         quote_literal(value, self.no_backslash_escapes)
     }
 
-    /// The statement that changes the logged-in account's own password to `new`: MariaDB's
-    /// `SET PASSWORD = PASSWORD(…)`, else MySQL's `ALTER USER CURRENT_USER() IDENTIFIED BY …`.
-    /// Contains the password: never log it.
+    /// MySQL's statement that changes the logged-in account's own password to `new`: `ALTER
+    /// USER CURRENT_USER() IDENTIFIED BY …`. Contains the password: never log it.
     pub(super) fn own_password_statement(&self, new: &str) -> String {
-        if self.mariadb {
-            format!("SET PASSWORD = PASSWORD({})", self.literal(new))
-        } else {
-            format!(
-                "ALTER USER CURRENT_USER() IDENTIFIED BY {}",
-                self.literal(new)
-            )
-        }
+        format!(
+            "ALTER USER CURRENT_USER() IDENTIFIED BY {}",
+            self.literal(new)
+        )
+    }
+
+    /// MariaDB's statement that gives the logged-in account's one authentication method the
+    /// value its plugin stores for `new`, computed client-side: `SET PASSWORD = '<value>'`, so
+    /// no statement carries the password (docs/protocol.md 5.14). Contains a value derived from
+    /// the password: never log it.
+    pub(super) fn own_stored_value_statement(&self, plugin: PasswordPlugin, new: &str) -> String {
+        format!("SET PASSWORD = {}", self.literal(&plugin.stored_value(new)))
     }
 
     /// MySQL's statement for an account under `PASSWORD REQUIRE CURRENT`: `ALTER USER
@@ -93,8 +103,9 @@ impl MySession {
     /// name verified and sent as SNI) or plaintext, bounded by the step's connect timeout.
     pub(super) async fn open(
         ssl: &SslOpts,
-        creds: &DbSecret,
+        creds: &Login,
         use_tls: bool,
+        cleartext: bool,
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<MySession, Failure> {
@@ -123,15 +134,23 @@ impl MySession {
             opts = opts.ssl_opts(ssl);
         }
         let work = async {
-            let mut conn = Conn::new(opts)
-                .await
-                .map_err(|e| Failure::login(engine, error_code(&e), failed_before_auth(&e)))?;
+            let mut conn = Conn::new(opts).await.map_err(|e| {
+                if is_refusal(&e) {
+                    Failure::refused(engine, error_code(&e))
+                } else if is_timeout(&e) {
+                    Failure::unanswered(engine, "connecting", timeout)
+                } else {
+                    Failure::login(engine, error_code(&e), failed_before_auth(&e))
+                }
+            })?;
             match read_session(&mut conn).await {
                 Ok((account, server)) => Ok(MySession {
                     conn,
                     engine,
                     account,
                     server,
+                    tls: use_tls,
+                    cleartext,
                 }),
                 Err(code) => {
                     let _ = conn.disconnect().await;
@@ -139,10 +158,30 @@ impl MySession {
                 }
             }
         };
-        bounded(timeout, work, |timed_out| {
-            Failure::login(engine, timed_out, false)
-        })
-        .await
+        match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::unanswered(engine, "logging in", timeout)),
+        }
+    }
+
+    /// `user@host`, as errors name the account.
+    pub(super) fn account_name(&self) -> String {
+        format!(
+            "{}@{}",
+            self.account.user,
+            self.account.host.as_deref().unwrap_or_default()
+        )
+    }
+
+    /// Refuses a statement that carries a password unless the connection is verified TLS or
+    /// `ALLOW_CLEARTEXT_PASSWORDS` allows it (docs/protocol.md 5.14). MariaDB's statements carry
+    /// computed values instead and never need this.
+    pub(super) fn may_send_password(&self, action: &'static str) -> Result<(), Error> {
+        if self.tls || self.cleartext {
+            Ok(())
+        } else {
+            Err(database_error(self.engine, action, CLEARTEXT_REFUSED))
+        }
     }
 
     /// A string literal for this session's `sql_mode`. May contain a password: never log it.
@@ -195,6 +234,20 @@ pub(super) fn server_error_number(e: &mysql_async::Error) -> Option<u16> {
         mysql_async::Error::Server(server) => Some(server.code),
         _ => None,
     }
+}
+
+/// `ER_ACCESS_DENIED_ERROR`, `ER_ACCESS_DENIED_NO_PASSWORD_ERROR`, MySQL's
+/// `ER_ACCOUNT_HAS_BEEN_LOCKED`, MariaDB's locked account: the server refused the credential.
+const REFUSALS: [u16; 4] = [1045, 1698, 3118, 4151];
+
+/// Whether the server refused the credential (another version may be tried).
+fn is_refusal(e: &mysql_async::Error) -> bool {
+    server_error_number(e).is_some_and(|n| REFUSALS.contains(&n))
+}
+
+/// Whether the connection attempt timed out in the driver.
+fn is_timeout(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Io(IoError::Io(io)) if io.kind() == std::io::ErrorKind::TimedOut)
 }
 
 /// Whether a failed connection attempt never reached authentication. Server errors (1045 and
@@ -261,16 +314,21 @@ mod tests {
         // What the live round trip (`literals_round_trip_in_both_sql_modes`) proves the server
         // reads back as exactly the password, in each mode.
         let password = "a'b\\c\"%_";
-        let mariadb_nbe = ServerSession::from_row("NO_BACKSLASH_ESCAPES", "10.11.6-MariaDB");
-        assert_eq!(
-            mariadb_nbe.own_password_statement(password),
-            "SET PASSWORD = PASSWORD('a''b\\c\"%_')"
-        );
         let mariadb = ServerSession::from_row("STRICT_TRANS_TABLES", "10.11.6-MariaDB");
+        // MariaDB gets the stored value, never the password.
+        let native = mariadb.own_stored_value_statement(PasswordPlugin::Native, password);
         assert_eq!(
-            mariadb.own_password_statement(password),
-            "SET PASSWORD = PASSWORD('a\\'b\\\\c\\\"%_')"
+            native,
+            format!(
+                "SET PASSWORD = '{}'",
+                PasswordPlugin::Native.stored_value(password)
+            )
         );
+        let ed25519 = mariadb.own_stored_value_statement(PasswordPlugin::Ed25519, password);
+        assert!(ed25519.starts_with("SET PASSWORD = '"), "{ed25519}");
+        for statement in [native, ed25519] {
+            assert!(!statement.contains("a'b") && !statement.contains("a\\'b"));
+        }
         let mysql_nbe = ServerSession::from_row("ANSI_QUOTES,NO_BACKSLASH_ESCAPES", "8.4.0");
         assert_eq!(
             mysql_nbe.own_password_statement(password),

@@ -8,6 +8,9 @@
 //!   are compared); no object it owns or holds privileges on, no row-security policy naming it,
 //!   in any database (`pg_shdepend`, shared by the cluster); no superuser-only setting attached to
 //!   it (`ALTER ROLE … SET`) that the original lacks.
+//! - **Nobody else controls the clone** it adds `_clone` onto: it must already be able to act as
+//!   the original (a member with `USAGE` and `SET`), as this function makes it, and no role but
+//!   the master may be its member or hold `ADMIN OPTION` on it.
 //! - **Removing `_clone`**: the clone must already be able to become the original (`SET ROLE`,
 //!   which also carries the original's attributes) and, since `SET ROLE` does not carry it, hold
 //!   `REPLICATION` if the original does. The original must exist.
@@ -17,7 +20,7 @@ use tokio_postgres::Transaction;
 use super::session::statement_code;
 use crate::deadline::StepContext;
 use crate::engine::Engine;
-use crate::error::Error;
+use crate::error::{CloneFindings, Error};
 use crate::rotators::driver::database_error;
 use crate::rotators::{Handover, privilege_gap};
 
@@ -96,7 +99,7 @@ impl Catalog<'_> {
             .transaction
             .query_opt(
                 "SELECT oid, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls \
-                 FROM pg_catalog.pg_roles WHERE rolname = $1",
+                 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) $1",
                 &[&name],
             )
             .await
@@ -112,7 +115,10 @@ impl Catalog<'_> {
     async fn set_privilege(&self) -> Result<&'static str, Error> {
         let version: i32 = self
             .transaction
-            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .query_one(
+                "SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4",
+                &[],
+            )
             .await
             .map_err(|e| self.failed(&e))?
             .get(0);
@@ -123,13 +129,16 @@ impl Catalog<'_> {
     async fn reach(&self, of: u32, other: u32) -> Result<Vec<Reach>, Error> {
         let set = self.set_privilege().await?;
         let query = format!(
-            "SELECT r.rolname::text, \
-             pg_has_role($1::oid, r.oid, 'USAGE'), pg_has_role($1::oid, r.oid, '{set}'), \
-             pg_has_role($1::oid, r.oid, 'MEMBER WITH ADMIN OPTION'), \
-             pg_has_role($2::oid, r.oid, 'USAGE'), pg_has_role($2::oid, r.oid, '{set}'), \
-             pg_has_role($2::oid, r.oid, 'MEMBER WITH ADMIN OPTION') \
+            "SELECT r.rolname::pg_catalog.text, \
+             pg_catalog.pg_has_role($1::pg_catalog.oid, r.oid, 'USAGE'), \
+             pg_catalog.pg_has_role($1::pg_catalog.oid, r.oid, '{set}'), \
+             pg_catalog.pg_has_role($1::pg_catalog.oid, r.oid, 'MEMBER WITH ADMIN OPTION'), \
+             pg_catalog.pg_has_role($2::pg_catalog.oid, r.oid, 'USAGE'), \
+             pg_catalog.pg_has_role($2::pg_catalog.oid, r.oid, '{set}'), \
+             pg_catalog.pg_has_role($2::pg_catalog.oid, r.oid, 'MEMBER WITH ADMIN OPTION') \
              FROM pg_catalog.pg_roles r \
-             WHERE r.oid <> $1::oid AND pg_has_role($1::oid, r.oid, 'MEMBER') ORDER BY 1"
+             WHERE r.oid OPERATOR(pg_catalog.<>) $1::pg_catalog.oid \
+             AND pg_catalog.pg_has_role($1::pg_catalog.oid, r.oid, 'MEMBER') ORDER BY 1"
         );
         let rows = self
             .transaction
@@ -160,8 +169,10 @@ impl Catalog<'_> {
         let rows = self
             .transaction
             .query(
-                "SELECT deptype::text, count(*) FROM pg_catalog.pg_shdepend \
-                 WHERE refclassid = 'pg_catalog.pg_authid'::regclass AND refobjid = $1::oid \
+                "SELECT deptype::pg_catalog.text, pg_catalog.count(*) FROM pg_catalog.pg_shdepend \
+                 WHERE refclassid OPERATOR(pg_catalog.=) \
+                 'pg_catalog.pg_authid'::pg_catalog.regclass::pg_catalog.oid \
+                 AND refobjid OPERATOR(pg_catalog.=) $1::pg_catalog.oid \
                  GROUP BY 1 ORDER BY 1",
                 &[&role],
             )
@@ -170,20 +181,57 @@ impl Catalog<'_> {
         Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
     }
 
+    /// Roles other than the session's (the master's) that are members of `role` or hold `ADMIN
+    /// OPTION` on it: they can act as it, or reset its password (from PostgreSQL 16, the
+    /// `CREATEROLE` role that created it keeps `ADMIN OPTION` on it).
+    async fn controllers(&self, role: u32) -> Result<Vec<String>, Error> {
+        let rows = self
+            .transaction
+            .query(
+                "SELECT r.rolname::pg_catalog.text, m.admin_option \
+                 FROM pg_catalog.pg_auth_members m \
+                 JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) m.member \
+                 WHERE m.roleid OPERATOR(pg_catalog.=) $1::pg_catalog.oid \
+                 AND m.member OPERATOR(pg_catalog.<>) (SELECT u.oid FROM pg_catalog.pg_roles u \
+                   WHERE u.rolname OPERATOR(pg_catalog.=) SESSION_USER) \
+                 ORDER BY 1",
+                &[&role],
+            )
+            .await
+            .map_err(|e| self.failed(&e))?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let name: String = row.get(0);
+                if row.get::<_, bool>(1) {
+                    format!("role {name} holds ADMIN OPTION on it (it can reset its password)")
+                } else {
+                    format!("role {name} is a member of it")
+                }
+            })
+            .collect())
+    }
+
     /// Superuser-only parameters attached to `of` (`ALTER ROLE … SET`) that `other` does not
     /// have with the same value in the same database (or all): their names only.
     async fn settings(&self, of: u32, other: u32) -> Result<Vec<String>, Error> {
         let rows = self
             .transaction
             .query(
-                "SELECT DISTINCT lower(split_part(c.setting, '=', 1)) \
-                 FROM pg_catalog.pg_db_role_setting s, unnest(s.setconfig) AS c(setting) \
-                 WHERE s.setrole = $1::oid \
+                "SELECT DISTINCT pg_catalog.lower(pg_catalog.split_part(c.setting, '=', 1)) \
+                 FROM pg_catalog.pg_db_role_setting s, \
+                 pg_catalog.unnest(s.setconfig) AS c(setting) \
+                 WHERE s.setrole OPERATOR(pg_catalog.=) $1::pg_catalog.oid \
                  AND EXISTS (SELECT 1 FROM pg_catalog.pg_settings p \
-                   WHERE p.name = lower(split_part(c.setting, '=', 1)) AND p.context = 'superuser') \
+                   WHERE p.name OPERATOR(pg_catalog.=) \
+                   pg_catalog.lower(pg_catalog.split_part(c.setting, '=', 1)) \
+                   AND p.context OPERATOR(pg_catalog.=) 'superuser') \
                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_db_role_setting o, \
-                   unnest(o.setconfig) AS oc(setting) WHERE o.setrole = $2::oid \
-                   AND o.setdatabase IN (0, s.setdatabase) AND oc.setting = c.setting) \
+                   pg_catalog.unnest(o.setconfig) AS oc(setting) \
+                   WHERE o.setrole OPERATOR(pg_catalog.=) $2::pg_catalog.oid \
+                   AND o.setdatabase OPERATOR(pg_catalog.=) \
+                   ANY (ARRAY[0::pg_catalog.oid, s.setdatabase]) \
+                   AND oc.setting OPERATOR(pg_catalog.=) c.setting) \
                  ORDER BY 1",
                 &[&of, &other],
             )
@@ -194,7 +242,7 @@ impl Catalog<'_> {
 }
 
 /// Enforces the invariant for handing `original`'s clone `clone` over in `handover`'s
-/// direction: `Err` ([`Error::PrivilegeMismatch`]) names both roles and what differs.
+/// direction: `Err` ([`Error::PrivilegeMismatch`]) names both roles and what stands in the way.
 pub(super) async fn enforce(
     transaction: &Transaction<'_>,
     engine: Engine,
@@ -203,8 +251,8 @@ pub(super) async fn enforce(
     original: &str,
     clone: &str,
 ) -> Result<(), Error> {
-    let excess = excess(transaction, engine, handover, original, clone).await?;
-    if excess.is_empty() {
+    let findings = findings(transaction, engine, handover, original, clone).await?;
+    if findings.is_empty() {
         return Ok(());
     }
     let (given, current) = match handover {
@@ -215,19 +263,25 @@ pub(super) async fn enforce(
         ctx,
         given.to_owned(),
         current.to_owned(),
-        excess,
+        findings,
     ))
 }
 
-/// What the account handed over in `handover`'s direction may do and the current one may not:
-/// empty when the invariant holds. Reads the catalogs only.
-pub(super) async fn excess(
+/// What stands in the way of handing the account over in `handover`'s direction: empty when the
+/// invariant holds. Reads the catalogs only.
+///
+/// Adding `_clone` onto an existing clone, beyond what it may do that the original may not: it
+/// must already be able to act as the original (`USAGE` and `SET` on it), as this function makes
+/// it, so that handing it over gives nobody anything new; and no role but the master may be its
+/// member or administrator. A new clone is created inside the master's transaction, where
+/// nobody else can log in as it before it commits.
+pub(super) async fn findings(
     transaction: &Transaction<'_>,
     engine: Engine,
     handover: Handover,
     original: &str,
     clone: &str,
-) -> Result<Vec<String>, Error> {
+) -> Result<CloneFindings, Error> {
     let catalog = Catalog {
         transaction,
         engine,
@@ -235,7 +289,7 @@ pub(super) async fn excess(
     match handover {
         Handover::Append => {
             let Some(clone_role) = catalog.role(clone).await? else {
-                return Ok(Vec::new());
+                return Ok(CloneFindings::default());
             };
             let Some(original_role) = catalog.role(original).await? else {
                 return Err(database_error(
@@ -251,7 +305,11 @@ pub(super) async fn excess(
                 dependencies: catalog.dependencies(clone_role.oid).await?,
                 settings: catalog.settings(clone_role.oid, original_role.oid).await?,
             };
-            Ok(append_excess(&facts, original))
+            Ok(CloneFindings {
+                excess: append_excess(&facts, original),
+                missing: append_missing(&facts, original),
+                controllers: catalog.controllers(clone_role.oid).await?,
+            })
         }
         Handover::Strip => match (catalog.role(original).await?, catalog.role(clone).await?) {
             (Some(original_role), Some(clone_role)) => {
@@ -261,18 +319,42 @@ pub(super) async fn excess(
                     .find(|r| r.role == original)
                     .map(|r| r.clone)
                     .unwrap_or_default();
-                Ok(strip_excess(
-                    power,
-                    clone_role.attributes,
-                    original_role.attributes,
-                    original,
-                ))
+                Ok(CloneFindings {
+                    excess: strip_excess(
+                        power,
+                        clone_role.attributes,
+                        original_role.attributes,
+                        original,
+                    ),
+                    ..CloneFindings::default()
+                })
             }
-            _ => Ok(vec![format!(
-                "the role {original} itself, which does not exist, so the clone cannot be \
-                 shown to hold its privileges"
-            )]),
+            _ => Ok(CloneFindings {
+                excess: vec![format!(
+                    "the role {original} itself, which does not exist, so the clone cannot be \
+                     shown to hold its privileges"
+                )],
+                ..CloneFindings::default()
+            }),
         },
+    }
+}
+
+/// What an existing clone lacks to act as `original` as this function makes it: empty when it
+/// may use and become the original.
+fn append_missing(facts: &Facts, original: &str) -> Vec<String> {
+    let power = facts
+        .reach
+        .iter()
+        .find(|r| r.role == original)
+        .map(|r| r.clone)
+        .unwrap_or_default();
+    if power.usage && power.set {
+        Vec::new()
+    } else {
+        vec![format!(
+            "membership in role {original} with its privileges (GRANT {original} TO the clone)"
+        )]
     }
 }
 

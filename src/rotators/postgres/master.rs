@@ -1,5 +1,7 @@
 //! The alternating-users path, as the master (docs/protocol.md 5.8), in one transaction of named
-//! steps: [enforce the privilege invariant](invariant::enforce) (5.12) before anything changes;
+//! steps: [check what the master may do](preflight::powers) (5.15), naming a missing privilege
+//! with its grant; [enforce the privilege invariant](invariant::enforce) (5.12) before anything
+//! changes;
 //! [set the pending user's password](set_role_password) (creating the clone on the first
 //! rotation); [repair the clone](repair_clone): `LOGIN`, membership in the original role, and
 //! `SET role` to the original, so that objects it creates belong to the original; enforce the
@@ -8,13 +10,13 @@
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use tokio_postgres::Transaction;
 
-use super::invariant;
 use super::session::{PgSession, statement_code};
-use crate::credentials::{DbSecret, Password};
+use super::{invariant, preflight};
+use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
 use crate::engine::Engine;
-use crate::error::Error;
-use crate::rotators::driver::{AUDITING, bounded, database_error};
+use crate::error::{CloneFindings, Error, Shortfall};
+use crate::rotators::driver::{AUDITING, bounded, database_error, database_error_hinted};
 use crate::rotators::{Account, Handover};
 
 /// What the whole change is called in errors.
@@ -25,13 +27,13 @@ const CHANGING: &str = "creating or updating the alternate user";
 pub(super) async fn set_password_as_master(
     master: &mut PgSession,
     current: &Account,
-    pending: &DbSecret,
+    pending: &Login,
     ctx: &StepContext<'_>,
 ) -> Result<(), Error> {
     let engine = master.engine;
     let target = pending.username();
     let handover = Handover::between(current, target, ctx)?;
-    let (original, clone) = roles(handover, current, target);
+    let (original, clone) = handover.roles(current, target);
     let timeout = ctx.query_timeout(CHANGING)?;
     let work = async {
         let transaction = master
@@ -39,6 +41,11 @@ pub(super) async fn set_password_as_master(
             .transaction()
             .await
             .map_err(|e| failed(engine, "starting a transaction", &e))?;
+        let powers = preflight::powers(&transaction, engine, original, clone).await?;
+        let shortfalls = powers.shortfalls(original, clone);
+        if !shortfalls.is_empty() {
+            return Err(lacking(engine, &powers.master, &shortfalls));
+        }
         invariant::enforce(&transaction, engine, ctx, handover, original, clone).await?;
         let created = set_role_password(&transaction, engine, target, pending.password()).await?;
         repair_clone(&transaction, engine, original, clone).await?;
@@ -64,15 +71,15 @@ pub(super) async fn set_password_as_master(
 /// What the next rotation's privilege check would refuse, without changing anything: the
 /// invariant (5.12) for handing `pending_user` (`current`'s user or its clone) over, checked in a
 /// read-only transaction of the master's session that is rolled back. Empty when it holds.
-pub(crate) async fn audit_clone(
+pub(super) async fn audit_clone(
     master: &mut PgSession,
     current: &Account,
     pending_user: &str,
     ctx: &StepContext<'_>,
-) -> Result<Vec<String>, Error> {
+) -> Result<CloneFindings, Error> {
     let engine = master.engine;
     let handover = Handover::between(current, pending_user, ctx)?;
-    let (original, clone) = roles(handover, current, pending_user);
+    let (original, clone) = handover.roles(current, pending_user);
     let timeout = ctx.query_timeout(AUDITING)?;
     let work = async {
         let transaction = master
@@ -82,12 +89,12 @@ pub(crate) async fn audit_clone(
             .start()
             .await
             .map_err(|e| failed(engine, "starting a read-only transaction", &e))?;
-        let excess = invariant::excess(&transaction, engine, handover, original, clone).await?;
+        let findings = invariant::findings(&transaction, engine, handover, original, clone).await?;
         transaction
             .rollback()
             .await
             .map_err(|e| failed(engine, "ending the read-only transaction", &e))?;
-        Ok(excess)
+        Ok(findings)
     };
     bounded(timeout, work, |timed_out| {
         database_error(engine, AUDITING, timed_out)
@@ -95,15 +102,36 @@ pub(crate) async fn audit_clone(
     .await
 }
 
-/// The original account and its clone, for a handover from `current` to `target`.
-fn roles<'a>(handover: Handover, current: &'a Account, target: &'a str) -> (&'a str, &'a str) {
-    match handover {
-        Handover::Append => (current.user.as_str(), target),
-        Handover::Strip => (target, current.user.as_str()),
-    }
+/// The error naming what the master lacks, with the grants that give it; nothing has been
+/// changed when it is returned.
+fn lacking(engine: Engine, master: &str, shortfalls: &[Shortfall]) -> Error {
+    let missing: Vec<&str> = shortfalls.iter().map(|s| s.missing.as_str()).collect();
+    let hints: Vec<&str> = shortfalls
+        .iter()
+        .filter_map(|s| s.hint.as_deref())
+        .collect();
+    database_error_hinted(
+        engine,
+        CHANGING,
+        format!(
+            "the master {master} lacks {}; nothing was changed",
+            missing.join(", ")
+        ),
+        hints.join("; "),
+    )
 }
 
 fn failed(engine: Engine, action: &'static str, e: &tokio_postgres::Error) -> Error {
+    if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+        // The check above should have named it; a privilege revoked meanwhile still gets a hint.
+        return database_error_hinted(
+            engine,
+            action,
+            statement_code(e),
+            "the master lacks a privilege on one of the roles: CREATEROLE, and from PostgreSQL 16 \
+             ADMIN OPTION on each (GRANT <role> TO <master> WITH ADMIN OPTION)",
+        );
+    }
     database_error(engine, action, statement_code(e))
 }
 
@@ -117,7 +145,7 @@ async fn set_role_password(
 ) -> Result<bool, Error> {
     let exists = transaction
         .query_opt(
-            "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1",
+            "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) $1",
             &[&target],
         )
         .await

@@ -6,12 +6,16 @@
 //!
 //! # Layout
 //!
-//! - `session`: opening a session, what is kept of a driver error;
+//! - `session`: opening a session (sealed), what is kept of a driver error;
+//! - `cleartext`: a plaintext stream that never answers a cleartext or MD5 password request;
 //! - `master`: the alternating-users path, as named steps;
-//! - `invariant`: the privilege invariant of that path, from the catalogs.
+//! - `invariant`: the privilege invariant of that path, from the catalogs;
+//! - `preflight`: what the master may do, from the catalogs, before it does anything.
 
+mod cleartext;
 mod invariant;
 mod master;
+mod preflight;
 mod session;
 
 use std::sync::Arc;
@@ -21,71 +25,85 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use session::PgSession;
 
-pub(crate) use master::audit_clone;
-
 use super::driver::{
-    CLOSE_TIMEOUT, MAY_HAVE_APPLIED, bounded, connect_per_tls_choice, database_error,
+    CLOSE_TIMEOUT, MAY_HAVE_APPLIED, Transport, bounded, connect_per_tls_choice, database_error,
 };
-use super::{Account, Rotator, unsupported_strategy};
-use crate::config::TlsMode;
-use crate::credentials::{DbSecret, Password};
+use super::{Account, CloneManagement, Connect, OwnPassword, Session};
+use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
-use crate::error::Error;
+use crate::engine::Engine;
+use crate::error::{CloneFindings, Error, Shortfall};
 use session::{describe, statement_code};
 
-/// Why PostgreSQL cannot rotate with two passwords, and what to use instead.
-const DUAL_UNSUPPORTED: &str = "strategy dual-password is not supported for PostgreSQL, which \
-     keeps one password per role; use alternating-users for rotation without downtime";
-
-/// The PostgreSQL rotator: TLS configuration shared by every connection.
+/// The PostgreSQL connector: TLS configuration shared by every connection.
 #[derive(Clone)]
 pub(crate) struct PostgresRotator {
     /// Built once: each connection clones it (an `Arc`), never the rustls configuration.
     tls: MakeRustlsConnect,
-    mode: TlsMode,
+    transport: Transport,
 }
 
 impl std::fmt::Debug for PostgresRotator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresRotator")
-            .field("mode", &self.mode)
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
 
 impl PostgresRotator {
-    /// A rotator verifying servers with `tls` and falling back per `mode`.
-    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, mode: TlsMode) -> Self {
+    /// A connector verifying servers with `tls`, falling back and sending passwords as
+    /// `transport` allows.
+    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, transport: Transport) -> Self {
         PostgresRotator {
             tls: MakeRustlsConnect::new((*tls).clone()),
-            mode,
+            transport,
         }
     }
 }
 
-impl Rotator for PostgresRotator {
+impl Connect for PostgresRotator {
     type Session = PgSession;
 
     async fn connect(
         &self,
-        creds: &DbSecret,
+        login: &Login,
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<PgSession, Error> {
-        connect_per_tls_choice(self.mode, creds, ctx, |tls| {
-            PgSession::open(&self.tls, creds, tls, attempt, ctx)
+        connect_per_tls_choice(self.transport.mode, login, ctx, |tls| {
+            PgSession::open(
+                &self.tls,
+                login,
+                tls,
+                self.transport.cleartext,
+                attempt,
+                ctx,
+            )
         })
         .await
     }
+}
 
-    async fn check(&self, session: &mut PgSession, ctx: &StepContext<'_>) -> Result<(), Error> {
+impl Session for PgSession {
+    fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    fn account(&self) -> Account {
+        Account {
+            user: self.user.clone(),
+            host: None,
+        }
+    }
+
+    async fn check(&mut self, ctx: &StepContext<'_>) -> Result<(), Error> {
         const TESTING: &str = "running the test query";
         let timeout = ctx.query_timeout("test query")?;
-        let engine = session.engine;
+        let engine = self.engine;
         let query = async {
-            session
-                .client
-                .simple_query("SELECT NOW()")
+            self.client
+                .simple_query("SELECT pg_catalog.now()")
                 .await
                 .map_err(|e| database_error(engine, TESTING, describe(&e)))
         };
@@ -96,10 +114,29 @@ impl Rotator for PostgresRotator {
         .map(drop)
     }
 
+    async fn close(self) {
+        let PgSession {
+            client,
+            mut connection,
+            ..
+        } = self;
+        drop(client);
+        // Dropping the client sends Terminate; wait briefly so the server sees a clean close. A
+        // connection still waiting for an answer (a statement that timed out) never finishes:
+        // stop it rather than leave it running in the warm container.
+        if tokio::time::timeout(CLOSE_TIMEOUT, &mut connection)
+            .await
+            .is_err()
+        {
+            connection.abort();
+        }
+    }
+}
+
+impl OwnPassword for PgSession {
     async fn set_own_password(
-        &self,
-        session: &mut PgSession,
-        login: &DbSecret,
+        &mut self,
+        login: &Login,
         new: &Password,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
@@ -112,10 +149,9 @@ impl Rotator for PostgresRotator {
             escape_identifier(login.username()),
             escape_literal(&verifier)
         );
-        let engine = session.engine;
+        let engine = self.engine;
         let change = async {
-            session
-                .client
+            self.client
                 .batch_execute(&statement)
                 .await
                 .map_err(|e| database_error(engine, SETTING, statement_code(&e)))
@@ -126,63 +162,188 @@ impl Rotator for PostgresRotator {
         .await
     }
 
-    fn account(&self, session: &PgSession) -> Account {
-        Account {
-            user: session.user.clone(),
-            host: None,
-        }
+    /// A role may always change its own password: nothing to find.
+    async fn own_password_shortfalls(
+        &mut self,
+        _: &StepContext<'_>,
+    ) -> Result<Vec<Shortfall>, Error> {
+        Ok(Vec::new())
     }
+}
 
-    /// As the master: see the `master` module for the steps.
+impl CloneManagement for PgSession {
+    /// As the master: see the `master` module for the steps. The current secret's password is
+    /// not read: PostgreSQL gives the master no way to check a password, so the rotation proves
+    /// the current secret on the master's server by logging in there (docs/protocol.md 5.12).
     async fn set_password_as_master(
-        &self,
-        master: &mut PgSession,
-        current: &Account,
-        pending: &DbSecret,
+        &mut self,
+        account: &Account,
+        _: &Login,
+        pending: &Login,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
-        master::set_password_as_master(master, current, pending, ctx).await
+        master::set_password_as_master(self, account, pending, ctx).await
     }
 
-    /// PostgreSQL keeps one password per role: the handler refuses the dual-password strategy
-    /// before any database work, and so does this.
-    async fn add_own_password(
-        &self,
-        _: &mut PgSession,
-        _: &DbSecret,
-        _: &DbSecret,
+    async fn audit_clone(
+        &mut self,
+        account: &Account,
+        pending_user: &str,
         ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        Err(unsupported_strategy(ctx, DUAL_UNSUPPORTED))
+    ) -> Result<CloneFindings, Error> {
+        master::audit_clone(self, account, pending_user, ctx).await
     }
 
-    /// See [`PostgresRotator::add_own_password`].
-    async fn add_password_as_master(
-        &self,
-        _: &mut PgSession,
-        _: &Account,
-        _: &DbSecret,
-        _: &DbSecret,
+    async fn master_shortfalls(
+        &mut self,
+        account: &Account,
+        pending_user: &str,
         ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        Err(unsupported_strategy(ctx, DUAL_UNSUPPORTED))
+    ) -> Result<Vec<Shortfall>, Error> {
+        preflight::master_shortfalls(self, account, pending_user, ctx).await
     }
+}
 
-    async fn close(&self, session: PgSession) {
-        let PgSession {
-            client,
-            mut connection,
-            ..
-        } = session;
-        drop(client);
-        // Dropping the client sends Terminate; wait briefly so the server sees a clean close. A
-        // connection still waiting for an answer (a statement that timed out) never finishes:
-        // stop it rather than leave it running in the warm container.
-        if tokio::time::timeout(CLOSE_TIMEOUT, &mut connection)
-            .await
-            .is_err()
-        {
-            connection.abort();
+#[cfg(test)]
+mod tests {
+    /// The statements of this module that read catalogs, as written in its sources.
+    fn queries() -> Vec<String> {
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("session.rs"),
+            include_str!("master.rs"),
+            include_str!("invariant.rs"),
+            include_str!("preflight.rs"),
+        ];
+        let mut found = Vec::new();
+        for source in sources {
+            // Only the code: the tests below hold examples of what is refused.
+            let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+            let mut rest = code;
+            while let Some(start) = rest.find('"') {
+                let after = &rest[start + 1..];
+                let mut literal = String::new();
+                let mut chars = after.char_indices();
+                let mut end = after.len();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '"' => {
+                            end = i + 1;
+                            break;
+                        }
+                        // A line continuation: the newline and the next line's indentation go.
+                        '\\' => match chars.next() {
+                            Some((_, '\n')) => {
+                                let tail = &after[i + 2..];
+                                let skipped = tail.len() - tail.trim_start().len();
+                                for _ in 0..skipped {
+                                    chars.next();
+                                }
+                            }
+                            Some((_, escaped)) => literal.push(escaped),
+                            None => {}
+                        },
+                        c => literal.push(c),
+                    }
+                }
+                if literal.contains("SELECT") {
+                    found.push(literal);
+                }
+                rest = &after[end.min(after.len())..];
+            }
         }
+        found
+    }
+
+    /// What in `sql` resolves through `search_path`: a function or type not qualified with
+    /// `pg_catalog`, or an operator outside `OPERATOR(pg_catalog.…)`. String literals and
+    /// keywords that take parentheses are not names.
+    fn unqualified(sql: &str) -> Vec<String> {
+        const KEYWORDS: [&str; 4] = ["EXISTS", "ANY", "ARRAY", "OPERATOR"];
+        // Constructs that apply an operator found through the path.
+        const IMPLICIT: [&str; 5] = ["IN", "LIKE", "ILIKE", "BETWEEN", "SIMILAR"];
+        // Drop string literals and the qualified operators.
+        let mut text = String::new();
+        let mut in_string = false;
+        for c in sql.chars() {
+            match (c, in_string) {
+                ('\'', _) => in_string = !in_string,
+                (_, true) => {}
+                (c, false) => text.push(c),
+            }
+        }
+        let text = text
+            .replace("OPERATOR(pg_catalog.=)", " ")
+            .replace("OPERATOR(pg_catalog.<>)", " ");
+        let mut problems: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric() && c != '_')
+            .filter(|word| IMPLICIT.contains(word))
+            .map(|word| format!("operator {word}"))
+            .collect();
+        let chars: Vec<char> = text.chars().collect();
+        for (i, &c) in chars.iter().enumerate() {
+            let word_before = || {
+                let mut j = i;
+                while j > 0 && (chars[j - 1].is_alphanumeric() || "_.".contains(chars[j - 1])) {
+                    j -= 1;
+                }
+                chars[j..i].iter().collect::<String>()
+            };
+            if c == '(' {
+                let name = word_before();
+                let alias = !name.contains('.') && name.len() <= 2;
+                if !name.is_empty()
+                    && !name.starts_with("pg_catalog.")
+                    && !KEYWORDS.contains(&name.as_str())
+                    && !IMPLICIT.contains(&name.as_str())
+                    && !alias
+                {
+                    problems.push(format!("function {name}"));
+                }
+            }
+            if "=<>|~!".contains(c) {
+                problems.push(format!("operator {c}"));
+            }
+            if c == ':' && chars.get(i + 1) == Some(&':') {
+                let cast: String = chars[i + 2..]
+                    .iter()
+                    .take_while(|c| c.is_alphanumeric() || "_.".contains(**c))
+                    .collect();
+                if !cast.starts_with("pg_catalog.") {
+                    problems.push(format!("type {cast}"));
+                }
+            }
+        }
+        problems
+    }
+
+    /// docs/protocol.md 5.14: nothing in a catalog query resolves through `search_path`, whatever
+    /// it is, as a second line of defence behind the session's sealed path.
+    #[test]
+    fn every_catalog_query_is_qualified() {
+        let queries = queries();
+        assert!(queries.len() >= 8, "{} queries found", queries.len());
+        for sql in queries {
+            assert_eq!(unqualified(&sql), Vec::<String>::new(), "{sql}");
+        }
+    }
+
+    #[test]
+    fn the_check_finds_what_the_search_path_would_resolve() {
+        assert_eq!(
+            unqualified("SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = $1"),
+            ["function count", "operator ="]
+        );
+        assert_eq!(
+            unqualified("SELECT x::text, unnest(s.c) AS c(setting) FROM t WHERE a IN (1)"),
+            ["operator IN", "type text", "function unnest"]
+        );
+        assert!(
+            unqualified(
+                "SELECT pg_catalog.lower(s.c, '=') FROM pg_catalog.unnest(a) AS c(setting) \
+                 WHERE x OPERATOR(pg_catalog.=) ANY (ARRAY[0::pg_catalog.oid])"
+            )
+            .is_empty()
+        );
     }
 }

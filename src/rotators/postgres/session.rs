@@ -1,14 +1,20 @@
-//! A PostgreSQL session: opening it (verified TLS naming `tls_server_name`, or plaintext), and
-//! what is kept of a driver error.
+//! A PostgreSQL session: opening it (verified TLS naming `tls_server_name`, or plaintext that
+//! never gives the password away), sealed against the settings a database's owner may attach to
+//! it, and what is kept of a driver error.
 
+use std::future::Future;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_postgres::tls::MakeTlsConnect;
-use tokio_postgres::{Client, NoTls, Socket};
+use tokio_postgres::{Client, Connection, NoTls, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::credentials::DbSecret;
+use super::cleartext::NoCleartext;
+
+use crate::credentials::Login;
 use crate::deadline::StepContext;
 use crate::engine::Engine;
 use crate::rotators::driver::{Failure, attempt_timeout, error_chain};
@@ -44,15 +50,20 @@ impl MakeTlsConnect<Socket> for NamedTls {
 
 impl PgSession {
     /// One connection attempt with `creds`, verified TLS through `tls` or plaintext, bounded by
-    /// the step's connect timeout.
+    /// the step's connect timeout. The session is sealed by its startup options (see
+    /// [`sealed_options`]); on plaintext, a server asking for the password in cleartext or as MD5
+    /// is refused unless `cleartext` allows it.
     pub(super) async fn open(
         tls: &MakeRustlsConnect,
-        creds: &DbSecret,
+        creds: &Login,
         use_tls: bool,
+        cleartext: bool,
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<PgSession, Failure> {
         let timeout = attempt_timeout(ctx, attempt)?;
+        // Statements are bounded by the step's budget too; the server stops them there.
+        let statements = ctx.query_timeout(attempt).unwrap_or(timeout);
         let mut config = tokio_postgres::Config::new();
         config
             .host(creds.host())
@@ -61,6 +72,7 @@ impl PgSession {
             .password(creds.password().expose())
             .dbname(creds.dbname().unwrap_or(DEFAULT_DBNAME))
             .application_name("db-secret-rotator")
+            .options(sealed_options(statements))
             .connect_timeout(timeout);
         let engine = creds.engine();
         let connected = if use_tls {
@@ -69,17 +81,27 @@ impl PgSession {
                 inner: tls.clone(),
                 name: creds.tls_server_name().map(str::to_owned),
             };
-            spawn_connected(&config, tls, timeout).await
+            spawn_connected(config.connect(tls), timeout).await
+        } else if cleartext {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            spawn_connected(config.connect(NoTls), timeout).await
         } else {
             config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            spawn_connected(&config, NoTls, timeout).await
+            let guarded = async {
+                let socket = TcpStream::connect((creds.host(), creds.port()))
+                    .await
+                    .map_err(|e| Failure::login(engine, error_chain(&e), true))?;
+                let _ = socket.set_nodelay(true);
+                Ok::<_, Failure>(config.connect_raw(NoCleartext::new(socket), NoTls).await)
+            };
+            match tokio::time::timeout(timeout, guarded).await {
+                Err(_) => None,
+                Ok(Err(failure)) => return Err(failure),
+                Ok(Ok(connected)) => Some(connected.map(spawn)),
+            }
         };
         let Some(connected) = connected else {
-            return Err(Failure::login(
-                engine,
-                format!("timed out after {timeout:?}"),
-                false,
-            ));
+            return Err(Failure::unanswered(engine, "connecting", timeout));
         };
         match connected {
             Ok((client, connection)) => Ok(PgSession {
@@ -88,33 +110,64 @@ impl PgSession {
                 engine,
                 user: creds.username().to_owned(),
             }),
+            Err(e) if is_refusal(&e) => Err(Failure::refused(engine, describe(&e))),
+            Err(e) if is_timeout(&e) => Err(Failure::unanswered(engine, "connecting", timeout)),
             Err(e) => {
-                let before_auth = e.as_db_error().is_none() && !is_timeout(&e);
+                let before_auth = e.as_db_error().is_none();
                 Err(Failure::login(engine, describe(&e), before_auth))
             }
         }
     }
 }
 
+/// The startup options every session opens with (docs/protocol.md 5.14). A database's owner can
+/// attach settings to it (`ALTER DATABASE … SET`), and a role to itself, which every session
+/// there would otherwise start with: a `search_path` through which a planted function or
+/// operator runs with the session's privileges, a `role` it acts as, a read-only default, short
+/// timeouts. Startup options outrank both, and take effect before any statement (an event
+/// trigger never sees them being set). Every value exists on every supported version.
+fn sealed_options(statements: Duration) -> String {
+    let ms = statements.as_millis().max(1);
+    format!(
+        "-c search_path=pg_catalog,pg_temp -c role=none -c default_transaction_read_only=off \
+         -c statement_timeout={ms} -c lock_timeout={ms} \
+         -c idle_in_transaction_session_timeout={ms} -c local_preload_libraries="
+    )
+}
+
 /// Connects within `timeout` and drives the connection on its own task. `None`: timed out.
-async fn spawn_connected<T>(
-    config: &tokio_postgres::Config,
-    tls: T,
+async fn spawn_connected<S, T>(
+    connect: impl Future<Output = Result<(Client, Connection<S, T>), tokio_postgres::Error>>,
     timeout: Duration,
 ) -> Option<Result<(Client, JoinHandle<()>), tokio_postgres::Error>>
 where
-    T: MakeTlsConnect<Socket>,
-    T::Stream: Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let connected = tokio::time::timeout(timeout, config.connect(tls))
-        .await
-        .ok()?;
-    Some(connected.map(|(client, connection)| {
-        let task = tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        (client, task)
-    }))
+    let connected = tokio::time::timeout(timeout, connect).await.ok()?;
+    Some(connected.map(spawn))
+}
+
+/// Drives `connection` on its own task.
+fn spawn<S, T>((client, connection): (Client, Connection<S, T>)) -> (Client, JoinHandle<()>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let task = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (client, task)
+}
+
+/// Whether the server refused the credential: a wrong password, an unknown role, a role that may
+/// not log in (`28P01`, `28000`).
+fn is_refusal(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.code().is_some_and(|code| {
+        *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+    })
 }
 
 fn is_timeout(e: &tokio_postgres::Error) -> bool {

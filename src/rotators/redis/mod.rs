@@ -36,22 +36,14 @@ use tokio_rustls::TlsConnector;
 pub use acl::password_hash;
 pub use session::RedisSession;
 
-use super::driver::{connect_per_tls_choice, database_error};
-use super::{Account, Rotator, unsupported_strategy};
-use crate::config::TlsMode;
-use crate::credentials::{DbSecret, Password};
+use super::driver::{Transport, connect_per_tls_choice, database_error, database_error_hinted};
+use super::{Account, Connect, DualMaster, OwnPassword, Session};
+use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
-use crate::error::Error;
+use crate::engine::Engine;
+use crate::error::{Error, Shortfall, ShortfallKind};
 use acl::{AclUser, PasswordChange};
 use change::CHANGING;
-
-/// Why Redis secrets do not rotate with alternating users, and what to use instead.
-pub(crate) const ALTERNATING_UNSUPPORTED: &str = "strategy alternating-users is not supported for Redis, \
-     whose ACL users hold several passwords: use dual-password for rotation without downtime";
-
-/// Why a Redis user does not add its own second password.
-const OWN_SECOND_PASSWORD: &str = "a Redis user gets its second password from the master: the \
-     dual-password strategy needs `masterarn`";
 
 /// What a single-user account lacks when the server says `NOPERM`.
 const SINGLE_USER_DENIED: &str = "single-user rotation on Redis needs an account that may run \
@@ -66,139 +58,232 @@ const MASTER_DENIED: &str =
 #[derive(Clone)]
 pub(crate) struct RedisRotator {
     tls: TlsConnector,
-    mode: TlsMode,
+    transport: Transport,
 }
 
 impl fmt::Debug for RedisRotator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisRotator")
-            .field("mode", &self.mode)
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisRotator {
-    /// A rotator verifying servers with `tls` and falling back per `mode`.
-    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, mode: TlsMode) -> Self {
+    /// A connector verifying servers with `tls`, falling back and sending passwords as
+    /// `transport` allows.
+    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, transport: Transport) -> Self {
         RedisRotator {
             tls: session::connector(tls),
-            mode,
+            transport,
         }
     }
 }
 
-impl Rotator for RedisRotator {
+impl Connect for RedisRotator {
     type Session = RedisSession;
 
     async fn connect(
         &self,
-        creds: &DbSecret,
+        login: &Login,
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<RedisSession, Error> {
-        connect_per_tls_choice(self.mode, creds, ctx, |tls| {
-            RedisSession::open(&self.tls, creds, tls, attempt, ctx)
+        connect_per_tls_choice(self.transport.mode, login, ctx, |tls| {
+            RedisSession::open(
+                &self.tls,
+                login,
+                tls,
+                self.transport.cleartext,
+                attempt,
+                ctx,
+            )
         })
         .await
     }
+}
+
+impl Session for RedisSession {
+    fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    fn account(&self) -> Account {
+        Account {
+            user: self.user.clone(),
+            host: None,
+        }
+    }
 
     /// `PING`, answered `PONG`.
-    async fn check(&self, session: &mut RedisSession, ctx: &StepContext<'_>) -> Result<(), Error> {
+    async fn check(&mut self, ctx: &StepContext<'_>) -> Result<(), Error> {
         const TESTING: &str = "running the test command";
-        match session.send(&cmd("PING"), ctx, TESTING).await? {
+        match self.send(&cmd("PING"), ctx, TESTING).await? {
             Value::SimpleString(pong) if pong == "PONG" => Ok(()),
             _ => Err(database_error(
-                session.engine,
+                self.engine,
                 TESTING,
                 "PING was not answered PONG",
             )),
         }
     }
 
+    async fn close(self) {
+        RedisSession::close(self).await;
+    }
+}
+
+impl OwnPassword for RedisSession {
     /// Replaces every password of the logged-in user by `new` (see the module documentation).
     async fn set_own_password(
-        &self,
-        session: &mut RedisSession,
-        _: &DbSecret,
+        &mut self,
+        _: &Login,
         new: &Password,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
-        let change = PasswordChange::single(&session.login_hash, &password_hash(new.expose()));
-        let user = session.user.clone();
-        change::apply(session, &user, &change, SINGLE_USER_DENIED, ctx).await
+        let change = PasswordChange::single(&self.login_hash, &password_hash(new.expose()));
+        let user = self.user.clone();
+        change::apply(self, &user, &change, SINGLE_USER_DENIED, ctx).await
     }
 
-    fn account(&self, session: &RedisSession) -> Account {
-        Account {
-            user: session.user.clone(),
-            host: None,
-        }
-    }
-
-    async fn set_password_as_master(
-        &self,
-        _: &mut RedisSession,
-        _: &Account,
-        _: &DbSecret,
+    /// `ACL DRYRUN` of the change, as the user for itself.
+    async fn own_password_shortfalls(
+        &mut self,
         ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        Err(unsupported_strategy(ctx, ALTERNATING_UNSUPPORTED))
+    ) -> Result<Vec<Shortfall>, Error> {
+        let user = self.user.clone();
+        dry_run(
+            self,
+            &user,
+            &user,
+            ShortfallKind::OwnPassword,
+            SINGLE_USER_DENIED,
+            ctx,
+        )
+        .await
     }
+}
 
-    async fn add_own_password(
-        &self,
-        _: &mut RedisSession,
-        _: &DbSecret,
-        _: &DbSecret,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        Err(unsupported_strategy(ctx, OWN_SECOND_PASSWORD))
-    }
-
+impl DualMaster for RedisSession {
     /// As the master: adds the pending password's hash to `account`'s user and removes every
     /// hash but current's and the pending one's (see the module documentation).
     async fn add_password_as_master(
-        &self,
-        master: &mut RedisSession,
+        &mut self,
         account: &Account,
-        current: &DbSecret,
-        pending: &DbSecret,
+        current: &Password,
+        pending: &Password,
         ctx: &StepContext<'_>,
     ) -> Result<(), Error> {
-        const READING: &str = "reading the ACL user";
-        let engine = master.engine;
-        let mut getuser = cmd("ACL");
-        getuser.arg("GETUSER").arg(&account.user);
-        let answer = master.send(&getuser, ctx, READING).await?;
-        let user = AclUser::from_value(&answer)
-            .ok_or_else(|| database_error(engine, READING, "no such ACL user"))?;
-        if user.nopass() {
-            return Err(database_error(
-                engine,
-                CHANGING,
-                "the user is nopass and accepts any password, so no rotation can revoke one; \
-                 give it a password (ACL SETUSER <user> resetpass >…) and store that in the secret",
-            ));
-        }
-        let current_hash = password_hash(current.password().expose());
-        if !user.passwords.contains(&current_hash) {
-            // Current logged in a moment ago: its password changed meanwhile. Removing the other
-            // hashes now could leave no password that any secret holds.
-            return Err(database_error(
-                engine,
-                CHANGING,
-                "the current secret's password is no longer one of the user's passwords",
-            ));
-        }
+        let user = acl_user_holding(self, account, current, ctx).await?;
         let change = PasswordChange::dual(
             &user,
-            &current_hash,
-            &password_hash(pending.password().expose()),
+            &password_hash(current.expose()),
+            &password_hash(pending.expose()),
         );
-        change::apply(master, &account.user, &change, MASTER_DENIED, ctx).await
+        change::apply(self, &account.user, &change, MASTER_DENIED, ctx).await
     }
 
-    async fn close(&self, session: RedisSession) {
-        session.close().await;
+    /// The user must exist, have passwords and hold current's; `ACL DRYRUN` of the change as
+    /// the master.
+    async fn dual_master_shortfalls(
+        &mut self,
+        account: &Account,
+        current: &Password,
+        ctx: &StepContext<'_>,
+    ) -> Result<Vec<Shortfall>, Error> {
+        if let Err(e) = acl_user_holding(self, account, current, ctx).await {
+            if let Error::DeadlineExceeded { .. } = e {
+                return Err(e);
+            }
+            return Ok(vec![Shortfall {
+                kind: ShortfallKind::Master,
+                account: account.user.clone(),
+                missing: e.to_string(),
+                hint: None,
+            }]);
+        }
+        let master = self.user.clone();
+        dry_run(
+            self,
+            &master,
+            &account.user,
+            ShortfallKind::MasterPrivilege,
+            MASTER_DENIED,
+            ctx,
+        )
+        .await
     }
+}
+
+/// `account`'s ACL user, which must hold `current`'s password and may not be `nopass`.
+async fn acl_user_holding(
+    master: &mut RedisSession,
+    account: &Account,
+    current: &Password,
+    ctx: &StepContext<'_>,
+) -> Result<AclUser, Error> {
+    const READING: &str = "reading the ACL user";
+    let engine = master.engine;
+    let mut getuser = cmd("ACL");
+    getuser.arg("GETUSER").arg(&account.user);
+    let answer = master.send(&getuser, ctx, READING).await?;
+    let user = AclUser::from_value(&answer)
+        .ok_or_else(|| database_error(engine, READING, "no such ACL user"))?;
+    if user.nopass() {
+        return Err(database_error_hinted(
+            engine,
+            CHANGING,
+            "the user is nopass and accepts any password, so no rotation can revoke one",
+            "give it a password (ACL SETUSER <user> resetpass >…) and store that in the secret",
+        ));
+    }
+    if !user.passwords.contains(&password_hash(current.expose())) {
+        // Current logged in a moment ago: its password changed meanwhile. Removing the other
+        // hashes now could leave no password that any secret holds.
+        return Err(database_error(
+            engine,
+            CHANGING,
+            "the current secret's password is no longer one of the user's passwords",
+        ));
+    }
+    Ok(user)
+}
+
+/// Whether `actor` may run the change on `target`, without running it: `ACL DRYRUN <actor> ACL
+/// SETUSER <target> …` (Redis 7+). A server that cannot dry-run, or a session that may not ask,
+/// is no finding: the rotation's own `NOPERM` would name the permission.
+async fn dry_run(
+    session: &mut RedisSession,
+    actor: &str,
+    target: &str,
+    kind: ShortfallKind,
+    denied: &str,
+    ctx: &StepContext<'_>,
+) -> Result<Vec<Shortfall>, Error> {
+    const ASKING: &str = "asking the server whether the change is allowed (ACL DRYRUN)";
+    let mut dry = cmd("ACL");
+    dry.arg("DRYRUN")
+        .arg(actor)
+        .arg("ACL")
+        .arg("SETUSER")
+        .arg(target)
+        .arg("on");
+    let answer = match session.send(&dry, ctx, ASKING).await {
+        Ok(answer) => answer,
+        Err(e @ Error::DeadlineExceeded { .. }) => return Err(e),
+        Err(e) => {
+            tracing::info!(error = %e, "ACL DRYRUN is not available; the permission is not checked");
+            return Ok(Vec::new());
+        }
+    };
+    Ok(match answer {
+        Value::Okay => Vec::new(),
+        Value::SimpleString(ok) if ok == "OK" => Vec::new(),
+        _ => vec![Shortfall {
+            kind,
+            account: actor.to_owned(),
+            missing: format!("permission to run ACL SETUSER on {target}"),
+            hint: Some(denied.to_owned()),
+        }],
+    })
 }

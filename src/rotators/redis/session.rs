@@ -16,12 +16,13 @@ use tokio::time::{Instant, timeout_at};
 use tokio_rustls::TlsConnector;
 
 use super::acl::password_hash;
-use crate::credentials::DbSecret;
+use crate::credentials::Login;
 use crate::deadline::StepContext;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::rotators::driver::{
-    CLOSE_TIMEOUT, Failure, MAY_HAVE_APPLIED, attempt_timeout, bounded, database_error, error_chain,
+    CLEARTEXT_REFUSED, CLOSE_TIMEOUT, Failure, MAY_HAVE_APPLIED, attempt_timeout, bounded,
+    database_error, error_chain,
 };
 
 /// An authenticated connection, with the user it logged in as.
@@ -51,21 +52,26 @@ impl RedisSession {
     /// name verified and sent as SNI) or plaintext, bounded by the step's connect timeout.
     pub(super) async fn open(
         tls: &TlsConnector,
-        creds: &DbSecret,
+        creds: &Login,
         use_tls: bool,
+        cleartext: bool,
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<RedisSession, Failure> {
         let timeout = attempt_timeout(ctx, attempt)?;
         let engine = creds.engine();
+        // `AUTH` carries the password as it is: never over plaintext unless the operator said so.
+        if !use_tls && !cleartext {
+            return Err(Failure::login(engine, CLEARTEXT_REFUSED.to_owned(), false));
+        }
         let deadline = Instant::now() + timeout;
         // Each phase ends at the attempt's deadline. Running out of time while connecting or
         // logging in is never retried; a TLS handshake left unanswered is: a plaintext Redis
         // port reads the TLS greeting as the start of a command and waits for the rest.
-        let late = |phase: &str| format!("{phase} timed out after {timeout:?}");
+        let late = |phase: &str| Failure::unanswered(engine, phase, timeout);
         let tcp = timeout_at(deadline, TcpStream::connect((creds.host(), creds.port())))
             .await
-            .map_err(|_| Failure::login(engine, late("connecting"), false))?
+            .map_err(|_| late("connecting"))?
             .map_err(|e| {
                 let before_auth = e.kind() != std::io::ErrorKind::TimedOut;
                 Failure::login(engine, error_chain(&e), before_auth)
@@ -76,17 +82,20 @@ impl RedisSession {
                 .map_err(|problem| Failure::login(engine, problem, true))?;
             let stream = timeout_at(deadline, tls.connect(name, tcp))
                 .await
-                .map_err(|_| Failure::login(engine, late("the TLS handshake"), true))?
+                .map_err(|_| Failure {
+                    before_auth: true,
+                    ..late("the TLS handshake")
+                })?
                 .map_err(|e| Failure::login(engine, error_chain(&e), true))?;
             timeout_at(deadline, Self::log_in(creds, stream)).await
         } else {
             timeout_at(deadline, Self::log_in(creds, tcp)).await
         };
-        logged_in.map_err(|_| Failure::login(engine, late("logging in"), false))?
+        logged_in.map_err(|_| late("logging in"))?
     }
 
     /// `AUTH` over `stream`; the driver task starts once the server accepted the login.
-    async fn log_in<S>(creds: &DbSecret, stream: S) -> Result<RedisSession, Failure>
+    async fn log_in<S>(creds: &Login, stream: S) -> Result<RedisSession, Failure>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -102,7 +111,13 @@ impl RedisSession {
             .set_response_timeout(None);
         let (conn, driver) = MultiplexedConnection::new_with_config(&info, stream, config)
             .await
-            .map_err(|e| Failure::login(engine, describe(&e), e.is_io_error()))?;
+            .map_err(|e| {
+                if e.kind() == ErrorKind::AuthenticationFailed {
+                    Failure::refused(engine, describe(&e))
+                } else {
+                    Failure::login(engine, describe(&e), e.is_io_error())
+                }
+            })?;
         Ok(RedisSession {
             conn,
             driver: tokio::spawn(driver),

@@ -7,10 +7,10 @@ use aws_sdk_secretsmanager::primitives::DateTime;
 use aws_sdk_secretsmanager::types::{RotationRulesType, Tag};
 
 use super::SdkSecretStore;
+use crate::aws::retry::AttemptError;
 use crate::deadline::StepContext;
 use crate::error::Error;
 use crate::protocol::Stage;
-use crate::secrets::retry::AttemptError;
 use crate::secrets::{RotationSchedule, SecretDescription, SecretInfo, SecretInventory};
 
 /// What `ListSecrets` errors name instead of a secret.

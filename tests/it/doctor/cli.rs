@@ -409,7 +409,7 @@ async fn the_scheduled_audit_in_the_function() {
     let process = FunctionProcess::spawn(
         stack,
         &unique("scheduled"),
-        &[("AWS_LAMBDA_LOG_LEVEL", "TRACE")],
+        &[("AWS_LAMBDA_LOG_LEVEL", "TRACE"), ("AUDIT_EVENTS", "audit")],
     )
     .await;
     let event = json!({"Command": "doctor", "Arguments": ["--secret", stuck.arn, "--login"]});
@@ -449,6 +449,33 @@ async fn the_scheduled_audit_in_the_function() {
         )
         .await;
     assert_eq!(refused.error_type(), Some("InvalidEvent"), "{refused:?}");
+
+    // A repair is more than this deployment allows events (AUDIT_EVENTS=audit): refused before
+    // anything is read or moved, although the secret is stuck.
+    let labels_before = labels(&stuck.client, &stuck.arn).await;
+    let repair = json!({"Command": "doctor", "Arguments": ["--secret", stuck.arn, "--repair"]});
+    let refused = process
+        .api
+        .invoke_json(&repair, Duration::from_secs(30))
+        .await;
+    assert_eq!(refused.error_type(), Some("InvalidEvent"), "{refused:?}");
+    assert!(
+        format!("{refused:?}").contains("AUDIT_EVENTS"),
+        "{refused:?}"
+    );
+    assert_eq!(labels(&stuck.client, &stuck.arn).await, labels_before);
     assert_no_password_in(&process.logs(), "the function's log");
+
+    // By default an event may not audit at all.
+    let default = FunctionProcess::spawn(stack, &unique("noaudit"), &[]).await;
+    let refused = default
+        .api
+        .invoke_json(&event, Duration::from_secs(30))
+        .await;
+    assert_eq!(refused.error_type(), Some("InvalidEvent"), "{refused:?}");
+    assert!(
+        format!("{refused:?}").contains("AUDIT_EVENTS=off"),
+        "{refused:?}"
+    );
     stuck.user.drop(stack).await;
 }

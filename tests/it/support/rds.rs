@@ -10,9 +10,10 @@
 //! the real rotators in [`Redirect`]: the handler is generic over its rotator, so the wrapper
 //! exists only in this test crate. It sends a connection for a known endpoint name to the stack's
 //! server instead, keeping everything else of the credential, and verifies TLS for the name the
-//! secret asks for (`tls_server_name`, else the endpoint name itself, which the test certificate
-//! does not carry): the tests' secrets name `localhost`, as a secret for a CNAME'd host would.
-//! Nothing in the function can redirect a connection.
+//! secret asks for (`tls_server_name`), else for `localhost`, which the test certificate carries
+//! as an RDS certificate carries its endpoint's name: an RDS-managed master connects with
+//! verified TLS and no `tls_server_name` of its own. It records how each attempt was to be
+//! secured before the redirection. Nothing in the function can redirect a connection.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,12 +21,12 @@ use std::collections::HashMap;
 use aws_config::BehaviorVersion;
 use aws_sdk_rds::Client;
 use db_secret_rotator::Error;
-use db_secret_rotator::credentials::{DbSecret, Password, SslSetting};
+use db_secret_rotator::credentials::{DbSecret, Login, SslSetting};
 use db_secret_rotator::deadline::StepContext;
 use db_secret_rotator::protocol::Stage;
 use db_secret_rotator::rds::{Rds, SdkRds};
-use db_secret_rotator::rotators::{Account, Rotator};
-use serde_json::{Value, json};
+use db_secret_rotator::rotators::Connect;
+use serde_json::json;
 
 use super::{Server, Stack, register_password, unique};
 
@@ -201,12 +202,22 @@ pub async fn rename_instance(stack: &Stack, instance: &RdsInstance) {
         .expect("ModifyDBInstance");
 }
 
+/// One connection attempt as the function made it, before any redirection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// What the attempt was called (`login with master secret`).
+    pub name: String,
+    pub host: String,
+    pub ssl: SslSetting,
+    pub tls_server_name: Option<String>,
+}
+
 /// A rotator that sends connections for known endpoint names to other addresses, recording
-/// every connection attempt (its name and the host the secret named).
+/// every connection attempt.
 pub struct Redirect<R> {
     inner: R,
     routes: HashMap<String, (String, u16)>,
-    pub attempts: RefCell<Vec<(String, String)>>,
+    pub attempts: RefCell<Vec<Attempt>>,
 }
 
 impl<R> Redirect<R> {
@@ -227,111 +238,67 @@ impl<R> Redirect<R> {
 
     /// The hosts of the attempts named `attempt`.
     pub fn hosts_of(&self, attempt: &str) -> Vec<String> {
-        self.attempts
-            .borrow()
-            .iter()
-            .filter(|(a, _)| a == attempt)
-            .map(|(_, h)| h.clone())
+        self.attempts_named(attempt)
+            .into_iter()
+            .map(|a| a.host)
             .collect()
     }
 
-    /// `creds` at `host:port`, TLS still verifying the name the secret asks for.
-    fn redirected(creds: &DbSecret, host: &str, port: u16) -> DbSecret {
-        let mut value: Value = serde_json::from_str(&creds.to_json()).unwrap();
-        value["engine"] = json!(creds.engine().to_string());
-        value["host"] = json!(host);
-        value["port"] = json!(port);
-        value["dbname"] = json!(creds.dbname());
-        value["tls_server_name"] = json!(creds.tls_server_name().unwrap_or(creds.host()));
+    /// The attempts named `attempt`.
+    pub fn attempts_named(&self, attempt: &str) -> Vec<Attempt> {
+        self.attempts
+            .borrow()
+            .iter()
+            .filter(|a| a.name == attempt)
+            .cloned()
+            .collect()
+    }
+
+    /// `login` at `host:port`, TLS still verifying the name the secret asks for.
+    fn redirected(login: &Login, host: &str, port: u16) -> Login {
+        let mut value = json!({
+            "engine": login.engine().to_string(),
+            "host": host,
+            "port": port,
+            "username": login.username(),
+            "password": login.password().expose(),
+            "dbname": login.dbname(),
+            "tls_server_name": login.tls_server_name().unwrap_or("localhost"),
+        });
         let fields = value.as_object_mut().unwrap();
-        match creds.ssl() {
+        match login.ssl() {
             SslSetting::Require => drop(fields.insert("ssl".into(), json!(true))),
             SslSetting::Disable => drop(fields.insert("ssl".into(), json!(false))),
-            SslSetting::Unset => drop(fields.remove("ssl")),
-            SslSetting::Unrecognised => {}
+            SslSetting::Unset | SslSetting::Unrecognised => {}
         }
-        DbSecret::parse("redirected", Stage::Current, &value.to_string()).unwrap()
+        DbSecret::parse("redirected", Stage::Current, &value.to_string())
+            .unwrap()
+            .login()
     }
 }
 
-impl<R: Rotator> Rotator for Redirect<R> {
+impl<R: Connect> Connect for Redirect<R> {
     type Session = R::Session;
 
     async fn connect(
         &self,
-        creds: &DbSecret,
+        login: &Login,
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<R::Session, Error> {
-        self.attempts
-            .borrow_mut()
-            .push((attempt.to_owned(), creds.host().to_owned()));
-        let route = self.routes.get(&creds.host().to_ascii_lowercase());
+        self.attempts.borrow_mut().push(Attempt {
+            name: attempt.to_owned(),
+            host: login.host().to_owned(),
+            ssl: login.ssl(),
+            tls_server_name: login.tls_server_name().map(str::to_owned),
+        });
+        let route = self.routes.get(&login.host().to_ascii_lowercase());
         match route {
             Some((host, port)) => {
-                let creds = Self::redirected(creds, host, *port);
-                self.inner.connect(&creds, attempt, ctx).await
+                let login = Self::redirected(login, host, *port);
+                self.inner.connect(&login, attempt, ctx).await
             }
-            None => self.inner.connect(creds, attempt, ctx).await,
+            None => self.inner.connect(login, attempt, ctx).await,
         }
-    }
-
-    async fn check(&self, session: &mut R::Session, ctx: &StepContext<'_>) -> Result<(), Error> {
-        self.inner.check(session, ctx).await
-    }
-
-    async fn set_own_password(
-        &self,
-        session: &mut R::Session,
-        login: &DbSecret,
-        new: &Password,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        self.inner.set_own_password(session, login, new, ctx).await
-    }
-
-    fn account(&self, session: &R::Session) -> Account {
-        self.inner.account(session)
-    }
-
-    async fn set_password_as_master(
-        &self,
-        master: &mut R::Session,
-        current: &Account,
-        pending: &DbSecret,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        self.inner
-            .set_password_as_master(master, current, pending, ctx)
-            .await
-    }
-
-    async fn add_own_password(
-        &self,
-        session: &mut R::Session,
-        current: &DbSecret,
-        pending: &DbSecret,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        self.inner
-            .add_own_password(session, current, pending, ctx)
-            .await
-    }
-
-    async fn add_password_as_master(
-        &self,
-        master: &mut R::Session,
-        account: &Account,
-        current: &DbSecret,
-        pending: &DbSecret,
-        ctx: &StepContext<'_>,
-    ) -> Result<(), Error> {
-        self.inner
-            .add_password_as_master(master, account, current, pending, ctx)
-            .await
-    }
-
-    async fn close(&self, session: R::Session) {
-        self.inner.close(session).await;
     }
 }

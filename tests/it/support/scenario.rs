@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use db_secret_rotator::Config;
 use db_secret_rotator::protocol::Strategy;
-use db_secret_rotator::rotators::Rotators;
+use db_secret_rotator::rotators::Engines;
 use serde_json::{Value, json};
 
 use super::proxy::{SmProxy, TcpProxy};
@@ -138,11 +138,14 @@ pub struct Scenario {
 }
 
 /// The configuration of the function under fault: short connection attempts, so that a silent
-/// server costs seconds, not the default 5 s per attempt.
+/// server costs seconds, not the default 5 s per attempt. The proxy reads the statements it cuts
+/// around, so the connections are plaintext, on loopback: Redis's `AUTH` then needs
+/// `ALLOW_CLEARTEXT_PASSWORDS` (PostgreSQL's SCRAM and MariaDB's computed values do not).
 pub fn fault_config(stack: &Stack) -> Config {
     Config {
         tls_extra_ca_file: Some(stack.test_ca.clone()),
         connect_timeout: Duration::from_millis(1500),
+        allow_cleartext_passwords: true,
         ..Config::default()
     }
 }
@@ -186,7 +189,7 @@ impl Scenario {
         start_rotation(&client, &arn, &token).await;
         let sm = SmProxy::start(stack).await;
         let config = fault_config(stack);
-        let rotators = Rotators::new(&config).expect("trust roots");
+        let rotators = Engines::new(&config).expect("trust roots");
         let mut function = Function::with_endpoint(config, rotators, Some(&sm.url)).await;
         function.deadline = Some(Duration::from_secs(20));
         Scenario {

@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_secretsmanager::Client;
 use db_secret_rotator::Error;
 use db_secret_rotator::deadline::StepContext;
 use db_secret_rotator::protocol::Stage;
-use db_secret_rotator::secrets::{SecretDescription, SecretStore};
+use db_secret_rotator::secrets::{SecretDescription, SecretInfo, SecretInventory, SecretStore};
 use serde_json::Value;
 
 use super::{register_password, register_secret, unique};
@@ -279,5 +280,34 @@ impl<S: SecretStore> SecretStore for CountingStore<S> {
     ) -> Result<(), Error> {
         self.count("UpdateSecretVersionStage");
         self.inner.promote(id, token, from, ctx).await
+    }
+}
+
+impl<S: SecretInventory> SecretInventory for CountingStore<S> {
+    async fn list(&self, page_size: i32, ctx: &StepContext<'_>) -> Result<Vec<SecretInfo>, Error> {
+        self.count("ListSecrets");
+        self.inner.list(page_size, ctx).await
+    }
+    async fn inspect(&self, id: &str, ctx: &StepContext<'_>) -> Result<SecretInfo, Error> {
+        self.count("DescribeSecret");
+        self.inner.inspect(id, ctx).await
+    }
+    async fn version_dates(
+        &self,
+        id: &str,
+        ctx: &StepContext<'_>,
+    ) -> Result<BTreeMap<String, SystemTime>, Error> {
+        self.count("ListSecretVersionIds");
+        self.inner.version_dates(id, ctx).await
+    }
+    async fn remove_stage(
+        &self,
+        id: &str,
+        stage: Stage,
+        version: &str,
+        ctx: &StepContext<'_>,
+    ) -> Result<(), Error> {
+        self.count("UpdateSecretVersionStage");
+        self.inner.remove_stage(id, stage, version, ctx).await
     }
 }

@@ -10,9 +10,12 @@ pub struct Stack {
     /// `AWS_ENDPOINT_URL_SECRETS_MANAGER`: the emulator, which the SDK clients also read.
     pub secrets_manager: String,
     pub pg_host: String,
-    /// PostgreSQL cluster A: TLS with the test CA, plaintext accepted too.
+    /// The PostgreSQL server under test (TLS with the test CA, plaintext accepted too): cluster A
+    /// (PostgreSQL 15), or the server `DSR_PG_SERVER` selects. Every PostgreSQL test uses it.
     pub pg_port: u16,
-    /// PostgreSQL cluster B: no TLS.
+    /// Which server `pg_port` is.
+    pub pg_server: PgServer,
+    /// PostgreSQL cluster B: PostgreSQL 15, no TLS, whatever `DSR_PG_SERVER` says.
     pub pg_plain_port: u16,
     pub pg_admin_user: String,
     pub pg_admin_password: String,
@@ -44,6 +47,45 @@ pub struct RedisStack {
     pub acl_file: PathBuf,
 }
 
+/// The stack's PostgreSQL server that the PostgreSQL tests use over TLS, chosen by
+/// `DSR_PG_SERVER` (a major version; 15 when unset). 15 is cluster A (`DSR_PG_PORT`), and each
+/// newer major has its own server (`DSR_PG16_PORT`, …), which `scripts/stack.sh up` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgServer {
+    pub major: u16,
+    pub port: u16,
+}
+
+impl PgServer {
+    /// The major version of cluster A, the default.
+    pub const DEFAULT_MAJOR: u16 = 15;
+
+    /// `DSR_PG_SERVER`, read once. A value that is not a major version stops the run in any case:
+    /// a typo must not quietly test another server.
+    fn selected_major() -> u16 {
+        match std::env::var("DSR_PG_SERVER") {
+            Err(_) => Self::DEFAULT_MAJOR,
+            Ok(value) if value.is_empty() => Self::DEFAULT_MAJOR,
+            Ok(value) => match value.parse() {
+                Ok(major) if major >= Self::DEFAULT_MAJOR => major,
+                _ => panic!(
+                    "DSR_PG_SERVER={value:?} is not a PostgreSQL major version of the stack \
+                     (15, 16, 17 or 18)"
+                ),
+            },
+        }
+    }
+
+    /// The variable holding the port of the server of `major`.
+    fn port_variable(major: u16) -> String {
+        if major == Self::DEFAULT_MAJOR {
+            "DSR_PG_PORT".to_owned()
+        } else {
+            format!("DSR_PG{major}_PORT")
+        }
+    }
+}
+
 fn read_redis(var: impl Fn(&str) -> Result<String, String>) -> Result<RedisStack, String> {
     let port = |name: &str| -> Result<u16, String> {
         var(name)?
@@ -67,10 +109,25 @@ fn read_stack() -> Result<Stack, String> {
             .parse()
             .map_err(|_| format!("{name} is not a port"))
     };
+    let major = PgServer::selected_major();
+    let pg_server = PgServer {
+        major,
+        port: port(&PgServer::port_variable(major)).map_err(|why| {
+            if major == PgServer::DEFAULT_MAJOR {
+                why
+            } else {
+                format!(
+                    "{why}: DSR_PG_SERVER={major} selects a PostgreSQL {major} server the stack \
+                     does not have (scripts/stack.sh up starts one)"
+                )
+            }
+        })?,
+    };
     Ok(Stack {
         secrets_manager: var("AWS_ENDPOINT_URL_SECRETS_MANAGER")?,
         pg_host: var("DSR_PG_HOST")?,
-        pg_port: port("DSR_PG_PORT")?,
+        pg_port: pg_server.port,
+        pg_server,
         pg_plain_port: port("DSR_PG_PLAIN_PORT")?,
         pg_admin_user: var("DSR_PG_ADMIN_USER")?,
         pg_admin_password: var("DSR_PG_ADMIN_PASSWORD")?,
@@ -84,8 +141,9 @@ fn read_stack() -> Result<Stack, String> {
     })
 }
 
-/// The stack, or `None` (test skipped) when its environment is incomplete. Under `CI=true` a
-/// missing stack fails the run: a green CI that ran no database test is worse than a red one.
+/// The stack, or `None` (test skipped) when its environment is incomplete, the PostgreSQL server
+/// `DSR_PG_SERVER` selects included. Under `CI=true` a missing stack fails the run: a green CI
+/// that ran no database test is worse than a red one.
 #[allow(clippy::print_stderr, reason = "a skipped test says why")]
 pub fn stack() -> Option<&'static Stack> {
     static STACK: OnceLock<Option<Stack>> = OnceLock::new();
@@ -103,7 +161,7 @@ pub fn stack() -> Option<&'static Stack> {
         .as_ref()
 }
 
-fn ci() -> bool {
+pub(super) fn ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }
 

@@ -1,7 +1,8 @@
 //! Retries of AWS calls (docs/protocol.md 5.5): all attempts of one call fit in the invocation's
 //! budget, with full-jitter exponential backoff between them. Secrets Manager's calls use it, and
-//! so do the RDS lookups of the alternating-users path (`crate::rds`): [`call`] runs one call
-//! under the step's deadline and says how it failed; each service turns that into its own error.
+//! so do the RDS lookups of the alternating-users path (`crate::rds`) and the ElastiCache and
+//! MemoryDB user calls (`crate::cache_user`): [`call`] runs one call under the step's deadline
+//! and says how it failed; each service turns that into its own error.
 //!
 //! The failures retried, and why sending each operation again is safe:
 //!
@@ -18,7 +19,11 @@
 //!
 //! Anything else (access denied, not found, invalid parameters) fails at once. Connection errors
 //! before the request was sent are transport failures like the others. The RDS lookups only read
-//! (`DescribeDBInstances`, `DescribeDBClusters`).
+//! (`DescribeDBInstances`, `DescribeDBClusters`), and so does `DescribeUsers`. ElastiCache's
+//! `ModifyUser` and MemoryDB's `UpdateUser` replace a user's whole password list, so a repeat
+//! ends in the state the first attempt would have left; if the first attempt did take effect, the
+//! user is `modifying` and the service refuses the repeat (`InvalidUserState`), which the caller
+//! answers by waiting for the user and sending the same list again (`crate::cache_user`).
 
 use std::future::Future;
 use std::io::Write;
