@@ -8,7 +8,12 @@ Never prints a password: secret values go in and out through files (mode 0600) o
   demo_secrets.py labels SECRET_ID            print VersionIdsToStages
   demo_secrets.py password SECRET_ID STAGE OUT  write the password of STAGE to file OUT
   demo_secrets.py keys SECRET_ID STAGE        print the JSON keys (not values) of STAGE
+  demo_secrets.py arn SECRET_ID               print the secret's ARN
+  demo_secrets.py settle SECRET_ID            remove AWSPENDING from the AWSCURRENT version, as
+                                              the service does after finishSecret (moto does not)
   demo_secrets.py event-field FILE FIELD      print one field of an event JSON file
+  demo_secrets.py events FROM_DIR TOKEN TO_DIR  copy the four step events of FROM_DIR to TO_DIR
+                                              with ClientRequestToken TOKEN
 
 Endpoint and region come from AWS_ENDPOINT_URL_SECRETS_MANAGER and AWS_REGION
 (eval "$(scripts/stack.sh env)"); run it with the stack's Python, "$DSR_PYTHON", which has boto3.
@@ -85,6 +90,40 @@ def cmd_keys(secret_id, stage):
     print(", ".join(secret_json(secret_id, stage).keys()))
 
 
+def cmd_arn(secret_id):
+    print(client().describe_secret(SecretId=secret_id)["ARN"])
+
+
+def cmd_settle(secret_id):
+    sm = client()
+    stages = sm.describe_secret(SecretId=secret_id).get("VersionIdsToStages", {})
+    for version, labels in stages.items():
+        if AWSPENDING not in labels:
+            continue
+        if "AWSCURRENT" not in labels:
+            sys.exit(
+                f"{secret_id}: {AWSPENDING} is on version {version}, not on AWSCURRENT's: a "
+                "rotation is stuck (db-secret-rotator doctor --secret ... --login says what to do)"
+            )
+        sm.update_secret_version_stage(
+            SecretId=secret_id, VersionStage=AWSPENDING, RemoveFromVersionId=version
+        )
+        print(f"removed {AWSPENDING} from version {version} (AWSCURRENT), as the service does")
+
+
+STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+
+
+def cmd_events(from_dir, token, to_dir):
+    for step in STEPS:
+        with open(os.path.join(from_dir, f"{step}.json")) as f:
+            event = json.load(f)
+        event["ClientRequestToken"] = token
+        with open(os.path.join(to_dir, f"{step}.json"), "w") as f:
+            json.dump(event, f, indent=2)
+            f.write("\n")
+
+
 def cmd_event_field(path, field):
     with open(path) as f:
         print(json.load(f)[field])
@@ -96,7 +135,10 @@ COMMANDS = {
     "labels": (cmd_labels, 1),
     "password": (cmd_password, 3),
     "keys": (cmd_keys, 2),
+    "arn": (cmd_arn, 1),
+    "settle": (cmd_settle, 1),
     "event-field": (cmd_event_field, 2),
+    "events": (cmd_events, 3),
 }
 
 

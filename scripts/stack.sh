@@ -9,10 +9,16 @@
 #                       plaintext            :56380
 # plus a test CA, a leaf certificate for 127.0.0.1/localhost, and an unrelated second CA.
 #
-# Usage: scripts/stack.sh up | down [--purge | SERVICE...] | env | status | running
+# Usage: scripts/stack.sh up | down [--purge | SERVICE...] | env | tools | status | running
 #   up         installs what is missing, starts every service (those already running are kept)
 #   down       stops every service, or only the SERVICEs named; --purge also deletes the state
-#   env        prints the variables the tests and the demo read: eval "$(scripts/stack.sh env)"
+#   env        prints the variables the tests and the demo read, for a running stack only:
+#              eval "$(scripts/stack.sh env)". They include dummy AWS credentials that say they
+#              are local, and the shell functions aws, sam and cdk refuse to reach AWS with them
+#              (dsr_stack_off removes it all again)
+#   tools      installs what is missing of cargo-lambda (with zig), the SAM CLI and cfn-lint,
+#              then prints the line that puts them on PATH, and nothing else (no AWS variable,
+#              no stack needed): eval "$(scripts/stack.sh tools)"
 #   status     one line per service; exit status 1 unless all run
 #   running    the names of the running services, one per line
 #
@@ -297,12 +303,16 @@ cmd_down() {
 # Does anything accept TCP connections on HOST:PORT?
 port_answers() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
+# The dummy credentials of `env`: moto takes any, AWS takes none, and each says what it is.
+readonly LOCAL_KEY_ID=DSR-LOCAL-STACK-NOT-AWS
+readonly LOCAL_SECRET_KEY=local-stack-dummy-secret-not-aws
+
 cmd_env() {
     (($# == 0)) || die "usage: scripts/stack.sh env"
     if [[ ! -s $PG_PW_FILE || ! -s $MARIADB_PW_FILE ]]; then
         die "no stack in $STACK_DIR: 'scripts/stack.sh up' starts one"
     fi
-    local kv silent=()
+    local kv names=() silent=()
     port_answers "$MOTO_PORT" || silent+=("moto :$MOTO_PORT")
     port_answers "$PG_PORT" || silent+=("postgres-a :$PG_PORT")
     port_answers "$PG_PLAIN_PORT" || silent+=("postgres-b :$PG_PLAIN_PORT")
@@ -332,14 +342,23 @@ cmd_env() {
             "DSR_REDIS_ACL_FILE=$RDS_ACL"
         )
     fi
+    # Variables that point AWS commands at moto are no use without moto, and a shell that holds
+    # them by mistake talks to nothing it expects: print none of them.
+    if ((${#silent[@]} > 0)); then
+        die "the stack in $STACK_DIR is not running (nothing answers for: ${silent[*]}): \
+'scripts/stack.sh up' starts it; nothing printed"
+    fi
+    local endpoint=http://$HOST:$MOTO_PORT
     printf '# The local test stack in %s (scripts/stack.sh). The admin passwords below are\n' "$STACK_DIR"
     printf '# random values generated for this stack on this machine: local test credentials only.\n'
+    printf '# The AWS keys are dummies for moto; aws, sam and cdk below refuse to take them to AWS.\n'
     for kv in \
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER=http://$HOST:$MOTO_PORT" \
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER=$endpoint" \
         "AWS_REGION=us-east-1" \
         "AWS_DEFAULT_REGION=us-east-1" \
-        "AWS_ACCESS_KEY_ID=testing" \
-        "AWS_SECRET_ACCESS_KEY=testing" \
+        "AWS_ACCESS_KEY_ID=$LOCAL_KEY_ID" \
+        "AWS_SECRET_ACCESS_KEY=$LOCAL_SECRET_KEY" \
+        "DSR_LOCAL_STACK=$endpoint" \
         "DSR_STACK_DIR=$STACK_DIR" \
         "DSR_MOTO_PORT=$MOTO_PORT" \
         "DSR_PYTHON=$(stack_python)" \
@@ -357,16 +376,62 @@ cmd_env() {
         "DSR_TEST_CA=$CA_PEM" \
         "DSR_OTHER_CA=$OTHER_CA_PEM"; do
         printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
+        names+=("${kv%%=*}")
     done
-    # The commands the scripts installed (cargo-lambda, sam, cfn-lint), added to PATH once.
+    local_guard "$LOCAL_KEY_ID" "${names[@]}"
+    # shellcheck disable=SC2016
+    printf 'printf %q >&2\n' "[stack] this shell now uses the local stack: Secrets Manager is moto at $endpoint, with dummy AWS keys; aws, sam and cdk refuse to reach AWS here (dsr_stack_off undoes it)
+"
+}
+
+# The shell code of `env` that keeps the dummy keys away from AWS, for bash and zsh: aws, sam
+# and cdk become functions that refuse, while those keys are set, any command that would reach a
+# real account (aws: anything but secretsmanager, which goes to moto, or a loopback
+# --endpoint-url; sam and cdk: anything but building, validating and local runs).
+# dsr_stack_off unsets the variables NAME... and these functions.
+# Usage: local_guard KEY NAME...
+local_guard() {
+    local key=$1
+    shift
+    cat <<EOF
+dsr_stack_guard() {
+    [ "\${AWS_ACCESS_KEY_ID:-}" = $key ] || return 0
+    local tool=\$1 arg
+    shift
+    for arg in "\$@"; do
+        case \$tool:\$arg in
+            aws:--endpoint-url=http://127.0.0.1* | aws:--endpoint-url=http://localhost*) return 0 ;;
+            aws:http://127.0.0.1* | aws:http://localhost*) return 0 ;;
+            aws:secretsmanager)
+                echo "[stack] aws secretsmanager goes to moto (\$AWS_ENDPOINT_URL_SECRETS_MANAGER), not to AWS" >&2
+                return 0 ;;
+            aws:--version | aws:help | aws:configure) return 0 ;;
+            sam:build | sam:validate | sam:local | sam:init | sam:--version | sam:--info | sam:--help) return 0 ;;
+            cdk:synth | cdk:synthesize | cdk:ls | cdk:list | cdk:--version | cdk:--help) return 0 ;;
+        esac
+    done
+    echo "[stack] refused: '\$tool \$*' could reach AWS with the local stack's dummy keys (AWS_ACCESS_KEY_ID=$key, from scripts/stack.sh env). Use a new shell, or run dsr_stack_off first." >&2
+    return 1
+}
+aws() { dsr_stack_guard aws "\$@" && command aws "\$@"; }
+sam() { dsr_stack_guard sam "\$@" && command sam "\$@"; }
+cdk() { dsr_stack_guard cdk "\$@" && command cdk "\$@"; }
+dsr_stack_off() {
+    unset -f aws sam cdk dsr_stack_guard dsr_stack_off
+    unset $*
+    echo "[stack] the local stack's variables, and the aws, sam and cdk guards, are gone from this shell" >&2
+}
+EOF
+}
+
+# tools: the installed tools on PATH, and nothing else.
+cmd_tools() {
+    (($# == 0)) || die "usage: scripts/stack.sh tools"
+    lock_stack
+    ensure_cargo_lambda
+    ensure_sam_tools
     # shellcheck disable=SC2016
     printf 'case ":$PATH:" in *:%q:*) ;; *) export PATH=%q:"$PATH" ;; esac\n' "$TOOLS_BIN" "$TOOLS_BIN"
-    if ((${#silent[@]} > 0)); then
-        printf '# WARNING: the stack is not running; nothing answers for: %s\n' "${silent[*]}"
-        log "WARNING: the stack in $STACK_DIR is not running (nothing answers for: ${silent[*]});" \
-            "'scripts/stack.sh up' starts it"
-        return 1
-    fi
 }
 
 cmd_status() {
@@ -418,6 +483,7 @@ main() {
         up) cmd_up "$@" ;;
         down) cmd_down "$@" ;;
         env) cmd_env "$@" ;;
+        tools) cmd_tools "$@" ;;
         status) cmd_status "$@" ;;
         running) cmd_running "$@" ;;
         -h | --help | help) usage ;;

@@ -34,14 +34,23 @@ role cannot be widened silently:
   is true), a Lambda permission for that rule alone, ListSecrets (the one action on Resource "*")
   and ListSecretVersionIds on the secrets naming this function only while it is on, and, with
   alerts too, an alarm on the UnhealthySecrets metric that alone may publish to the alert topic
-  besides the failure rule.
+  besides the failure rule;
+- the optional dashboard (Dashboard, off by default): the dashboard and an action-less alarm on
+  failed steps exist only when Dashboard is true, graph the function's metrics of src/metrics.rs
+  (Failure, Duration, SecretsManagerRetries, SecretsManagerThrottles, UnhealthySecrets) in
+  METRICS_NAMESPACE, and show the states of both alarms; its body is valid JSON in every state.
+
+The examples are checked too: examples/rotation-schedule.yaml attaches a secret to the function
+of template.yaml and grants nothing of its own; examples/redeploy-on-rotation.yaml, the recipe on
+Secrets Manager's "Secret Label Updated" event, redeploys one ECS service when AWSCURRENT moves on
+one secret, with roles that can do only that.
 
 Any resource type it does not know fails the test, so a new resource needs a new check.
 
     template_test.py [--template template.yaml] [--examples 'examples/*.yaml'] [--self-test]
 
---self-test also applies a list of harmful edits to an in-memory copy of the template and requires
-the test to reject each one (the test must be able to fail). The last line reads
+--self-test also applies a list of harmful edits to an in-memory copy of the template (and another
+to the recipe example) and requires the test to reject each one (the test must be able to fail). The last line reads
 `template: N passed, M failed`. Exit status: 0 when every check passes (and, with --self-test,
 every mutation is caught), 1 otherwise, 2 when a file cannot be read.
 """
@@ -156,7 +165,18 @@ KNOWN_TYPES = {
     "AWS::SNS::TopicPolicy",
     "AWS::SNS::Subscription",
     "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
 }
+# src/metrics.rs: what every rotation step's metrics line carries.
+STEP_METRICS = {"Failure": "Sum", "Duration": "Average", "SecretsManagerRetries": "Sum", "SecretsManagerThrottles": "Sum"}
+# examples/redeploy-on-rotation.yaml: Secrets Manager's native event when a label moves.
+CURRENT_MOVED_PATTERN = {
+    "source": ["aws.secretsmanager"],
+    "detail-type": ["Secret Label Updated"],
+    "resources": [{"Ref": "SecretArn"}],
+    "detail": {"labelUpdated": ["AWSCURRENT"]},
+}
+RECIPE_TYPES = {"AWS::Events::Rule", "AWS::IAM::Role", "AWS::StepFunctions::StateMachine"}
 EXAMPLE_FORBIDDEN_TYPES = {
     "AWS::IAM::Policy",
     "AWS::IAM::ManagedPolicy",
@@ -399,6 +419,11 @@ def is_alert_rule(res: dict) -> bool:
 
 def is_schedule_rule(res: dict) -> bool:
     return "ScheduleExpression" in props(res)
+
+
+def is_audit_alarm(res: dict) -> bool:
+    """The audit's alarm watches one metric; the dashboard's failure alarm a query."""
+    return "Metrics" not in props(res)
 
 
 def is_rotation_permission(res: dict) -> bool:
@@ -690,6 +715,7 @@ def check_template(template: dict, c: Checker) -> None:
 
     check_alerts(template, c)
     check_audit(template, c, fname, function_arn)
+    check_dashboard(template, c)
     check_rds_states(template, c)
     check_cache_user_states(template, c)
 
@@ -844,7 +870,7 @@ def check_audit(template: dict, c: Checker, fname: str | None, function_arn: dic
         )
         c.check(pp.get("Action") == "lambda:InvokeFunction", f"{pname}: lambda:InvokeFunction")
         c.check(pp.get("FunctionName") == {"Fn::GetAtt": [fname, "Arn"]}, f"{pname}: on the rotation function")
-    aname, alarm = single(c, template, "AWS::CloudWatch::Alarm")
+    aname, alarm = single(c, template, "AWS::CloudWatch::Alarm", is_audit_alarm, "on one metric (the audit's)")
     if alarm is not None:
         ap = props(alarm)
         parts = condition_parts(template, alarm.get("Condition"))
@@ -878,6 +904,110 @@ def check_audit(template: dict, c: Checker, fname: str | None, function_arn: dic
         ],
         "rule AuditAlarmNeedsMetrics: the alarm's metric is not turned off",
     )
+
+
+NAMESPACE_VALUE = {"Fn::If": ["SetMetricsNamespace", {"Ref": "MetricsNamespace"}, "DbSecretRotator"]}
+
+
+def dashboard_body(c: Checker, where: str, body: Any, audit_alarm: str) -> dict | None:
+    """The dashboard's JSON with its Fn::Sub variables given test values (`audit_alarm` for the
+    optional audit alarm's entry), or None when it is not an Fn::Sub of JSON."""
+    if not (isinstance(body, dict) and list(body) == ["Fn::Sub"] and isinstance(body["Fn::Sub"], list)):
+        c.check(False, f"{where}: the body is an Fn::Sub with variables", json.dumps(body)[:200])
+        return None
+    text, variables = body["Fn::Sub"]
+    c.check(variables.get("Namespace") == NAMESPACE_VALUE, f"{where}: ${{Namespace}} is METRICS_NAMESPACE or its default",
+            json.dumps(variables.get("Namespace")))
+    values = {
+        "Namespace": "NS", "FunctionName": "FN", "AWS::Region": "us-east-1",
+        "RotationFailuresAlarm.Arn": "arn:failures", "AuditAlarm": audit_alarm,
+    }
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    c.check("${" not in text, f"{where}: every ${{...}} of the body is known to this test", text[text.find("${"):][:60])
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        c.check(False, f"{where}: the body is JSON", str(e))
+        return None
+
+
+def check_dashboard(template: dict, c: Checker) -> None:
+    """The optional dashboard: off by default; the function's metrics in METRICS_NAMESPACE; the
+    alarms' states; an alarm on failed steps that notifies nobody."""
+    dash = template.get("Parameters", {}).get("Dashboard", {})
+    c.check(
+        str(dash.get("Default")) == "false" and set(dash.get("AllowedValues", [])) == {"true", "false"},
+        "Dashboard: true or false, off by default",
+    )
+    dname, board = single(c, template, "AWS::CloudWatch::Dashboard")
+    fname, alarm = single(c, template, "AWS::CloudWatch::Alarm", lambda r: not is_audit_alarm(r), "on a query (failed steps)")
+    for name, res in ((dname, board), (fname, alarm)):
+        if res is not None:
+            c.check(requires_true(template, res.get("Condition"), "Dashboard"), f"{name}: only when Dashboard is true")
+    if alarm is not None:
+        ap = props(alarm)
+        metrics = ap.get("Metrics", [])
+        query = metrics[0] if isinstance(metrics, list) and len(metrics) == 1 else {}
+        c.check(
+            query.get("Expression") == {"Fn::Sub": ['SELECT SUM(Failure) FROM "${Namespace}"', {"Namespace": NAMESPACE_VALUE}]}
+            and query.get("ReturnData") is True,
+            f"{fname}: the sum of every Failure metric in METRICS_NAMESPACE",
+            json.dumps(metrics),
+        )
+        c.check(
+            ap.get("ComparisonOperator") == "GreaterThanThreshold"
+            and str(ap.get("Threshold")) == "0"
+            and ap.get("TreatMissingData") == "notBreaching",
+            f"{fname}: alarms on any failed step, not on missing data",
+        )
+        c.check(
+            not any(k in ap for k in ("AlarmActions", "OKActions", "InsufficientDataActions")),
+            f"{fname}: notifies nobody (the dashboard shows it; alerts come from EventBridge)",
+        )
+    if board is not None and fname is not None:
+        body = props(board).get("DashboardBody")
+        variables = body.get("Fn::Sub", [None, {}])[1] if isinstance(body, dict) else {}
+        audit = variables.get("AuditAlarm") if isinstance(variables, dict) else None
+        c.check(
+            audit == {"Fn::If": ["AuditAlerts", {"Fn::Sub": ', "${UnhealthySecretsAlarm.Arn}"'}, ""]},
+            f"{dname}: the audit alarm is shown when it exists",
+            json.dumps(audit),
+        )
+        c.check(fname == "RotationFailuresAlarm", f"{dname}: the body names the failure alarm {fname}")
+        for state, entry, alarms in (
+            ("without the audit alarm", "", ["arn:failures"]),
+            ("with the audit alarm", ', "arn:audit"', ["arn:failures", "arn:audit"]),
+        ):
+            parsed = dashboard_body(c, f"{dname} ({state})", body, entry)
+            widgets = parsed.get("widgets", []) if isinstance(parsed, dict) else []
+            expressions = [
+                m.get("expression", "")
+                for w in widgets for row in w.get("properties", {}).get("metrics", []) for m in row
+                if isinstance(m, dict)
+            ]
+            rows = [row for w in widgets for row in w.get("properties", {}).get("metrics", []) if not isinstance(row[0], dict)]
+            for metric, stat in STEP_METRICS.items():
+                search = f"""SEARCH('Namespace="NS" MetricName="{metric}"', '{stat}', """
+                c.check(any(e.startswith(search) for e in expressions), f"{dname} ({state}): graphs {metric} ({stat}) of METRICS_NAMESPACE")
+            c.check(
+                ["NS", AUDIT_METRIC, "FunctionName", "FN"] in rows,
+                f"{dname} ({state}): graphs the audit's {AUDIT_METRIC} of this function",
+            )
+            shown = [w.get("properties", {}).get("alarms") for w in widgets if w.get("type") == "alarm"]
+            c.check(shown == [alarms], f"{dname} ({state}): shows the alarms {alarms}", json.dumps(shown))
+            regions = {w.get("properties", {}).get("region") for w in widgets if w.get("type") == "metric"}
+            c.check(regions == {"us-east-1"}, f"{dname} ({state}): every graph in the stack's Region", str(regions))
+    assertion = template.get("Rules", {}).get("DashboardNeedsMetrics", {})
+    c.check(
+        assertion.get("RuleCondition") == {"Fn::Equals": [{"Ref": "Dashboard"}, "true"]}
+        and [a.get("Assert") for a in assertion.get("Assertions", [])]
+        == [{"Fn::Not": [{"Fn::Equals": [{"Ref": "Metrics"}, "off"]}]}],
+        "rule DashboardNeedsMetrics: the dashboard's metrics are not turned off",
+    )
+    outputs = {k: v for k, v in template.get("Outputs", {}).items() if dname and dname in json.dumps(v.get("Value"))}
+    for oname, out in outputs.items():
+        c.check(requires_true(template, out.get("Condition"), "Dashboard"), f"output {oname}: only when the dashboard exists")
 
 
 def check_alerts(template: dict, c: Checker) -> None:
@@ -970,7 +1100,7 @@ def check_alerts(template: dict, c: Checker) -> None:
 def check_alarm_statement(template: dict, c: Checker, pname: str, stmt: Any, conds: tuple, topic_ref: dict) -> None:
     """The topic policy's other statement: the audit alarm, and only it, may publish."""
     stmt = stmt if isinstance(stmt, dict) else {}
-    alarms = list(resources_of(template, "AWS::CloudWatch::Alarm"))
+    alarms = [k for k, v in resources_of(template, "AWS::CloudWatch::Alarm").items() if is_audit_alarm(v)]
     c.check(
         any(requires(template, n, lambda m: is_audit_condition(template, m)) for n in conds),
         f"{pname}: the second statement only with the scheduled audit",
@@ -993,7 +1123,18 @@ def check_alarm_statement(template: dict, c: Checker, pname: str, stmt: Any, con
     )
 
 
+def is_recipe(template: dict) -> bool:
+    """The example that reacts to Secrets Manager's Secret Label Updated event."""
+    return any(
+        "Secret Label Updated" in json.dumps(props(r).get("EventPattern", {}))
+        for r in resources_of(template, "AWS::Events::Rule").values()
+    )
+
+
 def check_example(template: dict, c: Checker) -> None:
+    if is_recipe(template):
+        check_recipe(template, c)
+        return
     resources = template.get("Resources", {})
     iam = {k: v.get("Type") for k, v in resources.items() if v.get("Type") in EXAMPLE_FORBIDDEN_TYPES}
     c.check(
@@ -1015,6 +1156,101 @@ def check_example(template: dict, c: Checker) -> None:
         c.check("HostedRotationLambda" not in p, f"{logical}: not an AWS hosted rotation function")
         c.check("RotationLambdaARN" in p, f"{logical}: RotationLambdaARN set")
         c.check("ScheduleExpression" in rules and "Duration" in rules, f"{logical}: schedule expression and window")
+
+
+
+def trusts_only(c: Checker, where: str, role: dict, service: str) -> None:
+    """The role may be assumed by `service` alone, on behalf of this account."""
+    trust = props(role).get("AssumeRolePolicyDocument", {}).get("Statement", [])
+    c.check(
+        trust == [{
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+        }],
+        f"{where}: assumed by {service} alone, for this account (aws:SourceAccount)",
+        json.dumps(trust),
+    )
+
+
+def only_statement(c: Checker, where: str, role: dict) -> dict:
+    """The role's one inline statement (and no managed policy)."""
+    rp = props(role)
+    c.check("ManagedPolicyArns" not in rp and "PermissionsBoundary" not in rp, f"{where}: no managed policy")
+    policies = rp.get("Policies", [])
+    stmts = [s for p in policies for s in as_list(p.get("PolicyDocument", {}).get("Statement", []))]
+    c.check(len(stmts) == 1, f"{where}: exactly one statement", str(len(stmts)))
+    return stmts[0] if len(stmts) == 1 and isinstance(stmts[0], dict) else {}
+
+
+def check_recipe(template: dict, c: Checker) -> None:
+    """examples/redeploy-on-rotation.yaml: one secret's AWSCURRENT moving redeploys one ECS
+    service, and its roles can do nothing else."""
+    resources = template.get("Resources", {})
+    unknown = {k: v.get("Type") for k, v in resources.items() if v.get("Type") not in RECIPE_TYPES}
+    c.check(not unknown, "only an EventBridge rule, a state machine and their two roles", str(unknown))
+    rname, rule = single(c, template, "AWS::Events::Rule")
+    mname, machine = single(c, template, "AWS::StepFunctions::StateMachine")
+    roles = resources_of(template, "AWS::IAM::Role")
+    if rule is None or machine is None:
+        return
+    rp = props(rule)
+    c.check(
+        rp.get("EventPattern") == CURRENT_MOVED_PATTERN,
+        f"{rname}: Secret Label Updated, AWSCURRENT, on the SecretArn secret alone",
+        json.dumps(rp.get("EventPattern")),
+    )
+    c.check(rp.get("State", "ENABLED") == "ENABLED" and "Condition" not in rule, f"{rname}: enabled")
+    targets = rp.get("Targets", [])
+    target = targets[0] if isinstance(targets, list) and len(targets) == 1 else {}
+    role_ref = target.get("RoleArn", {}).get("Fn::GetAtt", [None])[0] if isinstance(target.get("RoleArn"), dict) else None
+    c.check(
+        target.get("Arn") == {"Ref": mname} and role_ref in roles,
+        f"{rname}: one target, the state machine, through a role of this stack",
+        json.dumps(targets),
+    )
+    if role_ref in roles:
+        trusts_only(c, role_ref, roles[role_ref], "events.amazonaws.com")
+        stmt = only_statement(c, role_ref, roles[role_ref])
+        c.check(
+            stmt.get("Effect") == "Allow"
+            and as_list(stmt.get("Action")) == ["states:StartExecution"]
+            and as_list(stmt.get("Resource")) == [{"Ref": mname}]
+            and "Condition" not in stmt,
+            f"{role_ref}: states:StartExecution of {mname} alone",
+            json.dumps(stmt),
+        )
+    mp = props(machine)
+    definition = mp.get("Definition", {})
+    states = definition.get("States", {}) if isinstance(definition, dict) else {}
+    task = states.get(definition.get("StartAt"), {}) if isinstance(definition, dict) else {}
+    c.check(
+        len(states) == 1
+        and task.get("Type") == "Task"
+        and task.get("Resource") == "arn:aws:states:::aws-sdk:ecs:updateService"
+        and task.get("Parameters") == {"Cluster": {"Ref": "ClusterName"}, "Service": {"Ref": "ServiceName"}, "ForceNewDeployment": True}
+        and task.get("End") is True,
+        f"{mname}: one task, ecs:UpdateService of the service with forceNewDeployment",
+        json.dumps(definition),
+    )
+    mrole = mp.get("RoleArn", {}).get("Fn::GetAtt", [None])[0] if isinstance(mp.get("RoleArn"), dict) else None
+    c.check(mrole in roles and mrole != role_ref, f"{mname}: its own role of this stack", json.dumps(mp.get("RoleArn")))
+    if mrole in roles:
+        trusts_only(c, mrole, roles[mrole], "states.amazonaws.com")
+        stmt = only_statement(c, mrole, roles[mrole])
+        c.check(
+            stmt.get("Effect") == "Allow"
+            and as_list(stmt.get("Action")) == ["ecs:UpdateService"]
+            and as_list(stmt.get("Resource")) == [{"Fn::Sub": SERVICE_ARN}]
+            and "Condition" not in stmt,
+            f"{mrole}: ecs:UpdateService of the one service alone",
+            json.dumps(stmt),
+        )
+    c.check(len(roles) == 2, "two roles: the rule's and the state machine's", str(sorted(roles)))
+
+
+SERVICE_ARN = "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:service/${ClusterName}/${ServiceName}"
 
 
 # --- mutations: each must make check_template fail ----------------------------------------
@@ -1103,6 +1339,48 @@ def _topic_stmt(t: dict) -> dict:
 
 def _set(d: dict, key: str, value: Any) -> None:
     d[key] = value
+
+
+def _board(t: dict) -> dict:
+    return next(iter(resources_of(t, "AWS::CloudWatch::Dashboard").values()))
+
+
+def _board_sub(t: dict) -> list:
+    return _board(t)["Properties"]["DashboardBody"]["Fn::Sub"]
+
+
+def _edit_board(t: dict, old: str, new: str) -> None:
+    sub = _board_sub(t)
+    if old not in sub[0]:
+        raise KeyError(old)
+    sub[0] = sub[0].replace(old, new)
+
+
+def _failures_alarm(t: dict) -> dict:
+    return next(r for r in resources_of(t, "AWS::CloudWatch::Alarm").values() if not is_audit_alarm(r))
+
+
+def _recipe(t: dict, rtype: str, index: int = 0) -> dict:
+    return list(resources_of(t, rtype).values())[index]
+
+
+def _recipe_role(t: dict, service: str) -> dict:
+    return next(
+        r for r in resources_of(t, "AWS::IAM::Role").values()
+        if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"] == service
+    )
+
+
+def _recipe_stmt(t: dict, service: str) -> dict:
+    return _recipe_role(t, service)["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]
+
+
+def _pattern(t: dict) -> dict:
+    return _recipe(t, "AWS::Events::Rule")["Properties"]["EventPattern"]
+
+
+def _task(t: dict) -> dict:
+    return _recipe(t, "AWS::StepFunctions::StateMachine")["Properties"]["Definition"]["States"]["ForceNewDeployment"]
 
 
 MUTATIONS: list[tuple[str, Callable[[dict], None]]] = [
@@ -1308,6 +1586,47 @@ MUTATIONS: list[tuple[str, Callable[[dict], None]]] = [
         "superuser secret writable through the RDS lookups",
         lambda t: _set(_rds_stmts(t)[1], "Action", ["secretsmanager:DescribeSecret", "secretsmanager:PutSecretValue"]),
     ),
+    ("dashboard on by default", lambda t: _set(t["Parameters"]["Dashboard"], "Default", "true")),
+    ("dashboard unconditional", lambda t: _board(t).pop("Condition")),
+    ("failure alarm unconditional", lambda t: _failures_alarm(t).pop("Condition")),
+    ("dashboard without the failed steps", lambda t: _edit_board(t, 'MetricName=\\"Failure\\"', 'MetricName=\\"Errors\\"')),
+    ("dashboard without the throttled answers", lambda t: _edit_board(t, 'MetricName=\\"SecretsManagerThrottles\\"', 'MetricName=\\"SecretsManagerRetries\\"')),
+    ("dashboard durations summed", lambda t: _edit_board(t, """MetricName=\\"Duration\\"', 'Average'""", """MetricName=\\"Duration\\"', 'Sum'""")),
+    ("dashboard without the audit's metric", lambda t: _edit_board(t, '"UnhealthySecrets"', '"Errors"')),
+    ("dashboard on another namespace", lambda t: _set(_board_sub(t)[1], "Namespace", "AWS/Lambda")),
+    ("dashboard hides the audit alarm", lambda t: _set(_board_sub(t)[1], "AuditAlarm", "")),
+    ("dashboard without the alarms", lambda t: _edit_board(t, '"type": "alarm"', '"type": "text"')),
+    ("dashboard body not JSON", lambda t: _edit_board(t, '"widgets": [', '"widgets": [,')),
+    ("failure alarm with an action", lambda t: _set(_failures_alarm(t)["Properties"], "AlarmActions", [{"Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:other"}])),
+    (
+        "failure alarm on another metric",
+        lambda t: _set(_failures_alarm(t)["Properties"]["Metrics"][0]["Expression"]["Fn::Sub"], 0, 'SELECT SUM(Errors) FROM "${Namespace}"'),
+    ),
+    ("failure alarm fires on missing data", lambda t: _set(_failures_alarm(t)["Properties"], "TreatMissingData", "breaching")),
+    ("dashboard metrics may be turned off", lambda t: t["Rules"].pop("DashboardNeedsMetrics")),
+]
+
+# Harmful edits of examples/redeploy-on-rotation.yaml; each must make check_recipe fail.
+RECIPE_MUTATIONS: list[tuple[str, Callable[[dict], None]]] = [
+    ("recipe: every label", lambda t: _pattern(t)["detail"].pop("labelUpdated")),
+    ("recipe: AWSPENDING instead of AWSCURRENT", lambda t: _set(_pattern(t)["detail"], "labelUpdated", ["AWSPENDING"])),
+    ("recipe: every secret", lambda t: _pattern(t).pop("resources")),
+    ("recipe: API calls instead of the native event", lambda t: _set(_pattern(t), "detail-type", ["AWS API Call via CloudTrail"])),
+    ("recipe: the rule's role starts any state machine", lambda t: _set(_recipe_stmt(t, "events.amazonaws.com"), "Resource", "*")),
+    ("recipe: the rule's role may do more", lambda t: _set(_recipe_stmt(t, "events.amazonaws.com"), "Action", "states:*")),
+    ("recipe: the state machine updates any service", lambda t: _set(_recipe_stmt(t, "states.amazonaws.com"), "Resource", "*")),
+    ("recipe: the state machine may delete the service", lambda t: _set(_recipe_stmt(t, "states.amazonaws.com"), "Action", ["ecs:UpdateService", "ecs:DeleteService"])),
+    ("recipe: no forced deployment", lambda t: _set(_task(t)["Parameters"], "ForceNewDeployment", False)),
+    ("recipe: another service", lambda t: _set(_task(t)["Parameters"], "Service", "other")),
+    (
+        "recipe: trust without aws:SourceAccount",
+        lambda t: _recipe_role(t, "states.amazonaws.com")["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].pop("Condition"),
+    ),
+    ("recipe: a managed policy", lambda t: _set(_recipe_role(t, "events.amazonaws.com")["Properties"], "ManagedPolicyArns", ["arn:aws:iam::aws:policy/AdministratorAccess"])),
+    (
+        "recipe: an extra resource",
+        lambda t: _set(t["Resources"], "Extra", {"Type": "AWS::Lambda::Function", "Properties": {}}),
+    ),
 ]
 
 
@@ -1315,20 +1634,24 @@ def _env(t: dict) -> dict:
     return _fn(t)["Properties"]["Environment"]["Variables"]
 
 
-def self_test(template: dict) -> tuple[int, int]:
+def self_test(
+    template: dict,
+    mutations: list[tuple[str, Callable[[dict], None]]] = MUTATIONS,
+    check: Callable[[dict, Checker], None] = check_template,
+) -> tuple[int, int]:
     """Applies every mutation; returns (rejected, not rejected or not applicable)."""
     caught = missed = 0
-    for name, mutate in MUTATIONS:
+    for name, mutate in mutations:
         mutated = copy.deepcopy(template)
         try:
             mutate(mutated)
         except (KeyError, IndexError, StopIteration, TypeError) as e:
-            print(f"FAIL  self-test: cannot apply mutation {name!r}: {e!r} (update MUTATIONS)")
+            print(f"FAIL  self-test: cannot apply mutation {name!r}: {e!r} (update the mutations)")
             missed += 1
             continue
         c = Checker("mutant", quiet=True)
         try:
-            check_template(mutated, c)
+            check(mutated, c)
         except Exception as e:  # the real run would stop with this traceback: a rejection too
             c.failures.append(f"check raised {e!r}")
         if c.failures:
@@ -1360,16 +1683,24 @@ def main() -> int:
     passed, failed = passed + c.passed, failed + len(c.failures)
     print(f"{display(args.template)}: {c.passed} checks passed, {len(c.failures)} failed")
 
+    recipe = None
     for path in sorted(glob.glob(args.examples)) if args.examples else []:
         e = Checker(display(path))
-        check_example(load(path), e)
+        example = load(path)
+        check_example(example, e)
+        if is_recipe(example):
+            recipe = (display(path), example)
         passed, failed = passed + e.passed, failed + len(e.failures)
         print(f"{display(path)}: {e.passed} checks passed, {len(e.failures)} failed")
 
     if args.self_test:
         caught, missed = self_test(template)
         passed, failed = passed + caught, failed + missed
-        print(f"self-test: {caught} of {len(MUTATIONS)} mutations rejected")
+        print(f"self-test: {caught} of {len(MUTATIONS)} mutations of {display(args.template)} rejected")
+        if recipe is not None:
+            caught, missed = self_test(recipe[1], RECIPE_MUTATIONS, check_recipe)
+            passed, failed = passed + caught, failed + missed
+            print(f"self-test: {caught} of {len(RECIPE_MUTATIONS)} mutations of {recipe[0]} rejected")
     # A plain closing line that CI reads: every check and every rejected mutation counts once.
     print(f"template: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1

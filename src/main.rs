@@ -1,7 +1,8 @@
 //! The binary. Without arguments (as the Lambda runtime starts it) it is the function:
 //! configuration, trust roots, clients and rotators are built once per container, and each event
 //! is a rotation step, or the scheduled audit. With arguments it is the operator's command line,
-//! `db-secret-rotator doctor …` (docs/protocol.md 8).
+//! `db-secret-rotator doctor …` (docs/protocol.md 8). Without arguments and outside Lambda (no
+//! `AWS_LAMBDA_RUNTIME_API`) it says what it is and how to run the doctor, and exits with 2.
 
 // The runtime's future nests the handler's (SDK, tokio-postgres, mysql_async): its layout needs a
 // deeper query stack than rustc's default 128, which a clean build otherwise overflows.
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 use aws_config::BehaviorVersion;
 use db_secret_rotator::app::App;
 use db_secret_rotator::cache_user::SdkCacheUsers;
+use db_secret_rotator::doctor::cli::CommandLine;
 use db_secret_rotator::doctor::{self, Command, EXIT_USAGE, schedule};
 use db_secret_rotator::env::Env;
 use db_secret_rotator::rds::{Rds, SdkRds};
@@ -24,8 +26,26 @@ use db_secret_rotator::{handler, logging};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
+/// What the binary says when run by hand with no arguments, outside Lambda.
+const NOT_IN_LAMBDA: &str = "\
+db-secret-rotator is an AWS Lambda function that rotates database credentials stored in AWS
+Secrets Manager. Run without arguments, it serves the Lambda Runtime API, which only Lambda
+(or an emulator such as `cargo lambda watch`) provides: AWS_LAMBDA_RUNTIME_API is not set here.
+
+Run by hand, it is the operator's tool, which audits rotations and repairs a stuck AWSPENDING:
+
+  db-secret-rotator doctor --secret prod/app/postgres --login
+  db-secret-rotator doctor --all
+  db-secret-rotator --help
+";
+
 fn main() -> ExitCode {
     let arguments: Vec<_> = std::env::args_os().skip(1).collect();
+    // Lambda's own variable, read by the runtime crate: no function to serve without it.
+    if arguments.is_empty() && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
+        let _ = write!(std::io::stderr(), "{NOT_IN_LAMBDA}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -41,22 +61,17 @@ fn main() -> ExitCode {
             }
         };
     }
-    let command = arguments
-        .into_iter()
-        .map(|a| {
-            a.into_string()
-                .map_err(|_| "an argument is not valid Unicode")
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| doctor::UsageError(e.to_owned()))
-        .and_then(doctor::parse);
+    let command = doctor::cli::parse_command_line(arguments);
     let mut stdout = std::io::stdout().lock();
     let status = match command {
-        Ok(Command::Help) => write!(stdout, "{}", doctor::HELP).map_or(1, |()| 0),
-        Ok(Command::Version) => {
+        Ok(CommandLine::Run(Command::Help)) => write!(stdout, "{}", doctor::HELP).map_or(1, |()| 0),
+        Ok(CommandLine::Run(Command::Version)) => {
             writeln!(stdout, "db-secret-rotator {}", env!("CARGO_PKG_VERSION")).map_or(1, |()| 0)
         }
-        Ok(Command::Doctor(options)) => {
+        Ok(CommandLine::Completions(shell)) => {
+            write!(stdout, "{}", shell.script()).map_or(1, |()| 0)
+        }
+        Ok(CommandLine::Run(Command::Doctor(options))) => {
             // Logs to stderr: stdout carries the report.
             if tracing::subscriber::set_global_default(logging::subscriber(&env, std::io::stderr))
                 .is_err()

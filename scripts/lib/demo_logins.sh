@@ -9,6 +9,9 @@
 #   MariaDB     the client variable MYSQL_PWD for logins (an option file would read `#` as the
 #               start of a comment); for CREATE/ALTER USER, the mysql_native_password hash,
 #               computed here, so the password itself never reaches the server.
+#   Redis       redis-cli's variable REDISCLI_AUTH for logins; for ACL SETUSER, the password's
+#               SHA-256 (`#<hex>`), computed here, so the password itself never reaches the
+#               server.
 #
 # Per engine:
 #   <engine>_create_login PWFILE  creates DEMO_USER, or resets its password (as the admin)
@@ -16,7 +19,10 @@
 #   <engine>_login PWFILE         logs in as DEMO_USER over TLS (verify-full) and prints who and
 #                                 which TLS version; status 0 ok, 1 authentication refused (the
 #                                 server's refusal is printed), 2 anything else
-#   <engine>_secret_json PWFILE   the secret JSON of DEMO_USER, on stdout
+#   <engine>_secret_json PWFILE   the secret JSON of DEMO_USER, on stdout (Redis: with the
+#                                 dual-password strategy and DEMO_MASTER_ARN as its masterarn)
+#   redis_master_json             the secret JSON of the stack's Redis admin, the master of the
+#                                 dual-password rotation
 
 # login_outcome REFUSAL CMD...: runs a login command; status 0 when it succeeds, 1 when its error
 # output contains REFUSAL (the server refused the credentials), 2 otherwise. The error is printed.
@@ -127,6 +133,77 @@ print(json.dumps({
     "engine": "mariadb", "host": host, "port": int(port), "username": user,
     "password": open(pwfile).read().strip(), "ssl": True,
     "note": "any extra key is kept",
+}))
+PY
+}
+
+# ---------------------------------------------------------------------------------------------
+# Redis (ACL users; the stack's TLS port)
+
+# redis_client USER PASSWORD ARGS...: redis-cli over verified TLS; the password goes in
+# REDISCLI_AUTH. redis-cli exits with 0 even when the server refuses, so callers read the answer.
+redis_client() {
+    local user=$1 password=$2
+    shift 2
+    REDISCLI_AUTH=$password redis-cli --no-auth-warning --user "$user" -h "$DSR_REDIS_HOST" \
+        -p "$DSR_REDIS_PORT" --tls --cacert "$DSR_TEST_CA" "$@" </dev/null
+}
+
+# The ACL password hash of the password in file $1: the lower-case hex of its SHA-256.
+redis_acl_hash() {
+    tr -d '\n' <"$1" | sha256sum | cut -d' ' -f1
+}
+
+# A user that may only ping and ask who it is: enough to log in and be seen.
+redis_create_login() {
+    local hash answer
+    hash="$(redis_acl_hash "$1")"
+    answer="$(redis_client "$DSR_REDIS_ADMIN_USER" "$DSR_REDIS_ADMIN_PASSWORD" \
+        ACL SETUSER "$DEMO_USER" reset on "#$hash" -@all +ping '+acl|whoami' 2>&1)"
+    [[ $answer == OK ]] || { printf 'ACL SETUSER %s: %s\n' "$DEMO_USER" "$answer" >&2; return 1; }
+}
+
+redis_drop_login() {
+    redis_client "$DSR_REDIS_ADMIN_USER" "$DSR_REDIS_ADMIN_PASSWORD" ACL DELUSER "$DEMO_USER" >/dev/null
+}
+
+# redis_whoami USER PASSWORD: logs in and prints who the server says it is; fails otherwise.
+redis_whoami() {
+    local who
+    who="$(redis_client "$1" "$2" ACL WHOAMI)"
+    if [[ $who != "$1" ]]; then
+        printf '%s\n' "$who" >&2
+        return 1
+    fi
+    printf 'logged in as %s, over TLS (verified with the test CA)\n' "$who"
+}
+
+redis_login() {
+    login_outcome 'WRONGPASS' redis_whoami "$DEMO_USER" "$(<"$1")"
+}
+
+redis_secret_json() {
+    "$DSR_PYTHON" - "$1" "$DSR_REDIS_HOST" "$DSR_REDIS_PORT" "$DEMO_USER" "${DEMO_MASTER_ARN:-}" <<'PY'
+import json, sys
+pwfile, host, port, user, master = sys.argv[1:]
+secret = {
+    "engine": "redis", "host": host, "port": int(port), "username": user,
+    "password": open(pwfile).read().strip(), "ssl": True,
+    "rotation_strategy": "dual-password", "note": "any extra key is kept",
+}
+if master:
+    secret["masterarn"] = master
+print(json.dumps(secret))
+PY
+}
+
+redis_master_json() {
+    "$DSR_PYTHON" - "$DSR_REDIS_HOST" "$DSR_REDIS_PORT" "$DSR_REDIS_ADMIN_USER" <<'PY'
+import json, os, sys
+host, port, user = sys.argv[1:]
+print(json.dumps({
+    "engine": "redis", "host": host, "port": int(port), "username": user,
+    "password": os.environ["DSR_REDIS_ADMIN_PASSWORD"], "ssl": True,
 }))
 PY
 }

@@ -6,7 +6,8 @@
 #   $STACK_DIR/venv       moto (the Secrets Manager emulator, with boto3) and cargo-lambda
 #   $STACK_DIR/venv-sam   cfn-lint and the AWS SAM CLI (which pin their own boto3 range)
 #   $STACK_DIR/venv-awscli  AWS CLI 1.x, for the test of docs/deployment.md's commands
-#   $STACK_DIR/bin        links to the commands a user may want: cargo-lambda, sam, cfn-lint
+#   $STACK_DIR/bin        links to the commands a user may want: cargo-lambda, zig (its linker,
+#                         from the ziglang wheel), sam, cfn-lint
 #
 # The virtualenvs are made from $PYTHON (default: python3 on PATH). On Debian, whose python3
 # ships venv without ensurepip, python3-venv is installed with apt-get when it is missing.
@@ -103,10 +104,36 @@ ensure_moto() {
 # cargo-lambda, from PyPI (a binary wheel that brings Zig, its linker), into the tools virtualenv.
 ensure_cargo_lambda() {
     tools_on_path
-    cargo lambda --version >/dev/null 2>&1 && return 0
-    venv_install "$TOOLS_VENV" "$CARGO_LAMBDA_REQUIREMENT"
-    link_tools "$TOOLS_VENV" cargo-lambda
-    cargo lambda --version >/dev/null 2>&1 || die "cargo lambda does not run after installing it into $TOOLS_VENV"
+    if ! cargo lambda --version >/dev/null 2>&1; then
+        venv_install "$TOOLS_VENV" "$CARGO_LAMBDA_REQUIREMENT"
+        link_tools "$TOOLS_VENV" cargo-lambda
+        cargo lambda --version >/dev/null 2>&1 || die "cargo lambda does not run after installing it into $TOOLS_VENV"
+    fi
+    ensure_zig
+}
+
+# zig on PATH, which `cargo lambda build` links with. The ziglang wheel that comes with
+# cargo-lambda has the executable inside its Python package, not in the virtualenv's bin/, and
+# cargo-lambda looks for `zig` on PATH (or runs `python3 -m ziglang` with whichever python3 is
+# first on PATH, not the virtualenv's): without this link every build stops at "Zig is not
+# installed in your system".
+ensure_zig() {
+    tools_on_path
+    zig version >/dev/null 2>&1 && return 0
+    local dir
+    if ! dir="$(ziglang_dir)"; then
+        venv_install "$TOOLS_VENV" "$CARGO_LAMBDA_REQUIREMENT"
+        dir="$(ziglang_dir)" || die "the ziglang package is missing from $TOOLS_VENV: rm -rf $TOOLS_VENV, then try again"
+    fi
+    [[ -x $dir/zig ]] || die "$dir/zig is missing: rm -rf $TOOLS_VENV, then try again"
+    mkdir -p "$TOOLS_BIN"
+    ln -sfn "$dir/zig" "$TOOLS_BIN/zig"
+    zig version >/dev/null 2>&1 || die "zig does not run from $TOOLS_BIN/zig"
+}
+
+# Where the tools virtualenv's ziglang package is.
+ziglang_dir() {
+    "$TOOLS_VENV/bin/python" -c 'import os, ziglang; print(os.path.dirname(ziglang.__file__))' 2>/dev/null
 }
 
 ensure_sam_tools() {

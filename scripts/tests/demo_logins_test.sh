@@ -17,7 +17,8 @@ source "$REPO_ROOT/scripts/lib/demo_logins.sh"
 # shellcheck source=scripts/lib/check.sh
 source "$REPO_ROOT/scripts/lib/check.sh"
 
-if [[ -z ${DSR_PG_ADMIN_PASSWORD:-} || -z ${DSR_MARIADB_ADMIN_PASSWORD:-} || -z ${DSR_PYTHON:-} ]]; then
+if [[ -z ${DSR_PG_ADMIN_PASSWORD:-} || -z ${DSR_MARIADB_ADMIN_PASSWORD:-} ||
+    -z ${DSR_REDIS_ADMIN_PASSWORD:-} || -z ${DSR_PYTHON:-} ]]; then
     [[ ${CI:-} == true ]] && die "the stack's variables are not set (eval \"\$(scripts/stack.sh env)\")"
     log "skipped: the stack's variables are not set (eval \"\$(scripts/stack.sh env)\")"
     exit 0
@@ -27,7 +28,7 @@ WORK="$(mktemp -d)"
 DEMO_USER=dsr_login_t$$
 cleanup() {
     local engine
-    for engine in postgres mariadb; do "${engine}_drop_login" >/dev/null 2>&1 || true; done
+    for engine in postgres mariadb redis; do "${engine}_drop_login" >/dev/null 2>&1 || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -61,7 +62,7 @@ import json, sys
 sys.exit(0 if json.load(sys.stdin)["password"] == open(sys.argv[1]).read() else 1)' "$2"
 }
 
-for engine in postgres mariadb; do
+for engine in postgres mariadb redis; do
     for i in "${!PASSWORDS[@]}"; do
         pw=$WORK/pw$i
         wrong=$WORK/wrong$i

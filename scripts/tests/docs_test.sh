@@ -7,6 +7,9 @@
 #   - README's configuration table lists every variable of docs/protocol.md 8, and its errorType
 #     table every type of 5.10 plus the runtime's own for a payload that is not JSON;
 #   - relative links in README.md and docs/*.md lead to files that exist;
+#   - every script README.md and docs/*.md tell users to run by its path (the first word of a
+#     line in a ```sh block, or a `scripts/….sh …` span) exists and is executable, in git (mode
+#     100755) and on disk: a mode of 100644 gives "Permission denied" to whoever follows the doc;
 #   - the function binary links nothing but the C library, as README says (checked on the debug
 #     build when there is one; with CI=true there must be one).
 # The last line reads `docs: N passed, M failed`.
@@ -114,6 +117,28 @@ for doc in ["README.md"] + [f"docs/{f}" for f in os.listdir("docs") if f.endswit
         if not os.path.exists(os.path.join(os.path.dirname(doc), target)):
             bad.append(f"{doc} -> {target}")
 check("relative links lead to existing files", not bad, "; ".join(bad))
+
+# Scripts the documents run by their path.
+modes = {}
+for line in subprocess.run(["git", "ls-files", "-s"], capture_output=True, check=True,
+                           text=True).stdout.splitlines():
+    meta, path = line.split("\t", 1)
+    modes[path] = meta.split()[0]
+told = {}
+for doc in ["README.md"] + [f"docs/{f}" for f in sorted(os.listdir("docs")) if f.endswith(".md")]:
+    text = open(doc).read()
+    for block in re.findall(r"^```sh\n(.*?)^```", text, re.S | re.M):
+        for line in block.splitlines():
+            words = [w for w in line.split() if not re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", w)]
+            if words and re.fullmatch(r"(?:\./)?scripts/[\w./-]+", words[0]):
+                told.setdefault(words[0].removeprefix("./"), doc)
+    for span in re.findall(r"`((?:[A-Z_][A-Z0-9_]*=\S* )*scripts/[\w./-]+\.sh)(?: [^`]*)?`", text):
+        told.setdefault(span.split()[-1], doc)
+bad = [f"{path} ({doc}): mode {modes.get(path, 'untracked')}"
+       + ("" if os.access(path, os.X_OK) else ", not executable on disk")
+       for path, doc in sorted(told.items())
+       if modes.get(path) != "100755" or not os.access(path, os.X_OK)]
+check(f"the {len(told)} scripts the documents run are executable", told and not bad, "; ".join(bad))
 
 if binary:
     dynamic = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True).stdout

@@ -26,6 +26,8 @@
 //! answers by waiting for the user and sending the same list again (`crate::cache_user`).
 
 use std::future::Future;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -296,6 +298,45 @@ pub(crate) enum CallError {
     },
 }
 
+/// Whether a call that waits says so on stderr: set by the command line, never by the function,
+/// whose stderr is its log.
+static ANNOUNCE_WAITS: AtomicBool = AtomicBool::new(false);
+
+/// The shortest time between two of one call's lines on stderr.
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(10);
+
+/// From now on, every [`call`] that retries says on stderr what it is waiting for: at its first
+/// retry, then at most every ten seconds. For the command line (`doctor`): a Secrets Manager
+/// endpoint that does not answer otherwise keeps an operator waiting for up to a minute per
+/// secret with nothing on the screen (the reasons are logged at DEBUG, as in the function).
+pub(crate) fn announce_waits() {
+    ANNOUNCE_WAITS.store(true, Ordering::Relaxed);
+}
+
+/// Says on stderr, if [`announce_waits`] asked for it, that `call` is retrying after its attempt
+/// `failed` (1-based), until `end` at the latest. `last` is when it last said so.
+fn announce_wait(call: &Call<'_>, failed: u32, end: Instant, last: &mut Option<Instant>) {
+    if !ANNOUNCE_WAITS.load(Ordering::Relaxed) {
+        return;
+    }
+    let now = Instant::now();
+    if last.is_some_and(|last| now < last + ANNOUNCE_EVERY) {
+        return;
+    }
+    *last = Some(now);
+    let Call {
+        service,
+        operation,
+        subject,
+    } = call;
+    let left = end.saturating_duration_since(now).as_secs();
+    let _ = writeln!(
+        std::io::stderr(),
+        "db-secret-rotator: waiting for {service}: {operation} of {subject}, attempt {failed} got \
+         no usable answer; retrying for up to {left} s more (RUST_LOG=debug says why)"
+    );
+}
+
 /// Runs `attempt` as [`with_retries`] does, under the step's budget (what is left of the
 /// invocation less the safety margin) and with the production jitter.
 pub(crate) async fn call<T, F, Fut>(
@@ -310,6 +351,14 @@ where
 {
     let (budget, invocation_deadline) = ctx.deadline.call_budget();
     let limits = (budget, Deadline::min_attempt());
+    let end = Instant::now() + budget;
+    // The jitter is drawn once before each wait: the moment to say what the call waits for.
+    let (mut failed, mut announced) = (0, None);
+    let mut jitter = |ceiling| {
+        failed += 1;
+        announce_wait(&call, failed, end, &mut announced);
+        full_jitter(ceiling)
+    };
     let Call {
         service,
         operation,
@@ -320,7 +369,7 @@ where
         operation,
         policy,
         limits,
-        &mut full_jitter,
+        &mut jitter,
         ctx.tally,
         attempt,
     )

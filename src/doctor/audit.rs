@@ -216,12 +216,15 @@ where
             match repair::plan(&stuck) {
                 Some(action) if options.repair => {
                     failure = self
-                        .repair(&examiner, &info, &stuck, action, &mut secret)
+                        .repair(&examiner, &info, &stuck, action, options, &mut secret)
                         .await;
                 }
-                Some(action) => secret
-                    .repairs
-                    .push(repair::proposal(action, &stuck, self.now)),
+                Some(action) => secret.repairs.push(repair::proposal(
+                    action,
+                    &stuck,
+                    self.now,
+                    options.settled_after,
+                )),
                 None => {}
             }
         }
@@ -240,17 +243,20 @@ where
     R: Rotator,
     A: RdsApi,
 {
-    /// Repairs `stuck` with `action`, then examines the secret again: its problems become what
-    /// the repair left. Returns the failure of a call, if any.
+    /// Repairs `stuck` with `action` (a label is removed only from a version older than
+    /// `options.settled_after`), then examines the secret again: its problems become what the
+    /// repair left. Returns the failure of a call, if any.
     async fn repair(
         &self,
         examiner: &Examiner<'_, S, R, A>,
         info: &SecretInfo,
         stuck: &Stuck,
         action: Action,
+        options: &Options,
         secret: &mut SecretReport,
     ) -> Option<Failure> {
-        let made = repair::make(examiner, &info.arn, action, stuck, self.now);
+        let settled = options.settled_after;
+        let made = repair::make(examiner, &info.arn, action, stuck, self.now, settled);
         match made.await {
             Ok(repair) if repair.done => {
                 secret.repairs.push(repair);

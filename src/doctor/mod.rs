@@ -17,7 +17,8 @@
 //!
 //! # Layout
 //!
-//! - `args`: the command line, parsed by hand, and the usage text;
+//! - `args`: the command line (split by lexopt), its one table of options, the usage text and
+//!   the shells' completion scripts;
 //! - `report`: problem codes, repair actions, the report as JSON or a table, the exit status;
 //! - `when`: dates and ages in words;
 //! - `rotation`: rotation turned off, rotation overdue (from `DescribeSecret` alone);

@@ -8,7 +8,8 @@
 //! - Neither logs in: nothing is changed.
 //!
 //! Removing the label while a rotation is running would strand the password that rotation is
-//! setting, so a version younger than [`SETTLED`] keeps its label. Moving `AWSCURRENT` is what
+//! setting, so a version younger than the settle time ([`SETTLED`] unless `--settled-after` says
+//! otherwise) keeps its label. Moving `AWSCURRENT` is what
 //! the running rotation's own finishSecret would do, and needs no such wait.
 //!
 //! Each repair looks again right before it acts (labels, logins, and for a promotion the checks
@@ -31,8 +32,8 @@ use crate::rotation::Plan;
 use crate::rotators::Rotator;
 use crate::secrets::{SecretInventory, SecretStore};
 
-/// How old a stuck version must be before its label is removed: a rotation's four steps, each
-/// within the function's timeout (at most 15 minutes), are over by then.
+/// How old a stuck version must be, by default, before its label is removed: a rotation's four
+/// steps, each within the function's timeout (at most 15 minutes), are over by then.
 pub(super) const SETTLED: Duration = Duration::from_secs(3_600);
 
 /// The repair `stuck` calls for, once `--login` has told which credential logs in.
@@ -45,8 +46,8 @@ pub(super) fn plan(stuck: &Stuck) -> Option<Action> {
     })
 }
 
-/// Why `action` must not be made at `now`, if so.
-fn refusal(action: Action, stuck: &Stuck, now: SystemTime) -> Option<String> {
+/// Why `action` must not be made at `now`, if so, with the settle time `settled`.
+fn refusal(action: Action, stuck: &Stuck, now: SystemTime, settled: Duration) -> Option<String> {
     match action {
         Action::RemovedStalePending => match stuck.created {
             None => Some(
@@ -54,11 +55,11 @@ fn refusal(action: Action, stuck: &Stuck, now: SystemTime) -> Option<String> {
                  ruled out"
                     .to_owned(),
             ),
-            Some(created) if created + SETTLED > now => Some(format!(
+            Some(created) if created + settled > now => Some(format!(
                 "the version was created {} ago and a rotation may still be running; retry \
                  after {}",
                 age(created, now),
-                utc(created + SETTLED)
+                utc(created + settled)
             )),
             Some(_) => None,
         },
@@ -74,7 +75,12 @@ const NOTHING_TO_DO: &str = "neither AWSCURRENT nor AWSPENDING logs in, so nothi
     stuck AWSPENDING\"";
 
 /// The repair as a run without `--repair` reports it: what it would do, not done.
-pub(super) fn proposal(action: Action, stuck: &Stuck, now: SystemTime) -> Repair {
+pub(super) fn proposal(
+    action: Action,
+    stuck: &Stuck,
+    now: SystemTime,
+    settled: Duration,
+) -> Repair {
     let mut detail = match action {
         Action::RemovedStalePending => format!(
             "would remove AWSPENDING from version {} (AWSCURRENT still logs in)",
@@ -86,7 +92,7 @@ pub(super) fn proposal(action: Action, stuck: &Stuck, now: SystemTime) -> Repair
         ),
         Action::None => NOTHING_TO_DO.to_owned(),
     };
-    match refusal(action, stuck, now) {
+    match refusal(action, stuck, now, settled) {
         Some(why) => detail.push_str(&format!("; not yet: {why}")),
         None if action != Action::None => detail.push_str("; run again with --repair"),
         None => {}
@@ -98,7 +104,8 @@ pub(super) fn proposal(action: Action, stuck: &Stuck, now: SystemTime) -> Repair
     }
 }
 
-/// Makes the repair of `stuck` on the secret `arn`. `Err` when a Secrets Manager call fails.
+/// Makes the repair of `stuck` on the secret `arn` at `now`, with the settle time `settled`.
+/// `Err` when a Secrets Manager call fails.
 ///
 /// The examination that chose `action` may be minutes old, and a rotation retried on an old
 /// token may have run since: right before a label moves, the labels are read again and the
@@ -111,6 +118,7 @@ pub(super) async fn make<S, R, A>(
     action: Action,
     stuck: &Stuck,
     now: SystemTime,
+    settled: Duration,
 ) -> Result<Repair, Error>
 where
     S: SecretStore + SecretInventory,
@@ -123,7 +131,7 @@ where
         done,
         detail,
     };
-    if let Some(why) = refusal(action, stuck, now) {
+    if let Some(why) = refusal(action, stuck, now, settled) {
         return Ok(repair(false, format!("not done: {why}")));
     }
     if let Some(why) = recheck(examiner, arn, action, stuck).await? {

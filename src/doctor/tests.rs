@@ -321,7 +321,8 @@ async fn a_repair_rechecks_the_labels_it_acts_on() {
     // Meanwhile finishSecret ran.
     store.promote(&arn, "v2", "v1", &ctx).await.unwrap();
     let writes = store.calls.get().writes();
-    let repair = repair::make(&examiner, &arn, Action::CompletedRotation, &stuck, epoch(3))
+    let (action, settled) = (Action::CompletedRotation, repair::SETTLED);
+    let repair = repair::make(&examiner, &arn, action, &stuck, epoch(3), settled)
         .await
         .unwrap();
     assert!(!repair.done);

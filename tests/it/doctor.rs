@@ -45,7 +45,12 @@ async fn audit(
         repair,
         ..Options::default()
     };
-    let report = Doctor::new(&function.app).at(now).run(&options).await;
+    audit_with(function, &options, now).await
+}
+
+/// [`audit`] with any options.
+async fn audit_with(function: &Function, options: &Options, now: SystemTime) -> Report {
+    let report = Doctor::new(&function.app).at(now).run(options).await;
     check_leaks(None);
     assert_no_password_in(&shown(&report), "the doctor's report");
     report
@@ -199,6 +204,37 @@ async fn stuck_pending_where_current_logs_in(server: Server) {
     assert_eq!(
         after.values().map(|(_, v)| v).collect::<Vec<_>>(),
         before.values().map(|(_, v)| v).collect::<Vec<_>>()
+    );
+    case.rotates(stack, server).await;
+    case.user.drop(stack).await;
+}
+
+/// `--settled-after 10m`: eleven minutes after a rotation stopped, the stale label goes, where
+/// the default hour keeps it.
+#[tokio::test]
+async fn a_shorter_settle_time() {
+    let stack = require_stack!();
+    let server = Server::Postgres;
+    let case = case(stack, server, "docsettle").await;
+    case.stall(&["createSecret"]).await;
+    let eleven_minutes = SystemTime::now() + Duration::from_secs(11 * 60);
+    let mut options = Options {
+        secrets: vec![case.arn.clone()],
+        repair: true,
+        login: true,
+        ..Options::default()
+    };
+    let report = audit_with(&case.function, &options, eleven_minutes).await;
+    assert_eq!(repair(&report), (Action::RemovedStalePending, false));
+    let detail = &report.secrets[0].repairs[0].detail;
+    assert!(detail.contains("retry after"), "{detail}");
+
+    options.settled_after = Duration::from_secs(10 * 60);
+    let report = audit_with(&case.function, &options, eleven_minutes).await;
+    assert_eq!(repair(&report), (Action::RemovedStalePending, true));
+    assert_eq!(
+        version_with(&case.client, &case.arn, "AWSPENDING").await,
+        None
     );
     case.rotates(stack, server).await;
     case.user.drop(stack).await;

@@ -59,6 +59,11 @@
 //!   rotations, waits past the deadline, throttling, refusals, faults at every step re-driven,
 //!   the configuration test and the doctor; and the same clients against moto's own MemoryDB.
 //!
+//! # Release packages
+//!
+//! - `release`: the zips of `scripts/release.sh` (`DSR_RELEASE_DIR`), their checksums and
+//!   manifest, and each `bootstrap` rotating a secret under the Runtime API emulator.
+//!
 //! # The doctor
 //!
 //! - `doctor`: each state a rotation can leave a secret in, the audit's answer, each repair and
@@ -85,6 +90,7 @@ mod preflight;
 mod rds;
 mod rds_masters;
 mod redis;
+mod release;
 mod retries;
 mod single_user;
 mod soak;

@@ -1,12 +1,15 @@
 //! The built binary as an operator runs it, `db-secret-rotator doctor …`, and as the scheduled
 //! audit inside the function: exit statuses, the JSON document's shape, the table, and no
-//! password in anything it prints or logs (at TRACE).
+//! password in anything it prints or logs (at TRACE); with no arguments outside Lambda; its
+//! completion scripts; and the line it prints while an endpoint keeps it waiting.
 
+use std::io::BufRead;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::case;
+use crate::support::proxy::{Fault, TcpProxy};
 use crate::support::runtime_api::{FunctionProcess, Outcome};
 use crate::support::*;
 
@@ -105,6 +108,108 @@ fn help_and_usage_errors() {
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert!(stderr.contains(expected), "{arguments:?}: {stderr}");
     }
+}
+
+/// Run by hand with no arguments and no Lambda around it, the binary says what it is and how to
+/// run the doctor, and exits with 2: no panic.
+#[test]
+fn no_arguments_outside_lambda() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_db-secret-rotator"))
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("AWS_LAMBDA_FUNCTION_NAME")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    for expected in [
+        "AWS Lambda function",
+        "AWS_LAMBDA_RUNTIME_API is not set",
+        "db-secret-rotator doctor --secret",
+        "db-secret-rotator --help",
+    ] {
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// `completions SHELL` prints the script for that shell, which names every option.
+#[test]
+fn completion_scripts() {
+    let binary = env!("CARGO_BIN_EXE_db-secret-rotator");
+    for (shell, first) in [
+        ("bash", "# bash completion"),
+        ("zsh", "#compdef db-secret-rotator"),
+        ("fish", "# fish completion"),
+    ] {
+        let output = std::process::Command::new(binary)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8(output.stdout).unwrap();
+        assert!(script.starts_with(first), "{shell}: {script}");
+        assert!(script.contains("settled-after"), "{shell}");
+    }
+    let output = std::process::Command::new(binary)
+        .args(["completions", "powershell"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+/// A Secrets Manager endpoint that accepts connections and never answers: within seconds the
+/// command line says on stderr what it is waiting for, instead of retrying silently for a
+/// minute.
+#[tokio::test]
+async fn a_silent_endpoint_is_announced() {
+    let silent = TcpProxy::start("127.0.0.1", 9).await;
+    silent.set(Fault::Blackhole);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_db-secret-rotator"))
+        .args(["doctor", "--secret", "dsr/silent-endpoint"])
+        .env(
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            format!("http://127.0.0.1:{}", silent.port),
+        )
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local-test-not-aws")
+        .env("AWS_SECRET_ACCESS_KEY", "local-test-not-aws")
+        .env_remove("SECRETS_MANAGER_ENDPOINT")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    let announced = loop {
+        let left = Duration::from_secs(30).saturating_sub(started.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("waiting for Secrets Manager") => break Some(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = announced.unwrap_or_else(|| panic!("no waiting line within 30 s: {seen:?}"));
+    assert!(
+        line.contains("DescribeSecret of secret dsr/silent-endpoint")
+            && line.contains("retrying")
+            && !line.contains("  "),
+        "{line}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15), "{line}");
 }
 
 #[tokio::test]

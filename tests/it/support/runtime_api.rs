@@ -324,21 +324,29 @@ impl FunctionProcess {
     /// Spawns the binary with the stack's environment (inherited), trusting the test CA, with
     /// JSON logs, plus `env`.
     pub async fn spawn(stack: &Stack, name: &str, env: &[(&str, &str)]) -> Self {
-        let api = RuntimeApi::start().await;
         // `option_env!`, not `env!`: bench/harness.rs includes this file in builds where Cargo
         // sets neither variable; it never spawns a process this way.
-        let (Some(tmp), Some(bin)) = (
-            option_env!("CARGO_TARGET_TMPDIR"),
-            option_env!("CARGO_BIN_EXE_db-secret-rotator"),
-        ) else {
-            panic!(
-                "CARGO_TARGET_TMPDIR and CARGO_BIN_EXE_db-secret-rotator are set for integration tests"
-            );
+        let Some(bin) = option_env!("CARGO_BIN_EXE_db-secret-rotator") else {
+            panic!("CARGO_BIN_EXE_db-secret-rotator is set for integration tests");
+        };
+        Self::spawn_command(stack, std::process::Command::new(bin), name, env).await
+    }
+
+    /// [`Self::spawn`] with `command` starting the function: another build of it (a release
+    /// package's `bootstrap`), or an emulator running another architecture's.
+    pub async fn spawn_command(
+        stack: &Stack,
+        mut command: std::process::Command,
+        name: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let api = RuntimeApi::start().await;
+        let Some(tmp) = option_env!("CARGO_TARGET_TMPDIR") else {
+            panic!("CARGO_TARGET_TMPDIR is set for integration tests");
         };
         let log = PathBuf::from(tmp).join(format!("{name}-{}.log", std::process::id()));
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
-        let mut command = std::process::Command::new(bin);
         command
             .env("AWS_LAMBDA_RUNTIME_API", &api.address)
             .env("AWS_LAMBDA_FUNCTION_NAME", "db-secret-rotator")
