@@ -135,20 +135,36 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
         pending: &CacheUserSecret,
     ) -> Result<bool, Error> {
         let scope = &self.scope;
-        if let Some(session) = scope.login(login, "login with current secret").await? {
-            session.close().await;
+        if self.auths(login, None, "login with current secret").await? {
             return Ok(true);
         }
-        let pending_login = login.clone().with_password(pending.password().clone());
-        match scope
-            .login(&pending_login, "login with pending secret")
+        if self
+            .auths(login, Some(pending), "login with pending secret")
             .await?
         {
+            return Ok(false);
+        }
+        Err(scope.login_failed(scope.secret_id(), "current or pending"))
+    }
+
+    /// Whether the data plane at `login` accepts `login`'s user with `secret`'s password (or
+    /// `login`'s own), closing the session; `Err` for anything but a refusal.
+    async fn auths(
+        &self,
+        login: &Login,
+        secret: Option<&CacheUserSecret>,
+        attempt: &str,
+    ) -> Result<bool, Error> {
+        let login = match secret {
+            Some(secret) => login.clone().with_password(secret.password().clone()),
+            None => login.clone(),
+        };
+        match self.scope.login(&login, attempt).await? {
             Some(session) => {
                 session.close().await;
-                Ok(false)
+                Ok(true)
             }
-            None => Err(scope.login_failed(scope.secret_id(), "current or pending")),
+            None => Ok(false),
         }
     }
 
@@ -169,26 +185,23 @@ impl<S: SecretStore, R: Rotator, A: RdsApi> Rotation<'_, S, R, A> {
             return Ok(Holding::Unknown);
         }
         if let Some(previous) = self.previous_of(current).await? {
-            let previous_login = login.clone().with_password(previous.password().clone());
-            if let Some(session) = scope
-                .login(&previous_login, "login with previous secret")
+            if self
+                .auths(login, Some(&previous), "login with previous secret")
                 .await?
             {
-                session.close().await;
                 return Ok(Holding::Unknown);
             }
         }
-        let pending_login = login.clone().with_password(pending.password().clone());
-        match scope
-            .login(&pending_login, "login with pending secret")
-            .await?
-        {
-            Some(session) => {
-                session.close().await;
-                Ok(Holding::AllLogIn)
-            }
-            None => Ok(Holding::Unknown),
-        }
+        Ok(
+            if self
+                .auths(login, Some(pending), "login with pending secret")
+                .await?
+            {
+                Holding::AllLogIn
+            } else {
+                Holding::Unknown
+            },
+        )
     }
 
     /// `AWSPREVIOUS`, when it names current's user; `None` when it is absent, unusable or
