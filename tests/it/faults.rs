@@ -17,8 +17,13 @@
 //! printed to stderr and written to `target/tmp/fault-matrix-<engine>-<strategy>.txt`. By default
 //! Secrets Manager faults are the non-retryable kind plus a few retried kinds (HTTP 500, cut,
 //! throttling) on the writing calls; `DSR_FULL_MATRIX=1` adds the retried kinds on every call. A
-//! retried kind at every attempt of a call is retried until the invocation's deadline (5 s for
-//! those points), where the step stops with `DeadlineExceeded`.
+//! retried kind at every attempt of a call is retried until the invocation's deadline
+//! ([`RETRIED_FAULT_DEADLINE`]), where the step stops with `DeadlineExceeded`.
+//!
+//! Every timing a row depends on comes from the scenario: healthy steps run without an invocation
+//! deadline and with a patient connect timeout ([`scenario::PATIENT`]); a silenced server meets
+//! the short one the row sets ([`scenario::SILENCE`]); a retried Secrets Manager fault meets the
+//! deadline the row sets. A loaded machine makes a matrix slower, never a row red.
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +31,7 @@ use db_secret_rotator::protocol::Strategy;
 use futures_util::StreamExt;
 
 use crate::support::proxy::{Answer, Fault, Rule, Trigger, TriggerAction, When};
-use crate::support::scenario::{STEPS, Scenario, Target};
+use crate::support::scenario::{self, STEPS, Scenario, Target};
 use crate::support::*;
 
 /// A database fault.
@@ -262,7 +267,10 @@ async fn run_point(stack: &Stack, target: Target, strategy: Strategy, point: Poi
             if *at == step {
                 match fault {
                     DbFault::Down => scenario.db.set(Fault::Refuse),
-                    DbFault::Silent => scenario.db.set(Fault::Blackhole),
+                    DbFault::Silent => {
+                        scenario.db.set(Fault::Blackhole);
+                        scenario.set_connect_timeout(scenario::SILENCE);
+                    }
                     DbFault::CutBefore(_, pattern) => scenario.db.arm(Trigger {
                         pattern: pattern.as_bytes().to_vec(),
                         action: TriggerAction::DropBefore,
@@ -281,6 +289,7 @@ async fn run_point(stack: &Stack, target: Target, strategy: Strategy, point: Poi
         if let Point::Db { step: at, fault } = &point {
             if *at == step {
                 scenario.db.set(Fault::Pass);
+                scenario.heal();
                 let fired = scenario.db.disarm();
                 reached = match fault {
                     DbFault::Down | DbFault::Silent => true,
@@ -318,7 +327,7 @@ async fn run_point(stack: &Stack, target: Target, strategy: Strategy, point: Poi
         Strategy::SingleUser => current || pending,
         Strategy::AlternatingUsers | Strategy::DualPassword => current,
     };
-    scenario.function.deadline = Some(Duration::from_secs(20));
+    scenario.heal();
     let retry = scenario
         .function
         .rotate(&scenario.arn, &scenario.token)
@@ -403,8 +412,10 @@ pub fn format_matrix(title: &str, rows: &[Row], elapsed: Duration) -> String {
 const PARALLEL: usize = 6;
 
 /// The invocation deadline when every attempt of a Secrets Manager call gets a retried fault
-/// (throttling, HTTP 500, a cut connection): the step retries until it, then stops.
-const RETRIED_FAULT_DEADLINE: Duration = Duration::from_secs(5);
+/// (throttling, HTTP 500, a cut connection): the step retries until it, then stops. The calls
+/// before the faulted one are healthy and take milliseconds; 9 s (the deadline less the margin)
+/// leaves them room on any machine, so that the row never ends before its fault is reached.
+const RETRIED_FAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 async fn matrix(target: Target, strategy: Strategy) {
     let stack = require_stack!();

@@ -3,14 +3,12 @@
 //! The helpers write passwords through `PASSWORD(?)` with a bound parameter and then
 //! `IDENTIFIED BY PASSWORD '<hash>'`, so fixtures never depend on the escaping under test.
 
-use std::time::Duration;
-
 use db_secret_rotator::rotators::mysql::{account_sql, ssl_opts};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 use serde_json::{Value, json};
 
-use super::{Stack, trusting};
+use super::{FIXTURE_TIMEOUT, Stack, trusting};
 
 /// Connection options for `user` on the stack; `tls`: verified TLS trusting only the test CA.
 fn opts(stack: &Stack, user: &str, password: &str, tls: bool) -> OptsBuilder {
@@ -30,7 +28,7 @@ fn opts(stack: &Stack, user: &str, password: &str, tls: bool) -> OptsBuilder {
 /// The admin session: verified TLS with the test CA.
 pub async fn my_admin(stack: &Stack) -> Conn {
     tokio::time::timeout(
-        Duration::from_secs(10),
+        FIXTURE_TIMEOUT,
         Conn::new(opts(
             stack,
             &stack.mariadb_admin_user,
@@ -68,7 +66,7 @@ pub async fn my_login(stack: &Stack, user: &str, password: &str, tls: bool) -> R
         conn.query_drop("SELECT 1").await?;
         conn.disconnect().await
     };
-    match tokio::time::timeout(Duration::from_secs(10), login).await {
+    match tokio::time::timeout(FIXTURE_TIMEOUT, login).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(mysql_async::Error::Server(e))) => Err(e.code),
         Ok(Err(mysql_async::Error::Driver(mysql_async::DriverError::UnexpectedPacket {

@@ -31,6 +31,11 @@ pub use server::{Server, TestUser};
 pub use stack::{RedisStack, Stack, redis_stack, stack};
 pub(crate) use stack::{require_redis, require_stack};
 
+/// How long a fixture (an admin session, a direct login that checks a credential) waits for a
+/// server: a guard against a hang, never a judgment of the function, so far beyond what a
+/// loaded machine needs.
+pub const FIXTURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A name no other test (or earlier run) uses: prefix, process id and a counter.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);

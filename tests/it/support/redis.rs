@@ -14,7 +14,7 @@ use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 
-use super::{RedisStack, Stack, register_password, trusting};
+use super::{FIXTURE_TIMEOUT, RedisStack, Stack, register_password, trusting};
 
 /// An open connection and the task driving it.
 pub struct RedisConn {
@@ -44,7 +44,7 @@ pub async fn redis_connect(
         .set_skip_set_lib_name();
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(None)
-        .set_response_timeout(Some(Duration::from_secs(10)));
+        .set_response_timeout(Some(FIXTURE_TIMEOUT));
     let login = async {
         let tcp = TcpStream::connect((redis.host.as_str(), port))
             .await
@@ -60,7 +60,7 @@ pub async fn redis_connect(
             .map_err(|e| e.to_string())?;
         handshake(&info, stream, config).await
     };
-    tokio::time::timeout(Duration::from_secs(10), login)
+    tokio::time::timeout(FIXTURE_TIMEOUT, login)
         .await
         .unwrap_or_else(|_| panic!("login as {user} timed out"))
 }
