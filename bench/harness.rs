@@ -1,6 +1,6 @@
 //! The servers `scripts/bench/bench.py` measures through: the integration suite's own Lambda
-//! Runtime API emulator and counting Secrets Manager proxy (`tests/it/support/`), driven over
-//! stdin and stdout. Not part of the Lambda.
+//! Runtime API emulator and counting Secrets Manager proxy (the `testkit` crate,
+//! `crates/testkit`), driven over stdin and stdout. Not part of the Lambda.
 //!
 //! bench.py spawns the function and the floor itself (it owns their CPU cap, their CPU times and
 //! their peak RSS); this program serves, on 127.0.0.1, one emulator per function process and one
@@ -33,27 +33,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::task::AbortHandle;
 
-// The suite's support modules this program uses, included as they are (they find each other and
-// `Stack` through `super`, here the crate root). What the harness does not use of them (the fault
-// rules, the function process, the stack's database half) is dead code here; they unwrap as test
-// code does (clippy.toml allows it in tests).
-#[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-#[path = "../tests/it/support/http.rs"]
-mod http;
-#[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-#[path = "../tests/it/support/proxy.rs"]
-mod proxy;
-#[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-#[path = "../tests/it/support/runtime_api.rs"]
-mod runtime_api;
-// Its `require_stack!` is for tests.
-#[allow(dead_code, unused_macros, unused_imports)]
-#[path = "../tests/it/support/stack.rs"]
-mod stack;
-
-use proxy::SmProxy;
-use runtime_api::{Outcome, RuntimeApi};
-use stack::Stack;
+use testkit::proxy::SmProxy;
+use testkit::runtime_api::{Outcome, RuntimeApi};
 
 /// The deadline each invocation is given, as the bench always has.
 const BUDGET: Duration = Duration::from_secs(30);
@@ -196,7 +177,7 @@ impl Harness {
 
 fn main() -> Result<(), String> {
     let clock = Arc::new(Clock::new());
-    let stack = stack::stack().ok_or("the stack's environment is incomplete")?;
+    let stack = testkit::stack().ok_or("the stack's environment is incomplete")?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
     let proxy = runtime.block_on(SmProxy::start(stack));
     say(&format!("proxy {}", proxy.url));

@@ -37,7 +37,7 @@ if [[ ${1:-} == --pg ]]; then
 fi
 
 # The PostgreSQL matrix. DSR_PG_SERVER picks the server of the integration tests' PostgreSQL
-# tests (tests/it/support/stack.rs); cluster B, the plaintext one, stays PostgreSQL 15.
+# tests (crates/testkit/src/stack.rs); cluster B, the plaintext one, stays PostgreSQL 15.
 #
 # Every PostgreSQL test: every integration test except the MariaDB and Redis ones and the few
 # below, which use no PostgreSQL server. A new test is in the set unless it is excluded here: a
@@ -135,9 +135,10 @@ shellcheck_scripts() {
 
 phase "shellcheck scripts/" shellcheck_scripts
 phase "cargo fmt --check" cargo fmt --all --check
-phase "cargo clippy" cargo clippy --all-targets -- -D warnings
+phase "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 # The slim build (Cargo.toml [features]): without the ElastiCache and MemoryDB clients.
-phase "cargo clippy --no-default-features" cargo clippy --all-targets --no-default-features -- -D warnings
+phase "cargo clippy --no-default-features" \
+    cargo clippy --workspace --all-targets --no-default-features -- -D warnings
 phase "cargo test" cargo test --all-targets "$@"
 phase "cargo test --no-default-features (ElastiCache and MemoryDB users)" \
     cargo test --lib --no-default-features cache_user

@@ -11,7 +11,7 @@ the databases are never capped):
   response, spawn → the fourth step's response ("cold rotation"), the process's CPU time (user +
   system, all threads, from wait4) and peak RSS; the rotation's Secrets Manager operations are
   counted by a proxy in front of moto. The emulators and the proxy are the integration suite's
-  (tests/it/support/), served by the bench harness (bench/harness.rs, `Harness` below);
+  (the test kit, crates/testkit), served by the bench harness (bench/harness.rs, `Harness` below);
 - N cold floor rotations, interleaved with them: a fresh floor process (bench/floor.rs) with its
   request already written, spawn → answer, and its CPU time;
 - 1 + N warm rotations in one function process, interleaved with 1 + N rotations by one floor

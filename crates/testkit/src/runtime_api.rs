@@ -141,10 +141,7 @@ impl RuntimeApi {
             polls: AtomicUsize::new(0),
             first_poll: OnceLock::new(),
         });
-        let accept_shared = Arc::clone(&shared);
-        let server =
-            LoopbackServer::start(move |socket| connection(socket, Arc::clone(&accept_shared)))
-                .await;
+        let server = LoopbackServer::sharing(&shared, connection).await;
         RuntimeApi {
             address: format!("127.0.0.1:{}", server.port),
             sender,
@@ -325,20 +322,10 @@ impl FunctionProcess {
     /// JSON logs, plus `env`.
     pub async fn spawn(stack: &Stack, name: &str, env: &[(&str, &str)]) -> Self {
         let api = RuntimeApi::start().await;
-        // `option_env!`, not `env!`: bench/harness.rs includes this file in builds where Cargo
-        // sets neither variable; it never spawns a process this way.
-        let (Some(tmp), Some(bin)) = (
-            option_env!("CARGO_TARGET_TMPDIR"),
-            option_env!("CARGO_BIN_EXE_db-secret-rotator"),
-        ) else {
-            panic!(
-                "CARGO_TARGET_TMPDIR and CARGO_BIN_EXE_db-secret-rotator are set for integration tests"
-            );
-        };
-        let log = PathBuf::from(tmp).join(format!("{name}-{}.log", std::process::id()));
+        let log = super::paths::tmp().join(format!("{name}-{}.log", std::process::id()));
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
-        let mut command = std::process::Command::new(bin);
+        let mut command = std::process::Command::new(super::paths::function_binary());
         command
             .env("AWS_LAMBDA_RUNTIME_API", &api.address)
             .env("AWS_LAMBDA_FUNCTION_NAME", "db-secret-rotator")

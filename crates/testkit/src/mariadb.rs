@@ -162,16 +162,28 @@ impl MyUser {
 
 /// The stored hash of `user@host`, `None` when there is no such account.
 pub async fn auth_string(stack: &Stack, user: &str, host: &str) -> Option<String> {
+    account_column(stack, "authentication_string", "mysql.user", user, host).await
+}
+
+/// `column` of `table` for the account `user@host`, read by the admin; `None` when there is no
+/// such account.
+async fn account_column(
+    stack: &Stack,
+    column: &str,
+    table: &str,
+    user: &str,
+    host: &str,
+) -> Option<String> {
     let mut admin = my_admin(stack).await;
-    let hash: Option<String> = admin
+    let value: Option<String> = admin
         .exec_first(
-            "SELECT authentication_string FROM mysql.user WHERE User = ? AND Host = ?",
+            format!("SELECT {column} FROM {table} WHERE User = ? AND Host = ?"),
             (user, host),
         )
         .await
-        .expect("mysql.user");
+        .expect(table);
     admin.disconnect().await.unwrap();
-    hash
+    value
 }
 
 /// `DROP USER IF EXISTS user@host`.
@@ -229,15 +241,7 @@ pub async fn show_grants(stack: &Stack, user: &str, host: &str) -> Vec<String> {
 
 /// The account's `mysql.global_priv` JSON: its authentication methods, `REQUIRE`, limits, locks.
 pub async fn global_priv(stack: &Stack, user: &str, host: &str) -> Value {
-    let mut admin = my_admin(stack).await;
-    let text: Option<String> = admin
-        .exec_first(
-            "SELECT Priv FROM mysql.global_priv WHERE User = ? AND Host = ?",
-            (user, host),
-        )
-        .await
-        .expect("mysql.global_priv");
-    admin.disconnect().await.unwrap();
+    let text = account_column(stack, "Priv", "mysql.global_priv", user, host).await;
     serde_json::from_str(&text.expect("the account exists")).unwrap()
 }
 

@@ -4,7 +4,7 @@
 //! The fixtures speak to the server with the `redis` crate directly, over a stream they open
 //! themselves, so that what they observe does not depend on the rotator under test.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -251,7 +251,7 @@ pub struct SpawnedRedis {
 
 impl SpawnedRedis {
     pub async fn start(with_acl_file: bool) -> Self {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(super::unique("redis"));
+        let dir = super::paths::tmp().join(super::unique("redis"));
         std::fs::create_dir_all(&dir).unwrap();
         let admin_password = super::fixture_password();
         let admin = format!("dsr_admin on #{} ~* &* +@all", acl_hash(&admin_password));
