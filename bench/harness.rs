@@ -22,6 +22,12 @@
 //!   integration suite counts them: one per operation, however many attempts (by the SDK's
 //!   `amz-sdk-invocation-id`), `{"operations": {"GetSecretValue": 5, …}, "retries": 0}`.
 //! - `stop <n>` → `stopped <n>`: closes emulator `n` and forgets its pending invocations.
+//! - `user <engine> <name> <password> [<clone password>]` → `user <name>`: (re)creates the login
+//!   user `name` on the stack's server of `engine` (`postgres`, `mariadb` or `redis`) with
+//!   `password`, through the suite's own fixtures, as an admin over verified TLS. With a clone
+//!   password (SQL servers), `<name>_clone` too, which on PostgreSQL is a member of `name`'s
+//!   role; without one, a `<name>_clone` left from an earlier run is dropped, so that the
+//!   function's first alternating rotation creates it. A Redis user gets `~bench:* +ping +get`.
 //!
 //! It exits when its stdin closes.
 
@@ -34,7 +40,9 @@ use serde_json::json;
 use tokio::task::AbortHandle;
 
 use testkit::proxy::SmProxy;
+use testkit::redis::RedisUser;
 use testkit::runtime_api::{Outcome, RuntimeApi};
+use testkit::{Server, Stack, TestUser};
 
 /// The deadline each invocation is given, as the bench always has.
 const BUDGET: Duration = Duration::from_secs(30);
@@ -79,6 +87,7 @@ struct Api {
 }
 
 struct Harness {
+    stack: &'static Stack,
     clock: Arc<Clock>,
     proxy: SmProxy,
     /// How many of the proxy's records earlier `take`s have counted.
@@ -166,6 +175,29 @@ impl Harness {
                 }
                 Ok(format!("stopped {n}"))
             }
+            "user" => {
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                let [engine, name, password, clone @ ..] = words.as_slice() else {
+                    return Err("user needs <engine> <name> <password> [<clone password>]".into());
+                };
+                let clone = match clone {
+                    [] => None,
+                    [clone] => Some((*clone).to_owned()),
+                    _ => return Err("user takes one clone password at most".into()),
+                };
+                let (engine, name, password) = (
+                    (*engine).to_owned(),
+                    (*name).to_owned(),
+                    (*password).to_owned(),
+                );
+                let reply = format!("user {name}");
+                // A fixture fails by panicking: its task's panic becomes this command's error.
+                let stack = self.stack;
+                tokio::spawn(reset_user(stack, engine, name, password, clone))
+                    .await
+                    .map_err(|e| format!("user set-up failed: {e}"))??;
+                Ok(reply)
+            }
             _ => Err(format!("unknown command '{verb}'")),
         }
     }
@@ -175,6 +207,45 @@ impl Harness {
     }
 }
 
+/// The `user` command: `name` (and `<name>_clone` with `clone`) recreated on `engine`'s server.
+async fn reset_user(
+    stack: &'static Stack,
+    engine: String,
+    name: String,
+    password: String,
+    clone: Option<String>,
+) -> Result<(), String> {
+    let clone_name = format!("{name}_clone");
+    let server = match engine.as_str() {
+        "postgres" => Server::Postgres,
+        "mariadb" => Server::Mariadb,
+        "redis" => {
+            let redis = stack.redis.as_ref().ok_or("the stack has no Redis")?;
+            RedisUser::create(
+                stack,
+                redis,
+                &name,
+                &password,
+                &["~bench:*", "+ping", "+get"],
+            )
+            .await;
+            return Ok(());
+        }
+        other => return Err(format!("no engine '{other}'")),
+    };
+    stack.drop_user(server, &clone_name).await;
+    let user = stack.create_user(server, &name, &password).await;
+    if let Some(clone_password) = clone {
+        let clone = stack
+            .create_user(server, &clone_name, &clone_password)
+            .await;
+        if let (TestUser::Pg(user), TestUser::Pg(clone)) = (&user, &clone) {
+            user.grant_to(stack, clone).await;
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), String> {
     let clock = Arc::new(Clock::new());
     let stack = testkit::stack().ok_or("the stack's environment is incomplete")?;
@@ -182,6 +253,7 @@ fn main() -> Result<(), String> {
     let proxy = runtime.block_on(SmProxy::start(stack));
     say(&format!("proxy {}", proxy.url));
     let mut harness = Harness {
+        stack,
         clock,
         proxy,
         taken: 0,

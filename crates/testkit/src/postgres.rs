@@ -262,6 +262,20 @@ impl PgUser {
             ))
             .await;
     }
+
+    /// Makes `member` a member of this role (`GRANT <role> TO <member>`), as a clone that
+    /// inherits the original's privileges is.
+    pub async fn grant_to(&self, stack: &Stack, member: &PgUser) {
+        pg_admin(stack, self.port)
+            .await
+            .batch_execute(&format!(
+                "GRANT {} TO {}",
+                escape_identifier(&self.name),
+                escape_identifier(&member.name)
+            ))
+            .await
+            .expect("GRANT role");
+    }
 }
 
 /// A secret JSON for `user` on the TLS cluster, with keys the function must keep verbatim.
