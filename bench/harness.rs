@@ -1,6 +1,6 @@
 //! The servers `scripts/bench/bench.py` measures through: the integration suite's own Lambda
-//! Runtime API emulator and counting Secrets Manager proxy (`tests/it/support/`), driven over
-//! stdin and stdout. Not part of the Lambda.
+//! Runtime API emulator and counting Secrets Manager proxy (the `testkit` crate,
+//! `crates/testkit`), driven over stdin and stdout. Not part of the Lambda.
 //!
 //! bench.py spawns the function and the floor itself (it owns their CPU cap, their CPU times and
 //! their peak RSS); this program serves, on 127.0.0.1, one emulator per function process and one
@@ -22,6 +22,12 @@
 //!   integration suite counts them: one per operation, however many attempts (by the SDK's
 //!   `amz-sdk-invocation-id`), `{"operations": {"GetSecretValue": 5, …}, "retries": 0}`.
 //! - `stop <n>` → `stopped <n>`: closes emulator `n` and forgets its pending invocations.
+//! - `user <engine> <name> <password> [<clone password>]` → `user <name>`: (re)creates the login
+//!   user `name` on the stack's server of `engine` (`postgres`, `mariadb` or `redis`) with
+//!   `password`, through the suite's own fixtures, as an admin over verified TLS. With a clone
+//!   password (SQL servers), `<name>_clone` too, which on PostgreSQL is a member of `name`'s
+//!   role; without one, a `<name>_clone` left from an earlier run is dropped, so that the
+//!   function's first alternating rotation creates it. A Redis user gets `~bench:* +ping +get`.
 //!
 //! It exits when its stdin closes.
 
@@ -33,27 +39,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::task::AbortHandle;
 
-// The suite's support modules this program uses, included as they are (they find each other and
-// `Stack` through `super`, here the crate root). What the harness does not use of them (the fault
-// rules, the function process, the stack's database half) is dead code here; they unwrap as test
-// code does (clippy.toml allows it in tests).
-#[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-#[path = "../tests/it/support/http.rs"]
-mod http;
-#[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-#[path = "../tests/it/support/proxy.rs"]
-mod proxy;
-#[allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-#[path = "../tests/it/support/runtime_api.rs"]
-mod runtime_api;
-// Its `require_stack!` is for tests.
-#[allow(dead_code, unused_macros, unused_imports)]
-#[path = "../tests/it/support/stack.rs"]
-mod stack;
-
-use proxy::SmProxy;
-use runtime_api::{Outcome, RuntimeApi};
-use stack::Stack;
+use testkit::proxy::SmProxy;
+use testkit::redis::RedisUser;
+use testkit::runtime_api::{Outcome, RuntimeApi};
+use testkit::{Server, Stack, TestUser};
 
 /// The deadline each invocation is given, as the bench always has.
 const BUDGET: Duration = Duration::from_secs(30);
@@ -98,6 +87,7 @@ struct Api {
 }
 
 struct Harness {
+    stack: &'static Stack,
     clock: Arc<Clock>,
     proxy: SmProxy,
     /// How many of the proxy's records earlier `take`s have counted.
@@ -185,6 +175,29 @@ impl Harness {
                 }
                 Ok(format!("stopped {n}"))
             }
+            "user" => {
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                let [engine, name, password, clone @ ..] = words.as_slice() else {
+                    return Err("user needs <engine> <name> <password> [<clone password>]".into());
+                };
+                let clone = match clone {
+                    [] => None,
+                    [clone] => Some((*clone).to_owned()),
+                    _ => return Err("user takes one clone password at most".into()),
+                };
+                let (engine, name, password) = (
+                    (*engine).to_owned(),
+                    (*name).to_owned(),
+                    (*password).to_owned(),
+                );
+                let reply = format!("user {name}");
+                // A fixture fails by panicking: its task's panic becomes this command's error.
+                let stack = self.stack;
+                tokio::spawn(reset_user(stack, engine, name, password, clone))
+                    .await
+                    .map_err(|e| format!("user set-up failed: {e}"))??;
+                Ok(reply)
+            }
             _ => Err(format!("unknown command '{verb}'")),
         }
     }
@@ -194,13 +207,53 @@ impl Harness {
     }
 }
 
+/// The `user` command: `name` (and `<name>_clone` with `clone`) recreated on `engine`'s server.
+async fn reset_user(
+    stack: &'static Stack,
+    engine: String,
+    name: String,
+    password: String,
+    clone: Option<String>,
+) -> Result<(), String> {
+    let clone_name = format!("{name}_clone");
+    let server = match engine.as_str() {
+        "postgres" => Server::Postgres,
+        "mariadb" => Server::Mariadb,
+        "redis" => {
+            let redis = stack.redis.as_ref().ok_or("the stack has no Redis")?;
+            RedisUser::create(
+                stack,
+                redis,
+                &name,
+                &password,
+                &["~bench:*", "+ping", "+get"],
+            )
+            .await;
+            return Ok(());
+        }
+        other => return Err(format!("no engine '{other}'")),
+    };
+    stack.drop_user(server, &clone_name).await;
+    let user = stack.create_user(server, &name, &password).await;
+    if let Some(clone_password) = clone {
+        let clone = stack
+            .create_user(server, &clone_name, &clone_password)
+            .await;
+        if let (TestUser::Pg(user), TestUser::Pg(clone)) = (&user, &clone) {
+            user.grant_to(stack, clone).await;
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), String> {
     let clock = Arc::new(Clock::new());
-    let stack = stack::stack().ok_or("the stack's environment is incomplete")?;
+    let stack = testkit::stack().ok_or("the stack's environment is incomplete")?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
     let proxy = runtime.block_on(SmProxy::start(stack));
     say(&format!("proxy {}", proxy.url));
     let mut harness = Harness {
+        stack,
         clock,
         proxy,
         taken: 0,

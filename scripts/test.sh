@@ -1,23 +1,36 @@
 #!/usr/bin/env bash
-# The project's test command (README, CI). In order:
+# The project's test command (README, CI). Two profiles:
+#
+#   scripts/test.sh          the correctness suite, fast by default;
+#   scripts/test.sh --load   the same and the load profile (DSR_LOAD=1 does the same): the
+#                            integration tests marked `#[ignore = "load profile: …"]` (the full
+#                            fault matrices, the storm, the soak, 50 secrets at once on each SQL
+#                            server). CI (.ci/run) runs this.
+#
+# In order:
 #   1. checks for Rust (stops at once, saying what to install, when there is none);
 #   2. brings the local stack up (scripts/stack.sh up: moto, PostgreSQL 15 to 18, MariaDB,
 #      Redis), installing what is missing;
-#   3. shellcheck on scripts/, cargo fmt --check, cargo clippy --all-targets -D warnings (also
-#      without the default features), cargo test --all-targets, where the PostgreSQL tests use
-#      PostgreSQL 15, and the ElastiCache and MemoryDB unit tests without the default features;
-#   4. the PostgreSQL matrix: every PostgreSQL test again on PostgreSQL 18, and on 16 and 17 the
-#      rotation, invariant, alternating-users, master and doctor tests (DSR_PG_MATRIX=0 skips it);
+#   3. shellcheck on scripts/, cargo fmt --check, cargo clippy --all-targets -D warnings over the
+#      workspace (also without the default features), the unit tests, the integration tests
+#      (tests/it, on PostgreSQL 15), and the ElastiCache and MemoryDB unit tests without the
+#      default features;
+#   4. with --load, the load profile's integration tests; then the PostgreSQL matrix: every
+#      PostgreSQL test again on PostgreSQL 18, and on 16 and 17 the rotation, invariant,
+#      alternating-users, master and doctor tests (DSR_PG_MATRIX=0 skips the matrix);
 #   5. the scripts' own tests (scripts/tests/*.sh), the template checks (scripts/check_template.sh)
 #      and the CDK example's check (scripts/check_cdk.sh).
-# Every phase is timed; a summary closes the run. On exit, pass or fail, it stops the services it
-# started and only those: a stack that was already running (the demo's, say) is left as it was.
-# DSR_KEEP_STACK=1 leaves everything running.
+# Every phase is timed; a summary closes the run. Every integration-test run also times each
+# test: target/tmp/test-times/<run>.tsv (seconds, outcome, name; slowest first), and the
+# slowest are listed after the run (docs/testing.md). On exit, pass or fail, it stops the
+# services it started and only those: a stack that was already running (the demo's, say) is left
+# as it was. DSR_KEEP_STACK=1 leaves everything running.
 #
 # The first run on a machine takes 5 to 10 minutes (packages, virtualenvs, the first build);
 # later runs reuse all of it.
 #
-# Extra arguments go to `cargo test`, e.g. `scripts/test.sh -- --nocapture`.
+# Arguments before `--` go to cargo, those after it to the test binaries, e.g.
+# `scripts/test.sh -- --nocapture`.
 #
 # `scripts/test.sh --pg MAJOR [TEST...]` runs only the integration tests against PostgreSQL MAJOR
 # (15, 16, 17 or 18): every PostgreSQL test, or the tests whose names contain a TEST (their MariaDB
@@ -30,14 +43,29 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
 
 PG_ONLY=
+LOAD=${DSR_LOAD:-0}
 if [[ ${1:-} == --pg ]]; then
     [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: scripts/test.sh --pg MAJOR [TEST... | -FLAG...]"
     PG_ONLY=$2
     shift 2
+elif [[ ${1:-} == --load ]]; then
+    LOAD=1
+    shift
 fi
+# Cargo's arguments, then the test binaries' (after `--`).
+CARGO_ARGS=() TEST_ARGS=()
+while (($# > 0)); do
+    if [[ $1 == -- ]]; then
+        shift
+        TEST_ARGS=("$@")
+        break
+    fi
+    CARGO_ARGS+=("$1")
+    shift
+done
 
 # The PostgreSQL matrix. DSR_PG_SERVER picks the server of the integration tests' PostgreSQL
-# tests (tests/it/support/stack.rs); cluster B, the plaintext one, stays PostgreSQL 15.
+# tests (crates/testkit/src/stack.rs); cluster B, the plaintext one, stays PostgreSQL 15.
 #
 # Every PostgreSQL test: every integration test except the MariaDB and Redis ones and the few
 # below, which use no PostgreSQL server. A new test is in the set unless it is excluded here: a
@@ -52,12 +80,39 @@ PG_ALL=(--skip mariadb --skip redis --skip guard:: --skip hostile::malformed_eve
 # users, the master's checks and the doctor (test names containing these).
 PG_CORE=(single_user:: alternating:: invariant:: master doctor::)
 
+# The integration-test binary, built (with CARGO_ARGS): its path.
+it_binary() {
+    cargo test --test it --no-run --message-format=json-render-diagnostics "${CARGO_ARGS[@]}" |
+        "${DSR_PYTHON:-python3}" -c '
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message.get("executable") \
+            and message["target"]["name"] == "it":
+        print(message["executable"])'
+}
+
+# it_tests RUN ARG...: the integration tests named by the ARGs (libtest filters and flags). The
+# binary reports each test's time (libtest's `--report-time`, JSON events; RUSTC_BOOTSTRAP=1
+# lets a stable toolchain's test harness take these flags, at run time only: nothing is
+# compiled with it); scripts/lib/test_times.py prints them as cargo test would, writes
+# target/tmp/test-times/RUN.tsv and lists the slowest.
+it_tests() {
+    local run=$1 bin
+    shift
+    bin="$(it_binary)"
+    [[ -x $bin ]] || die "cargo test --test it --no-run built no test binary"
+    mkdir -p target/tmp/test-times
+    RUSTC_BOOTSTRAP=1 "$bin" -Z unstable-options --format json --report-time "$@" |
+        "${DSR_PYTHON:-python3}" scripts/lib/test_times.py "target/tmp/test-times/$run.tsv"
+}
+
 # pg_tests MAJOR ARG...: the integration tests named by the ARGs (libtest filters and flags)
 # against PostgreSQL MAJOR.
 pg_tests() {
     local major=$1
     shift
-    DSR_PG_SERVER=$major cargo test --test it -- "$@"
+    DSR_PG_SERVER=$major it_tests "postgres-$major" "$@"
 }
 
 ensure_rust
@@ -113,11 +168,13 @@ if [[ -n $PG_ONLY ]]; then
     [[ $PG_ONLY == 15 || -n ${!port_var:-} ]] ||
         die "the stack has no PostgreSQL $PG_ONLY (it serves 15, 16, 17 and 18)"
     filters=() flags=()
-    for arg in "$@"; do
+    for arg in "${CARGO_ARGS[@]}" "${TEST_ARGS[@]}"; do
         if [[ $arg == -* ]]; then flags+=("$arg"); else filters+=("$arg"); fi
     done
+    CARGO_ARGS=()
     if ((${#filters[@]} == 0)); then
-        phase "PostgreSQL $PG_ONLY: every PostgreSQL test" pg_tests "$PG_ONLY" "${PG_ALL[@]}" "${flags[@]}"
+        phase "PostgreSQL $PG_ONLY: every PostgreSQL test" pg_tests "$PG_ONLY" "${PG_ALL[@]}" \
+            "${flags[@]}"
     else
         phase "PostgreSQL $PG_ONLY: ${filters[*]}" pg_tests "$PG_ONLY" "${filters[@]}" \
             --skip mariadb --skip redis "${flags[@]}"
@@ -135,12 +192,17 @@ shellcheck_scripts() {
 
 phase "shellcheck scripts/" shellcheck_scripts
 phase "cargo fmt --check" cargo fmt --all --check
-phase "cargo clippy" cargo clippy --all-targets -- -D warnings
+phase "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 # The slim build (Cargo.toml [features]): without the ElastiCache and MemoryDB clients.
-phase "cargo clippy --no-default-features" cargo clippy --all-targets --no-default-features -- -D warnings
-phase "cargo test" cargo test --all-targets "$@"
+phase "cargo clippy --no-default-features" \
+    cargo clippy --workspace --all-targets --no-default-features -- -D warnings
+phase "unit tests" cargo test --workspace --lib --bins "${CARGO_ARGS[@]}" -- "${TEST_ARGS[@]}"
+phase "integration tests" it_tests correctness "${TEST_ARGS[@]}"
 phase "cargo test --no-default-features (ElastiCache and MemoryDB users)" \
     cargo test --lib --no-default-features cache_user
+if ((LOAD)); then
+    phase "load profile: integration tests" it_tests load --ignored "${TEST_ARGS[@]}"
+fi
 if [[ ${DSR_PG_MATRIX:-1} != 0 ]]; then
     phase "PostgreSQL 18: every PostgreSQL test" pg_tests 18 "${PG_ALL[@]}"
     for major in 16 17; do

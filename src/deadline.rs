@@ -76,6 +76,14 @@ impl Deadline {
         self.budget(self.connect_timeout, step, attempt)
     }
 
+    /// Whether what is left of the invocation (less the margin) is shorter than the connect
+    /// timeout: an attempt started now and left unanswered is then ended by the invocation's
+    /// deadline, not by the connect timeout.
+    pub(crate) fn cuts_connect_timeout(&self) -> bool {
+        self.usable()
+            .is_some_and(|left| left < self.connect_timeout)
+    }
+
     /// The timeout for the next statement, or `DeadlineExceeded` naming it.
     pub(crate) fn query_timeout(&self, step: &Step, attempt: &str) -> Result<Duration, Error> {
         self.budget(Self::UNBOUNDED_QUERY_TIMEOUT, step, attempt)
@@ -154,9 +162,55 @@ impl StepContext<'_> {
         self.deadline.connect_timeout(self.step, attempt)
     }
 
+    /// The limit of the next connection attempt: how long it may wait, and what ends it when the
+    /// server does not answer in that time. `DeadlineExceeded` when too little time is left to
+    /// start it.
+    pub(crate) fn connect_limit(&self, attempt: &str) -> Result<AttemptLimit, Error> {
+        // Asked before the timeout is computed: time only shrinks, so a cap seen now holds.
+        let cut = self.deadline.cuts_connect_timeout();
+        let timeout = self.connect_timeout(attempt)?;
+        Ok(AttemptLimit {
+            timeout,
+            cut_by_deadline: cut.then(|| (self.step.clone(), attempt.to_owned())),
+        })
+    }
+
     /// [`Deadline::query_timeout`] for this step.
     pub(crate) fn query_timeout(&self, attempt: &str) -> Result<Duration, Error> {
         self.deadline.query_timeout(self.step, attempt)
+    }
+}
+
+/// How long one connection attempt may wait for the server (docs/protocol.md 5.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptLimit {
+    /// The attempt's timeout: the connect timeout, or less when the invocation ends sooner.
+    pub timeout: Duration,
+    /// The step and the attempt, when the invocation's deadline rather than the connect timeout
+    /// set `timeout`: the server was not given its connect timeout, so a silence is the
+    /// deadline's doing (`DeadlineExceeded`), not the server's (`DatabaseTimeout`).
+    cut_by_deadline: Option<(Step, String)>,
+}
+
+impl AttemptLimit {
+    /// The error of an attempt that got no answer within [`Self::timeout`]; `phase` says what was
+    /// waited for (`connecting`, `logging in`), `engine` whose server it was.
+    pub(crate) fn unanswered(&self, engine: crate::engine::Engine, phase: &str) -> Error {
+        match &self.cut_by_deadline {
+            Some((step, attempt)) => Error::DeadlineExceeded {
+                step: step.clone(),
+                attempt: format!(
+                    "{attempt} finished ({phase}: no answer within the {:.2} s the invocation had \
+                     left, less than the connect timeout)",
+                    self.timeout.as_secs_f64()
+                ),
+            },
+            None => Error::Unanswered {
+                engine,
+                action: "logging in",
+                detail: format!("{phase} timed out after {:?}", self.timeout),
+            },
+        }
     }
 }
 
@@ -221,6 +275,41 @@ mod tests {
                 Duration::from_secs(5)
             );
         }
+    }
+
+    #[test]
+    fn an_attempt_the_deadline_cut_short_ends_as_the_deadline() {
+        let step = Step::SetSecret;
+        let tally = CallTally::default();
+        let ctx = |end: Option<Duration>| StepContext {
+            secret_id: "s",
+            step: &step,
+            deadline: Deadline::new(end.map(|d| Instant::now() + d), Duration::from_secs(5)),
+            tally: &tally,
+        };
+        let engine = crate::engine::Engine::Postgres;
+        // No deadline, or one beyond the connect timeout: the server had its whole timeout.
+        for end in [None, Some(Duration::from_secs(60))] {
+            let limit = ctx(end).connect_limit("login with current secret").unwrap();
+            assert_eq!(limit.timeout, Duration::from_secs(5));
+            let e = limit.unanswered(engine, "connecting");
+            assert_eq!(e.error_type(), "DatabaseTimeout", "{e}");
+        }
+        // 3 s left less the 1 s margin: the attempt gets 2 s of its 5, and its silence is the
+        // deadline's.
+        let limit = ctx(Some(Duration::from_secs(3)))
+            .connect_limit("login with current secret")
+            .unwrap();
+        assert!(limit.timeout <= Duration::from_secs(2), "{limit:?}");
+        let e = limit.unanswered(engine, "logging in");
+        assert_eq!(e.error_type(), "DeadlineExceeded", "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("setSecret")
+                && text.contains("login with current secret")
+                && text.contains("logging in"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -87,10 +87,11 @@
 //! parsers with property tests, SQL building against fixed inputs. The integration tests
 //! (`tests/it`, one binary) run against the local stack: `scripts/stack.sh up` starts a Secrets
 //! Manager emulator and real PostgreSQL, MariaDB and Redis servers (password authentication, TLS),
-//! and `scripts/stack.sh env` prints the variables the tests read, once, in `tests/it/support`. A
+//! and `scripts/stack.sh env` prints the variables the tests read, once, in the test kit
+//! (`crates/testkit`, which `tests/it/support` re-exports). A
 //! missing stack skips them, except under `CI=true`, where it fails the run. `scripts/test.sh`
 //! does all of it. The emulator serves RDS too; its synthetic endpoint names reach the local
-//! servers through a rotator wrapper that exists only in the tests (`tests/it/support/rds.rs`).
+//! servers through a rotator wrapper that exists only in the tests (`crates/testkit/src/rds.rs`).
 
 pub mod app;
 #[cfg(test)]

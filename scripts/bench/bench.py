@@ -11,7 +11,7 @@ the databases are never capped):
   response, spawn → the fourth step's response ("cold rotation"), the process's CPU time (user +
   system, all threads, from wait4) and peak RSS; the rotation's Secrets Manager operations are
   counted by a proxy in front of moto. The emulators and the proxy are the integration suite's
-  (tests/it/support/), served by the bench harness (bench/harness.rs, `Harness` below);
+  (the test kit, crates/testkit), served by the bench harness (bench/harness.rs, `Harness` below);
 - N cold floor rotations, interleaved with them: a fresh floor process (bench/floor.rs) with its
   request already written, spawn → answer, and its CPU time;
 - 1 + N warm rotations in one function process, interleaved with 1 + N rotations by one floor
@@ -23,7 +23,8 @@ the floor under valgrind's callgrind (the figure that a noisy machine does not m
 of the x86_64 and arm64 artefacts that scripts/bench.sh built with cargo lambda.
 
 It prints the tables and writes the JSON results. Secrets and database users are the bench's own
-(`dsr-bench/...`, `bench_...`), recreated for every share; no password is printed.
+(`dsr-bench/...`, `bench_...`), recreated for every share (the users by the harness, with the
+integration suite's fixtures); no password is printed.
 
     bench.py --binary PATH --floor PATH --harness PATH [--runs N] [--out FILE] [--artifacts DIR]
              [--cpu-shares full,0.0724,...] [--instruction-runs N]
@@ -113,24 +114,19 @@ def stats(xs: list[float]) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# Database set-up, through the admin command-line clients (SQL on stdin, passwords in env/files)
+# Database set-up: the servers' addresses from the stack's environment; users through the bench
+# harness, which creates them with the integration suite's own fixtures (crates/testkit)
 
 
 class Databases:
-    def __init__(self, workdir: Path) -> None:
-        self.ca = env("DSR_TEST_CA")
+    def __init__(self, harness: "Harness") -> None:
+        self.harness = harness
         self.pg = (env("DSR_PG_HOST"), int(env("DSR_PG_PORT")), env("DSR_PG_ADMIN_USER"),
                    env("DSR_PG_ADMIN_PASSWORD"))
         self.my = (env("DSR_MARIADB_HOST"), int(env("DSR_MARIADB_PORT")),
                    env("DSR_MARIADB_ADMIN_USER"), env("DSR_MARIADB_ADMIN_PASSWORD"))
         self.redis = (env("DSR_REDIS_HOST"), int(env("DSR_REDIS_PORT")),
                       env("DSR_REDIS_ADMIN_USER"), env("DSR_REDIS_ADMIN_PASSWORD"))
-        self.mycnf = workdir / "mariadb-admin.cnf"
-        fd = os.open(self.mycnf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(f"[client]\nuser={self.my[2]}\npassword={self.my[3]}\n")
-        pg_bin = Path("/usr/lib/postgresql/15/bin/psql")
-        self.psql = str(pg_bin) if pg_bin.exists() else "psql"
 
     def server(self, engine: str) -> tuple[str, int, str, str]:
         return {"postgres": self.pg, "mariadb": self.my, "redis": self.redis}[engine]
@@ -143,52 +139,12 @@ class Databases:
         h = self.server(engine)
         return h[2], h[3]
 
-    def redis_run(self, commands: str) -> None:
-        """Runs redis-cli commands (one a line, on stdin) as the admin over verified TLS."""
-        host, port, user, pw = self.redis
-        cmd = ["redis-cli", "--no-auth-warning", "--user", user, "-h", host, "-p", str(port),
-               "--tls", "--cacert", self.ca]
-        out = subprocess.run(cmd, input=commands, text=True, capture_output=True,
-                             env={**os.environ, "REDISCLI_AUTH": pw})
-        if out.returncode != 0 or "ERR" in out.stdout:
-            sys.exit(f"bench.py: redis set-up failed: {out.stderr.strip()} {out.stdout.strip()}")
-
-    def run(self, engine: str, sql: str) -> None:
-        if engine == "postgres":
-            host, port, user, pw = self.pg
-            cmd = [self.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                   f"host={host} port={port} user={user} dbname=postgres sslmode=verify-full "
-                   f"sslrootcert={self.ca}"]
-            extra_env = {"PGPASSWORD": pw}
-        else:
-            host, port, _, _ = self.my
-            cmd = ["mariadb", f"--defaults-file={self.mycnf}", "--protocol=TCP", "-h", host,
-                   "-P", str(port), f"--ssl-ca={self.ca}", "--ssl-verify-server-cert"]
-            extra_env = {}
-        out = subprocess.run(cmd, input=sql, text=True, capture_output=True,
-                             env={**os.environ, **extra_env})
-        if out.returncode != 0:
-            sys.exit(f"bench.py: {engine} set-up failed: {out.stderr.strip()}")
-
     def reset_user(self, engine: str, user: str, password: str, clone_password: str | None) -> None:
         """(Re)creates `user` with `password`; with `clone_password`, also `<user>_clone` (else the
-        clone is dropped, so the function's first alternating rotation creates it)."""
-        clone = f"{user}_clone"
-        if engine == "redis":
-            self.redis_run(f"ACL SETUSER {user} reset on >{password} ~bench:* +ping +get\n")
-            return
-        if engine == "postgres":
-            sql = f'DROP ROLE IF EXISTS "{clone}";\nDROP ROLE IF EXISTS "{user}";\n'
-            sql += f"CREATE ROLE \"{user}\" LOGIN PASSWORD '{password}';\n"
-            if clone_password:
-                sql += f"CREATE ROLE \"{clone}\" LOGIN PASSWORD '{clone_password}';\n"
-                sql += f'GRANT "{user}" TO "{clone}";\n'
-        else:
-            sql = f"DROP USER IF EXISTS '{user}'@'%', '{clone}'@'%';\n"
-            sql += f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}';\n"
-            if clone_password:
-                sql += f"CREATE USER '{clone}'@'%' IDENTIFIED BY '{clone_password}';\n"
-        self.run(engine, sql)
+        clone is dropped, so the function's first alternating rotation creates it). The harness's
+        `user` command; a Redis user gets `~bench:* +ping +get`."""
+        line = f"user {engine} {user} {password}" + (f" {clone_password}" if clone_password else "")
+        self.harness.command(line, "user")
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,9 +213,12 @@ class Harness:
     (the harness's doc comment describes it). Commands are answered in order; the outcome of an
     invocation arrives later, as a `done` line, which a reader thread hands to its Invocation."""
 
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str, log_path: Path) -> None:
+        # Its stderr (the fixtures' notes, a failing fixture's panic) goes to its log.
+        self.log_path = log_path
+        self._log = open(log_path, "w")
         self.proc = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1)
+                                     stderr=self._log, text=True, bufsize=1)
         self._replies: queue.Queue[str | None] = queue.Queue()
         self._lock = threading.Lock()  # guards the two maps below
         self._waiting: dict[int, Invocation] = {}
@@ -306,7 +265,8 @@ class Harness:
         except queue.Empty:
             reply = None
         if reply is None:
-            sys.exit(f"bench.py: the bench harness did not answer (exit code {self.proc.poll()})")
+            sys.exit(f"bench.py: the bench harness did not answer (exit code {self.proc.poll()}; "
+                     f"log: {self.log_path})")
         return reply
 
     @staticmethod
@@ -1109,23 +1069,22 @@ def main() -> int:
         old.unlink()
 
     moto = env("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-    harness = Harness(args.harness)
+    harness = Harness(args.harness, logdir / "harness.log")
     sm = Secrets(moto)
     started = time.monotonic()
     load_at_start = machine()
     passes, instructions = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        dbs = Databases(Path(tmp))
-        pairs = [(e, s) for e in args.engines.split(",") for s in args.strategies.split(",")
-                 if (e, s) in GROUPS]
-        for share in shares:
-            groups = [set_up_group(e, s, dbs, sm) for e, s in pairs]
-            passes.append(run_pass(share, groups, args, sm, harness, moto, logdir))
-        if not instructions_skipped:
-            groups = [set_up_group(e, s, dbs, sm) for e, s in pairs]
-            log(f"instructions of {args.instruction_runs} cold rotation(s) per group (callgrind)")
-            instructions = [count_instructions(g, args, sm, harness, moto, logdir)
-                            for g in groups]
+    dbs = Databases(harness)
+    pairs = [(e, s) for e in args.engines.split(",") for s in args.strategies.split(",")
+             if (e, s) in GROUPS]
+    for share in shares:
+        groups = [set_up_group(e, s, dbs, sm) for e, s in pairs]
+        passes.append(run_pass(share, groups, args, sm, harness, moto, logdir))
+    if not instructions_skipped:
+        groups = [set_up_group(e, s, dbs, sm) for e, s in pairs]
+        log(f"instructions of {args.instruction_runs} cold rotation(s) per group (callgrind)")
+        instructions = [count_instructions(g, args, sm, harness, moto, logdir)
+                        for g in groups]
     harness.stop()
 
     result = {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::config::{Config, TlsMode};
 use crate::credentials::{Login, SslSetting};
-use crate::deadline::StepContext;
+use crate::deadline::{AttemptLimit, StepContext};
 use crate::engine::Engine;
 use crate::error::{Error, Shortfall};
 
@@ -95,23 +95,23 @@ impl Failure {
         }
     }
 
-    /// The server did not answer within `timeout` (`phase`: what was waited for): never a
-    /// refusal, never retried in plaintext.
-    pub(crate) fn unanswered(engine: Engine, phase: &str, timeout: Duration) -> Self {
+    /// The server did not answer within the attempt's `limit` (`phase`: what was waited for):
+    /// never a refusal, never retried in plaintext. `DatabaseTimeout` when the server had its
+    /// whole connect timeout; `DeadlineExceeded` when the invocation's deadline cut it short.
+    pub(crate) fn unanswered(engine: Engine, phase: &str, limit: &AttemptLimit) -> Self {
         Failure {
-            error: Error::Unanswered {
-                engine,
-                action: "logging in",
-                detail: format!("{phase} timed out after {timeout:?}"),
-            },
+            error: limit.unanswered(engine, phase),
             before_auth: false,
         }
     }
 }
 
-/// The timeout of one connection attempt; running out of time is never retried.
-pub(crate) fn attempt_timeout(ctx: &StepContext<'_>, attempt: &str) -> Result<Duration, Failure> {
-    ctx.connect_timeout(attempt).map_err(|error| Failure {
+/// The limit of one connection attempt; running out of time is never retried.
+pub(crate) fn attempt_timeout(
+    ctx: &StepContext<'_>,
+    attempt: &str,
+) -> Result<AttemptLimit, Failure> {
+    ctx.connect_limit(attempt).map_err(|error| Failure {
         error,
         before_auth: false,
     })

@@ -149,14 +149,10 @@ impl Connect for FakeDb {
         _: &str,
         ctx: &StepContext<'_>,
     ) -> Result<FakeSession, Error> {
-        ctx.deadline.connect_timeout(ctx.step, "login")?;
+        let limit = ctx.connect_limit("login")?;
         self.connected.borrow_mut().push(login.clone());
         if self.silent_hosts.borrow().iter().any(|h| h == login.host()) {
-            return Err(Error::Unanswered {
-                engine: login.engine(),
-                action: "logging in",
-                detail: "connecting timed out after 5s".into(),
-            });
+            return Err(limit.unanswered(login.engine(), "connecting"));
         }
         let ok = self.serves(login) && self.accepts_password(login);
         self.logins.borrow_mut().push((login.username().into(), ok));

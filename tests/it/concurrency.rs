@@ -11,7 +11,10 @@ use db_secret_rotator::protocol::Strategy;
 use crate::support::scenario::{STEPS, Scenario};
 use crate::support::*;
 
-on_every_server!(fifty_secrets_rotated_at_once);
+on_every_server!(
+    #[ignore = "load profile: scripts/test.sh --load"]
+    fifty_secrets_rotated_at_once
+);
 
 /// Runs steps before `step`, then `step` twice at once, then the rest of the rotation; when a
 /// duplicate failed, the service retries the whole rotation with the same token, and so does

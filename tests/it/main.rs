@@ -13,9 +13,14 @@
 //!
 //! # Robustness suites
 //!
+//! Tests that exist to put load on the function are marked `#[ignore = "load profile: …"]`: the
+//! full fault matrices, the storm, the soak and 50 secrets at once. `scripts/test.sh --load` (CI)
+//! runs them, and `cargo test --test it -- --ignored` alone (docs/testing.md).
+//!
 //! - `support::proxy`: the fault proxies (TCP for the databases, HTTP for Secrets Manager); "server
 //!   down" is the proxy refusing, since the stack's servers are shared by parallel tests.
-//! - `faults`: the fault matrix, printed and written to `target/tmp/fault-matrix-*.txt`.
+//! - `faults`: the fault matrix, printed and written to `target/tmp/fault-matrix-*.txt`; by default
+//!   a sample of it (`fault-sample-*.txt`), every point in the load profile.
 //!   `DSR_FULL_MATRIX=1` adds the retried fault kinds (HTTP 500, cut, throttling) to every
 //!   Secrets Manager call, not only the writing ones.
 //! - `retries`, `concurrency`, `hostile`: retries and deadlines, duplicate delivery and 50 secrets

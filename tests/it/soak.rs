@@ -97,6 +97,7 @@ async fn rotate_once(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load profile: scripts/test.sh --load"]
 async fn consecutive_rotations_in_one_warm_process() {
     let stack = require_stack!();
     let client = sm_client().await;

@@ -298,6 +298,7 @@ fn figures(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load profile: scripts/test.sh --load"]
 async fn a_storm_of_rotations_rides_out_the_write_quota() {
     let stack = require_stack!();
     let size = Size::from_env();

@@ -367,3 +367,40 @@ async fn a_server_that_does_not_answer_is_a_timeout_not_a_reason_to_try_other_ve
     assert_eq!(store.calls.get().get, gets + 2, "AWSPREVIOUS never read");
     assert!(db.changes.borrow().is_empty());
 }
+
+/// A server left unanswered for less than its connect timeout, because the invocation's deadline
+/// came first, was not given its connect timeout: the deadline ended the attempt, and the error
+/// says so (`DeadlineExceeded`, which tells the operator to raise the function's timeout), not
+/// `DatabaseTimeout` (which sends them to the network).
+#[tokio::test]
+async fn a_silence_cut_short_by_the_deadline_is_the_deadline_not_the_server() {
+    let store = secrets(&current_secret());
+    let db = FakeDb::with_user("app", OLD_PASSWORD);
+    db.silent_hosts.borrow_mut().push(HOST.to_owned());
+    let app = container(&store, &db);
+    step(&app, "createSecret").await.unwrap();
+    // 3 s left, less the 1 s margin: 2 s for an attempt whose connect timeout is 5 s.
+    let short = Deadline::new(
+        Some(std::time::Instant::now() + Duration::from_secs(3)),
+        Duration::from_secs(5),
+    );
+    let err = invoke(&event("setSecret"), short, &app)
+        .await
+        .0
+        .unwrap_err();
+    assert_eq!(err.error_type(), "DeadlineExceeded", "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("setSecret") && text.contains("login") && text.contains("connecting"),
+        "{text}"
+    );
+    assert_eq!(db.connected.borrow().len(), 1, "one attempt, with current");
+    // With the whole connect timeout inside the deadline, the silence is the server's.
+    let long = Deadline::new(
+        Some(std::time::Instant::now() + Duration::from_secs(60)),
+        Duration::from_secs(5),
+    );
+    let err = invoke(&event("setSecret"), long, &app).await.0.unwrap_err();
+    assert_eq!(err.error_type(), "DatabaseTimeout", "{err}");
+    assert!(db.changes.borrow().is_empty());
+}

@@ -109,7 +109,7 @@ impl MySession {
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<MySession, Failure> {
-        let timeout = attempt_timeout(ctx, attempt)?;
+        let limit = attempt_timeout(ctx, attempt)?;
         let engine = creds.engine();
         let mut opts = OptsBuilder::default()
             .ip_or_hostname(creds.host())
@@ -138,7 +138,7 @@ impl MySession {
                 if is_refusal(&e) {
                     Failure::refused(engine, error_code(&e))
                 } else if is_timeout(&e) {
-                    Failure::unanswered(engine, "connecting", timeout)
+                    Failure::unanswered(engine, "connecting", &limit)
                 } else {
                     Failure::login(engine, error_code(&e), failed_before_auth(&e))
                 }
@@ -158,9 +158,9 @@ impl MySession {
                 }
             }
         };
-        match tokio::time::timeout(timeout, work).await {
+        match tokio::time::timeout(limit.timeout, work).await {
             Ok(result) => result,
-            Err(_) => Err(Failure::unanswered(engine, "logging in", timeout)),
+            Err(_) => Err(Failure::unanswered(engine, "logging in", &limit)),
         }
     }
 

@@ -61,7 +61,8 @@ impl PgSession {
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<PgSession, Failure> {
-        let timeout = attempt_timeout(ctx, attempt)?;
+        let limit = attempt_timeout(ctx, attempt)?;
+        let timeout = limit.timeout;
         // Statements are bounded by the step's budget too; the server stops them there.
         let statements = ctx.query_timeout(attempt).unwrap_or(timeout);
         let mut config = tokio_postgres::Config::new();
@@ -101,7 +102,7 @@ impl PgSession {
             }
         };
         let Some(connected) = connected else {
-            return Err(Failure::unanswered(engine, "connecting", timeout));
+            return Err(Failure::unanswered(engine, "connecting", &limit));
         };
         match connected {
             Ok((client, connection)) => Ok(PgSession {
@@ -111,7 +112,7 @@ impl PgSession {
                 user: creds.username().to_owned(),
             }),
             Err(e) if is_refusal(&e) => Err(Failure::refused(engine, describe(&e))),
-            Err(e) if is_timeout(&e) => Err(Failure::unanswered(engine, "connecting", timeout)),
+            Err(e) if is_timeout(&e) => Err(Failure::unanswered(engine, "connecting", &limit)),
             Err(e) => {
                 let before_auth = e.as_db_error().is_none();
                 Err(Failure::login(engine, describe(&e), before_auth))

@@ -58,17 +58,17 @@ impl RedisSession {
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<RedisSession, Failure> {
-        let timeout = attempt_timeout(ctx, attempt)?;
+        let limit = attempt_timeout(ctx, attempt)?;
         let engine = creds.engine();
         // `AUTH` carries the password as it is: never over plaintext unless the operator said so.
         if !use_tls && !cleartext {
             return Err(Failure::login(engine, CLEARTEXT_REFUSED.to_owned(), false));
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + limit.timeout;
         // Each phase ends at the attempt's deadline. Running out of time while connecting or
         // logging in is never retried; a TLS handshake left unanswered is: a plaintext Redis
         // port reads the TLS greeting as the start of a command and waits for the rest.
-        let late = |phase: &str| Failure::unanswered(engine, phase, timeout);
+        let late = |phase: &str| Failure::unanswered(engine, phase, &limit);
         let tcp = timeout_at(deadline, TcpStream::connect((creds.host(), creds.port())))
             .await
             .map_err(|_| late("connecting"))?

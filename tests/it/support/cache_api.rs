@@ -50,10 +50,10 @@ use serde_json::{Value, json};
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
 
-use super::http::{LoopbackServer, Message, read_message, write_all};
 use super::proxy::{Answer, When};
 use super::redis::redis_admin;
 use super::{Function, RedisStack, Stack, register_password, unique};
+use testkit::http::{LoopbackServer, Message, read_message, write_all};
 
 /// The account and Region of the stack's Secrets Manager (moto's defaults): a secret's ARN names
 /// them, and without a Lambda context they are the function's home.

@@ -269,23 +269,3 @@ impl TestUser {
         }
     }
 }
-
-/// Runs a test body `async fn name(server: Server)` once per server, as `name::postgres` and
-/// `name::mariadb`.
-macro_rules! on_every_server {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn postgres() {
-                    super::$name($crate::support::Server::Postgres).await
-                }
-                #[tokio::test]
-                async fn mariadb() {
-                    super::$name($crate::support::Server::Mariadb).await
-                }
-            }
-        )*
-    };
-}
-pub(crate) use on_every_server;

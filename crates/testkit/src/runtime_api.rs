@@ -141,10 +141,7 @@ impl RuntimeApi {
             polls: AtomicUsize::new(0),
             first_poll: OnceLock::new(),
         });
-        let accept_shared = Arc::clone(&shared);
-        let server =
-            LoopbackServer::start(move |socket| connection(socket, Arc::clone(&accept_shared)))
-                .await;
+        let server = LoopbackServer::sharing(&shared, connection).await;
         RuntimeApi {
             address: format!("127.0.0.1:{}", server.port),
             sender,
@@ -324,12 +321,8 @@ impl FunctionProcess {
     /// Spawns the binary with the stack's environment (inherited), trusting the test CA, with
     /// JSON logs, plus `env`.
     pub async fn spawn(stack: &Stack, name: &str, env: &[(&str, &str)]) -> Self {
-        // `option_env!`, not `env!`: bench/harness.rs includes this file in builds where Cargo
-        // sets neither variable; it never spawns a process this way.
-        let Some(bin) = option_env!("CARGO_BIN_EXE_db-secret-rotator") else {
-            panic!("CARGO_BIN_EXE_db-secret-rotator is set for integration tests");
-        };
-        Self::spawn_command(stack, std::process::Command::new(bin), name, env).await
+        let command = std::process::Command::new(super::paths::function_binary());
+        Self::spawn_command(stack, command, name, env).await
     }
 
     /// [`Self::spawn`] with `command` starting the function: another build of it (a release
@@ -341,10 +334,7 @@ impl FunctionProcess {
         env: &[(&str, &str)],
     ) -> Self {
         let api = RuntimeApi::start().await;
-        let Some(tmp) = option_env!("CARGO_TARGET_TMPDIR") else {
-            panic!("CARGO_TARGET_TMPDIR is set for integration tests");
-        };
-        let log = PathBuf::from(tmp).join(format!("{name}-{}.log", std::process::id()));
+        let log = super::paths::tmp().join(format!("{name}-{}.log", std::process::id()));
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
         command

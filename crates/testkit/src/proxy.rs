@@ -166,6 +166,55 @@ fn take_trigger(shared: &TcpShared, chunk: &[u8]) -> Option<TriggerAction> {
     trigger.take().map(|t| t.action)
 }
 
+/// What a connection does after a chunk.
+enum Flow {
+    /// Read on.
+    Next,
+    /// Close both sides.
+    Close,
+    /// Reset the client (the server went down).
+    Refuse,
+}
+
+/// Forwards one chunk read from one side to the other (`to`), as the current fault says: drops
+/// it, delays it, forwards only what a cut leaves (`cut` picks this direction's limit, `sent`
+/// counts what went this way), or forwards it whole. On the client's side (`after` given), an
+/// armed trigger matching the chunk fires first: the chunk is dropped with the connection, or
+/// forwarded and the trigger's action remembered in `after` for the server's reply.
+async fn relay(
+    shared: &TcpShared,
+    chunk: &[u8],
+    sent: &mut usize,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    cut: impl Fn(Fault) -> Option<usize>,
+    after: Option<&mut Option<TriggerAction>>,
+) -> Flow {
+    let fault = current(shared);
+    match fault {
+        Fault::Refuse => return Flow::Refuse,
+        Fault::Blackhole => return Flow::Next,
+        Fault::Delay(d) => tokio::time::sleep(d).await,
+        _ => {}
+    }
+    if let Some(limit) = cut(fault).filter(|limit| *sent + chunk.len() >= *limit) {
+        let _ = to.write_all(&chunk[..limit - *sent]).await;
+        return Flow::Close;
+    }
+    if let Some(after) = after {
+        if let Some(action) = take_trigger(shared, chunk) {
+            if action == TriggerAction::DropBefore {
+                return Flow::Close;
+            }
+            *after = Some(action);
+        }
+    }
+    *sent += chunk.len();
+    if to.write_all(chunk).await.is_err() {
+        return Flow::Close;
+    }
+    Flow::Next
+}
+
 async fn tcp_connection(client: TcpStream, shared: Arc<TcpShared>) {
     match current(&shared) {
         Fault::Refuse => return reset(client),
@@ -190,36 +239,22 @@ async fn tcp_connection(client: TcpStream, shared: Arc<TcpShared>) {
     let mut sbuf = vec![0u8; 32 * 1024];
     let mut after: Option<TriggerAction> = None;
     let mut refuse = false;
+    let up_cut = |fault| match fault {
+        Fault::CutAfter { up, .. } => up,
+        _ => None,
+    };
+    let down_cut = |fault| match fault {
+        Fault::CutAfter { down, .. } => down,
+        _ => None,
+    };
     loop {
-        tokio::select! {
+        let flow = tokio::select! {
             read = cr.read(&mut cbuf) => {
                 let n = match read {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
-                match current(&shared) {
-                    Fault::Refuse => {
-                        refuse = true;
-                        break;
-                    }
-                    Fault::Blackhole => continue,
-                    Fault::Delay(d) => tokio::time::sleep(d).await,
-                    Fault::CutAfter { up: Some(limit), .. } if up + n >= limit => {
-                        let _ = sw.write_all(&cbuf[..limit - up]).await;
-                        break;
-                    }
-                    _ => {}
-                }
-                if let Some(action) = take_trigger(&shared, &cbuf[..n]) {
-                    if action == TriggerAction::DropBefore {
-                        break;
-                    }
-                    after = Some(action);
-                }
-                up += n;
-                if sw.write_all(&cbuf[..n]).await.is_err() {
-                    break;
-                }
+                relay(&shared, &cbuf[..n], &mut up, &mut sw, up_cut, Some(&mut after)).await
             }
             read = sr.read(&mut sbuf) => {
                 let n = match read {
@@ -231,23 +266,15 @@ async fn tcp_connection(client: TcpStream, shared: Arc<TcpShared>) {
                     Some(TriggerAction::HangReply) => continue,
                     _ => {}
                 }
-                match current(&shared) {
-                    Fault::Refuse => {
-                        refuse = true;
-                        break;
-                    }
-                    Fault::Blackhole => continue,
-                    Fault::Delay(d) => tokio::time::sleep(d).await,
-                    Fault::CutAfter { down: Some(limit), .. } if down + n >= limit => {
-                        let _ = cw.write_all(&sbuf[..limit - down]).await;
-                        break;
-                    }
-                    _ => {}
-                }
-                down += n;
-                if cw.write_all(&sbuf[..n]).await.is_err() {
-                    break;
-                }
+                relay(&shared, &sbuf[..n], &mut down, &mut cw, down_cut, None).await
+            }
+        };
+        match flow {
+            Flow::Next => {}
+            Flow::Close => break,
+            Flow::Refuse => {
+                refuse = true;
+                break;
             }
         }
     }
@@ -420,10 +447,7 @@ impl SmProxy {
             quota: Mutex::new(None),
             quota_count: Mutex::new(QuotaCount::default()),
         });
-        let accept_shared = Arc::clone(&shared);
-        let server =
-            LoopbackServer::start(move |socket| sm_connection(socket, Arc::clone(&accept_shared)))
-                .await;
+        let server = LoopbackServer::sharing(&shared, sm_connection).await;
         SmProxy {
             url: format!("http://127.0.0.1:{}", server.port),
             shared,

@@ -7,13 +7,12 @@
 
 use std::cell::Cell;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use serde_json::{Value, json};
 
 use super::stack::ci;
-use super::{Stack, trusting};
+use super::{FIXTURE_TIMEOUT, Stack, trusting};
 
 /// One line naming the PostgreSQL server under test, its version as the server reports it, and
 /// the plaintext cluster.
@@ -133,7 +132,7 @@ pub async fn pg_login(stack: &Stack, port: u16, user: &str, password: &str) -> R
         .user(user)
         .password(password)
         .dbname("postgres")
-        .connect_timeout(Duration::from_secs(5));
+        .connect_timeout(FIXTURE_TIMEOUT);
     let client = if port == stack.pg_plain_port {
         let (client, conn) = config
             .connect(tokio_postgres::NoTls)
@@ -191,7 +190,7 @@ async fn admin_session(
         .user(&stack.pg_admin_user)
         .password(&stack.pg_admin_password)
         .dbname("postgres")
-        .connect_timeout(Duration::from_secs(5));
+        .connect_timeout(FIXTURE_TIMEOUT);
     if port == stack.pg_plain_port {
         let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
         tokio::spawn(conn);
@@ -262,6 +261,20 @@ impl PgUser {
                 escape_identifier(&self.name)
             ))
             .await;
+    }
+
+    /// Makes `member` a member of this role (`GRANT <role> TO <member>`), as a clone that
+    /// inherits the original's privileges is.
+    pub async fn grant_to(&self, stack: &Stack, member: &PgUser) {
+        pg_admin(stack, self.port)
+            .await
+            .batch_execute(&format!(
+                "GRANT {} TO {}",
+                escape_identifier(&self.name),
+                escape_identifier(&member.name)
+            ))
+            .await
+            .expect("GRANT role");
     }
 }
 

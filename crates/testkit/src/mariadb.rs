@@ -3,14 +3,12 @@
 //! The helpers write passwords through `PASSWORD(?)` with a bound parameter and then
 //! `IDENTIFIED BY PASSWORD '<hash>'`, so fixtures never depend on the escaping under test.
 
-use std::time::Duration;
-
 use db_secret_rotator::rotators::mysql::{account_sql, ssl_opts};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 use serde_json::{Value, json};
 
-use super::{Stack, trusting};
+use super::{FIXTURE_TIMEOUT, Stack, trusting};
 
 /// Connection options for `user` on the stack; `tls`: verified TLS trusting only the test CA.
 fn opts(stack: &Stack, user: &str, password: &str, tls: bool) -> OptsBuilder {
@@ -30,7 +28,7 @@ fn opts(stack: &Stack, user: &str, password: &str, tls: bool) -> OptsBuilder {
 /// The admin session: verified TLS with the test CA.
 pub async fn my_admin(stack: &Stack) -> Conn {
     tokio::time::timeout(
-        Duration::from_secs(10),
+        FIXTURE_TIMEOUT,
         Conn::new(opts(
             stack,
             &stack.mariadb_admin_user,
@@ -68,7 +66,7 @@ pub async fn my_login(stack: &Stack, user: &str, password: &str, tls: bool) -> R
         conn.query_drop("SELECT 1").await?;
         conn.disconnect().await
     };
-    match tokio::time::timeout(Duration::from_secs(10), login).await {
+    match tokio::time::timeout(FIXTURE_TIMEOUT, login).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(mysql_async::Error::Server(e))) => Err(e.code),
         Ok(Err(mysql_async::Error::Driver(mysql_async::DriverError::UnexpectedPacket {
@@ -164,16 +162,28 @@ impl MyUser {
 
 /// The stored hash of `user@host`, `None` when there is no such account.
 pub async fn auth_string(stack: &Stack, user: &str, host: &str) -> Option<String> {
+    account_column(stack, "authentication_string", "mysql.user", user, host).await
+}
+
+/// `column` of `table` for the account `user@host`, read by the admin; `None` when there is no
+/// such account.
+async fn account_column(
+    stack: &Stack,
+    column: &str,
+    table: &str,
+    user: &str,
+    host: &str,
+) -> Option<String> {
     let mut admin = my_admin(stack).await;
-    let hash: Option<String> = admin
+    let value: Option<String> = admin
         .exec_first(
-            "SELECT authentication_string FROM mysql.user WHERE User = ? AND Host = ?",
+            format!("SELECT {column} FROM {table} WHERE User = ? AND Host = ?"),
             (user, host),
         )
         .await
-        .expect("mysql.user");
+        .expect(table);
     admin.disconnect().await.unwrap();
-    hash
+    value
 }
 
 /// `DROP USER IF EXISTS user@host`.
@@ -231,15 +241,7 @@ pub async fn show_grants(stack: &Stack, user: &str, host: &str) -> Vec<String> {
 
 /// The account's `mysql.global_priv` JSON: its authentication methods, `REQUIRE`, limits, locks.
 pub async fn global_priv(stack: &Stack, user: &str, host: &str) -> Value {
-    let mut admin = my_admin(stack).await;
-    let text: Option<String> = admin
-        .exec_first(
-            "SELECT Priv FROM mysql.global_priv WHERE User = ? AND Host = ?",
-            (user, host),
-        )
-        .await
-        .expect("mysql.global_priv");
-    admin.disconnect().await.unwrap();
+    let text = account_column(stack, "Priv", "mysql.global_priv", user, host).await;
     serde_json::from_str(&text.expect("the account exists")).unwrap()
 }
 

@@ -86,12 +86,19 @@ impl PgServer {
     }
 }
 
-fn read_redis(var: impl Fn(&str) -> Result<String, String>) -> Result<RedisStack, String> {
-    let port = |name: &str| -> Result<u16, String> {
-        var(name)?
-            .parse()
-            .map_err(|_| format!("{name} is not a port"))
-    };
+/// The environment variable `name`, or why not.
+fn var(name: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| format!("{name} is not set"))
+}
+
+/// The port in the environment variable `name`, or why not.
+fn port(name: &str) -> Result<u16, String> {
+    var(name)?
+        .parse()
+        .map_err(|_| format!("{name} is not a port"))
+}
+
+fn read_redis() -> Result<RedisStack, String> {
     Ok(RedisStack {
         host: var("DSR_REDIS_HOST")?,
         port: port("DSR_REDIS_PORT")?,
@@ -103,12 +110,6 @@ fn read_redis(var: impl Fn(&str) -> Result<String, String>) -> Result<RedisStack
 }
 
 fn read_stack() -> Result<Stack, String> {
-    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    let port = |name: &str| -> Result<u16, String> {
-        var(name)?
-            .parse()
-            .map_err(|_| format!("{name} is not a port"))
-    };
     let major = PgServer::selected_major();
     let pg_server = PgServer {
         major,
@@ -137,7 +138,7 @@ fn read_stack() -> Result<Stack, String> {
         mariadb_admin_password: var("DSR_MARIADB_ADMIN_PASSWORD")?,
         test_ca: var("DSR_TEST_CA")?.into(),
         other_ca: var("DSR_OTHER_CA")?.into(),
-        redis: read_redis(var).ok(),
+        redis: read_redis().ok(),
     })
 }
 
@@ -161,7 +162,8 @@ pub fn stack() -> Option<&'static Stack> {
         .as_ref()
 }
 
-pub(super) fn ci() -> bool {
+/// Whether this is a CI run (`CI=true`), where a missing stack fails instead of skipping.
+pub fn ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }
 
@@ -183,25 +185,3 @@ pub fn redis_stack() -> Option<(&'static Stack, &'static RedisStack)> {
         }
     }
 }
-
-/// The stack and its Redis, or returns from the test when either is missing (outside CI).
-macro_rules! require_redis {
-    () => {
-        match $crate::support::redis_stack() {
-            Some(found) => found,
-            None => return,
-        }
-    };
-}
-pub(crate) use require_redis;
-
-/// The stack, or returns from the test when it is missing (outside CI).
-macro_rules! require_stack {
-    () => {
-        match $crate::support::stack() {
-            Some(stack) => stack,
-            None => return,
-        }
-    };
-}
-pub(crate) use require_stack;

@@ -4,7 +4,7 @@
 //! The fixtures speak to the server with the `redis` crate directly, over a stream they open
 //! themselves, so that what they observe does not depend on the rotator under test.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 
-use super::{RedisStack, Stack, register_password, trusting};
+use super::{FIXTURE_TIMEOUT, RedisStack, Stack, register_password, trusting};
 
 /// An open connection and the task driving it.
 pub struct RedisConn {
@@ -44,7 +44,7 @@ pub async fn redis_connect(
         .set_skip_set_lib_name();
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(None)
-        .set_response_timeout(Some(Duration::from_secs(10)));
+        .set_response_timeout(Some(FIXTURE_TIMEOUT));
     let login = async {
         let tcp = TcpStream::connect((redis.host.as_str(), port))
             .await
@@ -60,7 +60,7 @@ pub async fn redis_connect(
             .map_err(|e| e.to_string())?;
         handshake(&info, stream, config).await
     };
-    tokio::time::timeout(Duration::from_secs(10), login)
+    tokio::time::timeout(FIXTURE_TIMEOUT, login)
         .await
         .unwrap_or_else(|_| panic!("login as {user} timed out"))
 }
@@ -251,7 +251,7 @@ pub struct SpawnedRedis {
 
 impl SpawnedRedis {
     pub async fn start(with_acl_file: bool) -> Self {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(super::unique("redis"));
+        let dir = super::paths::tmp().join(super::unique("redis"));
         std::fs::create_dir_all(&dir).unwrap();
         let admin_password = super::fixture_password();
         let admin = format!("dsr_admin on #{} ~* &* +@all", acl_hash(&admin_password));

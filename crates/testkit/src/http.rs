@@ -48,6 +48,17 @@ impl LoopbackServer {
             connections,
         }
     }
+
+    /// [`Self::start`] with state every connection shares: `serve(socket, shared)`.
+    pub async fn sharing<T, F, Fut>(shared: &Arc<T>, serve: F) -> Self
+    where
+        T: Send + Sync + 'static,
+        F: Fn(TcpStream, Arc<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let shared = Arc::clone(shared);
+        Self::start(move |socket| serve(socket, Arc::clone(&shared))).await
+    }
 }
 
 /// One HTTP/1.1 message: start line, headers, and a body read by `Content-Length`, chunked

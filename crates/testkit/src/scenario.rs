@@ -137,14 +137,25 @@ pub struct Scenario {
     pub function: Function,
 }
 
-/// The configuration of the function under fault: short connection attempts, so that a silent
-/// server costs seconds, not the default 5 s per attempt. The proxy reads the statements it cuts
-/// around, so the connections are plaintext, on loopback: Redis's `AUTH` then needs
-/// `ALLOW_CLEARTEXT_PASSWORDS` (PostgreSQL's SCRAM and MariaDB's computed values do not).
+/// The connect timeout of every step on which the scenario injects no silence: far beyond what a
+/// healthy login costs on any machine the suite runs on, loaded or not. A slow machine makes the
+/// suite slower, never a healthy login a timeout: only a server the scenario silences is meant
+/// to meet a connect timeout, and it then sets [`SILENCE`] for that step.
+pub const PATIENT: Duration = Duration::from_secs(30);
+
+/// The connect timeout of a step whose server the scenario silences (the proxy accepts and never
+/// answers, or delays every packet beyond it): the silence is certain, so the value only sets
+/// how long the step waits for it.
+pub const SILENCE: Duration = Duration::from_millis(1500);
+
+/// The configuration of the function under fault: a [`PATIENT`] connect timeout. The proxy reads
+/// the statements it cuts around, so the connections are plaintext, on loopback: Redis's `AUTH`
+/// then needs `ALLOW_CLEARTEXT_PASSWORDS` (PostgreSQL's SCRAM and MariaDB's computed values do
+/// not).
 pub fn fault_config(stack: &Stack) -> Config {
     Config {
         tls_extra_ca_file: Some(stack.test_ca.clone()),
-        connect_timeout: Duration::from_millis(1500),
+        connect_timeout: PATIENT,
         allow_cleartext_passwords: true,
         ..Config::default()
     }
@@ -190,8 +201,10 @@ impl Scenario {
         let sm = SmProxy::start(stack).await;
         let config = fault_config(stack);
         let rotators = Engines::new(&config).expect("trust roots");
-        let mut function = Function::with_endpoint(config, rotators, Some(&sm.url)).await;
-        function.deadline = Some(Duration::from_secs(20));
+        // No invocation deadline: every wait of a healthy step is bounded by the patient
+        // connect timeout or the function's own 30 s bounds, none by the machine's speed. A
+        // test that is about the deadline sets one.
+        let function = Function::with_endpoint(config, rotators, Some(&sm.url)).await;
         Scenario {
             target,
             strategy,
@@ -207,6 +220,18 @@ impl Scenario {
             sm,
             function,
         }
+    }
+
+    /// The connect timeout of the function's next invocations.
+    pub fn set_connect_timeout(&mut self, timeout: Duration) {
+        self.function.app.config.connect_timeout = timeout;
+    }
+
+    /// Healthy again, as after a fault the test has cleared: no invocation deadline and the
+    /// [`PATIENT`] connect timeout, for the same-token retry.
+    pub fn heal(&mut self) {
+        self.function.deadline = None;
+        self.set_connect_timeout(PATIENT);
     }
 
     /// Drops the users (and the clone, and the table) this scenario created.
