@@ -14,20 +14,26 @@
 //!   <user> resetpass #<new> #<current>` and `ACL SAVE`), without reading the account first.
 //!
 //! It uses the crate's own configuration reader ([`Config::from_env`]), Secrets Manager client
-//! ([`SdkSecretStore`], same timeouts and retries), trust roots and TLS configuration
-//! ([`TlsRoots::load`] with `TLS_EXTRA_CA_FILE`, verified TLS when the secret says `"ssl": true`),
-//! MySQL literal and account quoting, MariaDB's and Redis's password values, and
-//! alternating-users clone name.
+//! ([`SdkSecretStore`], same timeouts and retries, same HTTPS client trusting the same system
+//! roots), trust roots ([`LazyRoots`] with `TLS_EXTRA_CA_FILE`, loaded on first use as the
+//! function loads them; verified TLS when the secret says `"ssl": true`, one TLS configuration
+//! per process for every driver) and alternating-users clone name. It talks to the databases
+//! through the drivers directly, with nothing of the crate's database side: the MySQL and Redis
+//! password values it needs are written out below (the bench's passwords are alphanumeric, so
+//! their SQL literals need no escaping).
 //!
-//! It reads one JSON request per line on stdin, `{"secret_id", "token", "strategy"}`, rotates, and
-//! answers one JSON line on stdout: `{"ok", "total_ms", "steps": {"createSecret": ms, …}}` or
-//! `{"ok": false, "error"}`. The process stays up between requests, like a warm Lambda container.
+//! It writes `{"ready_ns"}` once set up (nanoseconds since the Unix epoch, the clock of Python's
+//! `time.time_ns()`), then reads one JSON request per line on stdin, `{"secret_id", "token", "strategy"}`,
+//! rotates, and answers one JSON line on stdout: `{"ok", "started_ns", "total_ms", "steps":
+//! {"createSecret": ms, …}}` or `{"ok": false, "error"}`. The process stays up between requests,
+//! like a warm Lambda container.
 
 // A measuring tool: stdout is its output channel and stderr its log.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::fmt::Write as _;
 use std::io::BufRead;
-use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
@@ -36,21 +42,75 @@ use db_secret_rotator::deadline::{CallTally, Deadline, StepContext};
 use db_secret_rotator::engine::{Engine, Family, clone_name};
 use db_secret_rotator::env::Env;
 use db_secret_rotator::protocol::{Stage, Step, Strategy};
-use db_secret_rotator::rotators::mysql::{PasswordPlugin, account_sql, quote_literal, ssl_opts};
-use db_secret_rotator::rotators::redis::password_hash;
 use db_secret_rotator::secrets::{SdkSecretStore, SecretStore};
-use db_secret_rotator::tls::TlsRoots;
+use db_secret_rotator::tls::LazyRoots;
 use mysql_async::prelude::Queryable;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use rand::distr::{Distribution, Uniform};
 use serde_json::{Value, json};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What the floor connects with: the function's trust roots, in both drivers' forms.
+/// What the floor connects with: the function's trust roots, loaded on the first verified-TLS
+/// login, and mysql_async's options carrying them, whose TLS configuration the driver builds on
+/// the first login and every later login shares (as the function does: `MysqlTls`).
 struct Tls {
-    pg: Arc<rustls::ClientConfig>,
-    mysql: mysql_async::SslOpts,
+    roots: LazyRoots,
+    mysql: OnceLock<mysql_async::Opts>,
+}
+
+impl Tls {
+    fn mysql(&self) -> mysql_async::Opts {
+        self.mysql
+            .get_or_init(|| {
+                let ssl = mysql_async::SslOpts::default()
+                    .with_root_certs(
+                        self.roots
+                            .get()
+                            .certificates()
+                            .iter()
+                            .map(|cert| cert.as_ref().to_vec().into())
+                            .collect(),
+                    )
+                    .with_disable_built_in_roots(true);
+                mysql_async::OptsBuilder::default().ssl_opts(ssl).into()
+            })
+            .clone()
+    }
+}
+
+/// `*` and the upper-case hex of SHA1(SHA1(password)): what `mysql_native_password` stores.
+fn native_password(password: &str) -> String {
+    let mut out = String::from("*");
+    for byte in Sha1::digest(Sha1::digest(password.as_bytes())) {
+        let _ = write!(out, "{byte:02X}");
+    }
+    out
+}
+
+/// The lower-case hex SHA-256 of `password`, as Redis ACL rules name it.
+fn redis_hash(password: &str) -> String {
+    let mut out = String::with_capacity(64);
+    for byte in Sha256::digest(password.as_bytes()) {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+/// `` `user`@`%` ``: the bench's accounts are at host `%`, and its user names need no escaping.
+fn account(user: &str) -> String {
+    format!("`{}`@`%`", user.replace('`', "``"))
+}
+
+/// The time now, in nanoseconds since the Unix epoch (`CLOCK_REALTIME`, the clock of Python's
+/// `time.time_ns()`): through the C library, which valgrind serves, where rustix's own reading of
+/// `CLOCK_MONOTONIC` would fault under it.
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// One open session.
@@ -106,7 +166,7 @@ async fn login(secret: &Value, tls: &Tls) -> Result<Session, BoxError> {
             return redis_login(secret, tcp).await;
         }
         let name = rustls_pki_types::ServerName::try_from(host.to_owned())?;
-        let stream = tokio_rustls::TlsConnector::from(Arc::clone(&tls.pg))
+        let stream = tokio_rustls::TlsConnector::from(tls.roots.get().client_config())
             .connect(name, tcp)
             .await?;
         return redis_login(secret, stream).await;
@@ -124,7 +184,7 @@ async fn login(secret: &Value, tls: &Tls) -> Result<Session, BoxError> {
             config.ssl_mode(tokio_postgres::config::SslMode::Require);
             let (client, connection) = config
                 .connect(tokio_postgres_rustls::MakeRustlsConnect::new(
-                    (*tls.pg).clone(),
+                    (*tls.roots.get().client_config()).clone(),
                 ))
                 .await?;
             (client, tokio::spawn(async move { drop(connection.await) }))
@@ -134,16 +194,18 @@ async fn login(secret: &Value, tls: &Tls) -> Result<Session, BoxError> {
         };
         Ok(Session::Pg(client, task))
     } else {
-        let mut opts = mysql_async::OptsBuilder::default()
+        let opts = if use_tls {
+            mysql_async::OptsBuilder::from_opts(tls.mysql())
+        } else {
+            mysql_async::OptsBuilder::default()
+        };
+        let opts = opts
             .ip_or_hostname(field(secret, "host")?)
             .tcp_port(port(secret, 3306))
             .user(Some(field(secret, "username")?))
             .pass(Some(field(secret, "password")?))
             .db_name(secret["dbname"].as_str())
             .prefer_socket(false);
-        if use_tls {
-            opts = opts.ssl_opts(tls.mysql.clone());
-        }
         Ok(Session::My(mysql_async::Conn::new(opts).await?))
     }
 }
@@ -186,14 +248,13 @@ async fn set_password(
         // whatever the session's `sql_mode`, and its accounts are at host `%`: the floor reads
         // neither, which the function does.
         Session::My(conn) => {
-            let literal = quote_literal(password, false);
+            if !password.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err("the floor writes alphanumeric passwords only".into());
+            }
             let sql = if own {
-                format!("SET PASSWORD = PASSWORD({literal})")
+                format!("SET PASSWORD = PASSWORD('{password}')")
             } else {
-                format!(
-                    "ALTER USER {} IDENTIFIED BY {literal}",
-                    account_sql(user, "%")
-                )
+                format!("ALTER USER {} IDENTIFIED BY '{password}'", account(user))
             };
             conn.query_drop(sql).await?;
         }
@@ -212,22 +273,21 @@ async fn add_password(
     match session {
         Session::My(conn) => {
             let method = |password: &str| {
-                let value = PasswordPlugin::Native.stored_value(password);
                 format!(
-                    "mysql_native_password USING {}",
-                    quote_literal(&value, false)
+                    "mysql_native_password USING '{}'",
+                    native_password(password)
                 )
             };
             let sql = format!(
                 "ALTER USER {} IDENTIFIED VIA {} OR {}",
-                account_sql(user, "%"),
+                account(user),
                 method(new),
                 method(current)
             );
             conn.query_drop(sql).await?;
         }
         Session::Redis(conn, _) => {
-            let (new, current) = (password_hash(new), password_hash(current));
+            let (new, current) = (redis_hash(new), redis_hash(current));
             redis::pipe()
                 .cmd("ACL")
                 .arg("SETUSER")
@@ -373,20 +433,25 @@ fn main() -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     let (config, _) = Config::from_env(&Env::from_process())?;
-    let roots = TlsRoots::load(
+    // As the function: the extra file checked now, the rest loaded on first use.
+    let roots = LazyRoots::new(
         &config.tls_system_store,
         config.tls_extra_ca_file.as_deref(),
     )?;
     // mysql_async's rustls set-up needs a process-wide provider, as in the function.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let tls = Tls {
-        pg: roots.client_config(),
-        mysql: ssl_opts(&roots),
-    };
     let store = runtime.block_on(async {
-        let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(roots.sdk_http_client())
+            .load()
+            .await;
         SdkSecretStore::new(&sdk, config.secrets_manager_endpoint.as_deref())
     });
+    let tls = Tls {
+        roots,
+        mysql: OnceLock::new(),
+    };
+    println!("{}", json!({"ready_ns": unix_ns()}));
 
     for line in std::io::stdin().lock().lines() {
         let request: Value = serde_json::from_str(&line?)?;
@@ -394,10 +459,12 @@ fn main() -> Result<(), BoxError> {
         let token = field(&request, "token")?;
         let strategy = Strategy::parse(field(&request, "strategy")?)
             .ok_or("the request's strategy is unknown")?;
+        let started_ns = unix_ns();
         let started = Instant::now();
         let answer = match runtime.block_on(rotate(&store, &config, &tls, id, token, strategy)) {
             Ok(steps) => json!({
                 "ok": true,
+                "started_ns": started_ns,
                 "total_ms": started.elapsed().as_secs_f64() * 1000.0,
                 "steps": steps
                     .into_iter()
@@ -409,4 +476,27 @@ fn main() -> Result<(), BoxError> {
         println!("{answer}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use db_secret_rotator::rotators::mysql::PasswordPlugin;
+    use db_secret_rotator::rotators::redis::password_hash;
+
+    use super::*;
+
+    /// The floor writes the same values as the function, without calling its code.
+    #[test]
+    fn password_values_are_the_functions() {
+        for password in ["", "x", "AbC123xyz", "0123456789abcdef0123456789abcdef"] {
+            if !password.is_empty() {
+                assert_eq!(
+                    native_password(password),
+                    PasswordPlugin::Native.stored_value(password)
+                );
+            }
+            assert_eq!(redis_hash(password), password_hash(password));
+        }
+        assert_eq!(account("bench_my_su_floor"), "`bench_my_su_floor`@`%`");
+    }
 }

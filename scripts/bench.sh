@@ -2,9 +2,9 @@
 # Measures db-secret-rotator on this machine (docs/benchmarks.md says what each figure means):
 #   1. brings the local stack up (scripts/stack.sh up: moto, PostgreSQL, MariaDB, Redis, a test
 #      CA) and installs valgrind when it is missing;
-#   2. builds the release binary, the floor (bench/floor.rs) and the bench harness
-#      (bench/harness.rs: the integration suite's Runtime API emulator and Secrets Manager proxy),
-#      `cargo build --release`;
+#   2. builds the release binary alone (as it ships), then the floor (bench/floor.rs) and the
+#      bench harness (bench/harness.rs: the integration suite's Runtime API emulator and Secrets
+#      Manager proxy), `cargo build --release`;
 #   3. builds the Lambda zips for x86_64 and arm64 with cargo lambda, for their sizes (an
 #      architecture that cannot be built here is reported as unavailable);
 #   4. runs scripts/bench/bench.py: at full CPU and at each CPU share (a cgroup capping the
@@ -15,9 +15,12 @@
 #   5. prints the tables and writes the JSON results.
 # Not part of the test suite. The stack is left running: `scripts/stack.sh down` stops it.
 #
-# Usage: scripts/bench.sh [--cpu-share F]... [--runs N] [--instruction-runs N] [--no-sizes]
-#                         [--out FILE]
-#   --cpu-share F        measure at F of one CPU (a fraction, e.g. 0.0724, or `full`); repeat it
+# Usage: scripts/bench.sh [--quick] [--cpu-share F]... [--runs N] [--instruction-runs N]
+#                         [--no-sizes] [--engines E,...] [--strategies S,...] [--out FILE]
+#   --quick              to check one change: 3 runs at the 128 MB share only, one callgrind
+#                        count per figure, no sizes (the other options still apply over these)
+#   --cpu-share F        measure at F of one CPU (a fraction, e.g. 0.0724, the share of a Lambda
+#                        memory size, e.g. 128mb, or `full`); repeat it
 #                        for several. Default: full CPU and the shares Lambda gives at 128, 256 and
 #                        512 MB (memory / 1,769 MB). Fails, saying why, when the machine does not
 #                        allow a CPU-capped cgroup; by default the shares are then skipped, and
@@ -25,6 +28,8 @@
 #   --runs N             repetitions of every timed figure (default 10; BENCH_RUNS works too)
 #   --instruction-runs N cold rotations per group under callgrind (default 3; 0 skips them)
 #   --no-sizes           skip the cargo lambda builds (the size rows then read "not built")
+#   --engines E,...      only these engines (postgres, mariadb, redis; default all)
+#   --strategies S,...   only these strategies (single-user, alternating-users, dual-password)
 #   --out FILE           the JSON results (default ${DSR_STACK_DIR:-.stack}/bench/results.json)
 #
 #        scripts/bench.sh storm [--secrets N] [--tps R] [--processes P] [--timeout S]
@@ -42,10 +47,13 @@ LOG_TAG=bench
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
 
-RUNS=${BENCH_RUNS:-10}
-INSTRUCTION_RUNS=3
+RUNS=
+INSTRUCTION_RUNS=
 SHARES=()
-SIZES=1
+SIZES=
+QUICK=0
+ENGINES=postgres,mariadb,redis
+STRATEGIES=single-user,alternating-users,dual-password
 STACK_DIR=${DSR_STACK_DIR:-$REPO_ROOT/.stack}
 [[ $STACK_DIR == /* ]] || STACK_DIR="$PWD/$STACK_DIR"
 OUT=$STACK_DIR/bench/results.json
@@ -72,6 +80,9 @@ while (($# > 0)); do
             shift 2
             ;;
         --no-sizes) SIZES=0; shift ;;
+        --quick) QUICK=1; shift ;;
+        --engines) ENGINES=${2:?--engines needs a list}; shift 2 ;;
+        --strategies) STRATEGIES=${2:?--strategies needs a list}; shift 2 ;;
         --out) OUT=${2:?--out needs a path}; shift 2 ;;
         -h | --help)
             awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
@@ -80,11 +91,22 @@ while (($# > 0)); do
         *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
+# --quick: the 128 MB share (128 / 1,769 MB of one CPU), 3 runs, one callgrind count, no sizes;
+# options given explicitly win.
+if ((QUICK)); then
+    ((${#SHARES[@]} > 0)) || SHARES=(128mb)
+    RUNS=${RUNS:-3}
+    INSTRUCTION_RUNS=${INSTRUCTION_RUNS:-1}
+    SIZES=${SIZES:-0}
+fi
+RUNS=${RUNS:-${BENCH_RUNS:-10}}
+INSTRUCTION_RUNS=${INSTRUCTION_RUNS:-3}
+SIZES=${SIZES:-1}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 [[ $INSTRUCTION_RUNS =~ ^[0-9]+$ ]] || die "--instruction-runs must be a number"
 for share in "${SHARES[@]}"; do
-    [[ $share == full || $share =~ ^0?\.[0-9]+$ ]] ||
-        die "--cpu-share '$share' must be a fraction of one CPU (e.g. 0.0724) or 'full'"
+    [[ $share == full || $share =~ ^0?\.[0-9]+$ || $share =~ ^[1-9][0-9]*mb$ ]] ||
+        die "--cpu-share '$share' must be a fraction of one CPU (e.g. 0.0724), a Lambda memory size (e.g. 128mb) or 'full'"
 done
 
 readonly ARTIFACTS=$STACK_DIR/bench/artifacts
@@ -143,9 +165,11 @@ main() {
         apt_install valgrind
     fi
 
-    log "cargo build --release (the function, the floor and the bench harness; log: $BUILD_LOG)"
-    cargo build --release --bin db-secret-rotator --example floor --example bench-harness \
-        >>"$BUILD_LOG" 2>&1 ||
+    # The function alone first: built together with the examples, it would get the features that
+    # the dev-dependencies add (tokio's test-util, …), and not be the binary that ships.
+    log "cargo build --release (the function, then the floor and the bench harness; log: $BUILD_LOG)"
+    cargo build --release --bin db-secret-rotator >>"$BUILD_LOG" 2>&1 &&
+        cargo build --release --example floor --example bench-harness >>"$BUILD_LOG" 2>&1 ||
         { log_tail "$BUILD_LOG"; die "cargo build --release failed"; }
 
     if ((SIZES)); then
@@ -172,7 +196,8 @@ main() {
     "$(stack_python)" scripts/bench/bench.py --binary target/release/db-secret-rotator \
         --floor target/release/examples/floor --harness target/release/examples/bench-harness \
         --runs "$RUNS" --out "$OUT" \
-        --artifacts "$ARTIFACTS" --cpu-shares "$shares" --instruction-runs "$INSTRUCTION_RUNS"
+        --artifacts "$ARTIFACTS" --cpu-shares "$shares" --instruction-runs "$INSTRUCTION_RUNS" \
+        --engines "$ENGINES" --strategies "$STRATEGIES"
     log "done in $((SECONDS - start))s; the stack is still running (scripts/stack.sh down stops it)"
 }
 

@@ -20,7 +20,7 @@ use db_secret_rotator::env::Env;
 use db_secret_rotator::rds::{Rds, SdkRds};
 use db_secret_rotator::rotators::Engines;
 use db_secret_rotator::secrets::SdkSecretStore;
-use db_secret_rotator::tls::TlsRoots;
+use db_secret_rotator::tls::LazyRoots;
 use db_secret_rotator::{Config, Error};
 use db_secret_rotator::{handler, logging};
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -90,27 +90,24 @@ fn main() -> ExitCode {
 
 /// The container's state, which the function and the command line share: the configuration, its
 /// warnings logged, the connectors over the trust roots, the Secrets Manager client trusting the
-/// same system roots, and the RDS lookups (whose client is built on the first RDS call).
+/// same system roots, and the RDS lookups (whose client is built on the first RDS call). The
+/// trust roots are loaded when first needed (docs/benchmarks.md, "Start-up"); `TLS_EXTRA_CA_FILE`
+/// is read and checked here, so that a bad file fails before any AWS call.
 async fn app(env: &Env) -> Result<App<SdkSecretStore, Engines, SdkRds>, Error> {
     let (config, warnings) = Config::from_env(env)?;
     for warning in warnings {
         tracing::warn!(%warning, "configuration");
     }
-    let roots = TlsRoots::load(
+    let roots = LazyRoots::new(
         &config.tls_system_store,
         config.tls_extra_ca_file.as_deref(),
     )?;
-    let rotators = Engines::with_roots(&roots, &config);
-    // The SDK's HTTPS client trusts the system roots loaded above instead of loading them again.
-    let http_client = roots.sdk_http_client();
-    // The rotators and the SDK client keep what they need; the DER copies go back to the heap
-    // before the first database connection makes its own.
-    drop(roots);
-    let mut sdk_config = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(http_client) = http_client {
-        sdk_config = sdk_config.http_client(http_client);
-    }
-    let sdk_config = sdk_config.load().await;
+    let rotators = Engines::with_lazy_roots(&roots, &config);
+    // The SDK's HTTPS client trusts the same system roots, loaded for its first connector.
+    let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(roots.sdk_http_client())
+        .load()
+        .await;
     if sdk_config.region().is_none() {
         return Err(Error::Config {
             variable: "AWS_REGION",

@@ -29,7 +29,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use aws_sdk_secretsmanager::config::SharedHttpClient;
 use aws_smithy_http_client::proxy::ProxyConfig;
@@ -119,19 +119,19 @@ impl TlsRoots {
     /// The message names the path, never the file's contents.
     pub fn load(system: &SystemStore, extra_ca_file: Option<&Path>) -> Result<Self, Error> {
         // Read the extra file first: a configuration mistake should fail before any other work.
-        let extra = match extra_ca_file {
-            Some(path) => Some((path, read_extra_bundle(path)?)),
-            None => None,
-        };
+        let extra = ExtraRoots::read(extra_ca_file)?;
+        Self::assemble(SystemRoots::load(system), &extra)
+    }
 
-        let mut roots = Anchors::new();
-        let system = add_system_roots(&mut roots, system);
+    /// The system roots, then the embedded RDS bundle, then the extra file's (already checked).
+    fn assemble(system: SystemRoots, extra: &ExtraRoots) -> Result<Self, Error> {
+        let SystemRoots { anchors: mut roots } = system;
+        let system = roots.certs.len();
         let rds = add_rds_roots(&mut roots);
         let extra = match extra {
-            Some((path, certs)) => {
-                add_all(&mut roots, certs).map_err(|problem| extra_file_error(path, &problem))?
-            }
-            None => 0,
+            ExtraRoots::None => 0,
+            ExtraRoots::File { path, certs } => add_all(&mut roots, certs.clone())
+                .map_err(|problem| extra_file_error(path, &problem))?,
         };
         Self::build(roots, RootCounts { system, rds, extra })
     }
@@ -180,70 +180,6 @@ impl TlsRoots {
         &self.certs[..self.counts.system]
     }
 
-    /// The HTTPS client for the AWS SDK: the SDK's default client (rustls with aws-lc-rs, the
-    /// SDK's cipher suites, proxy settings from the environment), trusting exactly the system
-    /// roots loaded here, as the default client would after loading the system store again for
-    /// itself (bundle and hashed directory, with the constant-time decoder).
-    ///
-    /// `None` when no system root was loaded: the SDK's default client then does as before.
-    pub fn sdk_http_client(&self) -> Option<SharedHttpClient> {
-        let pem = self.system_roots_pem()?;
-        let contexts = TlsContext::builder()
-            .with_trust_store(TrustStore::empty().with_pem_certificate(pem))
-            .build()
-            .and_then(|roots| {
-                let none = TlsContext::builder()
-                    .with_trust_store(TrustStore::empty())
-                    .build()?;
-                Ok((roots, none))
-            });
-        let (roots, no_roots) = match contexts {
-            Ok(contexts) => contexts,
-            Err(error) => {
-                tracing::warn!(%error, "system roots not usable by the SDK; it loads its own");
-                return None;
-            }
-        };
-        // What aws-smithy-runtime's default HTTPS client does, with our trust store. The SDK takes
-        // roots as PEM only and decodes them (in constant time) for every connector it builds:
-        // one per connection settings, which makes requests, and one more per SDK client created
-        // (two at start-up: Secrets Manager's and the STS client of aws-config's credential
-        // chain), built with neither settings nor runtime components only to load the default
-        // client's trust store early, then dropped. That probe gets a connector that trusts
-        // nothing, so that it costs nothing; were it ever used, its TLS handshakes would fail.
-        Some(
-            SdkClientBuilder::new().build_with_connector_fn(move |settings, components| {
-                let probe = settings.is_none() && components.is_none();
-                let mut builder = ConnectorBuilder::default()
-                    .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-                    .tls_context(if probe { &no_roots } else { &roots }.clone());
-                builder.set_connector_settings(settings.cloned());
-                if let Some(components) = components {
-                    builder.set_sleep_impl(components.sleep_impl());
-                }
-                builder.set_proxy_config(Some(ProxyConfig::from_env()));
-                builder.build()
-            }),
-        )
-    }
-
-    /// The system roots as one PEM bundle, `None` when there are none. Each was accepted by
-    /// [`RootCertStore::add`], so the SDK, which panics on a certificate it cannot add, accepts
-    /// every one too.
-    fn system_roots_pem(&self) -> Option<String> {
-        let system = self.system_certificates();
-        if system.is_empty() {
-            return None;
-        }
-        let mut pem = String::with_capacity(system.iter().map(|c| c.len() * 4 / 3 + 64).sum());
-        for cert in system {
-            pem.push_str("-----BEGIN CERTIFICATE-----\n");
-            BASE64.encode_string(cert, &mut pem);
-            pem.push_str("\n-----END CERTIFICATE-----\n");
-        }
-        Some(pem)
-    }
-
     fn build(roots: Anchors, counts: RootCounts) -> Result<Self, Error> {
         let Anchors {
             store: roots,
@@ -266,6 +202,184 @@ impl TlsRoots {
             certs: certs.into(),
             counts,
         })
+    }
+}
+
+/// The container's trust roots, loaded when first needed rather than at start-up
+/// (docs/benchmarks.md, "Start-up"): the start-up of a 128 MB function, at 7 % of a CPU, is
+/// then the configuration and the clients alone.
+///
+/// [`LazyRoots::new`] reads and checks `TLS_EXTRA_CA_FILE` at once, so that a bad file still
+/// fails start-up naming the variable, before any AWS call; it costs a few certificates. The
+/// rest waits:
+///
+/// - the **system** roots, when the AWS SDK builds its first HTTPS connector (at the first AWS
+///   call) or when a database is first contacted over TLS, whichever comes first;
+/// - the **Amazon RDS** bundle, the trust anchors of all three sources and the rustls
+///   configuration ([`LazyRoots::get`]), when a database is first contacted over TLS: the
+///   connectors ask for them before the attempt's time is counted.
+///
+/// Cloning shares the roots (an [`Arc`]): every connector and the SDK client load them once.
+#[derive(Clone)]
+pub struct LazyRoots {
+    inner: Arc<Lazy>,
+}
+
+struct Lazy {
+    store: SystemStore,
+    extra: ExtraRoots,
+    /// The system roots loaded for the SDK before the rest was needed; the full load takes them.
+    system: Mutex<Option<SystemRoots>>,
+    roots: OnceLock<TlsRoots>,
+}
+
+impl LazyRoots {
+    /// Roots to be loaded on first use from the system store, the embedded RDS bundle and
+    /// `extra_ca_file`, which is read and checked now.
+    ///
+    /// # Errors
+    ///
+    /// As [`TlsRoots::load`]: [`Error::Config`] naming `TLS_EXTRA_CA_FILE` when the extra file
+    /// cannot be read, is not valid PEM, contains no certificate, or contains a certificate that
+    /// cannot be a trust anchor.
+    pub fn new(system: &SystemStore, extra_ca_file: Option<&Path>) -> Result<Self, Error> {
+        Ok(LazyRoots {
+            inner: Arc::new(Lazy {
+                store: system.clone(),
+                extra: ExtraRoots::read(extra_ca_file)?,
+                system: Mutex::new(None),
+                roots: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// Roots already loaded (tests that trust exactly their own CA).
+    pub fn loaded(roots: TlsRoots) -> Self {
+        LazyRoots {
+            inner: Arc::new(Lazy {
+                store: SystemStore::default(),
+                extra: ExtraRoots::None,
+                system: Mutex::new(None),
+                roots: OnceLock::from(roots),
+            }),
+        }
+    }
+
+    /// The roots and the client configuration, loaded now if they are not yet.
+    ///
+    /// # Panics
+    ///
+    /// Never in practice: the extra file was checked when these roots were made, and the stock
+    /// aws-lc-rs provider supports rustls's default protocol versions.
+    pub fn get(&self) -> &TlsRoots {
+        self.inner.roots.get_or_init(|| {
+            let system = self
+                .inner
+                .system
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+                .unwrap_or_else(|| SystemRoots::load(&self.inner.store));
+            TlsRoots::assemble(system, &self.inner.extra)
+                .expect("the extra roots were checked when the roots were made")
+        })
+    }
+
+    /// Whether the roots have been loaded (by [`LazyRoots::get`]).
+    pub fn is_loaded(&self) -> bool {
+        self.inner.roots.get().is_some()
+    }
+
+    /// The system roots as one PEM bundle, `None` when there are none; from the loaded roots, or
+    /// else the system store alone, kept for the full load.
+    fn system_roots_pem(&self) -> Option<String> {
+        if let Some(roots) = self.inner.roots.get() {
+            return system_roots_pem(roots.system_certificates());
+        }
+        let mut system = self
+            .inner
+            .system
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let system = system.get_or_insert_with(|| SystemRoots::load(&self.inner.store));
+        system_roots_pem(&system.anchors.certs)
+    }
+
+    /// The HTTPS client for the AWS SDK: the SDK's default client (rustls with aws-lc-rs, the
+    /// SDK's cipher suites, proxy settings from the environment), trusting exactly the system
+    /// roots loaded here, as the default client would after loading the system store again for
+    /// itself (bundle and hashed directory, with the constant-time decoder). The roots are
+    /// loaded when the SDK builds its first connector, at the first AWS call; with no system root,
+    /// the connector trusts what the SDK's default client would (the native store, which it then
+    /// loads).
+    pub fn sdk_http_client(&self) -> SharedHttpClient {
+        let roots = self.clone();
+        let context = OnceLock::new();
+        let no_roots = OnceLock::new();
+        // What aws-smithy-runtime's default HTTPS client does, with our trust store. The SDK takes
+        // roots as PEM only and decodes them (in constant time) for every connector it builds:
+        // one per connection settings, which makes requests, and one more per SDK client created
+        // (two at start-up: Secrets Manager's and the STS client of aws-config's credential
+        // chain), built with neither settings nor runtime components only to load the default
+        // client's trust store early, then dropped. That probe gets a connector that trusts
+        // nothing, so that it costs nothing; were it ever used, its TLS handshakes would fail.
+        SdkClientBuilder::new().build_with_connector_fn(move |settings, components| {
+            let probe = settings.is_none() && components.is_none();
+            let tls: &TlsContext = if probe {
+                no_roots.get_or_init(|| trusting(TrustStore::empty()))
+            } else {
+                context.get_or_init(|| match roots.system_roots_pem() {
+                    Some(pem) => trusting(TrustStore::empty().with_pem_certificate(pem)),
+                    None => trusting(TrustStore::default()),
+                })
+            };
+            let mut builder = ConnectorBuilder::default()
+                .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+                .tls_context(tls.clone());
+            builder.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                builder.set_sleep_impl(components.sleep_impl());
+            }
+            builder.set_proxy_config(Some(ProxyConfig::from_env()));
+            builder.build()
+        })
+    }
+}
+
+/// A TLS context trusting `store`; a context the SDK cannot build (it never fails for a trust
+/// store alone) trusts the SDK's defaults.
+fn trusting(store: TrustStore) -> TlsContext {
+    TlsContext::builder()
+        .with_trust_store(store)
+        .build()
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "system roots not usable by the SDK; it loads its own");
+            TlsContext::default()
+        })
+}
+
+/// `certs` as one PEM bundle, `None` when there are none. Each was accepted by
+/// [`RootCertStore::add`], so the SDK, which panics on a certificate it cannot add, accepts every
+/// one too.
+fn system_roots_pem(certs: &[CertificateDer<'static>]) -> Option<String> {
+    if certs.is_empty() {
+        return None;
+    }
+    let mut pem = String::with_capacity(certs.iter().map(|c| c.len() * 4 / 3 + 64).sum());
+    for cert in certs {
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        BASE64.encode_string(cert, &mut pem);
+        pem.push_str("\n-----END CERTIFICATE-----\n");
+    }
+    Some(pem)
+}
+
+impl fmt::Debug for LazyRoots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.inner.roots.get() {
+            Some(roots) => f.debug_tuple("LazyRoots").field(roots).finish(),
+            None => f.write_str("LazyRoots(not loaded)"),
+        }
     }
 }
 
@@ -496,23 +610,61 @@ fn system_certs(system: &SystemStore) -> (Vec<CertificateDer<'static>>, Vec<Stri
     (native.certs, errors)
 }
 
-/// Adds the operating system's roots; failures are logged and skipped.
-fn add_system_roots(roots: &mut Anchors, system: &SystemStore) -> usize {
-    let (certs, errors) = system_certs(system);
-    for error in &errors {
-        tracing::warn!(%error, "skipping part of the system trust store that failed to load");
+/// The operating system's roots that rustls accepts as trust anchors, in the order read.
+struct SystemRoots {
+    anchors: Anchors,
+}
+
+impl SystemRoots {
+    /// Reads the system store; failures are logged and skipped.
+    fn load(system: &SystemStore) -> Self {
+        let (certs, errors) = system_certs(system);
+        for error in &errors {
+            tracing::warn!(%error, "skipping part of the system trust store that failed to load");
+        }
+        let mut anchors = Anchors::new();
+        let (added, ignored) = add_parsable(&mut anchors, certs);
+        if ignored > 0 {
+            tracing::warn!(
+                ignored,
+                "skipping system root certificates that rustls cannot use"
+            );
+        }
+        if added == 0 {
+            tracing::warn!(
+                "no system root certificates loaded; relying on the RDS and extra bundles"
+            );
+        }
+        SystemRoots { anchors }
     }
-    let (added, ignored) = add_parsable(roots, certs);
-    if ignored > 0 {
-        tracing::warn!(
-            ignored,
-            "skipping system root certificates that rustls cannot use"
-        );
+}
+
+/// `TLS_EXTRA_CA_FILE`'s certificates, read and checked.
+enum ExtraRoots {
+    /// No extra file.
+    None,
+    /// The file's certificates, each one rustls accepts as a trust anchor.
+    File {
+        path: PathBuf,
+        certs: Vec<CertificateDer<'static>>,
+    },
+}
+
+impl ExtraRoots {
+    /// Reads and parses `path`, and checks that every certificate can be a trust anchor: a file
+    /// that cannot be used fails here, naming the variable and the path, never its contents.
+    fn read(path: Option<&Path>) -> Result<Self, Error> {
+        let Some(path) = path else {
+            return Ok(ExtraRoots::None);
+        };
+        let certs = read_extra_bundle(path)?;
+        add_all(&mut Anchors::new(), certs.clone())
+            .map_err(|problem| extra_file_error(path, &problem))?;
+        Ok(ExtraRoots::File {
+            path: path.to_owned(),
+            certs,
+        })
     }
-    if added == 0 {
-        tracing::warn!("no system root certificates loaded; relying on the RDS and extra bundles");
-    }
-    added
 }
 
 /// Adds the embedded RDS bundle. It is fixed at build time and checked by unit tests, so a problem
@@ -716,7 +868,8 @@ mod tests {
         let extra = CertificateDer::from_pem_slice(TEST_CA).unwrap();
         assert!(!system.contains(&extra));
         assert_eq!(roots.certificates().last(), Some(&extra));
-        match roots.system_roots_pem() {
+        let lazy = LazyRoots::loaded(roots.clone());
+        match lazy.system_roots_pem() {
             // The SDK reads it with the strict parser and adds every certificate.
             Some(pem) => {
                 let parsed = parse_bundle(pem.as_bytes()).unwrap();
@@ -725,17 +878,59 @@ mod tests {
                 for cert in parsed {
                     store.add(cert).unwrap();
                 }
-                assert!(roots.sdk_http_client().is_some());
             }
-            // A bare container: the SDK keeps its own default client.
-            None => {
-                assert!(system.is_empty());
-                assert!(roots.sdk_http_client().is_none());
-            }
+            // A bare container: the SDK trusts what its default client would.
+            None => assert!(system.is_empty()),
         }
-        let bare = TlsRoots::from_pem(TEST_CA).unwrap();
-        assert!(bare.system_certificates().is_empty());
-        assert!(bare.sdk_http_client().is_none());
+        let bare = LazyRoots::loaded(TlsRoots::from_pem(TEST_CA).unwrap());
+        assert!(bare.get().system_certificates().is_empty());
+        assert!(bare.system_roots_pem().is_none());
+    }
+
+    #[test]
+    fn lazy_roots_check_the_extra_file_at_once_and_load_the_rest_on_first_use() {
+        // A bad extra file fails at once, naming the variable, as `TlsRoots::load` does.
+        for name in ["does-not-exist.pem", "localhost.key"] {
+            let err = LazyRoots::new(&SystemStore::default(), Some(&testdata(name))).unwrap_err();
+            assert!(config_problem(err).contains(name));
+        }
+        // A certificate that cannot be a trust anchor, too: not when a database is contacted.
+        let not_anchor =
+            std::env::temp_dir().join(format!("dsr-not-anchor-{}.pem", std::process::id()));
+        std::fs::write(
+            &not_anchor,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = LazyRoots::new(&SystemStore::default(), Some(&not_anchor)).unwrap_err();
+        let _ = std::fs::remove_file(&not_anchor);
+        assert!(config_problem(err).contains("certificate #1"));
+        let path = testdata("test-ca.pem");
+        let lazy = LazyRoots::new(&SystemStore::default(), Some(&path)).unwrap();
+        assert!(!lazy.is_loaded());
+        assert_eq!(format!("{lazy:?}"), "LazyRoots(not loaded)");
+        // The SDK's connector needs the system roots alone; the full load takes them over.
+        let pem = lazy.system_roots_pem();
+        assert!(!lazy.is_loaded());
+        let roots = lazy.get();
+        assert!(lazy.is_loaded());
+        let eager = TlsRoots::load(&SystemStore::default(), Some(&path)).unwrap();
+        assert_eq!(roots.counts, eager.counts);
+        assert_eq!(roots.certificates(), eager.certificates());
+        assert_eq!(pem, system_roots_pem(eager.system_certificates()));
+        // Loaded once: every clone shares the configuration.
+        assert!(Arc::ptr_eq(
+            &lazy.clone().get().client_config(),
+            &roots.client_config()
+        ));
+        handshake(
+            roots.client_config(),
+            server_name("localhost", None).unwrap(),
+        )
+        .unwrap();
+        // Without the SDK first, the same roots.
+        let direct = LazyRoots::new(&SystemStore::default(), Some(&path)).unwrap();
+        assert_eq!(direct.get().certificates(), eager.certificates());
     }
 
     #[test]

@@ -13,16 +13,19 @@ the databases are never capped):
   counted by a proxy in front of moto. The emulators and the proxy are the integration suite's
   (the test kit, crates/testkit), served by the bench harness (bench/harness.rs, `Harness` below);
 - N cold floor rotations, interleaved with them: a fresh floor process (bench/floor.rs) with its
-  request already written, spawn → answer, and its CPU time;
+  request already written: spawn → set up ("ready", as the floor notes it), spawn → the end of
+  its createSecret, spawn → answer, its CPU time and peak RSS;
 - 1 + N warm rotations in one function process, interleaved with 1 + N rotations by one floor
   process (the first of each is a warm-up, not recorded): wall time per step and the CPU time the
   process spent on each rotation (/proc/<pid>/task/*/schedstat);
 
-then, at full CPU and without a cap, the instructions of one cold rotation of the function and of
-the floor under valgrind's callgrind (the figure that a noisy machine does not move), and the sizes
-of the x86_64 and arm64 artefacts that scripts/bench.sh built with cargo lambda.
+then, at full CPU and without a cap, the instructions of one cold rotation and of one warm
+rotation of the function and of the floor under valgrind's callgrind (the figures that a noisy
+machine does not move), and the sizes of the x86_64 and arm64 artefacts that scripts/bench.sh
+built with cargo lambda.
 
-It prints the tables and writes the JSON results. Secrets and database users are the bench's own
+It prints the tables, each of the function's figures with the floor's beside it at every CPU
+share, and writes the JSON results. Secrets and database users are the bench's own
 (`dsr-bench/...`, `bench_...`), recreated for every share (the users by the harness, with the
 integration suite's fixtures); no password is printed.
 
@@ -86,6 +89,8 @@ TARGET_SMALL_MEMORY_MB = 128
 TARGET_SMALL_COLD_MS = 300.0
 TARGET_SMALL_WARM_MS = 120.0
 TARGET_SMALL_COLD_CPU_MS = 25.0
+TARGET_SMALL_READY_MS = 50.0
+TARGET_SMALL_RATIO = 1.1
 
 
 def log(msg: str) -> None:
@@ -480,7 +485,9 @@ def step_times(invocations) -> dict[str, float]:
 
 class Floor:
     """One floor process; `request` (if given) is written before anything else, so that spawn →
-    answer is the floor's cold rotation."""
+    answer is the floor's cold rotation. The floor writes `{"ready_ns"}` once set up (its
+    counterpart of the function's first GET /next, on CLOCK_REALTIME), then one answer per
+    request."""
 
     def __init__(self, binary: str, sm_endpoint: str, log_path: Path, launch: Launch,
                  request: dict | None = None) -> None:
@@ -488,6 +495,9 @@ class Floor:
                        if not k.startswith("AWS_LAMBDA_")}
         self.log = open(log_path, "ab")
         argv = launch.argv(binary, "floor")
+        self.ready_ns = 0
+        # The floor's own clock readings are CLOCK_REALTIME's (time.time_ns()).
+        self.spawned_unix_ns = time.time_ns()
         self.spawned_ns = time.perf_counter_ns()
         self.proc = subprocess.Popen(argv, env=environment, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.log, text=True)
@@ -498,11 +508,17 @@ class Floor:
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
 
-    def answer(self) -> dict:
+    def _line(self) -> dict:
         line = self.proc.stdout.readline()
         if not line:
             sys.exit(f"bench.py: the floor exited ({self.proc.wait()})")
-        answer = json.loads(line)
+        return json.loads(line)
+
+    def answer(self) -> dict:
+        answer = self._line()
+        if "ready_ns" in answer:
+            self.ready_ns = answer["ready_ns"]
+            answer = self._line()
         if not answer.get("ok"):
             sys.exit(f"bench.py: the floor failed: {answer.get('error')}")
         return answer
@@ -601,6 +617,7 @@ def bench_group(g: Group, args, launch: Launch, sm: Secrets, harness: Harness, m
     ready, first_response, cold_total, cold_cpu, cold_rss, fn_calls, fn_retries, fn_ops = \
         [], [], [], [], [], [], [], {}
     floor_cold, floor_cold_cpu, floor_ops = [], [], {}
+    floor_ready, floor_first, floor_cold_rss = [], [], []
     log(f"{label}: {args.runs} cold rotations of the function and of the floor")
     for i in range(args.runs):
         token = sm.stage(g.fn_arn)
@@ -625,9 +642,14 @@ def bench_group(g: Group, args, launch: Launch, sm: Secrets, harness: Harness, m
         token = sm.stage(g.floor_arn)
         floor = Floor(args.floor, harness.url, logdir / f"{tag}-floor.log", launch,
                       {**g.floor_request, "token": token})
-        floor.answer()
+        answer = floor.answer()
         floor_cold.append((time.perf_counter_ns() - floor.spawned_ns) / 1e6)
-        floor_cold_cpu.append(floor.stop()[1])
+        floor_ready.append((floor.ready_ns - floor.spawned_unix_ns) / 1e6)
+        floor_first.append((answer["started_ns"] - floor.spawned_unix_ns) / 1e6
+                           + answer["steps"]["createSecret"])
+        rss, cpu = floor.stop()
+        floor_cold_rss.append(rss)
+        floor_cold_cpu.append(cpu)
         floor_ops = harness.take()["operations"]
         sm.check_finished(g.floor_arn, token, "floor")
 
@@ -669,6 +691,7 @@ def bench_group(g: Group, args, launch: Launch, sm: Secrets, harness: Harness, m
     warm_totals = [sum(t.values()) for t in warm]
     floor_totals = [a["total_ms"] for a in floor_runs]
     ratio = statistics.median(warm_totals) / statistics.median(floor_totals)
+    cpu_ratio = statistics.median(warm_cpu) / statistics.median(floor_cpu)
     return {
         "engine": g.engine,
         "strategy": g.strategy,
@@ -680,14 +703,18 @@ def bench_group(g: Group, args, launch: Launch, sm: Secrets, harness: Harness, m
         "warm_total_ms": stats(warm_totals),
         "warm_cpu_ms": stats(warm_cpu),
         "warm_handler_total_ms": stats(handler_totals),
+        "floor_cold_ready_ms": stats(floor_ready),
+        "floor_cold_first_response_ms": stats(floor_first),
         "floor_cold_rotation_ms": stats(floor_cold),
         "floor_cold_cpu_ms": stats(floor_cold_cpu),
         "floor_step_ms": {s: stats([a["steps"][s] for a in floor_runs]) for s in STEPS},
         "floor_total_ms": stats(floor_totals),
         "floor_cpu_ms": stats(floor_cpu),
         "ratio_to_floor": round(ratio, 3),
+        "cpu_ratio_to_floor": round(cpu_ratio, 3),
         "peak_rss_kib": {"cold_max": max(cold_rss), "cold_median": statistics.median(cold_rss),
-                         "warm": warm_rss, "floor": floor_rss},
+                         "warm": warm_rss, "floor": floor_rss,
+                         "floor_cold_max": max(floor_cold_rss)},
         "sm_calls": {
             "function_per_rotation": fn_calls,
             "function_retries_per_rotation": fn_retries,
@@ -724,11 +751,31 @@ def callgrind_total(out_file: Path) -> int:
     raise ValueError(f"no totals in {out_file}")
 
 
+def callgrind_dump(pid: int) -> None:
+    """Has callgrind in process `pid` write out its counts so far, then count again from zero
+    (callgrind_control, through valgrind's gdbserver, which reaches a process blocked waiting
+    for its next event or request)."""
+    out = subprocess.run(["callgrind_control", "--dump", str(pid)], capture_output=True,
+                         text=True, timeout=300)
+    if out.returncode != 0:
+        sys.exit(f"bench.py: callgrind_control --dump {pid} failed: "
+                 f"{(out.stderr or out.stdout).strip()}")
+
+
+def callgrind_dumps(directory: Path, name: str, pid: int) -> list[int]:
+    """The totals of the dumps `callgrind_dump` made of process `pid`, in order."""
+    files = [f for f in directory.glob(f"{name}.{pid}.out.*") if f.suffix[1:].isdigit()]
+    return [callgrind_total(f) for f in sorted(files, key=lambda f: int(f.suffix[1:]))]
+
+
 def count_instructions(g: Group, args, sm: Secrets, harness: Harness, moto: str,
                        logdir: Path) -> dict:
-    """Instructions of one cold rotation, at full CPU, straight to moto: the function (from exec
-    to being stopped after the fourth response) and the floor (from exec to its exit after one
-    rotation). Both binaries' every thread; the dynamic loader and libc included."""
+    """Instructions at full CPU, straight to moto, every thread, the dynamic loader and libc
+    included. Cold: one rotation in a fresh process, the function from exec to being stopped
+    after the fourth response, the floor from exec to its exit after one rotation. Warm: one
+    process each, a first rotation (not counted), then `instruction_runs` rotations, callgrind's
+    counts written out after each: from one rotation's last response to the next's, the Runtime
+    API's round trips included."""
     fn_counts, floor_counts = [], []
     with tempfile.TemporaryDirectory(prefix="dsr-callgrind-") as tmp:
         launch = Launch(callgrind_dir=Path(tmp))
@@ -752,8 +799,26 @@ def count_instructions(g: Group, args, sm: Secrets, harness: Harness, moto: str,
             sm.check_finished(g.floor_arn, token, "floor under callgrind")
             out = next(Path(tmp).glob(f"floor.{floor.proc.pid}.out"))
             floor_counts.append(callgrind_total(out))
+
+        f = Function(args.binary, moto, logdir / f"{g.tag}-callgrind.log", launch, harness)
+        f.spawn()
+        floor = Floor(args.floor, moto, logdir / f"{g.tag}-callgrind.log", launch)
+        for i in range(args.instruction_runs + 1):
+            token = sm.stage(g.fn_arn)
+            f.rotate(g.fn_arn, token)
+            sm.check_finished(g.fn_arn, token, "function under callgrind")
+            callgrind_dump(f.proc.pid)
+            token = sm.stage(g.floor_arn)
+            floor.rotate(g.floor_arn, token, g.strategy)
+            sm.check_finished(g.floor_arn, token, "floor under callgrind")
+            callgrind_dump(floor.proc.pid)
+        f.stop()
+        floor.stop()
+        fn_warm = callgrind_dumps(Path(tmp), "function", f.proc.pid)[1:]
+        floor_warm = callgrind_dumps(Path(tmp), "floor", floor.proc.pid)[1:]
     return {"engine": g.engine, "strategy": g.strategy,
-            "function_cold_rotation": stats(fn_counts), "floor_cold_rotation": stats(floor_counts)}
+            "function_cold_rotation": stats(fn_counts), "floor_cold_rotation": stats(floor_counts),
+            "function_warm_rotation": stats(fn_warm), "floor_warm_rotation": stats(floor_warm)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -876,6 +941,19 @@ def targets(result: dict) -> list[dict]:
         else:
             out.append({"target": target, "measured": result.get("cgroup_unavailable")
                         or "not measured", "met": None})
+    for what, limit, unit, measure in (
+            (f"spawn to ready <= {TARGET_SMALL_READY_MS:g} ms (median, every group)",
+             TARGET_SMALL_READY_MS, "ms", lambda g: g["cold_ready_ms"]["median"]),
+            (f"warm rotation <= {TARGET_SMALL_RATIO:g} x the floor of the same run "
+             "(medians, every group)", TARGET_SMALL_RATIO, "x", lambda g: g["ratio_to_floor"])):
+        target = f"{share}: {what}"
+        if small:
+            worst = max(measure(g) for g in small["groups"])
+            out.append({"target": target, "measured": f"{worst:.2f} {unit}",
+                        "met": worst <= limit})
+        else:
+            out.append({"target": target, "measured": result.get("cgroup_unavailable")
+                        or "not measured", "met": None})
     arm = result["sizes"].get("arm64", {})
     if arm.get("available"):
         out.append({"target": f"arm64 zip < {TARGET_ARM64_ZIP_BYTES / 1e6:g} MB",
@@ -887,43 +965,47 @@ def targets(result: dict) -> list[dict]:
     return out
 
 
-def full_cpu_tables(p: dict) -> list[str]:
-    lines = []
-    head = ("engine", "strategy", "spawn->ready", "spawn->1st resp", "warm rotation",
-            "floor", "ratio", "peak RSS MB", "SM calls")
-    rows = [head]
+def pass_tables(p: dict) -> list[str]:
+    """One CPU share's figures, the floor's beside each of the function's."""
+    label = pass_label(p)
+    rows = [("engine", "strategy", "spawn->ready", "floor", "spawn->1st resp", "floor",
+             "cold rotation", "floor", "cold CPU", "floor", "peak RSS MB", "floor")]
     for g in p["groups"]:
         rss = max(g["peak_rss_kib"]["cold_max"], g["peak_rss_kib"]["warm"]) * 1024 / 1e6
-        calls = sorted(set(g["sm_calls"]["function_per_rotation"]))
+        floor_rss = max(g["peak_rss_kib"].get("floor_cold_max", 0),
+                        g["peak_rss_kib"]["floor"]) * 1024 / 1e6
         rows.append((g["engine"], g["strategy"], fmt(g["cold_ready_ms"], 2),
-                     fmt(g["cold_first_response_ms"]), fmt(g["warm_total_ms"]),
-                     fmt(g["floor_total_ms"]), f"{g['ratio_to_floor']:.2f}", f"{rss:.1f}",
-                     f"{'/'.join(map(str, calls))} (floor {g['sm_calls']['floor_per_rotation']})"))
-    lines.append("full CPU")
+                     fmt(g.get("floor_cold_ready_ms", {}), 2), fmt(g["cold_first_response_ms"]),
+                     fmt(g.get("floor_cold_first_response_ms", {})), fmt(g["cold_rotation_ms"]),
+                     fmt(g["floor_cold_rotation_ms"]), med(g["cold_cpu_ms"]),
+                     med(g["floor_cold_cpu_ms"]), f"{rss:.1f}", f"{floor_rss:.1f}"))
+    lines = [f"{label}: cold, a fresh process per rotation (wall time median [min-max], CPU time "
+             "median, ms; peak RSS the largest process)"]
     lines += render(rows)
     lines.append("")
-    rows = [("engine", "strategy", *STEPS, "in handler")]
+    rows = [("engine", "strategy", "warm rotation", "floor", "ratio", "warm CPU", "floor",
+             "ratio", "in handler", "SM calls")]
     for g in p["groups"]:
-        rows.append((g["engine"], g["strategy"], *(fmt(g["warm_step_ms"][s]) for s in STEPS),
-                     fmt(g["warm_handler_total_ms"])))
-    lines.append("warm steps at full CPU, as the runtime emulator sees them (\"in handler\": the "
+        calls = sorted(set(g["sm_calls"]["function_per_rotation"]))
+        rows.append((g["engine"], g["strategy"], fmt(g["warm_total_ms"]),
+                     fmt(g["floor_total_ms"]), f"{g['ratio_to_floor']:.2f}",
+                     med(g["warm_cpu_ms"], 2), med(g["floor_cpu_ms"], 2),
+                     f"{g.get('cpu_ratio_to_floor', 0):.2f}", fmt(g["warm_handler_total_ms"]),
+                     f"{'/'.join(map(str, calls))} (floor {g['sm_calls']['floor_per_rotation']})"))
+    lines.append(f"{label}: warm, one process, interleaved with the floor's (\"in handler\": the "
                  "sum of the function's own EMF Duration)")
     lines += render(rows)
+    lines.append("")
+    rows = [("engine", "strategy", *(h for s in STEPS for h in (s, "floor")))]
+    for g in p["groups"]:
+        cells = []
+        for s in STEPS:
+            cells += [fmt(g["warm_step_ms"][s]), fmt(g["floor_step_ms"][s])]
+        rows.append((g["engine"], g["strategy"], *cells))
+    lines.append(f"{label}: warm steps, as the runtime emulator sees them; the floor's as it "
+                 "times them")
+    lines += render(rows)
     return lines
-
-
-def share_table(passes: list[dict]) -> list[str]:
-    rows = [("CPU share", "engine", "strategy", "cold rotation", "cold CPU", "warm rotation",
-             "warm CPU", "floor cold", "cold CPU", "floor warm", "warm CPU")]
-    for p in passes:
-        for g in p["groups"]:
-            rows.append((pass_label(p), g["engine"], g["strategy"], fmt(g["cold_rotation_ms"]),
-                         med(g["cold_cpu_ms"]), fmt(g["warm_total_ms"]), med(g["warm_cpu_ms"]),
-                         fmt(g["floor_cold_rotation_ms"]), med(g["floor_cold_cpu_ms"]),
-                         fmt(g["floor_total_ms"]), med(g["floor_cpu_ms"])))
-    lines = ["rotations at each CPU share: wall time median [min-max] and CPU time (user + system,"
-             " median) per rotation, ms; the function, then the floor"]
-    return lines + render(rows)
 
 
 def cost_table(passes: list[dict]) -> list[str]:
@@ -945,14 +1027,21 @@ def cost_table(passes: list[dict]) -> list[str]:
 
 
 def instruction_table(counts: list[dict]) -> list[str]:
-    rows = [("engine", "strategy", "function", "floor", "ratio")]
+    rows = [("engine", "strategy", "cold", "floor", "ratio", "warm", "floor", "ratio")]
     for c in counts:
-        fn, fl = c["function_cold_rotation"], c["floor_cold_rotation"]
-        rows.append((c["engine"], c["strategy"], f"{fn['median'] / 1e6:.1f} M",
-                     f"{fl['median'] / 1e6:.1f} M", f"{fn['median'] / fl['median']:.2f}"))
+        cells = []
+        for kind in ("cold", "warm"):
+            fn, fl = c.get(f"function_{kind}_rotation", {}), c.get(f"floor_{kind}_rotation", {})
+            if fn.get("n") and fl.get("n"):
+                cells += [f"{fn['median'] / 1e6:.1f} M", f"{fl['median'] / 1e6:.1f} M",
+                          f"{fn['median'] / fl['median']:.2f}"]
+            else:
+                cells += ["-", "-", "-"]
+        rows.append((c["engine"], c["strategy"], *cells))
     n = counts[0]["function_cold_rotation"]["n"]
-    return ([f"instructions per cold rotation (callgrind, full CPU, median of {n}; exec to the "
-             "last response, every thread)"] + render(rows))
+    return ([f"instructions per rotation (callgrind, full CPU, median of {n}; cold: exec to the "
+             "last response; warm: one rotation of a warm process; every thread)"]
+            + render(rows))
 
 
 def table(result: dict) -> str:
@@ -963,11 +1052,9 @@ def table(result: dict) -> str:
                  f"{m['os']}, load average {m['load_average'][0]:.2f} at the start")
     lines.append("median [min-max], milliseconds unless stated")
     lines.append("")
-    full = next((p for p in result["passes"] if p["cpu_share"] is None), None)
-    if full:
-        lines += full_cpu_tables(full)
+    for p in result["passes"]:
+        lines += pass_tables(p)
         lines.append("")
-    lines += share_table(result["passes"])
     if result.get("cgroup_unavailable"):
         lines.append(f"CPU shares not measured: {result['cgroup_unavailable']}")
     lines.append("")
@@ -1005,7 +1092,8 @@ def render(rows: list[tuple]) -> list[str]:
 
 
 def parse_shares(text: str) -> list[float | None]:
-    """"full,0.0724" → [None, 0.0724]; "default" → full CPU and the 128/256/512 MB shares."""
+    """"full,0.0724,128mb" → [None, 0.0724, 128 / 1769]; "default" → full CPU and the
+    128/256/512 MB shares."""
     out: list[float | None] = []
     for item in text.split(","):
         item = item.strip().lower()
@@ -1013,6 +1101,8 @@ def parse_shares(text: str) -> list[float | None]:
             out += [None, *(share_of_memory(mb) for mb in DEFAULT_MEMORY_MB)]
         elif item in ("full", "1", "1.0"):
             out.append(None)
+        elif item.endswith("mb") and item[:-2].isdigit():
+            out.append(share_of_memory(int(item[:-2])))
         else:
             try:
                 share = float(item)
@@ -1034,8 +1124,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / ".stack" / "bench" / "results.json"))
     ap.add_argument("--artifacts", default=None, help="directory with <arch>/bootstrap.zip")
     ap.add_argument("--cpu-shares", default="default",
-                    help="comma-separated: 'full', a fraction of one CPU, or 'default' "
-                         "(full and the shares of 128, 256 and 512 MB)")
+                    help="comma-separated: 'full', a fraction of one CPU, a Lambda memory size "
+                         "('128mb'), or 'default' (full and the shares of 128, 256 and 512 MB)")
     ap.add_argument("--instruction-runs", type=int, default=3,
                     help="cold rotations counted under callgrind per group (0: none)")
     ap.add_argument("--engines", default=",".join(ENGINES))

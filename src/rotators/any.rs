@@ -14,9 +14,10 @@ use crate::deadline::StepContext;
 use crate::engine::{Engine, Family};
 use crate::error::{CloneFindings, Error, Shortfall};
 use crate::protocol::Strategy;
-use crate::tls::TlsRoots;
+use crate::tls::{LazyRoots, TlsRoots};
 
-/// The connectors of every engine, built once per container over the same trust roots.
+/// The connectors of every engine, built once per container over the same trust roots, which
+/// are loaded when a database is first contacted over TLS.
 #[derive(Debug, Clone)]
 pub struct Engines {
     postgres: postgres::PostgresRotator,
@@ -27,23 +28,29 @@ pub struct Engines {
 }
 
 impl Engines {
-    /// Builds the connectors and loads the TLS trust roots (system, Amazon RDS,
-    /// `TLS_EXTRA_CA_FILE`).
+    /// Builds the connectors over the TLS trust roots (system, Amazon RDS,
+    /// `TLS_EXTRA_CA_FILE`), loaded on first use; the extra file is read and checked now.
     pub fn new(config: &Config) -> Result<Self, Error> {
-        let roots = TlsRoots::load(
+        let roots = LazyRoots::new(
             &config.tls_system_store,
             config.tls_extra_ca_file.as_deref(),
         )?;
-        Ok(Self::with_roots(&roots, config))
+        Ok(Self::with_lazy_roots(&roots, config))
     }
 
     /// Builds the connectors over given trust roots (tests trust exactly their own CA).
     pub fn with_roots(roots: &TlsRoots, config: &Config) -> Self {
+        Self::with_lazy_roots(&LazyRoots::loaded(roots.clone()), config)
+    }
+
+    /// Builds the connectors over `roots`, shared with whatever else holds them (the AWS SDK's
+    /// HTTPS client): each engine makes its TLS connector when it first needs it.
+    pub fn with_lazy_roots(roots: &LazyRoots, config: &Config) -> Self {
         let transport = Transport::of(config);
         Engines {
-            postgres: postgres::PostgresRotator::new(roots.client_config(), transport),
-            mysql: mysql::MysqlRotator::new(roots, transport),
-            redis: redis::RedisRotator::new(roots.client_config(), transport),
+            postgres: postgres::PostgresRotator::new(roots.clone(), transport),
+            mysql: mysql::MysqlRotator::new(roots.clone(), transport),
+            redis: redis::RedisRotator::new(roots.clone(), transport),
             users: None,
         }
     }

@@ -117,6 +117,13 @@ pub(crate) fn attempt_timeout(
     })
 }
 
+/// Whether a login may make a verified-TLS attempt: its connector (and the trust roots under
+/// it, loaded on first use) is made before the first attempt, so that loading them never eats
+/// into an attempt's timeout.
+pub(crate) fn may_use_tls(mode: TlsMode, creds: &Login) -> bool {
+    TlsChoice::resolve(creds.ssl(), mode) != TlsChoice::Disable
+}
+
 /// Connects as the TLS choice for `creds` says: `attempt(true)` is a verified-TLS attempt,
 /// `attempt(false)` a plaintext one. Under `prefer`, a TLS attempt that failed before
 /// authentication is retried in plaintext, with a warning naming the secret and host.

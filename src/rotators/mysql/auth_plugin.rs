@@ -31,10 +31,10 @@ pub enum PasswordPlugin {
 
 impl PasswordPlugin {
     /// The plugins dual-password can write, for error messages.
-    pub const SUPPORTED: &'static str = "mysql_native_password, ed25519";
+    pub(super) const SUPPORTED: &'static str = "mysql_native_password, ed25519";
 
     /// The plugin named `name` as MariaDB spells it, if the function can compute its value.
-    pub fn parse(name: &str) -> Option<Self> {
+    pub(super) fn parse(name: &str) -> Option<Self> {
         match name {
             "mysql_native_password" => Some(PasswordPlugin::Native),
             "ed25519" => Some(PasswordPlugin::Ed25519),
@@ -43,7 +43,7 @@ impl PasswordPlugin {
     }
 
     /// The plugin's name in SQL.
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             PasswordPlugin::Native => "mysql_native_password",
             PasswordPlugin::Ed25519 => "ed25519",

@@ -58,26 +58,29 @@ mod quote;
 mod session;
 mod tls_requirement;
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
 
 pub use auth_plugin::PasswordPlugin;
-use mysql_async::SslOpts;
+use mysql_async::{Opts, OptsBuilder, SslOpts};
 pub use quote::{account_sql, quote_literal};
 pub use session::MySession;
 
-use super::driver::{CLOSE_TIMEOUT, Transport, connect_per_tls_choice};
+use super::driver::{CLOSE_TIMEOUT, Transport, connect_per_tls_choice, may_use_tls};
 use super::{Account, Added, CloneManagement, Connect, DualMaster, DualOwn, OwnPassword, Session};
 use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
 use crate::engine::Engine;
 use crate::error::{CloneFindings, Error, Shortfall};
-use crate::tls::TlsRoots;
+use crate::tls::{LazyRoots, TlsRoots};
 
 /// The MySQL-family connector: trust roots shared by every connection.
 #[derive(Clone)]
 pub(crate) struct MysqlRotator {
-    ssl: SslOpts,
-    roots: usize,
+    roots: LazyRoots,
+    /// Made on the first verified-TLS login.
+    tls: Arc<OnceLock<MysqlTls>>,
     transport: Transport,
 }
 
@@ -93,23 +96,29 @@ impl fmt::Debug for MysqlRotator {
 impl MysqlRotator {
     /// A connector trusting exactly `roots` (mysql_async's built-in webpki roots are switched
     /// off), falling back and sending passwords as `transport` allows.
-    pub(crate) fn new(roots: &TlsRoots, transport: Transport) -> Self {
+    pub(crate) fn new(roots: LazyRoots, transport: Transport) -> Self {
         // mysql_async builds its rustls configuration with `ClientConfig::builder()`, which needs a
         // process-wide provider. rustls picks aws-lc-rs by itself while it is the only provider
         // compiled in; installing it explicitly keeps that true if another provider ever enters
         // the dependency tree. An `Err` only means one is installed already.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         MysqlRotator {
-            ssl: ssl_opts(roots),
-            roots: roots.certificates().len(),
+            roots,
+            tls: Arc::new(OnceLock::new()),
             transport,
         }
+    }
+
+    /// The TLS set-up, made (and the trust roots loaded) on first use.
+    fn tls(&self) -> &MysqlTls {
+        self.tls
+            .get_or_init(|| MysqlTls::new(ssl_opts(self.roots.get())))
     }
 }
 
 /// mysql_async's TLS options trusting exactly `roots`: DER buffers (its `PathOrBuf` is not
-/// exported by name, hence the inference), which the driver parses into its own root store for
-/// each connection.
+/// exported by name, hence the inference), which the driver parses into its own root store when it
+/// builds its TLS connector, with webpki's built-in roots off.
 pub fn ssl_opts(roots: &TlsRoots) -> SslOpts {
     SslOpts::default()
         .with_root_certs(
@@ -122,6 +131,66 @@ pub fn ssl_opts(roots: &TlsRoots) -> SslOpts {
         .with_disable_built_in_roots(true)
 }
 
+/// One TLS configuration per container for mysql_async, as PostgreSQL and Redis share theirs.
+///
+/// mysql_async builds its rustls configuration (a root store from every certificate of
+/// [`SslOpts`], then `ClientConfig` and verifier: about 3.5 M instructions with our 262 roots) the
+/// first time a connection needs it, and caches it in the connection options: the cache (an
+/// `Arc`'d cell beside the `SslOpts`) is shared by every clone of an `Opts` and by
+/// [`OptsBuilder::from_opts`], and only [`OptsBuilder::ssl_opts`] starts a new one. So every login
+/// starts from a template `Opts` that carries the `SslOpts`, and sets its host, port, user,
+/// password and database over it: the first verified-TLS login builds the configuration, the
+/// others reuse it (and its TLS session cache). The driver takes no prebuilt `ClientConfig`;
+/// this is its own public API, with its verification (docs/benchmarks.md, "One TLS configuration
+/// per container").
+///
+/// `tls_server_name` lives in `SslOpts` (`with_danger_tls_hostname_override`), so each name gets
+/// a template of its own; the few most recent are kept.
+pub(crate) struct MysqlTls {
+    ssl: SslOpts,
+    /// Most recently used first.
+    templates: Mutex<VecDeque<(Option<String>, Opts)>>,
+}
+
+impl MysqlTls {
+    /// Templates kept: one per `tls_server_name` (and one for none), each with its own root store
+    /// once used.
+    const NAMES: usize = 4;
+
+    fn new(ssl: SslOpts) -> Self {
+        MysqlTls {
+            ssl,
+            templates: Mutex::new(VecDeque::with_capacity(Self::NAMES)),
+        }
+    }
+
+    /// Options to connect with verified TLS, `name` (a valid `tls_server_name`) being verified
+    /// and sent as SNI instead of the host: a template whose TLS configuration, once built, every
+    /// login with the same name shares. Its user, password, host and port are unset.
+    pub(super) fn template(&self, name: Option<&str>) -> Opts {
+        let mut templates = self
+            .templates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(at) = templates.iter().position(|(n, _)| n.as_deref() == name) {
+            let entry = templates.remove(at).expect("a position found above");
+            let opts = entry.1.clone();
+            templates.push_front(entry);
+            return opts;
+        }
+        // Despite its name this keeps full verification: the chain is checked and the
+        // certificate must match this name, which is also sent as SNI.
+        let ssl = self
+            .ssl
+            .clone()
+            .with_danger_tls_hostname_override(name.map(str::to_owned));
+        let opts = Opts::from(OptsBuilder::default().ssl_opts(ssl));
+        templates.truncate(Self::NAMES - 1);
+        templates.push_front((name.map(str::to_owned), opts.clone()));
+        opts
+    }
+}
+
 impl Connect for MysqlRotator {
     type Session = MySession;
 
@@ -131,11 +200,11 @@ impl Connect for MysqlRotator {
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<MySession, Error> {
-        connect_per_tls_choice(self.transport.mode, login, ctx, |tls| {
+        let tls = may_use_tls(self.transport.mode, login).then(|| self.tls());
+        connect_per_tls_choice(self.transport.mode, login, ctx, |use_tls| {
             MySession::open(
-                &self.ssl,
+                tls.filter(|_| use_tls),
                 login,
-                tls,
                 self.transport.cleartext,
                 attempt,
                 ctx,

@@ -5,8 +5,9 @@ use std::fmt;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, DriverError, IoError, OptsBuilder, SslOpts};
+use mysql_async::{Conn, DriverError, IoError, OptsBuilder};
 
+use super::MysqlTls;
 use super::auth_plugin::PasswordPlugin;
 use super::quote::quote_literal;
 use crate::credentials::Login;
@@ -99,19 +100,33 @@ impl fmt::Debug for MySession {
 }
 
 impl MySession {
-    /// One connection attempt with `creds`, verified TLS (`ssl`, plus `tls_server_name` as the
-    /// name verified and sent as SNI) or plaintext, bounded by the step's connect timeout.
+    /// One connection attempt with `creds`, verified TLS through `tls` when given (with
+    /// `tls_server_name` as the name verified and sent as SNI) or plaintext, bounded by the step's
+    /// connect timeout.
     pub(super) async fn open(
-        ssl: &SslOpts,
+        tls: Option<&MysqlTls>,
         creds: &Login,
-        use_tls: bool,
         cleartext: bool,
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<MySession, Failure> {
         let limit = attempt_timeout(ctx, attempt)?;
         let engine = creds.engine();
-        let mut opts = OptsBuilder::default()
+        let use_tls = tls.is_some();
+        let opts = match tls {
+            Some(tls) => {
+                if let Some(name) = creds.tls_server_name() {
+                    // Validated here so that the error names the field; an invalid name means
+                    // TLS cannot be set up, like an invalid `host` in the driver.
+                    crate::tls::server_name(creds.host(), Some(name))
+                        .map_err(|problem| Failure::login(engine, problem, true))?;
+                }
+                // The template carries the TLS options and the configuration built from them.
+                OptsBuilder::from_opts(tls.template(creds.tls_server_name()))
+            }
+            None => OptsBuilder::default(),
+        };
+        let opts = opts
             .ip_or_hostname(creds.host())
             .tcp_port(creds.port())
             .user(Some(creds.username()))
@@ -120,19 +135,6 @@ impl MySession {
             // The driver would otherwise read `@@socket` and reconnect through a local Unix
             // socket when one exists: a different account (`'user'@'localhost'`) and no TLS.
             .prefer_socket(false);
-        if use_tls {
-            let mut ssl = ssl.clone();
-            if let Some(name) = creds.tls_server_name() {
-                // Validated here so that the error names the field; an invalid name means TLS
-                // cannot be set up, like an invalid `host` in the driver.
-                crate::tls::server_name(creds.host(), Some(name))
-                    .map_err(|problem| Failure::login(engine, problem, true))?;
-                // Despite its name this keeps full verification: the chain is checked and the
-                // certificate must match this name, which is also sent as SNI.
-                ssl = ssl.with_danger_tls_hostname_override(Some(name.to_owned()));
-            }
-            opts = opts.ssl_opts(ssl);
-        }
         let work = async {
             let mut conn = Conn::new(opts).await.map_err(|e| {
                 if is_refusal(&e) {

@@ -18,7 +18,7 @@ mod master;
 mod preflight;
 mod session;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -27,19 +27,23 @@ pub use session::PgSession;
 
 use super::driver::{
     CLOSE_TIMEOUT, MAY_HAVE_APPLIED, Transport, bounded, connect_per_tls_choice, database_error,
+    may_use_tls,
 };
 use super::{Account, CloneManagement, Connect, OwnPassword, Session};
 use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
 use crate::engine::Engine;
 use crate::error::{CloneFindings, Error, Shortfall};
+use crate::tls::LazyRoots;
 use session::{describe, statement_code};
 
 /// The PostgreSQL connector: TLS configuration shared by every connection.
 #[derive(Clone)]
 pub(crate) struct PostgresRotator {
-    /// Built once: each connection clones it (an `Arc`), never the rustls configuration.
-    tls: MakeRustlsConnect,
+    roots: LazyRoots,
+    /// Built on the first verified-TLS login over the container's one rustls configuration; each
+    /// connection clones it (an `Arc`), never the configuration.
+    tls: Arc<OnceLock<MakeRustlsConnect>>,
     transport: Transport,
 }
 
@@ -52,13 +56,20 @@ impl std::fmt::Debug for PostgresRotator {
 }
 
 impl PostgresRotator {
-    /// A connector verifying servers with `tls`, falling back and sending passwords as
-    /// `transport` allows.
-    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, transport: Transport) -> Self {
+    /// A connector verifying servers with `roots`' configuration, falling back and sending
+    /// passwords as `transport` allows.
+    pub(crate) fn new(roots: LazyRoots, transport: Transport) -> Self {
         PostgresRotator {
-            tls: MakeRustlsConnect::new((*tls).clone()),
+            roots,
+            tls: Arc::new(OnceLock::new()),
             transport,
         }
+    }
+
+    /// The TLS connector, made (and the trust roots loaded) on first use.
+    fn tls(&self) -> &MakeRustlsConnect {
+        self.tls
+            .get_or_init(|| MakeRustlsConnect::new((*self.roots.get().client_config()).clone()))
     }
 }
 
@@ -71,11 +82,11 @@ impl Connect for PostgresRotator {
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<PgSession, Error> {
-        connect_per_tls_choice(self.transport.mode, login, ctx, |tls| {
+        let tls = may_use_tls(self.transport.mode, login).then(|| self.tls());
+        connect_per_tls_choice(self.transport.mode, login, ctx, |use_tls| {
             PgSession::open(
-                &self.tls,
+                tls.filter(|_| use_tls),
                 login,
-                tls,
                 self.transport.cleartext,
                 attempt,
                 ctx,

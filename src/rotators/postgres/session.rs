@@ -49,14 +49,13 @@ impl MakeTlsConnect<Socket> for NamedTls {
 }
 
 impl PgSession {
-    /// One connection attempt with `creds`, verified TLS through `tls` or plaintext, bounded by
-    /// the step's connect timeout. The session is sealed by its startup options (see
+    /// One connection attempt with `creds`, verified TLS through `tls` (when given) or
+    /// plaintext, bounded by the step's connect timeout. The session is sealed by its startup options (see
     /// [`sealed_options`]); on plaintext, a server asking for the password in cleartext or as MD5
     /// is refused unless `cleartext` allows it.
     pub(super) async fn open(
-        tls: &MakeRustlsConnect,
+        tls: Option<&MakeRustlsConnect>,
         creds: &Login,
-        use_tls: bool,
         cleartext: bool,
         attempt: &str,
         ctx: &StepContext<'_>,
@@ -76,7 +75,7 @@ impl PgSession {
             .options(sealed_options(statements))
             .connect_timeout(timeout);
         let engine = creds.engine();
-        let connected = if use_tls {
+        let connected = if let Some(tls) = tls {
             config.ssl_mode(tokio_postgres::config::SslMode::Require);
             let tls = NamedTls {
                 inner: tls.clone(),

@@ -28,7 +28,7 @@ mod change;
 mod session;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ::redis::{Value, cmd};
 use tokio_rustls::TlsConnector;
@@ -36,12 +36,15 @@ use tokio_rustls::TlsConnector;
 pub use acl::password_hash;
 pub use session::RedisSession;
 
-use super::driver::{Transport, connect_per_tls_choice, database_error, database_error_hinted};
+use super::driver::{
+    Transport, connect_per_tls_choice, database_error, database_error_hinted, may_use_tls,
+};
 use super::{Account, Connect, DualMaster, OwnPassword, Session};
 use crate::credentials::{Login, Password};
 use crate::deadline::StepContext;
 use crate::engine::Engine;
 use crate::error::{Error, Shortfall, ShortfallKind};
+use crate::tls::LazyRoots;
 use acl::{AclUser, PasswordChange, Persistence};
 use change::CHANGING;
 
@@ -57,7 +60,9 @@ const MASTER_DENIED: &str =
 /// The Redis rotator: the TLS connector shared by every connection.
 #[derive(Clone)]
 pub(crate) struct RedisRotator {
-    tls: TlsConnector,
+    roots: LazyRoots,
+    /// Built on the first verified-TLS login over the container's one rustls configuration.
+    tls: Arc<OnceLock<TlsConnector>>,
     transport: Transport,
 }
 
@@ -70,13 +75,20 @@ impl fmt::Debug for RedisRotator {
 }
 
 impl RedisRotator {
-    /// A connector verifying servers with `tls`, falling back and sending passwords as
-    /// `transport` allows.
-    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, transport: Transport) -> Self {
+    /// A connector verifying servers with `roots`' configuration, falling back and sending
+    /// passwords as `transport` allows.
+    pub(crate) fn new(roots: LazyRoots, transport: Transport) -> Self {
         RedisRotator {
-            tls: session::connector(tls),
+            roots,
+            tls: Arc::new(OnceLock::new()),
             transport,
         }
+    }
+
+    /// The TLS connector, made (and the trust roots loaded) on first use.
+    fn tls(&self) -> &TlsConnector {
+        self.tls
+            .get_or_init(|| session::connector(self.roots.get().client_config()))
     }
 }
 
@@ -89,11 +101,11 @@ impl Connect for RedisRotator {
         attempt: &str,
         ctx: &StepContext<'_>,
     ) -> Result<RedisSession, Error> {
-        connect_per_tls_choice(self.transport.mode, login, ctx, |tls| {
+        let tls = may_use_tls(self.transport.mode, login).then(|| self.tls());
+        connect_per_tls_choice(self.transport.mode, login, ctx, |use_tls| {
             RedisSession::open(
-                &self.tls,
+                tls.filter(|_| use_tls),
                 login,
-                tls,
                 self.transport.cleartext,
                 attempt,
                 ctx,

@@ -48,12 +48,12 @@ impl fmt::Debug for RedisSession {
 }
 
 impl RedisSession {
-    /// One connection attempt with `creds`, verified TLS (`use_tls`, with `tls_server_name` as the
-    /// name verified and sent as SNI) or plaintext, bounded by the step's connect timeout.
+    /// One connection attempt with `creds`, verified TLS through `tls` when given (with
+    /// `tls_server_name` as the name verified and sent as SNI) or plaintext, bounded by the step's
+    /// connect timeout.
     pub(super) async fn open(
-        tls: &TlsConnector,
+        tls: Option<&TlsConnector>,
         creds: &Login,
-        use_tls: bool,
         cleartext: bool,
         attempt: &str,
         ctx: &StepContext<'_>,
@@ -61,7 +61,7 @@ impl RedisSession {
         let limit = attempt_timeout(ctx, attempt)?;
         let engine = creds.engine();
         // `AUTH` carries the password as it is: never over plaintext unless the operator said so.
-        if !use_tls && !cleartext {
+        if tls.is_none() && !cleartext {
             return Err(Failure::login(engine, CLEARTEXT_REFUSED.to_owned(), false));
         }
         let deadline = Instant::now() + limit.timeout;
@@ -77,7 +77,7 @@ impl RedisSession {
                 Failure::login(engine, error_chain(&e), before_auth)
             })?;
         let _ = tcp.set_nodelay(true);
-        let logged_in = if use_tls {
+        let logged_in = if let Some(tls) = tls {
             let name = crate::tls::server_name(creds.host(), creds.tls_server_name())
                 .map_err(|problem| Failure::login(engine, problem, true))?;
             let stream = timeout_at(deadline, tls.connect(name, tcp))
