@@ -23,7 +23,14 @@
 # `sam build` compiles it, and the later x86_64 commands find it compiled (the same cargo
 # invocation, profile and flags); the arm64 commands likewise share one build.
 #
-# Usage: scripts/guide_check.sh [--keep]   (--keep leaves the clone, and says where)
+# The clone is fresh every time; its build cache is not, as in any CI with a cache: the clone's
+# target/ (less target/lambda, the packages) is kept between runs in DSR_GUIDE_CACHE (default
+# /var/tmp/dsr-guide-cache), and the clone is made at the same path each time, so that cargo
+# finds the dependencies compiled and builds only what the commit changed. On a fresh machine
+# the cache is empty and every build is from scratch; --cold empties it first. One check at a
+# time uses a cache (a lock).
+#
+# Usage: scripts/guide_check.sh [--keep] [--cold]   (--keep leaves the clone, and says where)
 set -euo pipefail
 
 LOG_TAG=guide
@@ -31,21 +38,36 @@ LOG_TAG=guide
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
 
-KEEP=0
-case ${1:-} in
-    --keep) KEEP=1 ;;
-    "") ;;
-    *) die "usage: scripts/guide_check.sh [--keep]" ;;
-esac
+KEEP=0 COLD=0
+for arg in "$@"; do
+    case $arg in
+        --keep) KEEP=1 ;;
+        --cold) COLD=1 ;;
+        *) die "usage: scripts/guide_check.sh [--keep] [--cold]" ;;
+    esac
+done
 
 ensure_rust
 have unzip || apt_install unzip
-WORK="$(mktemp -d /var/tmp/dsr-guide.XXXXXX)"
+CACHE=${DSR_GUIDE_CACHE:-/var/tmp/dsr-guide-cache}
+mkdir -p "$CACHE"
+exec 9>"$CACHE/lock"
+flock -n 9 || { log "another guide check uses $CACHE; waiting"; flock 9; }
+WORK=$CACHE/run
+rm -rf "$WORK"
+mkdir -p "$WORK"
+((COLD == 0)) || rm -rf "$CACHE/target"
+CLONE=$WORK/clone
 finish() {
     local rc=$?
     phase_summary || true
+    # The build cache goes back for the next run, without the packages.
+    if [[ -d $CLONE/target ]]; then
+        rm -rf "$CACHE/target" "$CLONE/target/lambda"
+        mv "$CLONE/target" "$CACHE/target"
+    fi
     if ((KEEP)); then
-        log "the clone is kept in $WORK/clone"
+        log "the clone is kept in $CLONE (its target/ is in $CACHE)"
     else
         rm -rf "$WORK"
     fi
@@ -53,8 +75,13 @@ finish() {
 }
 trap finish EXIT
 
-CLONE=$WORK/clone
 phase "git clone (HEAD $(git rev-parse --short HEAD))" git clone --quiet --no-hardlinks "$REPO_ROOT" "$CLONE"
+if [[ -d $CACHE/target ]]; then
+    mv "$CACHE/target" "$CLONE/target"
+    log "build cache: $CACHE/target (kept from the last run; --cold builds from scratch)"
+else
+    log "build cache: none, every build is from scratch"
+fi
 
 # guide STEP COMMANDS: the commands, in bash in the clone, in a shell that began with no AWS
 # variable; the tools line is evaluated first (after the first step), and no AWS variable may be
@@ -97,7 +124,7 @@ TOOLS_LINE="$(cat "$WORK/tools.line")"
 grep -q '^case ' <<<"$TOOLS_LINE" || die "scripts/stack.sh tools printed: $TOOLS_LINE"
 
 phase "sam validate --lint" guide 'sam validate --lint'
-phase "sam build --beta-features --parameter-overrides Architecture=x86_64 (from scratch)" \
+phase "sam build --beta-features --parameter-overrides Architecture=x86_64" \
     guide 'sam build --beta-features --parameter-overrides Architecture=x86_64'
 built_by_sam() {
     guide 'readelf -h .aws-sam/build/RotationFunction/bootstrap | grep -q "Machine:.*X86-64"'

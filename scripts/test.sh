@@ -5,7 +5,10 @@
 #   scripts/test.sh --load   the same and the load profile (DSR_LOAD=1 does the same): the
 #                            integration tests marked `#[ignore = "load profile: …"]` (the full
 #                            fault matrices, the storm, the soak, 50 secrets at once on each SQL
-#                            server). CI (.ci/run) runs this.
+#                            server), every PostgreSQL test on PostgreSQL 18 (not only the core
+#                            ones) and README's replay of the demo (scripts/tests/
+#                            readme_replay_test.sh, which runs the demo through cargo lambda).
+#                            CI (.ci/run) runs this.
 #
 # In order:
 #   1. checks for Rust (stops at once, saying what to install, when there is none);
@@ -15,11 +18,11 @@
 #      workspace (also without the default features), the unit tests, the integration tests
 #      (tests/it, on PostgreSQL 15), and the ElastiCache and MemoryDB unit tests without the
 #      default features;
-#   4. with --load, the load profile's integration tests; then the PostgreSQL matrix: every
-#      PostgreSQL test again on PostgreSQL 18, and on 16 and 17 the rotation, invariant,
-#      alternating-users, master and doctor tests (DSR_PG_MATRIX=0 skips the matrix);
-#   5. the scripts' own tests (scripts/tests/*.sh), the template checks (scripts/check_template.sh)
-#      and the CDK example's check (scripts/check_cdk.sh).
+#   4. with --load, the load profile's integration tests; then the PostgreSQL matrix: on 16, 17
+#      and 18 the rotation, invariant, alternating-users, master and doctor tests, and with
+#      --load every PostgreSQL test on 18 (DSR_PG_MATRIX=0 skips the matrix);
+#   5. the scripts' own tests (scripts/tests/*.sh; README's replay with --load), the template
+#      checks (scripts/check_template.sh) and the CDK example's check (scripts/check_cdk.sh).
 # Every phase is timed; a summary closes the run. Every integration-test run also times each
 # test: target/tmp/test-times/<run>.tsv (seconds, outcome, name; slowest first), and the
 # slowest are listed after the run (docs/testing.md). On exit, pass or fail, it stops the
@@ -204,13 +207,22 @@ if ((LOAD)); then
     phase "load profile: integration tests" it_tests load --ignored "${TEST_ARGS[@]}"
 fi
 if [[ ${DSR_PG_MATRIX:-1} != 0 ]]; then
-    phase "PostgreSQL 18: every PostgreSQL test" pg_tests 18 "${PG_ALL[@]}"
-    for major in 16 17; do
+    if ((LOAD)); then
+        phase "PostgreSQL 18: every PostgreSQL test" pg_tests 18 "${PG_ALL[@]}"
+        majors=(16 17)
+    else
+        majors=(18 16 17)
+    fi
+    for major in "${majors[@]}"; do
         phase "PostgreSQL $major: rotation, invariant, master, doctor" pg_tests "$major" \
             "${PG_CORE[@]}" "${PG_ALL[@]}"
     done
 fi
 for t in scripts/tests/*_test.sh; do
+    # README's replay runs the demo through cargo lambda (two minutes): with --load, as CI does.
+    if [[ $t == */readme_replay_test.sh ]] && ((!LOAD)); then
+        continue
+    fi
     phase "$t" bash "$t"
 done
 phase "template checks" bash scripts/check_template.sh
