@@ -88,53 +88,76 @@ pub async fn preflight<A: CacheUserApi>(
             "only users with password authentication can be rotated",
         )),
     }
-    match &user.status {
-        UserStatus::Active => {}
-        UserStatus::Modifying | UserStatus::Creating => {
-            if let Some(age) = modifying_for.filter(|age| *age > window) {
-                findings.push(finding(
-                    "stuck-modifying",
-                    format!(
-                        "the user has been {} for at least {} minutes, longer than the {} \
-                         minutes allowed",
-                        user.status,
-                        age.as_secs() / 60,
-                        window.as_secs() / 60
-                    ),
-                    "look at the service's events for the user and its user groups (ACLs); the \
-                     rotation resumes by itself once the user is active",
-                ));
-            }
-        }
-        UserStatus::Deleting => findings.push(finding(
-            "status",
-            "the user is being deleted".to_owned(),
-            "point user_arn at the user that replaces it, or stop rotating this secret",
-        )),
-        UserStatus::Other(_) => findings.push(finding(
-            "status",
-            format!("the user's status is {}, not active", user.status),
-            "wait for the user to become active",
-        )),
-    }
-    match user
-        .password_count
-        .filter(|_| user.authentication == AuthType::Password)
-    {
-        Some(1 | 2) | None => {}
-        Some(0) => findings.push(finding(
-            "password-count",
-            "the user holds no password, so the secret's password cannot log in".to_owned(),
-            "set the secret's current password on the user, then rotate",
-        )),
-        Some(n) => findings.push(finding(
-            "password-count",
-            format!("the service reports {n} passwords, more than the two it allows"),
-            "check the user with the service's console or CLI",
-        )),
+    let checks = [
+        status_problem(&user, window, modifying_for),
+        password_count_problem(&user),
+    ];
+    for (check, missing, hint) in checks.into_iter().flatten() {
+        findings.push(finding(check, missing, hint));
     }
     Ok(Preflight {
         user: Some(user),
         findings,
     })
+}
+
+/// A problem found: the check's name, what is wrong, what to do.
+type Problem = (&'static str, String, &'static str);
+
+/// What the user's status says of the next rotation: nothing while it is `active`, or
+/// `modifying` (or `creating`) for no longer than `window` as far as the caller knows.
+fn status_problem(
+    user: &CacheUser,
+    window: Duration,
+    modifying_for: Option<Duration>,
+) -> Option<Problem> {
+    match &user.status {
+        UserStatus::Active => None,
+        UserStatus::Modifying | UserStatus::Creating => {
+            let age = modifying_for.filter(|age| *age > window)?;
+            Some((
+                "stuck-modifying",
+                format!(
+                    "the user has been {} for at least {} minutes, longer than the {} minutes \
+                     allowed",
+                    user.status,
+                    age.as_secs() / 60,
+                    window.as_secs() / 60
+                ),
+                "look at the service's events for the user and its user groups (ACLs); the \
+                 rotation resumes by itself once the user is active",
+            ))
+        }
+        UserStatus::Deleting => Some((
+            "status",
+            "the user is being deleted".to_owned(),
+            "point user_arn at the user that replaces it, or stop rotating this secret",
+        )),
+        UserStatus::Other(_) => Some((
+            "status",
+            format!("the user's status is {}, not active", user.status),
+            "wait for the user to become active",
+        )),
+    }
+}
+
+/// A password user must hold one or two passwords: none, and the secret's cannot log in; more
+/// than two, and the service's state is not what rotation expects.
+fn password_count_problem(user: &CacheUser) -> Option<Problem> {
+    match user
+        .password_count
+        .filter(|_| user.authentication == AuthType::Password)
+    {
+        Some(1 | 2) | None => None,
+        Some(0) => Some((
+            "password-count",
+            "the user holds no password, so the secret's password cannot log in".to_owned(),
+            "set the secret's current password on the user, then rotate",
+        )),
+        Some(n) => Some((
+            "password-count",
+            format!("the service reports {n} passwords, more than the two it allows"),
+            "check the user with the service's console or CLI",
+        )),
+    }
 }

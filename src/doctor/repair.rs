@@ -158,40 +158,59 @@ where
             ))
         }
         (Action::CompletedRotation, Some(current)) => {
-            info!(
-                secret_id = arn,
-                version,
-                from_version = current,
-                "moving AWSCURRENT: only the pending version logs in"
-            );
-            store.promote(arn, version, current, ctx).await?;
-            if logs_in(examiner, arn, Stage::Current, None).await? == Some(true) {
-                return Ok(repair(
-                    true,
-                    format!(
-                        "moved AWSCURRENT to version {version}, as finishSecret would; version \
-                         {current} is AWSPREVIOUS"
-                    ),
-                ));
-            }
-            warn!(
-                secret_id = arn,
-                version, "the promoted version does not log in; moving AWSCURRENT back"
-            );
-            store.promote(arn, current, version, ctx).await?;
-            Ok(repair(
-                false,
-                format!(
-                    "moved AWSCURRENT to version {version}, which then did not log in, so \
-                     AWSCURRENT was moved back to version {current} (the service labels version \
-                     {version} AWSPREVIOUS as it does so)"
-                ),
-            ))
+            let (done, detail) = promote_and_verify(examiner, arn, version, current).await?;
+            Ok(repair(done, detail))
         }
         (Action::CompletedRotation, None) | (Action::None, _) => {
             Ok(repair(false, NOTHING_TO_DO.to_owned()))
         }
     }
+}
+
+/// Moves `AWSCURRENT` from version `current` to `version`, as finishSecret would, then logs in
+/// with the new current credential; when it does not log in, moves the label back. Returns
+/// whether the rotation is complete, and what was done.
+async fn promote_and_verify<S, R, A>(
+    examiner: &Examiner<'_, S, R, A>,
+    arn: &str,
+    version: &str,
+    current: &str,
+) -> Result<(bool, String), Error>
+where
+    S: SecretStore + SecretInventory,
+    R: Rotator,
+    A: RdsApi,
+{
+    let (store, ctx) = (&examiner.scope.app.store, &examiner.scope.ctx);
+    info!(
+        secret_id = arn,
+        version,
+        from_version = current,
+        "moving AWSCURRENT: only the pending version logs in"
+    );
+    store.promote(arn, version, current, ctx).await?;
+    if logs_in(examiner, arn, Stage::Current, None).await? == Some(true) {
+        return Ok((
+            true,
+            format!(
+                "moved AWSCURRENT to version {version}, as finishSecret would; version {current} \
+                 is AWSPREVIOUS"
+            ),
+        ));
+    }
+    warn!(
+        secret_id = arn,
+        version, "the promoted version does not log in; moving AWSCURRENT back"
+    );
+    store.promote(arn, current, version, ctx).await?;
+    Ok((
+        false,
+        format!(
+            "moved AWSCURRENT to version {version}, which then did not log in, so AWSCURRENT \
+             was moved back to version {current} (the service labels version {version} \
+             AWSPREVIOUS as it does so)"
+        ),
+    ))
 }
 
 /// Why `action` must not be made now, found by looking again: the labels moved, a login that

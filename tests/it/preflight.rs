@@ -16,6 +16,8 @@
 
 mod agreement;
 
+use std::time::Duration;
+
 use db_secret_rotator::rotators::Rotator;
 use serde_json::{Value, json};
 
@@ -25,6 +27,7 @@ use crate::support::masters::{
 use crate::support::preflight::*;
 use crate::support::proxy::{Answer, Rule, SmProxy, When};
 use crate::support::redis::APP_RULES;
+use crate::support::runtime_api::{FunctionProcess, Outcome};
 use crate::support::setups::*;
 use crate::support::*;
 
@@ -478,5 +481,69 @@ async fn rds_managed_master_without_describe_permission_fails_naming_it() {
         .await
         .unwrap();
     rotates(stack, &function, &setup).await;
+    setup.drop(stack).await;
+}
+
+/// The preflight on demand, through the function's binary: `{"Command": "preflight",
+/// "SecretId"}` fails with `PreflightFailed` naming what the next rotation would lack, answers
+/// the report once it is granted, writes nothing either way, and is refused unless the
+/// deployment lets events audit (`AUDIT_EVENTS`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preflight_on_demand_in_the_function() {
+    let (stack, redis) = require_redis!();
+    let client = sm_client().await;
+    let setup = redis_setup(stack, redis, &client, Strategy::SingleUser, APP_RULES).await;
+    let event = json!({"Command": "preflight", "SecretId": setup.arn});
+    let process =
+        FunctionProcess::spawn(stack, &unique("preflight"), &[("AUDIT_EVENTS", "audit")]).await;
+    let labels_before = labels(&client, &setup.arn).await;
+    let before = setup.state(stack).await;
+    let failed = process
+        .api
+        .invoke_json(&event, Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        failed.error_type(),
+        Some("PreflightFailed"),
+        "{failed:?}\n{}",
+        process.logs()
+    );
+    let text = format!("{failed:?}");
+    assert!(
+        text.contains(&setup.arn) && text.contains("cannot-change-password"),
+        "{text}"
+    );
+    assert_eq!(setup.state(stack).await, before);
+
+    let mut grant = vec!["SETUSER", setup.name.as_str()];
+    grant.extend_from_slice(&REDIS_SELF_RULES[3..]);
+    redis::acl(stack, redis, &grant).await;
+    redis::acl(stack, redis, &["SAVE"]).await;
+    let granted = setup.state(stack).await;
+    let passed = process
+        .api
+        .invoke_json(&event, Duration::from_secs(30))
+        .await;
+    let Outcome::Response(body) = passed else {
+        panic!("{passed:?}\n{}", process.logs());
+    };
+    let document: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(document["healthy"], json!(1), "{document}");
+    assert_eq!(
+        document["secrets"][0]["secret"],
+        json!(setup.arn),
+        "{document}"
+    );
+    assert_eq!(setup.state(stack).await, granted);
+    assert_eq!(labels(&client, &setup.arn).await, labels_before);
+    assert_no_password_in(&process.logs(), "the function's log");
+
+    // By default an event may not ask for it.
+    let default = FunctionProcess::spawn(stack, &unique("nopreflight"), &[]).await;
+    let refused = default
+        .api
+        .invoke_json(&event, Duration::from_secs(30))
+        .await;
+    assert_eq!(refused.error_type(), Some("InvalidEvent"), "{refused:?}");
     setup.drop(stack).await;
 }
