@@ -91,8 +91,9 @@ fn main() -> ExitCode {
 /// The container's state, which the function and the command line share: the configuration, its
 /// warnings logged, the connectors over the trust roots, the Secrets Manager client trusting the
 /// same system roots, and the RDS lookups (whose client is built on the first RDS call). The
-/// trust roots are loaded when first needed (docs/benchmarks.md, "Start-up"); `TLS_EXTRA_CA_FILE`
-/// is read and checked here, so that a bad file fails before any AWS call.
+/// trust roots are loaded when first needed (docs/benchmarks.md, "At the floor on a 128 MB
+/// function"); `TLS_EXTRA_CA_FILE` is read and checked here, so that a bad file fails before
+/// any AWS call.
 async fn app(env: &Env) -> Result<App<SdkSecretStore, Engines, SdkRds>, Error> {
     let (config, warnings) = Config::from_env(env)?;
     for warning in warnings {

@@ -206,8 +206,8 @@ impl TlsRoots {
 }
 
 /// The container's trust roots, loaded when first needed rather than at start-up
-/// (docs/benchmarks.md, "Start-up"): the start-up of a 128 MB function, at 7 % of a CPU, is
-/// then the configuration and the clients alone.
+/// (docs/benchmarks.md, "At the floor on a 128 MB function"): the start-up of a 128 MB
+/// function, at 7 % of a CPU, is then the configuration and the clients alone.
 ///
 /// [`LazyRoots::new`] reads and checks `TLS_EXTRA_CA_FILE` at once, so that a bad file still
 /// fails start-up naming the variable, before any AWS call; it costs a few certificates. The

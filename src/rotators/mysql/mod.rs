@@ -141,8 +141,8 @@ pub fn ssl_opts(roots: &TlsRoots) -> SslOpts {
 /// starts from a template `Opts` that carries the `SslOpts`, and sets its host, port, user,
 /// password and database over it: the first verified-TLS login builds the configuration, the
 /// others reuse it (and its TLS session cache). The driver takes no prebuilt `ClientConfig`;
-/// this is its own public API, with its verification (docs/benchmarks.md, "One TLS configuration
-/// per container").
+/// this is its own public API, with its verification (docs/benchmarks.md, "At the floor on
+/// a 128 MB function").
 ///
 /// `tls_server_name` lives in `SslOpts` (`with_danger_tls_hostname_override`), so each name gets
 /// a template of its own; the few most recent are kept.
