@@ -168,9 +168,11 @@ main() {
     # The function alone first: built together with the examples, it would get the features that
     # the dev-dependencies add (tokio's test-util, …), and not be the binary that ships.
     log "cargo build --release (the function, then the floor and the bench harness; log: $BUILD_LOG)"
-    cargo build --release --bin db-secret-rotator >>"$BUILD_LOG" 2>&1 &&
-        cargo build --release --example floor --example bench-harness >>"$BUILD_LOG" 2>&1 ||
-        { log_tail "$BUILD_LOG"; die "cargo build --release failed"; }
+    if ! { cargo build --release --bin db-secret-rotator >>"$BUILD_LOG" 2>&1 &&
+        cargo build --release --example floor --example bench-harness >>"$BUILD_LOG" 2>&1; }; then
+        log_tail "$BUILD_LOG"
+        die "cargo build --release failed"
+    fi
 
     if ((SIZES)); then
         if (ensure_cargo_lambda) && tools_on_path && cargo lambda --version >/dev/null 2>&1; then
