@@ -117,6 +117,22 @@ mod tests {
         );
     }
 
+    /// The driver signs what the server's authentication switch carries. MariaDB's ed25519
+    /// challenge is 32 random bytes with no terminator, and a trailing zero is part of it; MySQL's
+    /// plugins end their scramble with a terminator that is not (vendor/README.md).
+    #[test]
+    fn an_ed25519_challenge_ending_in_zero_is_signed_whole() {
+        use mysql_common::packets::AuthSwitchRequest;
+        let mut challenge = [0x5a_u8; 32];
+        challenge[31] = 0;
+        let ed25519 = AuthSwitchRequest::new(&b"client_ed25519"[..], &challenge[..]);
+        assert_eq!(ed25519.plugin_data(), &challenge[..]);
+        let mut scramble = [0x21_u8; 21];
+        scramble[20] = 0;
+        let native = AuthSwitchRequest::new(&b"mysql_native_password"[..], &scramble[..]);
+        assert_eq!(native.plugin_data(), &scramble[..20]);
+    }
+
     #[test]
     fn plugins_by_name() {
         for plugin in [PasswordPlugin::Native, PasswordPlugin::Ed25519] {
