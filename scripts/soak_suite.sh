@@ -64,17 +64,6 @@ stop_hog() {
     HOG_PIDS=()
 }
 
-# The services running now that were not running before the soak.
-started_by_us() {
-    local name before
-    for name in $(scripts/stack.sh running 2>/dev/null); do
-        for before in "${RUNNING_BEFORE[@]}"; do
-            [[ $name == "$before" ]] && continue 2
-        done
-        printf '%s\n' "$name"
-    done
-}
-
 finish() {
     local rc=$?
     stop_hog

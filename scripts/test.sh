@@ -123,17 +123,6 @@ ensure_rust
 RUNNING_BEFORE=()
 STACK_TOUCHED=0
 
-# The services running now that were not running before this run.
-started_by_us() {
-    local name before
-    for name in $(scripts/stack.sh running 2>/dev/null); do
-        for before in "${RUNNING_BEFORE[@]}"; do
-            [[ $name == "$before" ]] && continue 2
-        done
-        printf '%s\n' "$name"
-    done
-}
-
 finish() {
     local rc=$?
     if ((STACK_TOUCHED)); then

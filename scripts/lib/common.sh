@@ -145,3 +145,15 @@ phase_summary() {
 source "$REPO_ROOT/scripts/lib/python.sh"
 # shellcheck source=scripts/lib/rust.sh
 source "$REPO_ROOT/scripts/lib/rust.sh"
+
+# started_by_us: the stack's services running now that were not running when the caller filled
+# RUNNING_BEFORE (scripts/test.sh, scripts/soak_suite.sh: they stop only those at the end).
+started_by_us() {
+    local name before
+    for name in $(scripts/stack.sh running 2>/dev/null); do
+        for before in "${RUNNING_BEFORE[@]}"; do
+            [[ $name == "$before" ]] && continue 2
+        done
+        printf '%s\n' "$name"
+    done
+}
